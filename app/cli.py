@@ -1,0 +1,143 @@
+"""The `cohort` command: Flask's CLI plus the commands that run Cohort.
+
+    cohort dev            everything on embedded defaults, with demo data (development)
+    cohort seed-demo      the demo institution and owner
+    cohort db-upgrade     apply migrations to DATABASE_URL
+    cohort sweep-outbox   ... and every domain's own commands (cohort --help)
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from app import create_app, migrate
+from app.config import PROJECT_ROOT
+
+cli = FlaskGroup(create_app=lambda: create_app(), help=__doc__)
+
+
+@cli.command("db-upgrade")
+@with_appcontext
+def db_upgrade():
+    """Apply every migration to DATABASE_URL (alembic upgrade head)."""
+    migrate.upgrade(current_app.config["DATABASE_URL"])
+
+
+@cli.command("seed-demo")
+@with_appcontext
+def seed_demo():
+    """Create the demo institution and its owner (if missing) and print the login."""
+    from app import demo
+
+    result = demo.seed()
+    click.echo(f"demo institution /{result.institution.slug}/ "
+               f"({'created' if result.created else 'already there'}); "
+               f"owner login {result.email} / {result.password}")
+
+
+@cli.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def dev(host: str, port: int):
+    """Run Cohort for development: migrations, demo data, web server, worker, scheduler and a
+    local mailbox, on SQLite and an embedded Redis unless DATABASE_URL / REDIS_URL say
+    otherwise. Ctrl-C stops everything."""
+    from app import demo
+    from app.notifications.mailsink import MailSink
+
+    app = current_app._get_current_object()
+    config = app.config
+    mail_dir = Path(app.instance_path) / "mail"
+    mail_dir.mkdir(parents=True, exist_ok=True)
+
+    sink = None
+    if config["SMTP_HOST"] in ("127.0.0.1", "localhost") and not _port_open(
+        config["SMTP_HOST"], config["SMTP_PORT"]
+    ):
+        sink = MailSink(config["SMTP_HOST"], config["SMTP_PORT"],
+                        on_message=lambda m: _show_mail(m, mail_dir)).start()
+
+    migrate.upgrade(config["DATABASE_URL"])
+    seeded = demo.seed()
+
+    child_env = {
+        **_environment(),
+        "DATABASE_URL": config["DATABASE_URL"],
+        "REDIS_URL": config["REDIS_URL"],
+        "SMTP_HOST": config["SMTP_HOST"],
+        "SMTP_PORT": str(config["SMTP_PORT"]),
+        "PUBLIC_URL": f"http://{host}:{port}",
+    }
+    worker_py = str(PROJECT_ROOT / "worker.py")
+    children = [
+        subprocess.Popen([sys.executable, worker_py], env=child_env),  # noqa: S603
+        subprocess.Popen([sys.executable, worker_py, "--scheduler"], env=child_env),  # noqa: S603
+    ]
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    base = f"http://{host}:{port}"
+    click.secho("\nCohort is running", fg="green", bold=True)
+    click.echo(f"  staff sign-in   {base}/login   ({seeded.email} / {seeded.password})")
+    click.echo(f"  demo staff home {base}/staff/{seeded.institution.slug}/")
+    click.echo(f"  sign up         {base}/signup")
+    click.echo(f"  health          {base}/healthz")
+    click.echo(f"  e-mails         printed here and kept in {mail_dir}")
+    click.echo(f"  database        {config['DATABASE_URL']}")
+    click.echo(f"  redis           {config['REDIS_URL']}")
+    click.echo("  Ctrl-C stops the web server, the worker and the scheduler.\n")
+    app.config["PUBLIC_URL"] = base
+    try:
+        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(children)
+        if sink:
+            sink.stop()
+        click.echo("Cohort stopped.")
+
+
+def _environment() -> dict:
+    import os
+
+    return dict(os.environ)
+
+
+def _port_open(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _show_mail(message, mail_dir: Path) -> None:
+    from app.notifications.mailsink import body_text
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = mail_dir / f"{stamp}-{abs(hash(message['Message-ID'])) % 10**6:06d}.eml"
+    path.write_bytes(bytes(message))
+    click.secho(f"\n--- e-mail to {message['To']}: {message['Subject']}", fg="cyan")
+    click.echo(body_text(message))
+    click.secho(f"--- saved as {path}\n", fg="cyan")
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # RQ: finish the current job, then exit
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()

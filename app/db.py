@@ -1,0 +1,185 @@
+"""Database core: the declarative Base, the TenantScoped mixin and the unit of work.
+
+House rule: services change state and `flush()`; only the end of a request (the view) or
+the end of a job (`app.jobs.job`) commits, once. Work that must happen after the commit is
+registered with `after_commit()` so it never runs before the rows it needs are visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, ForeignKey, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    scoped_session,
+    sessionmaker,
+    with_loader_criteria,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores `timestamptz`; SQLite has no time zones and hands back naive values,
+    so they are read back as UTC. Naive values are refused on the way in: a naive datetime
+    is a bug (whose clock was it?).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class TenantScoped:
+    """Mixin for every row an institution owns.
+
+    `institution_id` is NOT NULL and indexed; while an institution is bound to the session
+    (`app.tenancy.bind_institution`), every ORM SELECT of a TenantScoped class is filtered to
+    it, a safety net under the scoped lookups rather than a replacement for them.
+    """
+
+    @declared_attr
+    def institution_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(
+            ForeignKey("institutions.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+
+
+class Database:
+    """Engine plus a request/job-scoped session, bound to an app by `init_app`."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.session_factory = sessionmaker()
+        # One session per app context (a request, a job run, a CLI command), as
+        # Flask-SQLAlchemy does; removed when the context ends.
+        self.session = scoped_session(self.session_factory, scopefunc=_app_context_id)
+
+    def init_app(self, app) -> None:
+        url = app.config["DATABASE_URL"]
+        kwargs: dict = {"future": True}
+        if url.startswith("sqlite"):
+            # One connection file, shared by threads of the dev server; busy timeout instead
+            # of "database is locked" errors when the worker writes at the same time.
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        self.session_factory.configure(bind=self.engine)
+
+        @app.teardown_appcontext
+        def remove_session(exc: BaseException | None) -> None:
+            # Anything not committed by the view is rolled back here.
+            self.session.remove()
+
+
+def _app_context_id() -> int:
+    from flask.globals import _cv_app
+
+    return id(_cv_app.get(None))
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINTs; take it over (the recipe in
+    # SQLAlchemy's SQLite dialect documentation) and begin transactions ourselves.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    # IMMEDIATE takes the write lock up front, so the web server and the worker wait for
+    # each other (busy timeout) instead of failing when a reader tries to become a writer.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# --- unit of work -------------------------------------------------------------------------
+
+_AFTER_COMMIT_KEY = "cohort_after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's current transaction commits; drop it on rollback."""
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop(_AFTER_COMMIT_KEY, [])
+    for callback in callbacks:
+        callback()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT_KEY, None)
+
+
+# --- tenancy safety net ---------------------------------------------------------------------
+
+TENANT_KEY = "institution_id"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _limit_to_bound_institution(state: ORMExecuteState) -> None:
+    institution_id = state.session.info.get(TENANT_KEY)
+    if (
+        institution_id is None
+        or not state.is_select
+        or state.is_column_load
+        or state.is_relationship_load
+        or state.execution_options.get("all_institutions", False)
+    ):
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantScoped,
+            lambda cls: cls.institution_id == institution_id,
+            include_aliases=True,
+        )
+    )

@@ -1,0 +1,80 @@
+"""Domain errors and the HTTP error pages.
+
+Services raise `ServiceError` (or a subclass) for anything a user can fix; views turn it into
+a field error or a flashed message. Nothing a user can send reaches the 500 handler.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+
+
+class ServiceError(Exception):
+    """A refusal a user can understand: `message` is translatable, `field` names the form
+    field it belongs to (or None for the whole form), `code` is machine-readable."""
+
+    code = "invalid"
+
+    def __init__(self, message, field: str | None = None, code: str | None = None):
+        super().__init__(str(message))
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+def apply_to_form(error: ServiceError, form) -> bool:
+    """Attach `error` to the matching form field; return False if the form has no such field."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is None:
+        return False
+    field.errors = [*field.errors, error.message]
+    return True
+
+
+ERROR_TEXT = {
+    400: (_l("Bad request"), _l("We could not understand that request.")),
+    403: (_l("Not allowed"), _l("Your role does not allow this action.")),
+    404: (_l("Not found"), _l("This page does not exist, or you do not have access to it.")),
+    405: (_l("Not allowed"), _l("That action is not available here.")),
+    413: (_l("File too large"), _l("The file you sent is larger than we accept.")),
+    429: (_l("Too many attempts"), _l("Please wait a moment before trying again.")),
+    500: (_l("Something went wrong"), _l("We have been told and are looking into it.")),
+}
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return request.is_json or best == "application/json"
+
+
+def render_error(status: int, detail=None):
+    title, text = ERROR_TEXT.get(status, ERROR_TEXT[500])
+    if _wants_json():
+        return jsonify(error=_CODES.get(status, "error"), message=str(detail or text)), status
+    return render_template("errors/error.html", title=title, text=detail or text), status
+
+
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    429: "rate_limited",
+    500: "server_error",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    for status in (400, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(status, lambda exc, status=status: render_error(status))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_error(
+            400, _l("This form has expired or was sent from elsewhere. Go back, reload the page "
+                    "and send it again; nothing was changed.")
+        )

@@ -1,0 +1,1 @@
+"""Institutions: signup, settings and branding."""

@@ -1,0 +1,138 @@
+"""Signing up an institution and changing its settings."""
+
+from __future__ import annotations
+
+import io
+import re
+from zoneinfo import available_timezones
+
+import phonenumbers
+from flask_babel import lazy_gettext as _l
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts import services as accounts
+from app.accounts.models import Role, User
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db
+from app.institutions.models import CURRENCIES, LOCALES, RESERVED_SLUGS, SLUG_PATTERN, Institution
+from app.notifications.services import queue_email
+from app.urls import external_url
+
+LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+SLUG_TAKEN = _l("This address is already taken. Try another one.")
+
+
+def slug_problem(slug: str):
+    """Why `slug` cannot be used (a translatable message), or None."""
+    if not re.fullmatch(SLUG_PATTERN, slug or ""):
+        return _l("Use 3 to 48 lowercase letters, digits and hyphens, starting and ending with "
+                  "a letter or digit.")
+    if slug in RESERVED_SLUGS:
+        return _l("This address is reserved. Try another one.")
+    return None
+
+
+def _check_choices(timezone: str, currency: str, locale: str) -> None:
+    if timezone not in available_timezones():
+        raise ServiceError(_l("Choose a time zone from the list."), field="timezone")
+    if currency not in CURRENCIES:
+        raise ServiceError(_l("Choose a currency from the list."), field="currency")
+    if locale not in LOCALES:
+        raise ServiceError(_l("Choose a language from the list."), field="locale")
+
+
+def create_institution(*, name: str, slug: str, timezone: str, currency: str,
+                       locale: str) -> Institution:
+    problem = slug_problem(slug)
+    if problem:
+        raise ServiceError(problem, field="slug", code="slug_invalid")
+    _check_choices(timezone, currency, locale)
+    if db.session.scalar(select(Institution.id).where(Institution.slug == slug)):
+        raise ServiceError(SLUG_TAKEN, field="slug", code="slug_taken")
+    institution = Institution(name=name.strip(), slug=slug, timezone=timezone,
+                              currency=currency, locale=locale)
+    try:
+        with db.session.begin_nested():
+            db.session.add(institution)
+    except IntegrityError as exc:  # taken by a concurrent signup
+        raise ServiceError(SLUG_TAKEN, field="slug", code="slug_taken") from exc
+    return institution
+
+
+def sign_up(*, name: str, slug: str, timezone: str, currency: str, locale: str,
+            owner_name: str, email: str, password: str) -> tuple[Institution, User]:
+    """Create an institution and its owner, and welcome the owner by e-mail.
+
+    Every check runs before the first row is written, and the caller commits only if this
+    returns, so a refused signup leaves nothing behind.
+    """
+    institution = create_institution(name=name, slug=slug, timezone=timezone,
+                                     currency=currency, locale=locale)
+    owner = accounts.create_user(email, owner_name, password)
+    accounts.add_membership(institution, owner, Role.OWNER)
+    queue_email(
+        institution_id=institution.id,
+        recipient=owner.email,
+        template="welcome",
+        context={
+            "name": owner.name,
+            "institution_name": institution.name,
+            "action_url": external_url("institutions.home", institution_slug=institution.slug),
+        },
+        locale=institution.locale,
+        dedupe_key=f"welcome:{owner.id}",
+    )
+    return institution, owner
+
+
+def update_settings(institution: Institution, *, name: str, timezone: str, currency: str,
+                    locale: str, country: str, contact_email: str | None,
+                    contact_phone: str | None, address: str | None) -> None:
+    _check_choices(timezone, currency, locale)
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        raise ServiceError(_l("Choose a country or region from the list."), field="country")
+    institution.name = name.strip()
+    institution.country = country
+    institution.timezone = timezone
+    institution.currency = currency
+    institution.locale = locale
+    institution.contact_email = contact_email or None
+    institution.contact_phone = contact_phone or None
+    institution.address = (address or "").strip() or None
+    db.session.flush()
+
+
+def set_logo(institution: Institution, data: bytes, max_bytes: int) -> None:
+    """Store a logo after checking that it really is a PNG, JPEG or WebP image of sane size
+    (the file's name and declared type are not trusted)."""
+    if len(data) > max_bytes:
+        raise ServiceError(_l("The logo must be at most %(size)s KB.", size=max_bytes // 1024),
+                           field="logo", code="too_large")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format
+            width, height = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ServiceError(_l("The logo must be a PNG, JPEG or WebP image."),
+                           field="logo", code="bad_type") from exc
+    if image_format not in LOGO_FORMATS:
+        raise ServiceError(_l("The logo must be a PNG, JPEG or WebP image."),
+                           field="logo", code="bad_type")
+    if width > 4096 or height > 4096:
+        raise ServiceError(_l("The logo must be at most 4096 pixels wide and high."),
+                           field="logo", code="too_large")
+    institution.logo = data
+    institution.logo_content_type = LOGO_FORMATS[image_format]
+    institution.logo_updated_at = utcnow()
+    db.session.flush()
+
+
+def remove_logo(institution: Institution) -> None:
+    institution.logo = None
+    institution.logo_content_type = None
+    institution.logo_updated_at = None
+    db.session.flush()

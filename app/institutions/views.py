@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_user
+
+from app.accounts import queries as account_queries
+from app.accounts.models import MANAGERS
+from app.errors import ServiceError, apply_to_form
+from app.extensions import db, limiter
+from app.institutions import services
+from app.institutions.forms import SettingsForm, SignupForm
+from app.notifications.queries import failed_count
+from app.tenancy import current_institution, public_blueprint, require_role, staff_blueprint
+
+site = Blueprint("site", __name__)
+staff = staff_blueprint("institutions", __name__)
+public = public_blueprint("institutions_public", __name__)
+BLUEPRINTS = [site, staff, public]
+
+
+@site.get("/")
+def index():
+    """Signed-in staff go to their institution; visitors see what Cohort is."""
+    if current_user.is_authenticated:
+        memberships = account_queries.memberships_for_switcher(current_user)
+        if memberships:
+            return redirect(url_for("institutions.home",
+                                    institution_slug=memberships[0].institution.slug))
+    return render_template("institutions/index.html")
+
+
+@site.route("/signup", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SIGNUP_LIMIT_PER_IP"], methods=["POST"])
+def signup():
+    form = SignupForm()
+    form.fill_choices()
+    if form.validate_on_submit():
+        try:
+            institution, owner = services.sign_up(
+                name=form.name.data, slug=form.slug.data, timezone=form.timezone.data,
+                currency=form.currency.data, locale=form.locale.data,
+                owner_name=form.owner_name.data, email=form.email.data,
+                password=form.password.data,
+            )
+        except ServiceError as error:
+            if not apply_to_form(error, form):
+                flash(error.message, "error")
+        else:
+            db.session.commit()
+            login_user(owner)
+            flash(_("Welcome to Cohort! %(name)s is ready.", name=institution.name), "success")
+            return redirect(url_for("institutions.home", institution_slug=institution.slug))
+    status = 422 if form.errors else 200
+    return render_template("institutions/signup.html", form=form), status
+
+
+@staff.get("/")
+def home():
+    institution = current_institution()
+    members = account_queries.institution_members()
+    invitations = account_queries.pending_invitations()
+    return render_template(
+        "institutions/home.html",
+        members=members,
+        invitations=invitations,
+        failed_messages=failed_count(),
+        setup_done={
+            "logo": institution.has_logo,
+            "contact": bool(institution.contact_phone or institution.contact_email),
+            "team": len(members) > 1 or bool(invitations),
+        },
+    )
+
+
+@staff.route("/settings", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def settings():
+    institution = current_institution()
+    form = SettingsForm(obj=institution)
+    form.fill_choices()
+    if form.validate_on_submit():
+        try:
+            services.update_settings(
+                institution, name=form.name.data, timezone=form.timezone.data,
+                currency=form.currency.data, locale=form.locale.data, country=form.country.data,
+                contact_email=form.contact_email.data, contact_phone=form.contact_phone.data,
+                address=form.address.data,
+            )
+            if form.remove_logo.data:
+                services.remove_logo(institution)
+            elif form.logo.data:
+                services.set_logo(institution, form.logo.data.read(),
+                                  current_app.config["LOGO_MAX_BYTES"])
+        except ServiceError as error:
+            db.session.rollback()
+            if not apply_to_form(error, form):
+                flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Settings saved."), "success")
+            return redirect(url_for("institutions.settings"))
+    status = 422 if form.errors else 200
+    return render_template("institutions/settings.html", form=form), status
+
+
+@public.get("/logo")
+def logo():
+    institution = current_institution()
+    if not institution.has_logo:
+        abort(404)
+    response = make_response(institution.logo)
+    response.headers["Content-Type"] = institution.logo_content_type
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.set_etag(str(int(institution.logo_updated_at.timestamp())))
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response.make_conditional(request)

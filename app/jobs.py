@@ -1,0 +1,172 @@
+"""Background jobs on RQ: queues, the `@job` decorator, after-commit enqueueing, periodic
+jobs and the worker/scheduler entry points.
+
+Rules every job follows: it takes ids, never ORM objects; it reloads its rows (scoped by
+institution); it is idempotent, because the sweeper may enqueue it again; and it commits
+once, at its end, through the decorator.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from rq import Queue, Retry, SimpleWorker, Worker
+from rq.cron import CronScheduler
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from app.db import after_commit
+from app.extensions import db, redis_connection
+from app.tenancy import unbind_institution
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("payments", "notifications", "default")  # highest priority first
+
+
+def get_queue(name: str) -> Queue:
+    return Queue(
+        name, connection=redis_connection.client, is_async=current_app.config["RQ_ASYNC"]
+    )
+
+
+def job(queue: str = "default", timeout: int = 120, retries: int = 0):
+    """Declare an RQ job: which queue it runs on, its timeout, how often RQ retries it on an
+    exception; the call runs as one unit of work (commit on success, rollback on error)."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                result = fn(*args, **kwargs)
+                db.session.commit()
+                return result
+            except BaseException:
+                db.session.rollback()
+                raise
+            finally:
+                unbind_institution()
+
+        run.queue_name = queue
+        run.timeout = timeout
+        run.retries = retries
+        return run
+
+    return decorator
+
+
+def _enqueue_options(fn: Callable, job_id: str | None) -> dict:
+    options: dict = {"job_timeout": getattr(fn, "timeout", 120), "job_id": job_id}
+    if getattr(fn, "retries", 0):
+        options["retry"] = Retry(max=fn.retries, interval=[10, 60, 300])
+    return options
+
+
+def enqueue(fn: Callable, *args, job_id: str | None = None, at: datetime | None = None) -> Job:
+    """Enqueue `fn(*args)` now, or at `at` (the worker's scheduler moves it to the queue)."""
+    queue = get_queue(getattr(fn, "queue_name", "default"))
+    options = _enqueue_options(fn, job_id)
+    if at is not None and queue.is_async:
+        return queue.enqueue_at(at, fn, *args, **options)
+    return queue.enqueue(fn, *args, **options)
+
+
+def enqueue_after_commit(
+    fn: Callable, *args, job_id: str | None = None, at: datetime | None = None
+) -> None:
+    """Enqueue once the current transaction commits, so the job finds the rows it needs;
+    nothing is enqueued if the transaction rolls back."""
+    app = current_app._get_current_object()
+
+    def send() -> None:
+        with app.app_context():
+            try:
+                enqueue(fn, *args, job_id=job_id, at=at)
+            except Exception:
+                # Redis is down: the row is committed, so the sweeper will find the work.
+                log.exception("could not enqueue %s%r; the sweeper will retry", fn.__name__, args)
+
+    after_commit(db.session(), send)
+
+
+def job_is_waiting(job_id: str) -> bool:
+    """True if a job with this id is queued, scheduled, deferred or running in Redis."""
+    try:
+        status = Job.fetch(job_id, connection=redis_connection.client).get_status()
+    except NoSuchJobError:
+        return False
+    return status in (
+        JobStatus.QUEUED,
+        JobStatus.SCHEDULED,
+        JobStatus.DEFERRED,
+        JobStatus.STARTED,
+    )
+
+
+# --- periodic jobs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Periodic:
+    fn: Callable
+    interval_config: str  # the config key holding the interval in seconds
+
+
+PERIODIC: list[Periodic] = []
+
+
+def periodic(interval_config: str):
+    """Register a job that the scheduler enqueues every `config[interval_config]` seconds."""
+
+    def decorator(fn: Callable) -> Callable:
+        PERIODIC.append(Periodic(fn, interval_config))
+        return fn
+
+    return decorator
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> None:
+    """Run an RQ worker with its scheduler (for jobs enqueued with `at=`) in an app context.
+
+    RQ forks a work horse per job; the horse must not reuse the parent's database
+    connections, so the engine's pool is discarded in the child right after the fork.
+    """
+    os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False))
+    with app.app_context():
+        connection = redis_connection.client
+        worker = Worker([Queue(name, connection=connection) for name in queues],
+                        connection=connection)
+        worker.work(with_scheduler=True, burst=burst)
+
+
+def run_burst(queues: tuple[str, ...] = QUEUES) -> bool:
+    """Run every queued job in this process and return (used by tests and the dev seed)."""
+    connection = redis_connection.client
+    worker = SimpleWorker([Queue(name, connection=connection) for name in queues],
+                          connection=connection)
+    return worker.work(burst=True)
+
+
+def run_scheduler(app) -> None:
+    """Run the one periodic scheduler (RQ's CronScheduler) that enqueues the PERIODIC jobs."""
+    with app.app_context():
+        scheduler = CronScheduler(connection=redis_connection.client)
+        for entry in PERIODIC:
+            scheduler.register(
+                entry.fn,
+                queue_name=entry.fn.queue_name,
+                interval=app.config[entry.interval_config],
+                job_timeout=entry.fn.timeout,
+            )
+        scheduler.start()

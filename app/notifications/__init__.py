@@ -1,0 +1,1 @@
+"""Notifications: the outbox, its channels and its delivery jobs."""

@@ -1,0 +1,1 @@
+"""Forms of the notifications domain (the outbox page only needs app.forms.ConfirmForm)."""

@@ -1,0 +1,57 @@
+"""A real SMTP server on loopback that keeps what it receives: the development mailbox
+(`cohort dev` prints each e-mail and keeps a copy under instance/mail/) and the tests'
+mail server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from collections.abc import Callable
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+
+class MailSink:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 on_message: Callable[[EmailMessage], None] | None = None) -> None:
+        self.messages: list[EmailMessage] = []
+        self._lock = threading.Lock()
+        self._on_message = on_message
+        self.port = port or _free_port(host)
+        self._controller = Controller(self, hostname=host, port=self.port)
+
+    def start(self) -> MailSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(message)
+        if self._on_message:
+            self._on_message(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self._lock:
+            return [m for m in self.messages if m["To"] == address]
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def body_text(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()

@@ -1,0 +1,156 @@
+"""Web plumbing shared by every page: language and time zone selection, template helpers,
+security headers, the health check and the language switch."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    has_request_context,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import format_datetime, get_locale
+from flask_login import current_user
+from sqlalchemy import text
+
+from app.extensions import babel, db, redis_connection, talisman
+
+core = Blueprint("core", __name__)
+
+
+# --- language and time zone ------------------------------------------------------------------
+
+
+def select_locale() -> str:
+    """The visitor's choice (?lang= or the switcher), else the institution's default, else
+    the browser's preference, else the configured default."""
+    languages = current_app.config["LANGUAGES"]
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in languages:
+        return chosen
+    institution = g.get("institution")
+    if institution is not None and institution.locale in languages:
+        return institution.locale
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
+    if best in ("zh-CN", "zh"):
+        return "zh_CN"
+    if best == "en":
+        return "en"
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    institution = g.get("institution")
+    return institution.timezone if institution is not None else "UTC"
+
+
+def init_i18n(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+
+
+@core.get("/lang/<code>")
+def set_language(code: str):
+    """Remember the visitor's language and go back where they were."""
+    if code in current_app.config["LANGUAGES"]:
+        session["lang"] = code
+    return redirect(safe_next(request.args.get("next")) or url_for("site.index"))
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None (no open redirects)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+def init_templates(app: Flask) -> None:
+    from app.accounts.models import Role
+
+    @app.context_processor
+    def page_globals():
+        from app.accounts.queries import memberships_for_switcher
+
+        if not has_request_context():  # an e-mail rendered by a job
+            return {}
+        switcher = memberships_for_switcher(current_user) if current_user.is_authenticated else []
+        return {
+            "institution": g.get("institution"),
+            "membership": g.get("membership"),
+            "switcher": switcher,
+            "languages": current_app.config["LANGUAGES"],
+            "current_locale": str(get_locale()),
+        }
+
+    app.jinja_env.globals["role_label"] = lambda value: Role(value).label
+    app.jinja_env.filters["local_datetime"] = lambda value, fmt="medium": (
+        format_datetime(value, fmt) if value else ""
+    )
+
+
+# --- security --------------------------------------------------------------------------------
+
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "img-src": ["'self'", "data:"],
+    "style-src": "'self'",
+    "script-src": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'self'",
+    "object-src": "'none'",
+}
+
+
+def init_security(app: Flask) -> None:
+    """Security headers (Flask-Talisman) and, behind a proxy, the real client address."""
+    talisman.init_app(
+        app,
+        force_https=app.config["FORCE_HTTPS"],
+        strict_transport_security=app.config["FORCE_HTTPS"],
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        frame_options="DENY",
+        referrer_policy="strict-origin-when-cross-origin",
+    )
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+@core.get("/healthz")
+def healthz():
+    """200 when the database and Redis answer, 503 naming what failed."""
+    checks = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not healthy"; say which
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        redis_connection.client.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return jsonify(status="ok" if healthy else "unavailable", checks=checks), (
+        200 if healthy else 503
+    )

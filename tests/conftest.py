@@ -1,0 +1,121 @@
+"""Test fixtures: one app per session, each test inside a transaction that is rolled back.
+
+Set TEST_DATABASE_URL (PostgreSQL) and TEST_REDIS_URL to test against real servers (CI
+does); without them the suite uses a temporary SQLite file and an embedded Redis. The test
+database is wiped and rebuilt from the migrations at the start of the session, so never
+point TEST_DATABASE_URL at a database you care about.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from app import create_app, migrate
+from app.config import sqlalchemy_url
+from app.db import Base
+from app.extensions import db, limiter, redis_connection
+from app.notifications.mailsink import MailSink
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+pytest_plugins = ["tests.factories"]
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context (as in production), not in the test's, so
+    `g`, the signed-in user and the database session never leak between requests. The
+    test's own session is expired afterwards so that it reads what the request wrote."""
+
+    def open(self, *args, **kwargs):
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        db.session.expire_all()
+        return response
+
+
+@pytest.fixture(scope="session")
+def mail_server():
+    sink = MailSink("127.0.0.1", 0).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    if TEST_DATABASE_URL:
+        return sqlalchemy_url(TEST_DATABASE_URL)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'cohort-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(mail_server, database_url, tmp_path_factory):
+    app = create_app(
+        {
+            "COHORT_ENV": "testing",
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key-" + "x" * 32,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": TEST_REDIS_URL or "",
+            "EMBEDDED_REDIS_PATH": str(tmp_path_factory.mktemp("redis") / "redis.db"),
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": mail_server.port,
+            "PUBLIC_URL": "http://localhost",
+            "WTF_CSRF_ENABLED": False,  # tests/test_security.py checks CSRF with it on
+            "RATELIMIT_KEY_PREFIX": "cohort-test",
+        }
+    )
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        _rebuild_schema(database_url)
+    return app
+
+
+def _rebuild_schema(database_url: str) -> None:
+    """Drop whatever a previous run left and build the schema from the migrations, so
+    every run also proves that the migrations apply."""
+    with db.engine.begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    db.engine.dispose()
+    migrate.upgrade(database_url)
+
+
+@pytest.fixture(autouse=True)
+def _context(app, mail_server):
+    """Every test: an app context, a transaction rolled back at the end, an empty Redis
+    database (jobs, rate-limit counters) and an empty mailbox."""
+    with app.app_context():
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        db.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+        redis_connection.client.flushdb()
+        limiter.reset()
+        mail_server.clear()
+        try:
+            yield
+        finally:
+            db.session.remove()
+            transaction.rollback()
+            connection.close()
+            db.session_factory.configure(bind=db.engine,
+                                         join_transaction_mode="conservative_savepoint")
+
+
+@pytest.fixture
+def client(app) -> IsolatedClient:
+    return app.test_client()
+
+
+def link_in(message) -> str:
+    """The path of the first link to our site in an e-mail's text part."""
+    from app.notifications.mailsink import body_text
+
+    match = re.search(r"http://localhost(/\S+)", body_text(message))
+    assert match, body_text(message)
+    return match.group(1)
