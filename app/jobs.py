@@ -151,11 +151,12 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
 
 
 def run_burst(queues: tuple[str, ...] = QUEUES) -> bool:
-    """Run every queued job in this process and return (used by tests and the dev seed)."""
+    """Move scheduled jobs that are due onto their queues, run every queued job in this
+    process, and return (the tests' worker)."""
     connection = redis_connection.client
     worker = SimpleWorker([Queue(name, connection=connection) for name in queues],
                           connection=connection)
-    return worker.work(burst=True)
+    return worker.work(burst=True, with_scheduler=True)
 
 
 def run_scheduler(app) -> None:

@@ -17,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from babel import Locale
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
 from sqlalchemy import text
@@ -44,6 +45,16 @@ def select_locale() -> str:
         return "zh_CN"
     if best == "en":
         return "en"
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def current_language() -> str:
+    """The active language as one of the LANGUAGES keys ("zh_CN", "en"): what we store on
+    rows and in links (Babel itself would say "zh_Hans_CN")."""
+    locale = get_locale()
+    for code in current_app.config["LANGUAGES"]:
+        if locale is not None and Locale.parse(code).language == locale.language:
+            return code
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
@@ -92,7 +103,7 @@ def init_templates(app: Flask) -> None:
             "membership": g.get("membership"),
             "switcher": switcher,
             "languages": current_app.config["LANGUAGES"],
-            "current_locale": str(get_locale()),
+            "current_locale": current_language(),
         }
 
     app.jinja_env.globals["role_label"] = lambda value: Role(value).label

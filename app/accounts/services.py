@@ -189,6 +189,7 @@ def invite_member(institution, inviter: Membership, email: str, role: Role) -> I
             email=email,
             role=role,
             invited_by_id=inviter.user_id,
+            sent_count=0,
             expires_at=utcnow() + current_app.config["INVITATION_MAX_AGE"],
         )
         db.session.add(invitation)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -25,7 +24,7 @@ from app.tenancy import (
     require_role,
     staff_blueprint,
 )
-from app.web import safe_next
+from app.web import current_language, safe_next
 
 auth = Blueprint("accounts", __name__)
 team = staff_blueprint("team", __name__)
@@ -74,7 +73,7 @@ def logout():
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        services.request_password_reset(form.email.data, str(get_locale()))
+        services.request_password_reset(form.email.data, current_language())
         db.session.commit()
         flash(_("If an account exists for %(email)s, we have sent it a link to choose a new "
                 "password.", email=form.email.data), "info")

@@ -1,0 +1,152 @@
+"""Tenant isolation across every staff route, and the layers underneath it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from werkzeug.routing import Rule
+
+from app.accounts.models import Invitation, Membership, Role
+from app.accounts.services import invite_member
+from app.extensions import db
+from app.notifications.models import OutboxMessage
+from app.tenancy import bind_institution, get_or_404, unbind_institution
+from tests.factories import login, make_institution, make_member
+
+STAFF_PREFIX = "/staff/<institution_slug>"
+
+
+def staff_rules(app) -> list[Rule]:
+    return [rule for rule in app.url_map.iter_rules() if rule.rule.startswith(STAFF_PREFIX)]
+
+
+@pytest.fixture
+def two_institutions():
+    """Institution A with a row of every tenant-owned kind, and B's owner."""
+    a = make_institution(slug="school-a")
+    b = make_institution(slug="school-b")
+    a_owner = make_member(a, Role.OWNER)
+    a_staff = make_member(a, Role.STAFF)
+    b_owner = make_member(b, Role.OWNER)
+    bind_institution(a)
+    a_owner_membership = db.session.scalar(
+        select(Membership).where(Membership.user_id == a_owner.id))
+    invitation = invite_member(a, a_owner_membership, "new@example.com", Role.STAFF)
+    message = db.session.scalar(select(OutboxMessage).where(
+        OutboxMessage.institution_id == a.id))
+    unbind_institution()
+    db.session.commit()
+    a_staff_membership = db.session.scalar(
+        select(Membership).where(Membership.user_id == a_staff.id))
+    # One of A's ids for every id parameter a staff route can take. A new staff route with
+    # a parameter not listed here fails test_every_staff_route_parameter_is_covered.
+    ids = {
+        "membership_id": a_staff_membership.id,
+        "invitation_id": invitation.id,
+        "message_id": message.id,
+    }
+    return a, b, b_owner, ids
+
+
+def test_every_staff_route_parameter_is_covered(app, two_institutions):
+    *_, ids = two_institutions
+    for rule in staff_rules(app):
+        missing = set(rule.arguments) - {"institution_slug"} - set(ids)
+        assert not missing, f"{rule.rule}: add an institution-A id for {missing} to the sweep"
+
+
+def _requests(app, slug: str, ids: dict):
+    for rule in staff_rules(app):
+        values = {name: ids[name] for name in rule.arguments if name != "institution_slug"}
+        path = rule.rule.replace("<institution_slug>", slug)
+        for name, value in values.items():
+            path = path.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method, path
+
+
+def test_staff_of_b_get_404_on_every_route_of_a(app, client, two_institutions):
+    a, b, b_owner, ids = two_institutions
+    login(client, b_owner)
+    seen = 0
+    for rule, method, path in _requests(app, a.slug, ids):
+        response = client.open(path, method=method)
+        assert response.status_code == 404, (method, path, response.status_code)
+        seen += 1
+    assert seen >= len(staff_rules(app))
+
+
+def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client,
+                                                                     two_institutions):
+    a, b, b_owner, ids = two_institutions
+    login(client, b_owner)
+    checked = 0
+    for rule, method, path in _requests(app, b.slug, ids):
+        if len(rule.arguments) == 1:
+            continue  # no row id in this route: nothing of A's to ask for
+        response = client.open(path, method=method)
+        assert response.status_code == 404, (method, path, response.status_code)
+        checked += 1
+    assert checked >= 5
+    # And nothing of A's changed.
+    assert db.session.get(Membership, ids["membership_id"]).role == Role.STAFF
+    assert db.session.get(Invitation, ids["invitation_id"]).revoked_at is None
+
+
+def test_anonymous_visitors_are_sent_to_login_from_every_staff_route(app, client,
+                                                                    two_institutions):
+    a, _b, _owner, ids = two_institutions
+    for _rule, method, path in _requests(app, a.slug, ids):
+        response = client.open(path, method=method)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_unknown_institution_is_404(client, owner_client):
+    assert owner_client.get("/staff/no-such-school/").status_code == 404
+    assert client.get("/no-such-school/logo").status_code == 404
+
+
+def test_orm_safety_net_hides_other_institutions_rows(two_institutions):
+    a, b, *_ = two_institutions
+    bind_institution(b)
+    try:
+        visible = db.session.scalars(select(Membership)).all()
+        assert visible and {m.institution_id for m in visible} == {b.id}
+        assert db.session.scalars(select(Invitation)).all() == []
+    finally:
+        unbind_institution()
+    assert {m.institution_id for m in db.session.scalars(select(Membership))} == {a.id, b.id}
+
+
+def test_scoped_lookup_is_404_for_another_institutions_row(two_institutions):
+    from werkzeug.exceptions import NotFound
+
+    a, b, _owner, ids = two_institutions
+    bind_institution(b)
+    try:
+        with pytest.raises(NotFound):
+            get_or_404(Membership, ids["membership_id"])
+        with pytest.raises(NotFound):
+            get_or_404(Membership, "not-a-number")
+    finally:
+        unbind_institution()
+    bind_institution(a)
+    try:
+        assert get_or_404(Membership, ids["membership_id"]).institution_id == a.id
+    finally:
+        unbind_institution()
+
+
+def test_every_tenant_table_has_a_non_null_institution_id():
+    from app.db import Base
+
+    exempt = {"institutions", "users", "outbox_messages"}  # see their model docstrings
+    for table in Base.metadata.sorted_tables:
+        if table.name in exempt:
+            continue
+        column = table.columns.get("institution_id")
+        assert column is not None and not column.nullable, table.name
+        assert any(index.columns.contains_column(column) for index in table.indexes) or any(
+            constraint.columns.contains_column(column)
+            for constraint in table.constraints if hasattr(constraint, "columns")
+        ), f"{table.name}.institution_id is not indexed"
