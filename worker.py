@@ -1,9 +1,9 @@
 """Start a Cohort background process inside an app context.
 
-    python worker.py                 an RQ worker on every queue, with RQ's scheduler for
-                                     jobs enqueued to run later (run as many as needed)
-    python worker.py --queues payments
-    python worker.py --scheduler     the one periodic scheduler (outbox sweeper, ...)
+python worker.py                 an RQ worker on every queue, with RQ's scheduler for
+                                 jobs enqueued to run later (run as many as needed)
+python worker.py --queues payments
+python worker.py --scheduler     the one periodic scheduler (outbox sweeper, ...)
 """
 
 from __future__ import annotations
@@ -15,14 +15,22 @@ from app.jobs import QUEUES, run_scheduler, run_worker
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scheduler", action="store_true",
-                        help="run the periodic scheduler instead of a worker")
-    parser.add_argument("--queues", nargs="+", choices=QUEUES, default=list(QUEUES),
-                        help="queues to work on, highest priority first")
-    parser.add_argument("--burst", action="store_true",
-                        help="work until the queues are empty, then exit")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scheduler", action="store_true", help="run the periodic scheduler instead of a worker"
+    )
+    parser.add_argument(
+        "--queues",
+        nargs="+",
+        choices=QUEUES,
+        default=list(QUEUES),
+        help="queues to work on, highest priority first",
+    )
+    parser.add_argument(
+        "--burst", action="store_true", help="work until the queues are empty, then exit"
+    )
     args = parser.parse_args()
     app = create_app()
     if args.scheduler:

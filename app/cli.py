@@ -1,9 +1,9 @@
 """The `cohort` command: Flask's CLI plus the commands that run Cohort.
 
-    cohort dev            everything on embedded defaults, with demo data (development)
-    cohort seed-demo      the demo institution and owner
-    cohort db-upgrade     apply migrations to DATABASE_URL
-    cohort sweep-outbox   ... and every domain's own commands (cohort --help)
+cohort dev            everything on embedded defaults, with demo data (development)
+cohort seed-demo      the demo institution and owner
+cohort db-upgrade     apply migrations to DATABASE_URL
+cohort sweep-outbox   ... and every domain's own commands (cohort --help)
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ def seed_demo():
     from app import demo
 
     result = demo.seed()
-    click.echo(f"demo institution /{result.institution.slug}/ "
-               f"({'created' if result.created else 'already there'}); "
-               f"owner login {result.email} / {result.password}")
+    click.echo(
+        f"demo institution /{result.institution.slug}/ "
+        f"({'created' if result.created else 'already there'}); "
+        f"owner login {result.email} / {result.password}"
+    )
 
 
 @cli.command("dev")
@@ -63,8 +65,9 @@ def dev(host: str, port: int):
     if config["SMTP_HOST"] in ("127.0.0.1", "localhost") and not _port_open(
         config["SMTP_HOST"], config["SMTP_PORT"]
     ):
-        sink = MailSink(config["SMTP_HOST"], config["SMTP_PORT"],
-                        on_message=lambda m: _show_mail(m, mail_dir)).start()
+        sink = MailSink(
+            config["SMTP_HOST"], config["SMTP_PORT"], on_message=lambda m: _show_mail(m, mail_dir)
+        ).start()
 
     migrate.upgrade(config["DATABASE_URL"])
     seeded = demo.seed()

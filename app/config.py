@@ -39,7 +39,9 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
     env = os.environ if environ is None else environ
     cohort_env = env.get("COHORT_ENV", "development")
     if cohort_env not in ENVIRONMENTS:
-        raise ConfigError(f"COHORT_ENV must be one of {', '.join(ENVIRONMENTS)}, not {cohort_env!r}")
+        raise ConfigError(
+            f"COHORT_ENV must be one of {', '.join(ENVIRONMENTS)}, not {cohort_env!r}"
+        )
     is_production = cohort_env == "production"
 
     config: dict = {

@@ -75,6 +75,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return render_error(
-            400, _l("This form has expired or was sent from elsewhere. Go back, reload the page "
-                    "and send it again; nothing was changed.")
+            400,
+            _l(
+                "This form has expired or was sent from elsewhere. Go back, reload the page "
+                "and send it again; nothing was changed."
+            ),
         )

@@ -31,9 +31,7 @@ QUEUES = ("payments", "notifications", "default")  # highest priority first
 
 
 def get_queue(name: str) -> Queue:
-    return Queue(
-        name, connection=redis_connection.client, is_async=current_app.config["RQ_ASYNC"]
-    )
+    return Queue(name, connection=redis_connection.client, is_async=current_app.config["RQ_ASYNC"])
 
 
 def job(queue: str = "default", timeout: int = 120, retries: int = 0):
@@ -145,8 +143,9 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
     os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False))
     with app.app_context():
         connection = redis_connection.client
-        worker = Worker([Queue(name, connection=connection) for name in queues],
-                        connection=connection)
+        worker = Worker(
+            [Queue(name, connection=connection) for name in queues], connection=connection
+        )
         worker.work(with_scheduler=True, burst=burst)
 
 
@@ -154,8 +153,9 @@ def run_burst(queues: tuple[str, ...] = QUEUES) -> bool:
     """Move scheduled jobs that are due onto their queues, run every queued job in this
     process, and return (the tests' worker)."""
     connection = redis_connection.client
-    worker = SimpleWorker([Queue(name, connection=connection) for name in queues],
-                          connection=connection)
+    worker = SimpleWorker(
+        [Queue(name, connection=connection) for name in queues], connection=connection
+    )
     return worker.work(burst=True, with_scheduler=True)
 
 

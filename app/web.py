@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from babel import Locale
 from flask import (
     Blueprint,
     Flask,
@@ -17,7 +18,6 @@ from flask import (
     session,
     url_for,
 )
-from babel import Locale
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
 from sqlalchemy import text

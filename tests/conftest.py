@@ -33,6 +33,11 @@ class IsolatedClient(FlaskClient):
     `g`, the signed-in user and the database session never leak between requests. The
     test's own session is expired afterwards so that it reads what the request wrote."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Tests read English unless they ask otherwise (the product defaults to zh_CN).
+        self.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+
     def open(self, *args, **kwargs):
         response = contextvars.Context().run(super().open, *args, **kwargs)
         db.session.expire_all()
@@ -103,8 +108,9 @@ def _context(app, mail_server):
             db.session.remove()
             transaction.rollback()
             connection.close()
-            db.session_factory.configure(bind=db.engine,
-                                         join_transaction_mode="conservative_savepoint")
+            db.session_factory.configure(
+                bind=db.engine, join_transaction_mode="conservative_savepoint"
+            )
 
 
 @pytest.fixture

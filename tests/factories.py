@@ -16,11 +16,15 @@ PASSWORD = "correct-horse-battery"  # noqa: S105
 _counter = itertools.count(1)
 
 
-def make_institution(slug: str | None = None, locale: str = "en",
-                     timezone: str = "Asia/Shanghai") -> Institution:
+def make_institution(
+    slug: str | None = None, locale: str = "en", timezone: str = "Asia/Shanghai"
+) -> Institution:
     n = next(_counter)
     institution = institutions.create_institution(
-        name=f"School {n}", slug=slug or f"school-{n}", timezone=timezone, currency="CNY",
+        name=f"School {n}",
+        slug=slug or f"school-{n}",
+        timezone=timezone,
+        currency="CNY",
         locale=locale,
     )
     db.session.flush()
@@ -32,8 +36,9 @@ def make_user(email: str | None = None, name: str | None = None) -> User:
     return accounts.create_user(email or f"user{n}@example.com", name or f"User {n}", PASSWORD)
 
 
-def make_member(institution: Institution, role: Role = Role.STAFF,
-                email: str | None = None) -> User:
+def make_member(
+    institution: Institution, role: Role = Role.STAFF, email: str | None = None
+) -> User:
     user = make_user(email)
     accounts.add_membership(institution, user, role)
     db.session.commit()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 import redis
 
 from app.config import ConfigError, load_config
@@ -53,15 +52,23 @@ def test_session_cookie_is_http_only_and_lax(client, owner):
 
 @pytest.mark.parametrize("secret", ["", "dev-only-insecure-secret-key", "short"])
 def test_production_refuses_a_weak_secret_key(secret):
-    env = {"COHORT_ENV": "production", "SECRET_KEY": secret, "REDIS_URL": "redis://r",
-           "DATABASE_URL": "postgresql://db/cohort"}
+    env = {
+        "COHORT_ENV": "production",
+        "SECRET_KEY": secret,
+        "REDIS_URL": "redis://r",
+        "DATABASE_URL": "postgresql://db/cohort",
+    }
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         load_config(environ=env)
 
 
 def test_production_config_is_safe_by_default():
-    env = {"COHORT_ENV": "production", "SECRET_KEY": "s" * 64, "REDIS_URL": "redis://r",
-           "DATABASE_URL": "postgresql://db/cohort"}
+    env = {
+        "COHORT_ENV": "production",
+        "SECRET_KEY": "s" * 64,
+        "REDIS_URL": "redis://r",
+        "DATABASE_URL": "postgresql://db/cohort",
+    }
     config = load_config(environ=env)
     assert config["DEBUG"] is False
     assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
@@ -80,8 +87,9 @@ def test_healthz_reports_database_and_redis(client):
 
 def test_healthz_is_503_and_names_what_failed(client, monkeypatch):
     # A real client for a Redis that is not there: nothing listens on port 1.
-    monkeypatch.setattr(redis_connection, "client",
-                        redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1))
+    monkeypatch.setattr(
+        redis_connection, "client", redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    )
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json["checks"]["database"] == "ok"
@@ -97,8 +105,12 @@ def test_unknown_pages_and_methods_are_clear_errors_not_500(client):
 
 def test_next_parameter_cannot_redirect_off_site(client, owner):
     for target in ("https://evil.example/", "//evil.example/", "javascript:alert(1)"):
-        response = client.post(f"/login?next={target}",
-                               data={"email": owner.email, "password": "correct-horse-battery"})
-        assert response.headers["Location"] in ("/", "/staff/" + owner.memberships[0]
-                                                .institution.slug + "/")
+        response = client.post(
+            f"/login?next={target}",
+            data={"email": owner.email, "password": "correct-horse-battery"},
+        )
+        assert response.headers["Location"] in (
+            "/",
+            "/staff/" + owner.memberships[0].institution.slug + "/",
+        )
         client.post("/logout")

@@ -30,14 +30,15 @@ def two_institutions():
     b_owner = make_member(b, Role.OWNER)
     bind_institution(a)
     a_owner_membership = db.session.scalar(
-        select(Membership).where(Membership.user_id == a_owner.id))
+        select(Membership).where(Membership.user_id == a_owner.id)
+    )
     invitation = invite_member(a, a_owner_membership, "new@example.com", Role.STAFF)
-    message = db.session.scalar(select(OutboxMessage).where(
-        OutboxMessage.institution_id == a.id))
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
     unbind_institution()
     db.session.commit()
     a_staff_membership = db.session.scalar(
-        select(Membership).where(Membership.user_id == a_staff.id))
+        select(Membership).where(Membership.user_id == a_staff.id)
+    )
     # One of A's ids for every id parameter a staff route can take. A new staff route with
     # a parameter not listed here fails test_every_staff_route_parameter_is_covered.
     ids = {
@@ -69,15 +70,14 @@ def test_staff_of_b_get_404_on_every_route_of_a(app, client, two_institutions):
     a, b, b_owner, ids = two_institutions
     login(client, b_owner)
     seen = 0
-    for rule, method, path in _requests(app, a.slug, ids):
+    for _rule, method, path in _requests(app, a.slug, ids):
         response = client.open(path, method=method)
         assert response.status_code == 404, (method, path, response.status_code)
         seen += 1
     assert seen >= len(staff_rules(app))
 
 
-def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client,
-                                                                     two_institutions):
+def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client, two_institutions):
     a, b, b_owner, ids = two_institutions
     login(client, b_owner)
     checked = 0
@@ -93,8 +93,7 @@ def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client
     assert db.session.get(Invitation, ids["invitation_id"]).revoked_at is None
 
 
-def test_anonymous_visitors_are_sent_to_login_from_every_staff_route(app, client,
-                                                                    two_institutions):
+def test_anonymous_visitors_are_sent_to_login_from_every_staff_route(app, client, two_institutions):
     a, _b, _owner, ids = two_institutions
     for _rule, method, path in _requests(app, a.slug, ids):
         response = client.open(path, method=method)
@@ -148,5 +147,17 @@ def test_every_tenant_table_has_a_non_null_institution_id():
         assert column is not None and not column.nullable, table.name
         assert any(index.columns.contains_column(column) for index in table.indexes) or any(
             constraint.columns.contains_column(column)
-            for constraint in table.constraints if hasattr(constraint, "columns")
+            for constraint in table.constraints
+            if hasattr(constraint, "columns")
         ), f"{table.name}.institution_id is not indexed"
+
+
+def test_no_institution_slug_can_shadow_a_top_level_path(app):
+    from app.institutions.models import RESERVED_SLUGS
+
+    first_segments = {
+        rule.rule.strip("/").split("/")[0]
+        for rule in app.url_map.iter_rules()
+        if rule.rule.strip("/") and not rule.rule.startswith("/<")
+    }
+    assert first_segments <= RESERVED_SLUGS, first_segments - RESERVED_SLUGS

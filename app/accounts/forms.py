@@ -17,9 +17,11 @@ from app.forms import password_fields, strip_filter
 
 
 def email_field(label=None):
-    return EmailField(label or _l("E-mail"), filters=[strip_filter],
-                      validators=[DataRequired(), Length(max=254),
-                                  Email(check_deliverability=False)])
+    return EmailField(
+        label or _l("E-mail"),
+        filters=[strip_filter],
+        validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
+    )
 
 
 class LoginForm(FlaskForm):
@@ -37,8 +39,9 @@ class ResetPasswordForm(FlaskForm):
 
 
 class AcceptInvitationForm(FlaskForm):
-    name = StringField(_l("Your name"), filters=[strip_filter],
-                       validators=[DataRequired(), Length(max=80)])
+    name = StringField(
+        _l("Your name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
+    )
     password, confirm = password_fields()
 
 

@@ -108,9 +108,7 @@ class Invitation(TenantScoped, Base):
     expires_at: Mapped[datetime]
     sent_count: Mapped[int] = mapped_column(default=0)
     accepted_at: Mapped[datetime | None]
-    accepted_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     revoked_at: Mapped[datetime | None]
 
     institution: Mapped[Institution] = relationship()

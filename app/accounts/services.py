@@ -42,15 +42,21 @@ def normalise_email(email: str) -> str:
 def create_user(email: str, name: str, password: str) -> User:
     email = normalise_email(email)
     if queries.user_by_email(email) is not None:
-        raise ServiceError(_l("An account with this e-mail already exists. Sign in instead."),
-                           field="email", code="email_taken")
+        raise ServiceError(
+            _l("An account with this e-mail already exists. Sign in instead."),
+            field="email",
+            code="email_taken",
+        )
     user = User(email=email, name=name.strip(), password_hash=hasher.hash(password))
     try:
         with db.session.begin_nested():
             db.session.add(user)
     except IntegrityError as exc:  # the same e-mail signed up in a concurrent request
-        raise ServiceError(_l("An account with this e-mail already exists. Sign in instead."),
-                           field="email", code="email_taken") from exc
+        raise ServiceError(
+            _l("An account with this e-mail already exists. Sign in instead."),
+            field="email",
+            code="email_taken",
+        ) from exc
     return user
 
 
@@ -152,8 +158,11 @@ def add_membership(institution, user: User, role: Role) -> Membership:
 
 def change_role(membership: Membership, role: Role) -> None:
     if membership.role == Role.OWNER and role != Role.OWNER and queries.owner_count() <= 1:
-        raise ServiceError(_l("An institution needs at least one owner. Make someone else an "
-                              "owner first."), field="role", code="last_owner")
+        raise ServiceError(
+            _l("An institution needs at least one owner. Make someone else an owner first."),
+            field="role",
+            code="last_owner",
+        )
     membership.role = role
     db.session.flush()
 
@@ -180,8 +189,9 @@ def invite_member(institution, inviter: Membership, email: str, role: Role) -> I
         raise ServiceError(_l("Your role cannot invite with this role."), field="role")
     existing_user = queries.user_by_email(email)
     if existing_user is not None and queries.membership_of(existing_user, institution):
-        raise ServiceError(_l("This person is already a member."), field="email",
-                           code="already_member")
+        raise ServiceError(
+            _l("This person is already a member."), field="email", code="already_member"
+        )
     invitation = queries.pending_invitation_for(email)
     if invitation is None:
         invitation = Invitation(
@@ -250,8 +260,12 @@ def accept_invitation(invitation: Invitation, user: User) -> Membership:
     """Add `user` to the inviting institution; the invitation is used up."""
     if normalise_email(user.email) != invitation.email:
         raise ServiceError(
-            _l("This invitation was sent to %(email)s. Sign out and open the link again.",
-               email=invitation.email), code="wrong_account")
+            _l(
+                "This invitation was sent to %(email)s. Sign out and open the link again.",
+                email=invitation.email,
+            ),
+            code="wrong_account",
+        )
     membership = queries.membership_of(user, invitation.institution)
     if membership is None:
         membership = add_membership(invitation.institution, user, invitation.role)

@@ -44,8 +44,9 @@ def _form_status(form) -> int:
 
 @auth.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"],
-               key_func=_account_key)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=_account_key
+)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
@@ -75,8 +76,14 @@ def forgot_password():
     if form.validate_on_submit():
         services.request_password_reset(form.email.data, current_language())
         db.session.commit()
-        flash(_("If an account exists for %(email)s, we have sent it a link to choose a new "
-                "password.", email=form.email.data), "info")
+        flash(
+            _(
+                "If an account exists for %(email)s, we have sent it a link to choose a new "
+                "password.",
+                email=form.email.data,
+            ),
+            "info",
+        )
         return redirect(url_for("accounts.login"))
     return render_template("accounts/forgot_password.html", form=form), _form_status(form)
 
@@ -110,13 +117,15 @@ def accept_invitation(token: str):
     if current_user.is_authenticated:
         return _accept_as_signed_in(invitation)
     if queries.user_by_email(invitation.email) is not None:
-        return render_template("accounts/invitation.html", invitation=invitation,
-                               needs_login=True, form=None)
+        return render_template(
+            "accounts/invitation.html", invitation=invitation, needs_login=True, form=None
+        )
     form = AcceptInvitationForm()
     if form.validate_on_submit():
         try:
-            user = services.accept_invitation_as_new_user(invitation, form.name.data,
-                                                          form.password.data)
+            user = services.accept_invitation_as_new_user(
+                invitation, form.name.data, form.password.data
+            )
         except ServiceError as error:
             if not apply_to_form(error, form):
                 flash(error.message, "error")
@@ -124,8 +133,9 @@ def accept_invitation(token: str):
             db.session.commit()
             login_user(user)
             return _joined(invitation)
-    return render_template("accounts/invitation.html", invitation=invitation, form=form,
-                           needs_login=False), _form_status(form)
+    return render_template(
+        "accounts/invitation.html", invitation=invitation, form=form, needs_login=False
+    ), _form_status(form)
 
 
 def _accept_as_signed_in(invitation: Invitation):
@@ -139,8 +149,13 @@ def _accept_as_signed_in(invitation: Invitation):
             db.session.commit()
             return _joined(invitation)
     wrong_account = services.normalise_email(current_user.email) != invitation.email
-    return render_template("accounts/invitation.html", invitation=invitation, form=form,
-                           needs_login=False, wrong_account=wrong_account)
+    return render_template(
+        "accounts/invitation.html",
+        invitation=invitation,
+        form=form,
+        needs_login=False,
+        wrong_account=wrong_account,
+    )
 
 
 def _joined(invitation: Invitation):
@@ -180,8 +195,9 @@ def invite():
     form = _invite_form()
     if form.validate_on_submit():
         try:
-            services.invite_member(current_institution(), current_membership(),
-                                   form.email.data, Role(form.role.data))
+            services.invite_member(
+                current_institution(), current_membership(), form.email.data, Role(form.role.data)
+            )
         except ServiceError as error:
             db.session.rollback()
             if not apply_to_form(error, form):
@@ -206,8 +222,14 @@ def change_role(membership_id: int):
             flash(error.message, "error")
         else:
             db.session.commit()
-            flash(_("%(name)s is now %(role)s.", name=membership.user.name,
-                    role=membership.role.label), "success")
+            flash(
+                _(
+                    "%(name)s is now %(role)s.",
+                    name=membership.user.name,
+                    role=membership.role.label,
+                ),
+                "success",
+            )
     else:
         flash(_("Choose a role from the list."), "error")
     return redirect(url_for("team.members"))

@@ -26,32 +26,45 @@ LOCALE_NAMES = {"zh_CN": "简体中文", "en": "English"}
 
 
 def timezone_choices():
-    return [SelectChoice(zone, zone.replace("_", " ")) for zone in sorted(available_timezones())
-            if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "posix/", "right/"))]
+    return [
+        SelectChoice(zone, zone.replace("_", " "))
+        for zone in sorted(available_timezones())
+        if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "posix/", "right/"))
+    ]
 
 
 def currency_choices():
     locale = get_locale() or Locale("en")
-    return [SelectChoice(code, f"{code} · {locale.currencies.get(code, code)}")
-            for code in CURRENCIES]
+    return [
+        SelectChoice(code, f"{code} · {locale.currencies.get(code, code)}") for code in CURRENCIES
+    ]
 
 
 def country_choices():
     locale = get_locale() or Locale("en")
-    names = {region: locale.territories.get(region, region)
-             for region in phonenumbers.SUPPORTED_REGIONS}
-    return [SelectChoice(region, name) for region, name in sorted(names.items(),
-                                                                  key=lambda item: item[1])]
+    names = {
+        region: locale.territories.get(region, region) for region in phonenumbers.SUPPORTED_REGIONS
+    }
+    return [
+        SelectChoice(region, name)
+        for region, name in sorted(names.items(), key=lambda item: item[1])
+    ]
 
 
 class InstitutionFields:
     """What signup and settings share."""
 
-    timezone = SelectField(_l("Time zone"), default="Asia/Shanghai",
-                           description=_l("Every time is shown in this zone."))
+    timezone = SelectField(
+        _l("Time zone"),
+        default="Asia/Shanghai",
+        description=_l("Every time is shown in this zone."),
+    )
     currency = SelectField(_l("Currency"), default="CNY")
-    locale = SelectField(_l("Default language"), default="zh_CN",
-                         choices=[SelectChoice(code, LOCALE_NAMES[code]) for code in LOCALES])
+    locale = SelectField(
+        _l("Default language"),
+        default="zh_CN",
+        choices=[SelectChoice(code, LOCALE_NAMES[code]) for code in LOCALES],
+    )
 
     def fill_choices(self):
         self.timezone.choices = timezone_choices()
@@ -59,22 +72,30 @@ class InstitutionFields:
 
 
 class SignupForm(InstitutionFields, FlaskForm):
-    name = StringField(_l("Institution name"), filters=[strip_filter],
-                       validators=[DataRequired(), Length(max=120)])
-    slug = StringField(
-        _l("Web address"), filters=[strip_filter, lambda v: v.lower() if v else v],
-        validators=[DataRequired(), Length(min=3, max=48)],
-        description=_l("Your pages will live at /your-address/. Lowercase letters, digits "
-                       "and hyphens."),
+    name = StringField(
+        _l("Institution name"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
-    owner_name = StringField(_l("Your name"), filters=[strip_filter],
-                             validators=[DataRequired(), Length(max=80)])
-    email = EmailField(_l("E-mail"), filters=[strip_filter],
-                       validators=[DataRequired(), Length(max=254),
-                                   Email(check_deliverability=False)])
+    slug = StringField(
+        _l("Web address"),
+        filters=[strip_filter, lambda v: v.lower() if v else v],
+        validators=[DataRequired(), Length(min=3, max=48)],
+        description=_l(
+            "Your pages will live at /your-address/. Lowercase letters, digits and hyphens."
+        ),
+    )
+    owner_name = StringField(
+        _l("Your name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
+    )
+    email = EmailField(
+        _l("E-mail"),
+        filters=[strip_filter],
+        validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
+    )
     password, confirm = password_fields()
-    accept_terms = BooleanField(_l("I agree to the terms of service"),
-                                validators=[DataRequired(_l("Please accept the terms."))])
+    accept_terms = BooleanField(
+        _l("I agree to the terms of service"),
+        validators=[DataRequired(_l("Please accept the terms."))],
+    )
 
     def validate_slug(self, field):
         problem = slug_problem(field.data)
@@ -83,22 +104,32 @@ class SignupForm(InstitutionFields, FlaskForm):
 
 
 class SettingsForm(InstitutionFields, FlaskForm):
-    name = StringField(_l("Institution name"), filters=[strip_filter],
-                       validators=[DataRequired(), Length(max=120)])
-    country = SelectField(_l("Country or region"), default="CN",
-                          description=_l("Phone numbers without a country code are read as "
-                                         "numbers of this region."))
-    contact_email = EmailField(_l("Contact e-mail"), filters=[strip_filter],
-                               validators=[Optional(), Length(max=254),
-                                           Email(check_deliverability=False)])
-    contact_phone = StringField(_l("Contact phone"), filters=[strip_filter],
-                                validators=[Optional(), Length(max=32)])
-    address = TextAreaField(_l("Address"), filters=[strip_filter],
-                            validators=[Optional(), Length(max=300)])
+    name = StringField(
+        _l("Institution name"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
+    )
+    country = SelectField(
+        _l("Country or region"),
+        default="CN",
+        description=_l("Phone numbers without a country code are read as numbers of this region."),
+    )
+    contact_email = EmailField(
+        _l("Contact e-mail"),
+        filters=[strip_filter],
+        validators=[Optional(), Length(max=254), Email(check_deliverability=False)],
+    )
+    contact_phone = StringField(
+        _l("Contact phone"), filters=[strip_filter], validators=[Optional(), Length(max=32)]
+    )
+    address = TextAreaField(
+        _l("Address"), filters=[strip_filter], validators=[Optional(), Length(max=300)]
+    )
     logo = FileField(
         _l("Logo"),
-        validators=[FileAllowed(["png", "jpg", "jpeg", "webp"],
-                                _l("The logo must be a PNG, JPEG or WebP image."))],
+        validators=[
+            FileAllowed(
+                ["png", "jpg", "jpeg", "webp"], _l("The logo must be a PNG, JPEG or WebP image.")
+            )
+        ],
         description=_l("PNG, JPEG or WebP, at most 1 MB."),
     )
     remove_logo = BooleanField(_l("Remove the current logo"))

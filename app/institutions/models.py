@@ -50,17 +50,72 @@ SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,46}[a-z0-9])$"
 # Slugs are the first segment of public URLs (/<slug>/...), so they must never shadow one
 # of our own top-level paths, nor words a parent could mistake for an official page.
 RESERVED_SLUGS = frozenset(
-    """
-    about account accounts admin api app assets auth billing blog cohort dashboard docs
-    favicon healthz help invite invitations join legal login logout manage new password
-    pricing privacy register reset robots security settings signin signout signup sitemap
-    static staff status stripe support terms webhook webhooks www
-    """.split()
+    [
+        "about",
+        "account",
+        "accounts",
+        "admin",
+        "api",
+        "app",
+        "assets",
+        "auth",
+        "billing",
+        "blog",
+        "cohort",
+        "dashboard",
+        "docs",
+        "favicon",
+        "healthz",
+        "help",
+        "invite",
+        "invitations",
+        "join",
+        "lang",
+        "legal",
+        "login",
+        "logout",
+        "manage",
+        "new",
+        "password",
+        "pricing",
+        "privacy",
+        "register",
+        "reset",
+        "robots",
+        "security",
+        "settings",
+        "signin",
+        "signout",
+        "signup",
+        "sitemap",
+        "static",
+        "staff",
+        "status",
+        "stripe",
+        "support",
+        "terms",
+        "webhook",
+        "webhooks",
+        "www",
+    ]
 )
 
 # Currencies offered at signup: those of the markets Cohort serves first.
 CURRENCIES = (
-    "CNY", "HKD", "TWD", "MOP", "SGD", "MYR", "JPY", "KRW",
-    "USD", "CAD", "AUD", "NZD", "GBP", "EUR", "CHF",
+    "CNY",
+    "HKD",
+    "TWD",
+    "MOP",
+    "SGD",
+    "MYR",
+    "JPY",
+    "KRW",
+    "USD",
+    "CAD",
+    "AUD",
+    "NZD",
+    "GBP",
+    "EUR",
+    "CHF",
 )
 LOCALES = ("zh_CN", "en")

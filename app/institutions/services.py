@@ -28,8 +28,10 @@ SLUG_TAKEN = _l("This address is already taken. Try another one.")
 def slug_problem(slug: str):
     """Why `slug` cannot be used (a translatable message), or None."""
     if not re.fullmatch(SLUG_PATTERN, slug or ""):
-        return _l("Use 3 to 48 lowercase letters, digits and hyphens, starting and ending with "
-                  "a letter or digit.")
+        return _l(
+            "Use 3 to 48 lowercase letters, digits and hyphens, starting and ending with "
+            "a letter or digit."
+        )
     if slug in RESERVED_SLUGS:
         return _l("This address is reserved. Try another one.")
     return None
@@ -44,16 +46,18 @@ def _check_choices(timezone: str, currency: str, locale: str) -> None:
         raise ServiceError(_l("Choose a language from the list."), field="locale")
 
 
-def create_institution(*, name: str, slug: str, timezone: str, currency: str,
-                       locale: str) -> Institution:
+def create_institution(
+    *, name: str, slug: str, timezone: str, currency: str, locale: str
+) -> Institution:
     problem = slug_problem(slug)
     if problem:
         raise ServiceError(problem, field="slug", code="slug_invalid")
     _check_choices(timezone, currency, locale)
     if db.session.scalar(select(Institution.id).where(Institution.slug == slug)):
         raise ServiceError(SLUG_TAKEN, field="slug", code="slug_taken")
-    institution = Institution(name=name.strip(), slug=slug, timezone=timezone,
-                              currency=currency, locale=locale)
+    institution = Institution(
+        name=name.strip(), slug=slug, timezone=timezone, currency=currency, locale=locale
+    )
     try:
         with db.session.begin_nested():
             db.session.add(institution)
@@ -62,15 +66,25 @@ def create_institution(*, name: str, slug: str, timezone: str, currency: str,
     return institution
 
 
-def sign_up(*, name: str, slug: str, timezone: str, currency: str, locale: str,
-            owner_name: str, email: str, password: str) -> tuple[Institution, User]:
+def sign_up(
+    *,
+    name: str,
+    slug: str,
+    timezone: str,
+    currency: str,
+    locale: str,
+    owner_name: str,
+    email: str,
+    password: str,
+) -> tuple[Institution, User]:
     """Create an institution and its owner, and welcome the owner by e-mail.
 
     Every check runs before the first row is written, and the caller commits only if this
     returns, so a refused signup leaves nothing behind.
     """
-    institution = create_institution(name=name, slug=slug, timezone=timezone,
-                                     currency=currency, locale=locale)
+    institution = create_institution(
+        name=name, slug=slug, timezone=timezone, currency=currency, locale=locale
+    )
     owner = accounts.create_user(email, owner_name, password)
     accounts.add_membership(institution, owner, Role.OWNER)
     queue_email(
@@ -88,9 +102,18 @@ def sign_up(*, name: str, slug: str, timezone: str, currency: str, locale: str,
     return institution, owner
 
 
-def update_settings(institution: Institution, *, name: str, timezone: str, currency: str,
-                    locale: str, country: str, contact_email: str | None,
-                    contact_phone: str | None, address: str | None) -> None:
+def update_settings(
+    institution: Institution,
+    *,
+    name: str,
+    timezone: str,
+    currency: str,
+    locale: str,
+    country: str,
+    contact_email: str | None,
+    contact_phone: str | None,
+    address: str | None,
+) -> None:
     _check_choices(timezone, currency, locale)
     if country not in phonenumbers.SUPPORTED_REGIONS:
         raise ServiceError(_l("Choose a country or region from the list."), field="country")
@@ -109,22 +132,30 @@ def set_logo(institution: Institution, data: bytes, max_bytes: int) -> None:
     """Store a logo after checking that it really is a PNG, JPEG or WebP image of sane size
     (the file's name and declared type are not trusted)."""
     if len(data) > max_bytes:
-        raise ServiceError(_l("The logo must be at most %(size)s KB.", size=max_bytes // 1024),
-                           field="logo", code="too_large")
+        raise ServiceError(
+            _l("The logo must be at most %(size)s KB.", size=max_bytes // 1024),
+            field="logo",
+            code="too_large",
+        )
     try:
         with Image.open(io.BytesIO(data)) as image:
             image_format = image.format
             width, height = image.size
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ServiceError(_l("The logo must be a PNG, JPEG or WebP image."),
-                           field="logo", code="bad_type") from exc
+        raise ServiceError(
+            _l("The logo must be a PNG, JPEG or WebP image."), field="logo", code="bad_type"
+        ) from exc
     if image_format not in LOGO_FORMATS:
-        raise ServiceError(_l("The logo must be a PNG, JPEG or WebP image."),
-                           field="logo", code="bad_type")
+        raise ServiceError(
+            _l("The logo must be a PNG, JPEG or WebP image."), field="logo", code="bad_type"
+        )
     if width > 4096 or height > 4096:
-        raise ServiceError(_l("The logo must be at most 4096 pixels wide and high."),
-                           field="logo", code="too_large")
+        raise ServiceError(
+            _l("The logo must be at most 4096 pixels wide and high."),
+            field="logo",
+            code="too_large",
+        )
     institution.logo = data
     institution.logo_content_type = LOGO_FORMATS[image_format]
     institution.logo_updated_at = utcnow()

@@ -35,8 +35,9 @@ def index():
     if current_user.is_authenticated:
         memberships = account_queries.memberships_for_switcher(current_user)
         if memberships:
-            return redirect(url_for("institutions.home",
-                                    institution_slug=memberships[0].institution.slug))
+            return redirect(
+                url_for("institutions.home", institution_slug=memberships[0].institution.slug)
+            )
     return render_template("institutions/index.html")
 
 
@@ -48,9 +49,13 @@ def signup():
     if form.validate_on_submit():
         try:
             institution, owner = services.sign_up(
-                name=form.name.data, slug=form.slug.data, timezone=form.timezone.data,
-                currency=form.currency.data, locale=form.locale.data,
-                owner_name=form.owner_name.data, email=form.email.data,
+                name=form.name.data,
+                slug=form.slug.data,
+                timezone=form.timezone.data,
+                currency=form.currency.data,
+                locale=form.locale.data,
+                owner_name=form.owner_name.data,
+                email=form.email.data,
                 password=form.password.data,
             )
         except ServiceError as error:
@@ -92,16 +97,22 @@ def settings():
     if form.validate_on_submit():
         try:
             services.update_settings(
-                institution, name=form.name.data, timezone=form.timezone.data,
-                currency=form.currency.data, locale=form.locale.data, country=form.country.data,
-                contact_email=form.contact_email.data, contact_phone=form.contact_phone.data,
+                institution,
+                name=form.name.data,
+                timezone=form.timezone.data,
+                currency=form.currency.data,
+                locale=form.locale.data,
+                country=form.country.data,
+                contact_email=form.contact_email.data,
+                contact_phone=form.contact_phone.data,
                 address=form.address.data,
             )
             if form.remove_logo.data:
                 services.remove_logo(institution)
             elif form.logo.data:
-                services.set_logo(institution, form.logo.data.read(),
-                                  current_app.config["LOGO_MAX_BYTES"])
+                services.set_logo(
+                    institution, form.logo.data.read(), current_app.config["LOGO_MAX_BYTES"]
+                )
         except ServiceError as error:
             db.session.rollback()
             if not apply_to_form(error, form):

@@ -9,8 +9,15 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 
-def send_email(config: dict, *, to: str, subject: str, text: str, html: str | None,
-               message_id_domain: str = "cohort") -> str:
+def send_email(
+    config: dict,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    message_id_domain: str = "cohort",
+) -> str:
     """Send one e-mail over SMTP with the settings in `config`; return its Message-ID."""
     message = EmailMessage()
     message["From"] = config["MAIL_FROM"]
@@ -24,8 +31,7 @@ def send_email(config: dict, *, to: str, subject: str, text: str, html: str | No
     host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT"]
     security = config["SMTP_SECURITY"]
     if security == "ssl":
-        client = smtplib.SMTP_SSL(host, port, timeout=timeout,
-                                  context=ssl.create_default_context())
+        client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
     else:
         client = smtplib.SMTP(host, port, timeout=timeout)
     with client:

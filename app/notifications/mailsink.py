@@ -15,8 +15,12 @@ from aiosmtpd.controller import Controller
 
 
 class MailSink:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 on_message: Callable[[EmailMessage], None] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_message: Callable[[EmailMessage], None] | None = None,
+    ) -> None:
         self.messages: list[EmailMessage] = []
         self._lock = threading.Lock()
         self._on_message = on_message

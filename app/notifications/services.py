@@ -86,8 +86,7 @@ def render_email(message: OutboxMessage) -> tuple[str, str, str]:
         context = template.new_context(dict(message.context))
         subject = "".join(template.blocks["subject"](context)).strip()
         text = "".join(template.blocks["body"](context)).strip() + "\n"
-        html = render_template("emails/layout.html", subject=subject, text=text,
-                               **message.context)
+        html = render_template("emails/layout.html", subject=subject, text=text, **message.context)
     return subject, text, html
 
 
@@ -118,8 +117,7 @@ def deliver_message(message_id: int, now: datetime | None = None) -> bool:
     message.sent_at = now
     message.last_error = None
     db.session.flush()
-    log.info("outbox message %s (%s) sent to %s", message.id, message.template,
-             message.recipient)
+    log.info("outbox message %s (%s) sent to %s", message.id, message.template, message.recipient)
     return True
 
 
@@ -133,8 +131,13 @@ def _record_failure(message: OutboxMessage, exc: Exception, now: datetime) -> No
     else:
         delay = config["OUTBOX_RETRY_BASE_SECONDS"] * 2 ** (message.attempts - 1)
         message.send_at = now + timedelta(seconds=delay)
-        log.warning("outbox message %s attempt %s failed, retry in %ss: %s",
-                    message.id, message.attempts, delay, message.last_error)
+        log.warning(
+            "outbox message %s attempt %s failed, retry in %ss: %s",
+            message.id,
+            message.attempts,
+            delay,
+            message.last_error,
+        )
         _schedule_delivery(message)
     db.session.flush()
 

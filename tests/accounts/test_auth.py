@@ -34,8 +34,9 @@ def test_logout_ends_the_session(owner_client, institution):
 
 
 def test_remember_me_sets_a_lasting_http_only_cookie(client, owner):
-    response = client.post("/login", data={"email": owner.email, "password": PASSWORD,
-                                           "remember": "y"})
+    response = client.post(
+        "/login", data={"email": owner.email, "password": PASSWORD, "remember": "y"}
+    )
     cookies = response.headers.getlist("Set-Cookie")
     remember = next(c for c in cookies if c.startswith("remember_token="))
     assert "HttpOnly" in remember and "Expires=" in remember
@@ -43,20 +44,29 @@ def test_remember_me_sets_a_lasting_http_only_cookie(client, owner):
 
 def test_login_is_rate_limited_per_account(client, owner):
     for n in range(5):
-        response = client.post("/login", data={"email": owner.email, "password": "bad"},
-                               environ_base={"REMOTE_ADDR": f"10.1.0.{n}"})
+        response = client.post(
+            "/login",
+            data={"email": owner.email, "password": "bad"},
+            environ_base={"REMOTE_ADDR": f"10.1.0.{n}"},
+        )
         assert response.status_code == 422
     # Sixth try within the minute, even from another address and with the right password.
-    response = client.post("/login", data={"email": owner.email, "password": PASSWORD},
-                           environ_base={"REMOTE_ADDR": "10.1.1.1"})
+    response = client.post(
+        "/login",
+        data={"email": owner.email, "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.1.1.1"},
+    )
     assert response.status_code == 429
     assert "Too many attempts" in response.get_data(as_text=True)
 
 
 def test_login_is_rate_limited_per_address(client):
     statuses = [
-        client.post("/login", data={"email": f"u{n}@example.com", "password": "x" * 12},
-                    environ_base={"REMOTE_ADDR": "10.2.0.1"}).status_code
+        client.post(
+            "/login",
+            data={"email": f"u{n}@example.com", "password": "x" * 12},
+            environ_base={"REMOTE_ADDR": "10.2.0.1"},
+        ).status_code
         for n in range(21)
     ]
     assert statuses[:20] == [422] * 20 and statuses[20] == 429
@@ -70,8 +80,9 @@ def test_password_reset_link_works_once(client, owner, mail_server):
     link = link_in(mail)
     assert link.startswith("/password/reset/")
 
-    response = client.post(link, data={"password": "a-brand-new-password",
-                                       "confirm": "a-brand-new-password"})
+    response = client.post(
+        link, data={"password": "a-brand-new-password", "confirm": "a-brand-new-password"}
+    )
     assert response.status_code == 302
     client.post("/logout")
     login(client, owner, "a-brand-new-password")
@@ -87,16 +98,18 @@ def test_password_reset_link_expires(client, owner, mail_server):
     run_burst()
     link = link_in(mail_server.to(owner.email)[0])
     with time_machine.travel(utcnow() + timedelta(hours=1, minutes=1)):
-        response = client.post(link, data={"password": "a-brand-new-password",
-                                           "confirm": "a-brand-new-password"})
+        response = client.post(
+            link, data={"password": "a-brand-new-password", "confirm": "a-brand-new-password"}
+        )
     assert response.status_code == 410
     assert "expired" in response.get_data(as_text=True)
     login(client, owner)  # the old password still works
 
 
 def test_password_reset_for_unknown_email_says_the_same_and_sends_nothing(client, mail_server):
-    response = client.post("/password/forgot", data={"email": "nobody@example.com"},
-                           follow_redirects=True)
+    response = client.post(
+        "/password/forgot", data={"email": "nobody@example.com"}, follow_redirects=True
+    )
     assert "If an account exists for nobody@example.com" in response.get_data(as_text=True)
     run_burst()
     assert mail_server.messages == []
@@ -108,9 +121,10 @@ def test_changing_the_password_signs_out_other_sessions(app, institution, owner,
     this_device = app.test_client()
     this_device.post("/password/forgot", data={"email": owner.email})
     run_burst()
-    this_device.post(link_in(mail_server.to(owner.email)[0]),
-                     data={"password": "a-brand-new-password",
-                           "confirm": "a-brand-new-password"})
+    this_device.post(
+        link_in(mail_server.to(owner.email)[0]),
+        data={"password": "a-brand-new-password", "confirm": "a-brand-new-password"},
+    )
     response = other_device.get(f"/staff/{institution.slug}/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
@@ -143,4 +157,5 @@ def test_user_with_several_institutions_switches_between_them(client, institutio
     client.post("/logout")
     login(client, other)
     assert "Switch institution" not in client.get(f"/staff/{institution.slug}/").get_data(
-        as_text=True)
+        as_text=True
+    )

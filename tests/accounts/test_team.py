@@ -16,17 +16,22 @@ from tests.factories import login, make_member, make_user
 
 
 def invite(client, institution, email, role="staff"):
-    return client.post(f"/staff/{institution.slug}/members/invite",
-                       data={"email": email, "role": role})
+    return client.post(
+        f"/staff/{institution.slug}/members/invite", data={"email": email, "role": role}
+    )
 
 
 def membership(institution, user) -> Membership | None:
-    return db.session.scalar(select(Membership).where(
-        Membership.institution_id == institution.id, Membership.user_id == user.id))
+    return db.session.scalar(
+        select(Membership).where(
+            Membership.institution_id == institution.id, Membership.user_id == user.id
+        )
+    )
 
 
-def test_invited_newcomer_sets_a_password_and_joins(client, owner_client, institution,
-                                                    mail_server, app):
+def test_invited_newcomer_sets_a_password_and_joins(
+    client, owner_client, institution, mail_server, app
+):
     assert invite(owner_client, institution, "Teacher@Example.com").status_code == 302
     run_burst()
     [mail] = mail_server.to("teacher@example.com")
@@ -36,8 +41,10 @@ def test_invited_newcomer_sets_a_password_and_joins(client, owner_client, instit
     newcomer = app.test_client()
     page = newcomer.get(link)
     assert page.status_code == 200 and "teacher@example.com" in page.get_data(as_text=True)
-    response = newcomer.post(link, data={"name": "Ms Zhang", "password": "teacher-password",
-                                         "confirm": "teacher-password"})
+    response = newcomer.post(
+        link,
+        data={"name": "Ms Zhang", "password": "teacher-password", "confirm": "teacher-password"},
+    )
     assert response.headers["Location"] == f"/staff/{institution.slug}/"
     user = db.session.scalar(select(User).where(User.email == "teacher@example.com"))
     assert membership(institution, user).role == Role.STAFF
@@ -61,8 +68,9 @@ def test_existing_user_signs_in_and_accepts(owner_client, institution, mail_serv
     assert membership(institution, existing).role == Role.ADMIN
 
 
-def test_invitation_for_someone_else_is_refused_while_signed_in(owner_client, institution,
-                                                                mail_server, app):
+def test_invitation_for_someone_else_is_refused_while_signed_in(
+    owner_client, institution, mail_server, app
+):
     invite(owner_client, institution, "someone@example.com")
     run_burst()
     link = link_in(mail_server.to("someone@example.com")[0])
@@ -75,8 +83,9 @@ def test_invitation_for_someone_else_is_refused_while_signed_in(owner_client, in
     assert membership(institution, intruder) is None
 
 
-def test_expired_revoked_and_superseded_links_are_refused(owner_client, institution,
-                                                         mail_server, app):
+def test_expired_revoked_and_superseded_links_are_refused(
+    owner_client, institution, mail_server, app
+):
     invite(owner_client, institution, "late@example.com")
     run_burst()
     first_link = link_in(mail_server.to("late@example.com")[0])
@@ -117,8 +126,9 @@ def test_staff_cannot_invite_or_change_roles(client, institution, owner):
     login(client, staff)
     assert invite(client, institution, "x@example.com").status_code == 403
     owner_membership = membership(institution, owner)
-    response = client.post(f"/staff/{institution.slug}/members/{owner_membership.id}/role",
-                           data={"role": "staff"})
+    response = client.post(
+        f"/staff/{institution.slug}/members/{owner_membership.id}/role", data={"role": "staff"}
+    )
     assert response.status_code == 403
     assert membership(institution, owner).role == Role.OWNER
 
@@ -130,16 +140,19 @@ def test_owner_changes_roles_but_never_removes_the_last_owner(owner_client, inst
 
     owner_client.post(f"{base}/{staff_membership.id}/role", data={"role": "admin"})
     assert membership(institution, staff).role == Role.ADMIN
-    bad = owner_client.post(f"{base}/{staff_membership.id}/role", data={"role": "emperor"},
-                            follow_redirects=True)
+    bad = owner_client.post(
+        f"{base}/{staff_membership.id}/role", data={"role": "emperor"}, follow_redirects=True
+    )
     assert "Choose a role from the list." in bad.get_data(as_text=True)
 
     own = membership(institution, owner)
-    page = owner_client.post(f"{base}/{own.id}/role", data={"role": "staff"},
-                             follow_redirects=True).get_data(as_text=True)
+    page = owner_client.post(
+        f"{base}/{own.id}/role", data={"role": "staff"}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "at least one owner" in page
     page = owner_client.post(f"{base}/{own.id}/remove", follow_redirects=True).get_data(
-        as_text=True)
+        as_text=True
+    )
     assert "The last owner cannot be removed." in page
     assert membership(institution, owner).role == Role.OWNER
 
@@ -152,6 +165,7 @@ def test_removed_member_loses_access_at_once(app, owner_client, institution):
     staff_client = app.test_client()
     login(staff_client, staff)
     assert staff_client.get(f"/staff/{institution.slug}/").status_code == 200
-    owner_client.post(f"/staff/{institution.slug}/members/{membership(institution, staff).id}"
-                      "/remove")
+    owner_client.post(
+        f"/staff/{institution.slug}/members/{membership(institution, staff).id}/remove"
+    )
     assert staff_client.get(f"/staff/{institution.slug}/").status_code == 404

@@ -38,15 +38,25 @@ def test_owner_saves_settings_and_phone_is_normalised(owner_client, institution)
     db.session.refresh(institution)
     assert institution.name == "Renamed School"
     assert (institution.timezone, institution.currency, institution.country) == (
-        "Europe/London", "GBP", "GB")
+        "Europe/London",
+        "GBP",
+        "GB",
+    )
     assert institution.contact_phone == "+442079460018"
 
 
 def test_bad_settings_are_field_errors_and_change_nothing(owner_client, institution):
     before = (institution.name, institution.timezone, institution.currency)
-    for field, value in [("timezone", "Nowhere/City"), ("currency", "BTC"), ("locale", "xx"),
-                         ("country", "ZZ"), ("contact_phone", "12"),
-                         ("contact_email", "nope"), ("name", ""), ("address", "a" * 301)]:
+    for field, value in [
+        ("timezone", "Nowhere/City"),
+        ("currency", "BTC"),
+        ("locale", "xx"),
+        ("country", "ZZ"),
+        ("contact_phone", "12"),
+        ("contact_email", "nope"),
+        ("name", ""),
+        ("address", "a" * 301),
+    ]:
         response = owner_client.post(url(institution), data={**VALID, field: value})
         assert response.status_code == 422, field
     db.session.refresh(institution)
@@ -54,18 +64,21 @@ def test_bad_settings_are_field_errors_and_change_nothing(owner_client, institut
 
 
 def test_logo_upload_checks_the_content_not_the_name(owner_client, institution, client):
-    fake = owner_client.post(url(institution), data={
-        **VALID, "logo": (io.BytesIO(b"<svg onload=alert(1)>"), "logo.png")})
+    fake = owner_client.post(
+        url(institution), data={**VALID, "logo": (io.BytesIO(b"<svg onload=alert(1)>"), "logo.png")}
+    )
     assert fake.status_code == 422
     assert "PNG, JPEG or WebP" in fake.get_data(as_text=True)
-    wrong_type = owner_client.post(url(institution), data={
-        **VALID, "logo": (io.BytesIO(png_bytes()), "logo.svg")})
+    wrong_type = owner_client.post(
+        url(institution), data={**VALID, "logo": (io.BytesIO(png_bytes()), "logo.svg")}
+    )
     assert wrong_type.status_code == 422
     db.session.refresh(institution)
     assert not institution.has_logo and institution.name != "Renamed School"
 
-    ok = owner_client.post(url(institution), data={
-        **VALID, "logo": (io.BytesIO(png_bytes()), "logo.png")})
+    ok = owner_client.post(
+        url(institution), data={**VALID, "logo": (io.BytesIO(png_bytes()), "logo.png")}
+    )
     assert ok.status_code == 302
     logo = client.get(f"/{institution.slug}/logo")
     assert logo.status_code == 200 and logo.headers["Content-Type"] == "image/png"
@@ -74,12 +87,18 @@ def test_logo_upload_checks_the_content_not_the_name(owner_client, institution, 
 
 def test_oversized_logo_is_refused(app, owner_client, institution):
     big = png_bytes() + b"\0" * app.config["LOGO_MAX_BYTES"]
-    response = owner_client.post(url(institution), data={
-        **VALID, "logo": (io.BytesIO(big), "logo.png")})
+    response = owner_client.post(
+        url(institution), data={**VALID, "logo": (io.BytesIO(big), "logo.png")}
+    )
     assert response.status_code == 422
     assert "at most 1024 KB" in response.get_data(as_text=True)
-    huge = owner_client.post(url(institution), data={
-        **VALID, "logo": (io.BytesIO(b"\0" * (app.config["MAX_CONTENT_LENGTH"] + 1)), "l.png")})
+    huge = owner_client.post(
+        url(institution),
+        data={
+            **VALID,
+            "logo": (io.BytesIO(b"\0" * (app.config["MAX_CONTENT_LENGTH"] + 1)), "l.png"),
+        },
+    )
     assert huge.status_code == 413
 
 

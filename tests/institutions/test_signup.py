@@ -34,7 +34,10 @@ def test_signup_creates_institution_owner_and_welcome_email(client, mail_server)
     assert response.headers["Location"] == "/staff/bright-minds/"
     institution = db.session.scalar(select(Institution).where(Institution.slug == "bright-minds"))
     assert (institution.timezone, institution.currency, institution.locale) == (
-        "Asia/Shanghai", "CNY", "en")
+        "Asia/Shanghai",
+        "CNY",
+        "en",
+    )
     owner = db.session.scalar(select(User).where(User.email == "li.wei@example.com"))
     membership = db.session.scalar(select(Membership).where(Membership.user_id == owner.id))
     assert membership.institution_id == institution.id and membership.role == Role.OWNER
@@ -64,8 +67,9 @@ def test_taken_email_is_a_field_error_and_creates_nothing(client):
     client.post("/logout")
     before = (count(Institution), count(User), count(OutboxMessage))
 
-    response = client.post("/signup", data={**SIGNUP, "slug": "another-school",
-                                            "email": "LI.WEI@example.com "})
+    response = client.post(
+        "/signup", data={**SIGNUP, "slug": "another-school", "email": "LI.WEI@example.com "}
+    )
 
     assert response.status_code == 422
     assert "An account with this e-mail already exists" in response.get_data(as_text=True)
@@ -87,7 +91,6 @@ def test_bad_signup_input_gets_field_errors(client):
         if field == "password":
             data["confirm"] = value
         # A new address per attempt keeps the signup rate limit out of this test.
-        response = client.post("/signup", data=data,
-                               environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
+        response = client.post("/signup", data=data, environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
         assert response.status_code == 422, (field, value)
     assert count(Institution) == 0 and count(User) == 0

@@ -18,10 +18,17 @@ from tests.factories import login, make_member
 
 def queue_test_email(institution, dedupe_key="test:1", send_at=None) -> OutboxMessage:
     message = queue_email(
-        institution_id=institution.id, recipient="parent@example.com", template="welcome",
-        context={"name": "Parent", "institution_name": institution.name,
-                 "action_url": "http://localhost/x"},
-        locale="en", dedupe_key=dedupe_key, send_at=send_at,
+        institution_id=institution.id,
+        recipient="parent@example.com",
+        template="welcome",
+        context={
+            "name": "Parent",
+            "institution_name": institution.name,
+            "action_url": "http://localhost/x",
+        },
+        locale="en",
+        dedupe_key=dedupe_key,
+        send_at=send_at,
     )
     db.session.commit()
     return message
@@ -44,8 +51,7 @@ def test_same_dedupe_key_is_one_message(institution):
     assert len(db.session.scalars(select(OutboxMessage)).all()) == 1
 
 
-def test_message_survives_a_redis_flush_between_scheduling_and_sending(institution,
-                                                                       mail_server):
+def test_message_survives_a_redis_flush_between_scheduling_and_sending(institution, mail_server):
     message = queue_test_email(institution)
     assert redis_connection.client.exists(f"rq:job:{message.job_id}")
 
@@ -82,8 +88,9 @@ def test_scheduled_message_waits_for_its_time(institution, mail_server):
     assert len(mail_server.to("parent@example.com")) == 1
 
 
-def test_smtp_failure_is_retried_with_backoff_then_marked_failed(app, institution,
-                                                                 mail_server, monkeypatch):
+def test_smtp_failure_is_retried_with_backoff_then_marked_failed(
+    app, institution, mail_server, monkeypatch
+):
     monkeypatch.setitem(app.config, "SMTP_PORT", 1)  # a real refused connection
     message = queue_test_email(institution)
     start = utcnow()
@@ -110,8 +117,9 @@ def test_smtp_failure_is_retried_with_backoff_then_marked_failed(app, institutio
     assert mail_server.messages == []
 
 
-def test_owners_see_failed_messages_and_can_send_them_again(app, client, institution, owner,
-                                                           mail_server, monkeypatch):
+def test_owners_see_failed_messages_and_can_send_them_again(
+    app, client, institution, owner, mail_server, monkeypatch
+):
     monkeypatch.setitem(app.config, "OUTBOX_MAX_ATTEMPTS", 1)
     monkeypatch.setitem(app.config, "SMTP_PORT", 1)
     message = queue_test_email(institution)
