@@ -8,6 +8,7 @@ cohort sweep-outbox   ... and every domain's own commands (cohort --help)
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from werkzeug.serving import run_simple
 
 from app import create_app, migrate
 from app.config import PROJECT_ROOT
@@ -62,6 +64,7 @@ def dev(host: str, port: int):
     mail_dir = Path(app.instance_path) / "mail"
     mail_dir.mkdir(parents=True, exist_ok=True)
 
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection chatter
     sink = None
     if config["SMTP_HOST"] in ("127.0.0.1", "localhost") and not _port_open(
         config["SMTP_HOST"], config["SMTP_PORT"]
@@ -100,7 +103,8 @@ def dev(host: str, port: int):
     click.echo("  Ctrl-C stops the web server, the worker and the scheduler.\n")
     app.config["PUBLIC_URL"] = base
     try:
-        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+        # Not app.run(): Flask ignores it inside its own CLI.
+        run_simple(host, port, app, threaded=True, use_reloader=False)
     except KeyboardInterrupt:
         pass
     finally:
