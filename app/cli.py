@@ -42,7 +42,7 @@ def seed_demo():
 
     result = demo.seed()
     click.echo(
-        f"demo institution /{result.institution.slug}/ "
+        f"demo institution /{result.slug}/ "
         f"({'created' if result.created else 'already there'}); "
         f"owner login {result.email} / {result.password}"
     )
@@ -94,7 +94,7 @@ def dev(host: str, port: int):
     base = f"http://{host}:{port}"
     click.secho("\nCohort is running", fg="green", bold=True)
     click.echo(f"  staff sign-in   {base}/login   ({seeded.email} / {seeded.password})")
-    click.echo(f"  demo staff home {base}/staff/{seeded.institution.slug}/")
+    click.echo(f"  demo staff home {base}/staff/{seeded.slug}/")
     click.echo(f"  sign up         {base}/signup")
     click.echo(f"  health          {base}/healthz")
     click.echo(f"  e-mails         printed here and kept in {mail_dir}")

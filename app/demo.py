@@ -16,9 +16,9 @@ DEMO_EMAIL = "owner@sunrise.example"
 DEMO_PASSWORD = "cohort-demo-2026"  # noqa: S105 - printed to the developer on purpose
 
 
-@dataclass
+@dataclass(frozen=True)
 class Demo:
-    institution: Institution
+    slug: str
     email: str
     password: str
     created: bool
@@ -41,4 +41,7 @@ def seed() -> Demo:
         institution.contact_phone = "+8613800138000"
         institution.address = "上海市徐汇区漕溪北路 88 号"
         db.session.commit()
-    return Demo(institution, DEMO_EMAIL, DEMO_PASSWORD, created)
+    # Plain values only: touching the ORM object after this would open a new transaction,
+    # and on SQLite an idle open transaction blocks the web server and the worker.
+    db.session.remove()
+    return Demo(DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created)
