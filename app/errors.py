@@ -6,9 +6,11 @@ a field error or a flashed message. Nothing a user can send reaches the 500 hand
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, flash, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+
+from app.extensions import db
 
 
 class ServiceError(Exception):
@@ -25,13 +27,20 @@ class ServiceError(Exception):
             self.code = code
 
 
-def apply_to_form(error: ServiceError, form) -> bool:
-    """Attach `error` to the matching form field; return False if the form has no such field."""
-    field = getattr(form, error.field, None) if error.field else None
+def report(error: ServiceError, form=None) -> None:
+    """Undo the refused unit of work, then show the refusal: on its form field if the form
+    has one, else as a flashed message."""
+    db.session.rollback()
+    field = getattr(form, error.field, None) if form is not None and error.field else None
     if field is None:
-        return False
-    field.errors = [*field.errors, error.message]
-    return True
+        flash(error.message, "error")
+    else:
+        field.errors = [*field.errors, error.message]
+
+
+def form_status(form) -> int:
+    """422 for a form that is re-rendered with errors, 200 otherwise."""
+    return 422 if form.errors else 200
 
 
 ERROR_TEXT = {

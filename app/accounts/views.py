@@ -14,7 +14,7 @@ from app.accounts.forms import (
     RoleForm,
 )
 from app.accounts.models import MANAGERS, Invitation, Membership, Role
-from app.errors import ServiceError, apply_to_form
+from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
 from app.tenancy import (
@@ -35,10 +35,6 @@ def _account_key() -> str:
     return "login-account:" + services.normalise_email(request.form.get("email", ""))[:254]
 
 
-def _form_status(form) -> int:
-    return 422 if form.errors else 200
-
-
 # --- signing in and out ----------------------------------------------------------------------
 
 
@@ -57,7 +53,7 @@ def login():
             db.session.commit()
             login_user(user, remember=form.remember.data)
             return redirect(safe_next(request.args.get("next")) or url_for("site.index"))
-    return render_template("accounts/login.html", form=form), _form_status(form)
+    return render_template("accounts/login.html", form=form), form_status(form)
 
 
 @auth.post("/logout")
@@ -85,7 +81,7 @@ def forgot_password():
             "info",
         )
         return redirect(url_for("accounts.login"))
-    return render_template("accounts/forgot_password.html", form=form), _form_status(form)
+    return render_template("accounts/forgot_password.html", form=form), form_status(form)
 
 
 @auth.route("/password/reset/<token>", methods=["GET", "POST"])
@@ -101,7 +97,7 @@ def reset_password(token: str):
         login_user(user)
         flash(_("Your password has been changed."), "success")
         return redirect(url_for("site.index"))
-    return render_template("accounts/reset_password.html", form=form), _form_status(form)
+    return render_template("accounts/reset_password.html", form=form), form_status(form)
 
 
 # --- invitations (the invitee's side) --------------------------------------------------------
@@ -127,15 +123,14 @@ def accept_invitation(token: str):
                 invitation, form.name.data, form.password.data
             )
         except ServiceError as error:
-            if not apply_to_form(error, form):
-                flash(error.message, "error")
+            report(error, form)
         else:
             db.session.commit()
             login_user(user)
             return _joined(invitation)
     return render_template(
         "accounts/invitation.html", invitation=invitation, form=form, needs_login=False
-    ), _form_status(form)
+    ), form_status(form)
 
 
 def _accept_as_signed_in(invitation: Invitation):
@@ -144,7 +139,7 @@ def _accept_as_signed_in(invitation: Invitation):
         try:
             services.accept_invitation(invitation, current_user)
         except ServiceError as error:
-            flash(error.message, "error")
+            report(error)
         else:
             db.session.commit()
             return _joined(invitation)
@@ -199,9 +194,7 @@ def invite():
                 current_institution(), current_membership(), form.email.data, Role(form.role.data)
             )
         except ServiceError as error:
-            db.session.rollback()
-            if not apply_to_form(error, form):
-                flash(error.message, "error")
+            report(error, form)
         else:
             db.session.commit()
             flash(_("Invitation sent to %(email)s.", email=form.email.data), "success")
@@ -218,8 +211,7 @@ def change_role(membership_id: int):
         try:
             services.change_role(membership, Role(form.role.data))
         except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "error")
+            report(error)
         else:
             db.session.commit()
             flash(
@@ -244,8 +236,7 @@ def remove_member(membership_id: int):
     try:
         services.remove_member(membership)
     except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "error")
+        report(error)
         return redirect(url_for("team.members"))
     db.session.commit()
     flash(_("%(name)s has been removed.", name=name), "success")
@@ -259,8 +250,7 @@ def resend_invitation(invitation_id: int):
     try:
         services.resend_invitation(current_institution(), invitation, current_user)
     except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "error")
+        report(error)
     else:
         db.session.commit()
         flash(_("Invitation sent again to %(email)s.", email=invitation.email), "success")

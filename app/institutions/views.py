@@ -16,7 +16,7 @@ from flask_login import current_user, login_user
 
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
-from app.errors import ServiceError, apply_to_form
+from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.institutions import services
 from app.institutions.forms import SettingsForm, SignupForm
@@ -59,15 +59,13 @@ def signup():
                 password=form.password.data,
             )
         except ServiceError as error:
-            if not apply_to_form(error, form):
-                flash(error.message, "error")
+            report(error, form)
         else:
             db.session.commit()
             login_user(owner)
             flash(_("Welcome to Cohort! %(name)s is ready.", name=institution.name), "success")
             return redirect(url_for("institutions.home", institution_slug=institution.slug))
-    status = 422 if form.errors else 200
-    return render_template("institutions/signup.html", form=form), status
+    return render_template("institutions/signup.html", form=form), form_status(form)
 
 
 @staff.get("/")
@@ -114,15 +112,12 @@ def settings():
                     institution, form.logo.data.read(), current_app.config["LOGO_MAX_BYTES"]
                 )
         except ServiceError as error:
-            db.session.rollback()
-            if not apply_to_form(error, form):
-                flash(error.message, "error")
+            report(error, form)
         else:
             db.session.commit()
             flash(_("Settings saved."), "success")
             return redirect(url_for("institutions.settings"))
-    status = 422 if form.errors else 200
-    return render_template("institutions/settings.html", form=form), status
+    return render_template("institutions/settings.html", form=form), form_status(form)
 
 
 @public.get("/logo")
