@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import phonenumbers
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
+
+from app.phones import e164
 
 PASSWORD_MIN = 10
 
@@ -31,13 +32,10 @@ def password_fields():
 
 def to_e164(raw: str, region: str) -> str:
     """A phone number in E.164 form, or ValidationError with a readable message."""
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValidationError(_l("Enter a valid phone number.")) from exc
-    if not phonenumbers.is_valid_number(number):
+    number = e164(raw, region)
+    if number is None:
         raise ValidationError(_l("Enter a valid phone number."))
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
 
 
 def strip_filter(value):

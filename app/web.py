@@ -34,6 +34,8 @@ def select_locale() -> str:
     """The visitor's choice (?lang= or the switcher), else the institution's default, else
     the browser's preference, else the configured default."""
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # a job or a command: the default, unless force_locale
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in languages:
         return chosen

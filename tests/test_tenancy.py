@@ -8,6 +8,8 @@ from werkzeug.routing import Rule
 
 from app.accounts.models import Invitation, Membership, Role
 from app.accounts.services import invite_member
+from app.contacts.models import Contact, SourceKind
+from app.contacts.services import ContactDetails, Touch, find_or_create_contact
 from app.extensions import db
 from app.notifications.models import OutboxMessage
 from app.tenancy import bind_institution, get_or_404, unbind_institution
@@ -34,6 +36,12 @@ def two_institutions():
     )
     invitation = invite_member(a, a_owner_membership, "new@example.com", Role.STAFF)
     message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
+    contact, _ = find_or_create_contact(
+        a,
+        phone="13800138000",
+        details=ContactDetails(parent_name="Parent A"),
+        touch=Touch(SourceKind.STAFF),
+    )
     unbind_institution()
     db.session.commit()
     a_staff_membership = db.session.scalar(
@@ -45,6 +53,7 @@ def two_institutions():
         "membership_id": a_staff_membership.id,
         "invitation_id": invitation.id,
         "message_id": message.id,
+        "contact_id": contact.id,
     }
     return a, b, b_owner, ids
 
@@ -91,6 +100,7 @@ def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client
     # And nothing of A's changed.
     assert db.session.get(Membership, ids["membership_id"]).role == Role.STAFF
     assert db.session.get(Invitation, ids["invitation_id"]).revoked_at is None
+    assert db.session.get(Contact, ids["contact_id"]).parent_name == "Parent A"
 
 
 def test_anonymous_visitors_are_sent_to_login_from_every_staff_route(app, client, two_institutions):

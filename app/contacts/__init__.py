@@ -1,0 +1,1 @@
+"""Contacts: one record per family, its students, where it came from, and its timeline."""

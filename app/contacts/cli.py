@@ -1,0 +1,3 @@
+"""Command-line tools for contacts (none yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField
+from wtforms import (
+    DateField,
+    EmailField,
+    HiddenField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+
+from app.contacts.models import SourceKind
+from app.forms import strip_filter
+
+SOURCE_LABELS = {
+    SourceKind.FORM: _l("Lead form"),
+    SourceKind.CAMPAIGN: _l("Campaign"),
+    SourceKind.COURSE: _l("Course"),
+    SourceKind.REFERRAL: _l("Referral"),
+    SourceKind.IMPORT: _l("Import"),
+    SourceKind.STAFF: _l("Added by staff"),
+}
+
+
+def owner_choices(members) -> list[SelectChoice]:
+    return [
+        SelectChoice("", _l("Nobody")),
+        *(SelectChoice(str(m.user_id), m.user.name) for m in members),
+    ]
+
+
+class ContactForm(FlaskForm):
+    parent_name = StringField(
+        _l("Parent's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
+    )
+    phone = StringField(
+        _l("Phone"), filters=[strip_filter], validators=[DataRequired(), Length(max=40)]
+    )
+    email = EmailField(
+        _l("E-mail"),
+        filters=[strip_filter],
+        validators=[Optional(), Length(max=254), Email(check_deliverability=False)],
+    )
+    wechat_id = StringField(
+        _l("WeChat ID"), filters=[strip_filter], validators=[Optional(), Length(max=64)]
+    )
+    owner_id = SelectField(_l("Owner"), validate_choice=True)
+    tags = StringField(
+        _l("Tags"),
+        filters=[strip_filter],
+        validators=[Length(max=300)],
+        description=_l("Separate tags with commas."),
+    )
+    notes = TextAreaField(_l("Notes"), filters=[strip_filter], validators=[Length(max=4000)])
+
+
+class StudentForm(FlaskForm):
+    name = StringField(
+        _l("Child's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
+    )
+    grade = StringField(_l("Grade"), filters=[strip_filter], validators=[Length(max=40)])
+    birth_year = IntegerField(
+        _l("Birth year"), validators=[Optional(), NumberRange(min=1990, max=2100)]
+    )
+    school = StringField(_l("School"), filters=[strip_filter], validators=[Length(max=120)])
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField(
+        _l("Note"), filters=[strip_filter], validators=[DataRequired(), Length(max=4000)]
+    )
+
+
+class MergeForm(FlaskForm):
+    phone = StringField(
+        _l("Phone of the duplicate contact"),
+        filters=[strip_filter],
+        validators=[DataRequired(), Length(max=40)],
+    )
+
+
+class ImportForm(FlaskForm):
+    file = FileField(
+        _l("CSV file"), validators=[FileAllowed(["csv", "txt"], _l("Upload a .csv file."))]
+    )
+    csv_text = HiddenField()
+
+
+class FilterForm(FlaskForm):
+    """The list's search and filters (a GET form: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Search"), filters=[strip_filter], validators=[Length(max=100)])
+    owner = SelectField(_l("Owner"), validate_choice=False)
+    source = SelectField(
+        _l("Source"),
+        choices=[
+            SelectChoice("", _l("Any source")),
+            *(SelectChoice(k.value, v) for k, v in SOURCE_LABELS.items()),
+        ],
+    )
+    tag = SelectField(_l("Tag"), validate_choice=False)
+    created_from = DateField(_l("Added from"), validators=[Optional()])
+    created_to = DateField(_l("Added until"), validators=[Optional()])

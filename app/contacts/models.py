@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.ext.associationproxy import association_proxy
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.accounts.models import User
+from app.db import Base, TenantScoped, utcnow
+
+
+class SourceKind(enum.StrEnum):
+    FORM = "form"
+    CAMPAIGN = "campaign"
+    COURSE = "course"
+    REFERRAL = "referral"
+    IMPORT = "import"
+    STAFF = "staff"
+
+
+class EventKind(enum.StrEnum):
+    CREATED = "created"
+    TOUCH = "touch"
+    UPDATED = "updated"
+    MERGED = "merged"
+    NOTE = "note"
+    LEAD = "lead"
+
+
+def _enum(cls):
+    return Enum(
+        cls,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def new_referral_code() -> str:
+    return secrets.token_urlsafe(6)
+
+
+# Fields a public action may fill in but never overwrite once staff have edited them.
+MERGEABLE_FIELDS = ("parent_name", "email", "wechat_id")
+
+
+class Tag(TenantScoped, Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("institution_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+
+
+class ContactTag(TenantScoped, Base):
+    """A tag on a contact (an association row, carrying the institution like every row)."""
+
+    __tablename__ = "contact_tags"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[Tag] = relationship(lazy="joined")
+
+
+class Contact(TenantScoped, Base):
+    """One family as the institution knows it, found again by its phone number."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "phone"),
+        UniqueConstraint("institution_id", "referral_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_name: Mapped[str] = mapped_column(String(80))
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    email: Mapped[str | None] = mapped_column(String(254))
+    wechat_id: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text)
+    consent_text: Mapped[str | None] = mapped_column(Text)
+    consent_at: Mapped[datetime | None]
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    referral_code: Mapped[str] = mapped_column(String(16), default=new_referral_code)
+    # Names of fields staff have edited by hand; public actions leave those alone.
+    staff_edited: Mapped[list] = mapped_column(JSON, default=list)
+    first_touch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_touches.id", use_alter=True, ondelete="SET NULL")
+    )
+    latest_touch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_touches.id", use_alter=True, ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User | None] = relationship()
+    students: Mapped[list[Student]] = relationship(
+        back_populates="contact", order_by="Student.id", cascade="all, delete-orphan"
+    )
+    tag_links: Mapped[list[ContactTag]] = relationship(cascade="all, delete-orphan")
+    tags = association_proxy(
+        "tag_links",
+        "tag",
+        creator=lambda tag: ContactTag(institution_id=tag.institution_id, tag=tag),
+    )
+    first_touch: Mapped[ContactTouch | None] = relationship(
+        foreign_keys=[first_touch_id], post_update=True
+    )
+    latest_touch: Mapped[ContactTouch | None] = relationship(
+        foreign_keys=[latest_touch_id], post_update=True
+    )
+
+    @property
+    def student_names(self) -> str:
+        return ", ".join(student.name for student in self.students)
+
+
+class Student(TenantScoped, Base):
+    """A child of a contact."""
+
+    __tablename__ = "students"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(80))
+    grade: Mapped[str | None] = mapped_column(String(40))
+    birth_year: Mapped[int | None]
+    school: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contact: Mapped[Contact] = relationship(back_populates="students")
+
+
+class ContactTouch(TenantScoped, Base):
+    """One arrival of a contact: which form, campaign or referral brought them, with UTM."""
+
+    __tablename__ = "contact_touches"
+    __table_args__ = (Index("ix_contact_touches_source", "institution_id", "kind", "ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[SourceKind] = mapped_column(_enum(SourceKind))
+    ref: Mapped[str | None] = mapped_column(String(64))  # form code, campaign code, ...
+    referral_code: Mapped[str | None] = mapped_column(String(64))
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    referrer: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactEvent(TenantScoped, Base):
+    """A line on a contact's timeline."""
+
+    __tablename__ = "contact_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[EventKind] = mapped_column(_enum(EventKind))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    actor: Mapped[User | None] = relationship()

@@ -1,0 +1,435 @@
+"""Finding, creating, editing and merging contacts.
+
+Every public action (a form submission, a trial registration, a group-buy join, a
+flash-sale purchase) goes through `find_or_create_contact`, so one family is one record
+however it arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.contacts.models import (
+    MERGEABLE_FIELDS,
+    Contact,
+    ContactEvent,
+    ContactTouch,
+    EventKind,
+    SourceKind,
+    Student,
+    Tag,
+)
+from app.db import Base, utcnow
+from app.errors import ServiceError
+from app.extensions import db
+from app.phones import e164
+
+INVALID_PHONE = _l("Enter a valid phone number.")
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Where an action came from."""
+
+    kind: SourceKind
+    ref: str | None = None
+    referral_code: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    referrer: str | None = None
+
+    @classmethod
+    def from_request(cls, kind: SourceKind, ref: str | None, args, referrer: str | None):
+        """A touch from a public page's query string (?ref=, utm_*) and Referer header,
+        cut to the columns' sizes: these come from anyone's link."""
+
+        def arg(name: str, size: int = 100) -> str | None:
+            value = (args.get(name) or "").strip()
+            return value[:size] or None
+
+        return cls(
+            kind=kind,
+            ref=ref,
+            referral_code=arg("ref", 64),
+            utm_source=arg("utm_source"),
+            utm_medium=arg("utm_medium"),
+            utm_campaign=arg("utm_campaign"),
+            referrer=(referrer or "")[:500] or None,
+        )
+
+
+@dataclass
+class StudentDetails:
+    name: str
+    grade: str | None = None
+    birth_year: int | None = None
+    school: str | None = None
+
+
+@dataclass
+class ContactDetails:
+    parent_name: str
+    email: str | None = None
+    wechat_id: str | None = None
+    consent_text: str | None = None
+    students: list[StudentDetails] = field(default_factory=list)
+
+
+def normalise_phone(institution, raw: str) -> str:
+    number = e164(raw, institution.country)
+    if number is None:
+        raise ServiceError(INVALID_PHONE, field="phone", code="invalid_phone")
+    return number
+
+
+def contact_by_phone(institution, phone: str) -> Contact | None:
+    return db.session.scalar(
+        select(Contact).where(Contact.institution_id == institution.id, Contact.phone == phone)
+    )
+
+
+def find_or_create_contact(
+    institution, *, phone: str, details: ContactDetails, touch: Touch, actor=None
+) -> tuple[Contact, bool]:
+    """The contact with this phone (in any format) in the institution, created if new, with
+    the new details merged in and the touch recorded. Returns (contact, created)."""
+    number = normalise_phone(institution, phone)
+    contact = contact_by_phone(institution, number)
+    created = contact is None
+    if created:
+        contact = Contact(
+            institution_id=institution.id,
+            phone=number,
+            parent_name=details.parent_name.strip(),
+            staff_edited=[],
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(contact)
+        except IntegrityError:  # the same family arrived in a concurrent request
+            contact = contact_by_phone(institution, number)
+            created = False
+        else:
+            add_event(contact, EventKind.CREATED, {"source": touch.kind.value}, actor)
+    _merge_details(contact, details)
+    record_touch(contact, touch, actor)
+    db.session.flush()
+    return contact, created
+
+
+def _merge_details(contact: Contact, details: ContactDetails) -> None:
+    for name in MERGEABLE_FIELDS:
+        value = getattr(details, name)
+        value = value.strip() if isinstance(value, str) else value
+        if value and name not in (contact.staff_edited or []):
+            setattr(contact, name, value)
+    if details.consent_text:
+        contact.consent_text = details.consent_text
+        contact.consent_at = utcnow()
+    known = {student.name.strip().lower(): student for student in contact.students}
+    for incoming in details.students:
+        if not incoming.name or not incoming.name.strip():
+            continue
+        student = known.get(incoming.name.strip().lower())
+        if student is None:
+            contact.students.append(
+                Student(
+                    institution_id=contact.institution_id,
+                    name=incoming.name.strip(),
+                    grade=incoming.grade,
+                    birth_year=incoming.birth_year,
+                    school=incoming.school,
+                )
+            )
+        else:
+            student.grade = incoming.grade or student.grade
+            student.birth_year = incoming.birth_year or student.birth_year
+            student.school = incoming.school or student.school
+
+
+def record_touch(contact: Contact, touch: Touch, actor=None) -> ContactTouch:
+    row = ContactTouch(
+        institution_id=contact.institution_id,
+        contact_id=contact.id,
+        kind=touch.kind,
+        ref=touch.ref,
+        referral_code=touch.referral_code,
+        utm_source=touch.utm_source,
+        utm_medium=touch.utm_medium,
+        utm_campaign=touch.utm_campaign,
+        referrer=touch.referrer,
+    )
+    db.session.add(row)
+    db.session.flush()
+    if contact.first_touch_id is None:
+        contact.first_touch = row
+    contact.latest_touch = row
+    add_event(
+        contact,
+        EventKind.TOUCH,
+        {"kind": touch.kind.value, "ref": touch.ref, "utm_source": touch.utm_source},
+        actor,
+    )
+    return row
+
+
+def add_event(
+    contact: Contact,
+    kind: EventKind,
+    data: dict | None = None,
+    actor=None,
+    at: datetime | None = None,
+) -> ContactEvent:
+    event = ContactEvent(
+        institution_id=contact.institution_id,
+        contact_id=contact.id,
+        kind=kind,
+        data=data or {},
+        actor_id=getattr(actor, "id", None),
+        created_at=at or utcnow(),
+    )
+    db.session.add(event)
+    return event
+
+
+def update_contact(contact: Contact, actor, *, phone: str, institution, **fields) -> None:
+    """A staff edit. Edited fields are remembered, so public actions never overwrite them."""
+    number = normalise_phone(institution, phone)
+    if number != contact.phone:
+        other = contact_by_phone(institution, number)
+        if other is not None:
+            raise ServiceError(
+                _l("Another contact has this phone number. Merge the two instead."),
+                field="phone",
+                code="phone_taken",
+            )
+        fields["phone"] = number
+    changes = {}
+    for name, value in fields.items():
+        value = value.strip() if isinstance(value, str) else value
+        value = value or None if name != "parent_name" else value
+        if getattr(contact, name) != value:
+            changes[name] = value
+            setattr(contact, name, value)
+    if changes:
+        contact.staff_edited = sorted(set(contact.staff_edited or []) | set(changes))
+        add_event(contact, EventKind.UPDATED, {"fields": sorted(changes)}, actor)
+    db.session.flush()
+
+
+def add_note(contact: Contact, actor, text: str) -> None:
+    add_event(contact, EventKind.NOTE, {"text": text.strip()}, actor)
+    db.session.flush()
+
+
+def add_student(contact: Contact, details: StudentDetails) -> Student:
+    student = Student(
+        institution_id=contact.institution_id,
+        name=details.name.strip(),
+        grade=details.grade,
+        birth_year=details.birth_year,
+        school=details.school,
+    )
+    contact.students.append(student)
+    db.session.flush()
+    return student
+
+
+def set_tags(contact: Contact, names: list[str]) -> None:
+    wanted = {name.strip()[:40] for name in names if name.strip()}
+    existing = (
+        {
+            tag.name: tag
+            for tag in db.session.scalars(
+                select(Tag).where(
+                    Tag.institution_id == contact.institution_id, Tag.name.in_(wanted)
+                )
+            )
+        }
+        if wanted
+        else {}
+    )
+    contact.tags = [
+        existing.get(name) or Tag(institution_id=contact.institution_id, name=name)
+        for name in sorted(wanted)
+    ]
+    db.session.flush()
+
+
+def merge_contacts(survivor: Contact, duplicate: Contact, actor) -> None:
+    """Fold `duplicate` into `survivor`: every row that points at the duplicate (students,
+    touches, timeline, and whatever later domains add: leads, enrolments, orders) is
+    repointed, empty fields are filled, tags joined; then the duplicate is deleted."""
+    if survivor.id == duplicate.id or survivor.institution_id != duplicate.institution_id:
+        raise ServiceError(_l("Choose two different contacts."), code="same_contact")
+    snapshot = {
+        "parent_name": duplicate.parent_name,
+        "phone": duplicate.phone,
+        "email": duplicate.email,
+    }
+    for name in ("email", "wechat_id", "consent_text", "consent_at", "owner_id"):
+        if getattr(survivor, name) is None and getattr(duplicate, name) is not None:
+            setattr(survivor, name, getattr(duplicate, name))
+    if duplicate.notes:
+        survivor.notes = "\n\n".join(filter(None, [survivor.notes, duplicate.notes]))
+    set_tags(survivor, [tag.name for tag in (*survivor.tags, *duplicate.tags)])
+    if duplicate.first_touch and (
+        survivor.first_touch is None
+        or duplicate.first_touch.created_at < survivor.first_touch.created_at
+    ):
+        survivor.first_touch = duplicate.first_touch
+    duplicate.first_touch = duplicate.latest_touch = None
+    db.session.flush()
+    _repoint_references(duplicate.id, survivor.id)
+    db.session.expire(survivor, ["students"])
+    db.session.delete(duplicate)
+    add_event(survivor, EventKind.MERGED, snapshot, actor)
+    db.session.flush()
+
+
+def _repoint_references(old_id: int, new_id: int) -> None:
+    contacts = Contact.__table__
+    for table in Base.metadata.sorted_tables:
+        if table is contacts:
+            continue
+        for fk in table.foreign_keys:
+            # Association rows (contact_tags) are keyed by the contact: the survivor already
+            # has their union, and they go with the duplicate.
+            if fk.column is contacts.c.id and not fk.parent.primary_key:
+                db.session.execute(
+                    update(table).where(fk.parent == old_id).values({fk.parent.name: new_id})
+                )
+
+
+# --- CSV import ------------------------------------------------------------------------------
+
+IMPORT_COLUMNS = (
+    "parent_name",
+    "phone",
+    "email",
+    "wechat_id",
+    "student_name",
+    "student_grade",
+    "tags",
+)
+IMPORT_MAX_ROWS = 5000
+
+
+@dataclass
+class ImportRow:
+    line: int
+    values: dict
+    phone: str | None = None
+    errors: list = field(default_factory=list)
+    action: str = "new"  # new | update | repeat (the same phone earlier in the file)
+
+
+@dataclass
+class ImportPreview:
+    rows: list[ImportRow]
+    problem: str | None = None
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for row in self.rows if row.errors)
+
+    @property
+    def is_valid(self) -> bool:
+        return self.problem is None and bool(self.rows) and self.error_count == 0
+
+    def count(self, action: str) -> int:
+        return sum(1 for row in self.rows if row.action == action and not row.errors)
+
+
+def preview_import(institution, data: bytes) -> ImportPreview:
+    """Check every row of a contacts CSV without writing anything."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from app.csvfile import read_csv
+
+    try:
+        header, raw_rows = read_csv(data, IMPORT_MAX_ROWS)
+    except ValueError as exc:
+        if str(exc) == "too_many_rows":
+            return ImportPreview([], _l("A file can hold at most %(n)s rows.", n=IMPORT_MAX_ROWS))
+        return ImportPreview([], _l("The file is not readable text. Save it as CSV (UTF-8)."))
+    if "parent_name" not in header or "phone" not in header:
+        return ImportPreview(
+            [], _l("The first row must name the columns, including parent_name and phone.")
+        )
+    seen: set[str] = set()
+    rows = []
+    for line, values in enumerate(raw_rows, start=2):
+        row = ImportRow(line, values)
+        name = values.get("parent_name", "")
+        if not name:
+            row.errors.append(_l("parent_name is empty"))
+        elif len(name) > 80:
+            row.errors.append(_l("parent_name is longer than %(n)s characters", n=80))
+        row.phone = e164(values.get("phone", ""), institution.country)
+        if row.phone is None:
+            row.errors.append(_l("phone is not a valid number"))
+        if values.get("email"):
+            try:
+                validate_email(values["email"], check_deliverability=False)
+            except EmailNotValidError:
+                row.errors.append(_l("email is not a valid address"))
+        for column, size in (
+            ("wechat_id", 64),
+            ("student_name", 80),
+            ("student_grade", 40),
+            ("tags", 300),
+        ):
+            if len(values.get(column, "")) > size:
+                row.errors.append(
+                    _l("%(column)s is longer than %(n)s characters", column=column, n=size)
+                )
+        if row.phone in seen:
+            row.action = "repeat"
+        elif row.phone and contact_by_phone(institution, row.phone) is not None:
+            row.action = "update"
+        if row.phone:
+            seen.add(row.phone)
+        rows.append(row)
+    if not rows:
+        return ImportPreview([], _l("The file has no rows below its header."))
+    return ImportPreview(rows)
+
+
+def import_contacts(institution, actor, data: bytes) -> ImportPreview:
+    """Apply a contacts CSV: all rows or, if any row is wrong, none (nothing is written)."""
+    preview = preview_import(institution, data)
+    if not preview.is_valid:
+        raise ServiceError(
+            preview.problem
+            or _l("Correct the rows marked in the preview first; nothing was imported."),
+            code="invalid_import",
+        )
+    for row in preview.rows:
+        values = row.values
+        students = (
+            [StudentDetails(values["student_name"], values.get("student_grade") or None)]
+            if values.get("student_name")
+            else []
+        )
+        contact, _created = find_or_create_contact(
+            institution,
+            phone=row.phone,
+            details=ContactDetails(
+                parent_name=values["parent_name"],
+                email=values.get("email") or None,
+                wechat_id=values.get("wechat_id") or None,
+                students=students,
+            ),
+            touch=Touch(SourceKind.IMPORT),
+            actor=actor,
+        )
+        if values.get("tags"):
+            set_tags(contact, [*(tag.name for tag in contact.tags), *values["tags"].split(",")])
+    return preview
