@@ -96,6 +96,8 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;30 per hour"),
         "SIGNUP_LIMIT_PER_IP": env.get("SIGNUP_LIMIT_PER_IP", "10 per hour"),
         "RESET_LIMIT_PER_IP": env.get("RESET_LIMIT_PER_IP", "5 per minute;20 per hour"),
+        "FORM_LIMIT_PER_IP": env.get("FORM_LIMIT_PER_IP", "10 per minute;60 per hour"),
+        "FORM_LIMIT_PER_FORM": env.get("FORM_LIMIT_PER_FORM", "300 per minute"),
         # i18n.
         "BABEL_DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "zh_CN"),
         "BABEL_DEFAULT_TIMEZONE": "UTC",

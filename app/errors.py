@@ -32,10 +32,12 @@ def report(error: ServiceError, form=None) -> None:
     has one, else as a flashed message."""
     db.session.rollback()
     field = getattr(form, error.field, None) if form is not None and error.field else None
-    if field is None:
-        flash(error.message, "error")
-    else:
+    if field is not None:
         field.errors = [*field.errors, error.message]
+        return
+    flash(error.message, "error")
+    if form is not None:  # so that form_status() answers 422 for it too
+        form.form_errors.append(error.message)
 
 
 def form_status(form) -> int:

@@ -3,10 +3,24 @@
 from app.accounts.models import Invitation, Membership, User
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
 from app.institutions.models import Institution
+from app.leads.models import (
+    FormSourceStat,
+    FormSubmission,
+    Lead,
+    LeadAssignee,
+    LeadForm,
+    LostReason,
+)
 from app.notifications.models import OutboxMessage
 
 __all__ = [
     "Contact",
+    "FormSourceStat",
+    "FormSubmission",
+    "Lead",
+    "LeadAssignee",
+    "LeadForm",
+    "LostReason",
     "ContactEvent",
     "ContactTag",
     "ContactTouch",

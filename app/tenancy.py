@@ -135,3 +135,19 @@ def _add_slug_to_urls(bp: Blueprint) -> None:
     def add_slug(endpoint, values):
         if "institution_slug" not in values and g.get("institution") is not None:
             values["institution_slug"] = g.institution.slug
+
+
+def from_local(value):
+    """A naive date-time typed in the institution's time zone, as an aware UTC value."""
+    from datetime import UTC
+
+    if value is None:
+        return None
+    return value.replace(tzinfo=current_institution().zone).astimezone(UTC)
+
+
+def to_local(value):
+    """An aware value as a naive date-time in the institution's time zone (for inputs)."""
+    if value is None:
+        return None
+    return value.astimezone(current_institution().zone).replace(tzinfo=None)

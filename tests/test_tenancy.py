@@ -11,6 +11,8 @@ from app.accounts.services import invite_member
 from app.contacts.models import Contact, SourceKind
 from app.contacts.services import ContactDetails, Touch, find_or_create_contact
 from app.extensions import db
+from app.leads.models import Lead, Stage
+from app.leads.services import create_lead, default_fields, save_form
 from app.notifications.models import OutboxMessage
 from app.tenancy import bind_institution, get_or_404, unbind_institution
 from tests.factories import login, make_institution, make_member
@@ -42,6 +44,20 @@ def two_institutions():
         details=ContactDetails(parent_name="Parent A"),
         touch=Touch(SourceKind.STAFF),
     )
+    lead_form = save_form(
+        a,
+        None,
+        title="Open day",
+        intro=None,
+        fields=default_fields(),
+        consent_text=None,
+        thank_you_message=None,
+        redirect_url=None,
+        is_open=True,
+        closes_at=None,
+        submission_cap=None,
+    )
+    lead = create_lead(a, contact, form=lead_form)
     unbind_institution()
     db.session.commit()
     a_staff_membership = db.session.scalar(
@@ -54,20 +70,27 @@ def two_institutions():
         "invitation_id": invitation.id,
         "message_id": message.id,
         "contact_id": contact.id,
+        "form_id": lead_form.id,
+        "lead_id": lead.id,
     }
     return a, b, b_owner, ids
+
+
+def id_params(rule: Rule) -> set[str]:
+    """The URL parameters that name a row (the slug and fixed defaults do not)."""
+    return set(rule.arguments) - {"institution_slug"} - set(rule.defaults or {})
 
 
 def test_every_staff_route_parameter_is_covered(app, two_institutions):
     *_, ids = two_institutions
     for rule in staff_rules(app):
-        missing = set(rule.arguments) - {"institution_slug"} - set(ids)
+        missing = id_params(rule) - set(ids)
         assert not missing, f"{rule.rule}: add an institution-A id for {missing} to the sweep"
 
 
 def _requests(app, slug: str, ids: dict):
     for rule in staff_rules(app):
-        values = {name: ids[name] for name in rule.arguments if name != "institution_slug"}
+        values = {name: ids[name] for name in id_params(rule)}
         path = rule.rule.replace("<institution_slug>", slug)
         for name, value in values.items():
             path = path.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
@@ -91,7 +114,7 @@ def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client
     login(client, b_owner)
     checked = 0
     for rule, method, path in _requests(app, b.slug, ids):
-        if len(rule.arguments) == 1:
+        if not id_params(rule):
             continue  # no row id in this route: nothing of A's to ask for
         response = client.open(path, method=method)
         assert response.status_code == 404, (method, path, response.status_code)
@@ -101,6 +124,7 @@ def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client
     assert db.session.get(Membership, ids["membership_id"]).role == Role.STAFF
     assert db.session.get(Invitation, ids["invitation_id"]).revoked_at is None
     assert db.session.get(Contact, ids["contact_id"]).parent_name == "Parent A"
+    assert db.session.get(Lead, ids["lead_id"]).stage == Stage.NEW
 
 
 def test_anonymous_visitors_are_sent_to_login_from_every_staff_route(app, client, two_institutions):

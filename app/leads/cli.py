@@ -1,0 +1,3 @@
+"""Command-line tools for leads (none yet)."""
+
+COMMANDS: list = []

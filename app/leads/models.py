@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.accounts.models import User
+from app.contacts.models import Contact
+from app.db import Base, TenantScoped, utcnow
+
+
+def _enum(cls):
+    return Enum(
+        cls,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def new_form_code() -> str:
+    return secrets.token_urlsafe(8)
+
+
+class FieldKind(enum.StrEnum):
+    SHORT_TEXT = "short_text"
+    LONG_TEXT = "long_text"
+    SINGLE_CHOICE = "single_choice"
+    MULTI_CHOICE = "multi_choice"
+    NUMBER = "number"
+    DATE = "date"
+
+
+# Built-in fields: what they are called, what kind of input they take. parent_name and
+# phone are always on a form: they are how a family is found again.
+BUILTIN_FIELDS = {
+    "parent_name": (_l("Parent's name"), FieldKind.SHORT_TEXT),
+    "phone": (_l("Phone"), FieldKind.SHORT_TEXT),
+    "child_name": (_l("Child's name"), FieldKind.SHORT_TEXT),
+    "child_grade": (_l("Child's grade"), FieldKind.SHORT_TEXT),
+    "subject": (_l("Subject of interest"), FieldKind.SHORT_TEXT),
+    "preferred_time": (_l("Preferred time"), FieldKind.SHORT_TEXT),
+    "campus": (_l("Campus"), FieldKind.SHORT_TEXT),
+}
+ALWAYS_ON = ("parent_name", "phone")
+FIELD_KIND_LABELS = {
+    FieldKind.SHORT_TEXT: _l("Short text"),
+    FieldKind.LONG_TEXT: _l("Long text"),
+    FieldKind.SINGLE_CHOICE: _l("Single choice"),
+    FieldKind.MULTI_CHOICE: _l("Multiple choice"),
+    FieldKind.NUMBER: _l("Number"),
+    FieldKind.DATE: _l("Date"),
+}
+MAX_ANSWER = {FieldKind.SHORT_TEXT: 100, FieldKind.LONG_TEXT: 1000}
+
+
+class LeadForm(TenantScoped, Base):
+    """A lead-capture form with a public page at /<institution>/f/<code>.
+
+    `fields` is the ordered list of questions: dicts with key, kind, label, help,
+    required and (for choices) choices. Built-in keys are those of BUILTIN_FIELDS;
+    custom ones are "custom_<n>".
+    """
+
+    __tablename__ = "lead_forms"
+    __table_args__ = (UniqueConstraint("institution_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), default=new_form_code)
+    title: Mapped[str] = mapped_column(String(120))
+    intro: Mapped[str | None] = mapped_column(Text)
+    fields: Mapped[list] = mapped_column(JSON, default=list)
+    consent_text: Mapped[str | None] = mapped_column(Text)
+    thank_you_message: Mapped[str | None] = mapped_column(Text)
+    redirect_url: Mapped[str | None] = mapped_column(String(500))
+    is_open: Mapped[bool] = mapped_column(default=True)
+    closes_at: Mapped[datetime | None]
+    submission_cap: Mapped[int | None]
+    view_count: Mapped[int] = mapped_column(default=0)
+    submission_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def accepts_submissions(self, now: datetime) -> bool:
+        return self.closed_reason(now) is None
+
+    def closed_reason(self, now: datetime) -> str | None:
+        """Why the form takes no submission now (a code), or None if it is open."""
+        if not self.is_open:
+            return "closed"
+        if self.closes_at is not None and now >= self.closes_at:
+            return "past_date"
+        if self.submission_cap is not None and self.submission_count >= self.submission_cap:
+            return "full"
+        return None
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return self.submission_count / self.view_count if self.view_count else None
+
+
+class FormSourceStat(TenantScoped, Base):
+    """Views and submissions of a form per traffic source (utm_source, or "direct")."""
+
+    __tablename__ = "form_source_stats"
+    __table_args__ = (UniqueConstraint("form_id", "source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(
+        ForeignKey("lead_forms.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(100))
+    views: Mapped[int] = mapped_column(default=0)
+    submissions: Mapped[int] = mapped_column(default=0)
+
+
+class FormSubmission(TenantScoped, Base):
+    """One accepted submission, with the raw answers as the parent gave them."""
+
+    __tablename__ = "form_submissions"
+    __table_args__ = (Index("ix_form_submissions_form_phone", "form_id", "phone", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(
+        ForeignKey("lead_forms.id", ondelete="CASCADE"), index=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    phone: Mapped[str] = mapped_column(String(20))
+    answers: Mapped[dict] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(100))
+    referral_code: Mapped[str | None] = mapped_column(String(64))
+    referrer: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    form: Mapped[LeadForm] = relationship()
+    contact: Mapped[Contact] = relationship()
+
+
+class Stage(enum.StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    TRIAL_BOOKED = "trial_booked"
+    TRIAL_ATTENDED = "trial_attended"
+    ENROLLED = "enrolled"
+    LOST = "lost"
+
+    @property
+    def label(self):
+        return STAGE_LABELS[self]
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (Stage.ENROLLED, Stage.LOST)
+
+
+STAGE_LABELS = {
+    Stage.NEW: _l("New"),
+    Stage.CONTACTED: _l("Contacted"),
+    Stage.TRIAL_BOOKED: _l("Trial booked"),
+    Stage.TRIAL_ATTENDED: _l("Trial attended"),
+    Stage.ENROLLED: _l("Enrolled"),
+    Stage.LOST: _l("Lost"),
+}
+OPEN_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.TRIAL_BOOKED, Stage.TRIAL_ATTENDED)
+
+
+class Lead(TenantScoped, Base):
+    """A family in the pipeline. A contact has at most one open lead at a time."""
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index(
+            "uq_leads_open_per_contact",
+            "institution_id",
+            "contact_id",
+            unique=True,
+            postgresql_where=text("stage NOT IN ('enrolled', 'lost')"),
+            sqlite_where=text("stage NOT IN ('enrolled', 'lost')"),
+        ),
+        Index("ix_leads_pipeline", "institution_id", "stage", "owner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    stage: Mapped[Stage] = mapped_column(_enum(Stage), default=Stage.NEW)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    form_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lead_forms.id", ondelete="SET NULL"), index=True
+    )
+    source: Mapped[str | None] = mapped_column(String(100))  # the arrival's utm_source
+    lost_reason: Mapped[str | None] = mapped_column(String(80))
+    next_contact_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None]
+
+    contact: Mapped[Contact] = relationship()
+    owner: Mapped[User | None] = relationship()
+    form: Mapped[LeadForm | None] = relationship()
+
+    def is_overdue(self, now: datetime) -> bool:
+        return (
+            not self.stage.is_closed
+            and self.next_contact_at is not None
+            and self.next_contact_at < now
+        )
+
+
+class LostReason(TenantScoped, Base):
+    """A reason a lead can be closed as lost; each institution keeps its own list."""
+
+    __tablename__ = "lost_reasons"
+    __table_args__ = (UniqueConstraint("institution_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class LeadAssignee(TenantScoped, Base):
+    """A staff member in the automatic round-robin for new leads."""
+
+    __tablename__ = "lead_assignees"
+    __table_args__ = (UniqueConstraint("institution_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    last_assigned_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+DEFAULT_LOST_REASONS = (
+    _l("Price"),
+    _l("Schedule does not fit"),
+    _l("Too far away"),
+    _l("Chose another school"),
+    _l("No response"),
+)

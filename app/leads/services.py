@@ -1,0 +1,567 @@
+"""Lead forms, submissions and the pipeline.
+
+A submission is validated against the form's own questions, then finds or creates the
+family's contact, opens a lead if the family has none, and tells the lead's owner (or the
+institution's managers) by e-mail, all in the caller's one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts.models import MANAGERS, Membership, User
+from app.contacts import services as contacts
+from app.contacts.models import Contact, EventKind
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db
+from app.leads.models import (
+    ALWAYS_ON,
+    BUILTIN_FIELDS,
+    DEFAULT_LOST_REASONS,
+    MAX_ANSWER,
+    OPEN_STAGES,
+    FieldKind,
+    FormSourceStat,
+    FormSubmission,
+    Lead,
+    LeadAssignee,
+    LeadForm,
+    LostReason,
+    Stage,
+)
+from app.notifications.services import queue_email
+from app.urls import external_url
+
+log = logging.getLogger(__name__)
+DOUBLE_SUBMIT_WINDOW = timedelta(minutes=10)
+MAX_FIELDS = 30
+MAX_CHOICES = 20
+
+
+class SubmissionInvalid(ServiceError):
+    """Answers that do not fit the form; `errors` maps field keys to messages."""
+
+    code = "invalid_submission"
+
+    def __init__(self, errors: dict):
+        super().__init__(_l("Please correct the fields marked below."))
+        self.errors = errors
+
+
+# --- building forms --------------------------------------------------------------------------
+
+
+def default_fields() -> list[dict]:
+    return [
+        {
+            "key": "parent_name",
+            "kind": FieldKind.SHORT_TEXT.value,
+            "label": "",
+            "help": "",
+            "required": True,
+        },
+        {
+            "key": "phone",
+            "kind": FieldKind.SHORT_TEXT.value,
+            "label": "",
+            "help": "",
+            "required": True,
+        },
+        {
+            "key": "child_name",
+            "kind": FieldKind.SHORT_TEXT.value,
+            "label": "",
+            "help": "",
+            "required": False,
+        },
+        {
+            "key": "child_grade",
+            "kind": FieldKind.SHORT_TEXT.value,
+            "label": "",
+            "help": "",
+            "required": False,
+        },
+    ]
+
+
+def clean_fields(fields: list[dict]) -> list[dict]:
+    """Check and normalise a form's questions; parent name and phone are always there and
+    always required."""
+    cleaned, keys = [], set()
+    for raw in fields:
+        key = raw["key"]
+        if key in keys:
+            continue
+        keys.add(key)
+        if key in BUILTIN_FIELDS:
+            kind = BUILTIN_FIELDS[key][1]
+        elif key.startswith("custom_"):
+            kind = FieldKind(raw["kind"])
+        else:
+            raise ServiceError(_l("Unknown field."), code="unknown_field")
+        label = (raw.get("label") or "").strip()
+        if key.startswith("custom_") and not label:
+            raise ServiceError(_l("Every custom question needs a label."), code="no_label")
+        field = {
+            "key": key,
+            "kind": kind.value,
+            "label": label[:120],
+            "help": (raw.get("help") or "").strip()[:200],
+            "required": bool(raw.get("required")) or key in ALWAYS_ON,
+        }
+        if kind in (FieldKind.SINGLE_CHOICE, FieldKind.MULTI_CHOICE):
+            choices = [c.strip()[:100] for c in raw.get("choices", []) if c.strip()]
+            if not 2 <= len(choices) <= MAX_CHOICES:
+                raise ServiceError(
+                    _l(
+                        "A choice question needs 2 to %(n)s choices: %(label)s",
+                        n=MAX_CHOICES,
+                        label=label,
+                    ),
+                    code="choices",
+                )
+            field["choices"] = list(dict.fromkeys(choices))
+        cleaned.append(field)
+    for key in reversed(ALWAYS_ON):
+        if key not in keys:
+            cleaned.insert(
+                0,
+                {
+                    "key": key,
+                    "kind": FieldKind.SHORT_TEXT.value,
+                    "label": "",
+                    "help": "",
+                    "required": True,
+                },
+            )
+    if len(cleaned) > MAX_FIELDS:
+        raise ServiceError(
+            _l("A form can have at most %(n)s questions.", n=MAX_FIELDS), code="too_many_fields"
+        )
+    return cleaned
+
+
+def save_form(institution, form: LeadForm | None, **values) -> LeadForm:
+    """Create a form, or change one; fields are checked with clean_fields."""
+    values["fields"] = clean_fields(values["fields"])
+    if values.get("redirect_url") and not values["redirect_url"].startswith(
+        ("https://", "http://")
+    ):
+        raise ServiceError(
+            _l("The redirect must be a web address starting with https://."), field="redirect_url"
+        )
+    if form is None:
+        form = LeadForm(institution_id=institution.id, view_count=0, submission_count=0)
+        db.session.add(form)
+    for name, value in values.items():
+        setattr(form, name, value)
+    db.session.flush()
+    return form
+
+
+# --- public side -----------------------------------------------------------------------------
+
+
+def _source_of(touch: contacts.Touch) -> str:
+    return (touch.utm_source or "direct")[:100]
+
+
+def record_view(form: LeadForm, touch: contacts.Touch) -> None:
+    """Count a view of the public page, in total and for its traffic source. Counted with
+    UPDATE ... + 1 so concurrent views are never lost."""
+    db.session.execute(
+        update(LeadForm).where(LeadForm.id == form.id).values(view_count=LeadForm.view_count + 1)
+    )
+    _bump_stat(form, _source_of(touch), "views")
+
+
+def _bump_stat(form: LeadForm, source: str, column: str) -> None:
+    stat_table = FormSourceStat.__table__
+    bumped = db.session.execute(
+        update(stat_table)
+        .where(stat_table.c.form_id == form.id, stat_table.c.source == source)
+        .values({column: stat_table.c[column] + 1})
+    ).rowcount
+    if bumped:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                FormSourceStat(
+                    institution_id=form.institution_id,
+                    form_id=form.id,
+                    source=source,
+                    views=int(column == "views"),
+                    submissions=int(column == "submissions"),
+                )
+            )
+    except IntegrityError:  # another request created the row first
+        _bump_stat(form, source, column)
+
+
+def validate_answers(form: LeadForm, raw: dict, consent_given: bool) -> dict:
+    """The answers the form asks for, checked; SubmissionInvalid lists every problem."""
+    answers, errors = {}, {}
+    for field in form.fields:
+        key, kind = field["key"], FieldKind(field["kind"])
+        if kind == FieldKind.MULTI_CHOICE:
+            value = [v for v in raw.get(key, []) if v]
+        else:
+            value = (raw.get(key) or "").strip()
+        if not value:
+            if field["required"]:
+                errors[key] = _l("This field is required.")
+            continue
+        if kind in (FieldKind.SHORT_TEXT, FieldKind.LONG_TEXT) and len(value) > MAX_ANSWER[kind]:
+            errors[key] = _l("At most %(n)s characters.", n=MAX_ANSWER[kind])
+        elif kind == FieldKind.SINGLE_CHOICE and value not in field["choices"]:
+            errors[key] = _l("Choose one of the options.")
+        elif kind == FieldKind.MULTI_CHOICE and not set(value) <= set(field["choices"]):
+            errors[key] = _l("Choose from the options.")
+        elif kind == FieldKind.NUMBER:
+            try:
+                number = float(value)
+                if not -1e9 < number < 1e9 or len(value) > 20:
+                    raise ValueError
+            except ValueError:
+                errors[key] = _l("Enter a number.")
+        elif kind == FieldKind.DATE:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                errors[key] = _l("Enter a date.")
+        answers[key] = value
+    if form.consent_text and not consent_given:
+        errors["consent"] = _l("Please agree to continue.")
+    if errors:
+        raise SubmissionInvalid(errors)
+    return answers
+
+
+def submit_form(
+    institution,
+    form_id: int,
+    raw: dict,
+    *,
+    consent_given: bool,
+    touch: contacts.Touch,
+    now: datetime | None = None,
+) -> FormSubmission:
+    """Accept a submission of a public form; see the module docstring.
+
+    The form row is locked first, so the submission cap holds under concurrency. The same
+    phone on the same form within DOUBLE_SUBMIT_WINDOW is the same submission: it is
+    returned again and nothing new is written.
+    """
+    now = now or utcnow()
+    form = db.session.scalar(select(LeadForm).where(LeadForm.id == form_id).with_for_update())
+    if form is None or not form.accepts_submissions(now):
+        raise ServiceError(_l("This form is no longer taking answers."), code="form_closed")
+    answers = validate_answers(form, raw, consent_given)
+    try:
+        phone = contacts.normalise_phone(institution, answers["phone"])
+    except ServiceError as error:
+        raise SubmissionInvalid({"phone": error.message}) from error
+    earlier = db.session.scalar(
+        select(FormSubmission)
+        .where(
+            FormSubmission.form_id == form.id,
+            FormSubmission.phone == phone,
+            FormSubmission.created_at > now - DOUBLE_SUBMIT_WINDOW,
+        )
+        .order_by(FormSubmission.id.desc())
+        .limit(1)
+    )
+    if earlier is not None:
+        return earlier
+
+    students = (
+        [contacts.StudentDetails(answers["child_name"], answers.get("child_grade"))]
+        if answers.get("child_name")
+        else []
+    )
+    contact, _created = contacts.find_or_create_contact(
+        institution,
+        phone=phone,
+        touch=touch,
+        details=contacts.ContactDetails(
+            parent_name=answers["parent_name"],
+            students=students,
+            consent_text=form.consent_text if consent_given else None,
+        ),
+    )
+    lead = open_lead(contact)
+    if lead is None:
+        lead = create_lead(institution, contact, form=form, source=_source_of(touch))
+    submission = FormSubmission(
+        institution_id=institution.id,
+        form_id=form.id,
+        contact_id=contact.id,
+        lead_id=lead.id,
+        phone=phone,
+        answers=answers,
+        source=_source_of(touch),
+        referral_code=touch.referral_code,
+        referrer=touch.referrer,
+        created_at=now,
+    )
+    db.session.add(submission)
+    form.submission_count += 1
+    _bump_stat(form, _source_of(touch), "submissions")
+    db.session.flush()
+    _notify_new_submission(institution, form, lead, submission)
+    return submission
+
+
+def _notify_new_submission(
+    institution, form: LeadForm, lead: Lead, submission: FormSubmission
+) -> None:
+    recipients = [lead.owner] if lead.owner else managers(institution)
+    for user in recipients:
+        queue_email(
+            institution_id=institution.id,
+            recipient=user.email,
+            template="new_lead",
+            context={
+                "name": user.name,
+                "form_title": form.title,
+                "parent_name": lead.contact.parent_name,
+                "phone": lead.contact.phone,
+                "source": submission.source,
+                "action_url": external_url(
+                    "leads.lead_detail", institution_slug=institution.slug, lead_id=lead.id
+                ),
+            },
+            locale=institution.locale,
+            dedupe_key=f"new-lead:{submission.id}:{user.id}",
+        )
+
+
+def managers(institution) -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(
+                Membership.institution_id == institution.id,
+                Membership.role.in_(MANAGERS),
+                User.is_active.is_(True),
+            )
+            .order_by(Membership.role, User.id)
+            .execution_options(all_institutions=True)
+        )
+    )
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+def open_lead(contact: Contact) -> Lead | None:
+    return db.session.scalar(
+        select(Lead).where(
+            Lead.institution_id == contact.institution_id,
+            Lead.contact_id == contact.id,
+            Lead.stage.in_(OPEN_STAGES),
+        )
+    )
+
+
+def create_lead(
+    institution,
+    contact: Contact,
+    *,
+    form: LeadForm | None = None,
+    source: str | None = None,
+    actor=None,
+) -> Lead:
+    """Open a lead for `contact`, owned by the contact's owner, else the next staff member
+    in the round-robin, else nobody (managers are told instead)."""
+    owner_id = contact.owner_id or _next_assignee_id(institution)
+    lead = Lead(
+        institution_id=institution.id,
+        contact=contact,
+        stage=Stage.NEW,
+        owner_id=owner_id,
+        form_id=form.id if form else None,
+        source=source,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(lead)
+    except IntegrityError:  # opened by a concurrent request for the same family
+        return open_lead(contact)
+    if contact.owner_id is None:
+        contact.owner_id = owner_id
+    contacts.add_event(contact, EventKind.LEAD, {"lead": lead.id, "to": Stage.NEW.value}, actor)
+    db.session.flush()
+    return lead
+
+
+def _next_assignee_id(institution) -> int | None:
+    """Round-robin: the chosen staff member who was given a lead longest ago."""
+    assignee = db.session.scalar(
+        select(LeadAssignee)
+        .where(LeadAssignee.institution_id == institution.id)
+        .order_by(LeadAssignee.last_assigned_at.asc().nulls_first(), LeadAssignee.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if assignee is None:
+        return None
+    assignee.last_assigned_at = utcnow()
+    return assignee.user_id
+
+
+def set_round_robin(institution, user_ids: list[int]) -> None:
+    current = {
+        a.user_id: a
+        for a in db.session.scalars(
+            select(LeadAssignee).where(LeadAssignee.institution_id == institution.id)
+        )
+    }
+    for user_id, assignee in current.items():
+        if user_id not in user_ids:
+            db.session.delete(assignee)
+    for user_id in user_ids:
+        if user_id not in current:
+            db.session.add(LeadAssignee(institution_id=institution.id, user_id=user_id))
+    db.session.flush()
+
+
+def move_lead(lead: Lead, stage: Stage, actor, lost_reason: str | None = None) -> None:
+    """Move a lead to another stage, under a row lock. Staff may move an open lead to any
+    stage (to correct a mistake too); `lost` needs one of the institution's reasons; an
+    enrolled lead stays enrolled; a lost lead can be reopened as new."""
+    db.session.flush()  # pending changes first: the refresh below would discard them
+    db.session.refresh(lead, with_for_update=True)
+    previous = lead.stage
+    if stage == previous:
+        return
+    if previous == Stage.ENROLLED:
+        raise ServiceError(_l("An enrolled family stays enrolled."), code="final")
+    if previous == Stage.LOST and stage != Stage.NEW:
+        raise ServiceError(_l("Reopen a lost lead as new first."), code="reopen_first")
+    if stage == Stage.LOST:
+        if lost_reason not in lost_reason_names(lead.institution_id):
+            raise ServiceError(
+                _l("Choose why the family was lost."), field="lost_reason", code="lost_reason"
+            )
+        lead.lost_reason = lost_reason
+    elif previous == Stage.LOST:
+        other = open_lead(lead.contact)
+        if other is not None:
+            raise ServiceError(_l("This family already has an open lead."), code="open_lead")
+        lead.lost_reason = None
+    lead.stage = stage
+    lead.closed_at = utcnow() if stage.is_closed else None
+    contacts.add_event(
+        lead.contact,
+        EventKind.LEAD,
+        {"lead": lead.id, "from": previous.value, "to": stage.value, "reason": lead.lost_reason},
+        actor,
+    )
+    db.session.flush()
+
+
+def advance_lead(contact: Contact, stage: Stage, actor=None) -> Lead | None:
+    """Move the contact's open lead forward to `stage` if it is behind (used when a family
+    books or attends a trial, or enrols); never moves a lead backwards."""
+    lead = open_lead(contact)
+    if lead is None or OPEN_STAGES.index(lead.stage) >= _rank(stage):
+        return lead
+    move_lead(lead, stage, actor)
+    return lead
+
+
+def _rank(stage: Stage) -> int:
+    return len(OPEN_STAGES) if stage == Stage.ENROLLED else OPEN_STAGES.index(stage)
+
+
+def assign_leads(leads: list[Lead], owner: User | None, actor) -> None:
+    for lead in leads:
+        if lead.owner_id != (owner.id if owner else None):
+            lead.owner_id = owner.id if owner else None
+            contacts.add_event(
+                lead.contact,
+                EventKind.LEAD,
+                {"lead": lead.id, "owner": owner.name if owner else None},
+                actor,
+            )
+    db.session.flush()
+
+
+def add_follow_up(lead: Lead, actor, text: str, next_contact_at: datetime | None) -> None:
+    """A follow-up note on the family's timeline, and when to contact them next."""
+    contacts.add_event(
+        lead.contact,
+        EventKind.NOTE,
+        {
+            "text": text.strip(),
+            "lead": lead.id,
+            "next_contact_at": next_contact_at.isoformat() if next_contact_at else None,
+        },
+        actor,
+    )
+    lead.next_contact_at = next_contact_at
+    if lead.stage == Stage.NEW:
+        move_lead(lead, Stage.CONTACTED, actor)
+    db.session.flush()
+
+
+def lost_reason_names(institution_id: int) -> list[str]:
+    return list(
+        db.session.scalars(
+            select(LostReason.name)
+            .where(LostReason.institution_id == institution_id)
+            .order_by(LostReason.position, LostReason.id)
+        )
+    )
+
+
+def ensure_lost_reasons(institution) -> None:
+    """Give an institution the default lost reasons, in its language, the first time."""
+    from flask_babel import force_locale
+
+    if lost_reason_names(institution.id):
+        return
+    with force_locale(institution.locale):
+        for position, name in enumerate(DEFAULT_LOST_REASONS):
+            db.session.add(
+                LostReason(institution_id=institution.id, name=str(name), position=position)
+            )
+    db.session.flush()
+
+
+def set_lost_reasons(institution, names: list[str]) -> None:
+    wanted = list(dict.fromkeys(n.strip()[:80] for n in names if n.strip()))
+    if not wanted:
+        raise ServiceError(_l("Keep at least one reason."), field="reasons")
+    existing = {
+        r.name: r
+        for r in db.session.scalars(
+            select(LostReason).where(LostReason.institution_id == institution.id)
+        )
+    }
+    for name, reason in existing.items():
+        if name not in wanted:
+            db.session.delete(reason)
+    db.session.flush()
+    for position, name in enumerate(wanted):
+        reason = existing.get(name) or LostReason(institution_id=institution.id, name=name)
+        reason.position = position
+        db.session.add(reason)
+    db.session.flush()
+
+
+def round_robin_user_ids(institution) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(LeadAssignee.user_id).where(LeadAssignee.institution_id == institution.id)
+        )
+    )
