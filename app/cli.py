@@ -95,6 +95,8 @@ def dev(host: str, port: int):
     click.secho("\nCohort is running", fg="green", bold=True)
     click.echo(f"  staff sign-in   {base}/login   ({seeded.email} / {seeded.password})")
     click.echo(f"  demo staff home {base}/staff/{seeded.slug}/")
+    if seeded.form_code:
+        click.echo(f"  demo lead form  {base}/{seeded.slug}/f/{seeded.form_code}?utm_source=demo")
     click.echo(f"  sign up         {base}/signup")
     click.echo(f"  health          {base}/healthz")
     click.echo(f"  e-mails         printed here and kept in {mail_dir}")

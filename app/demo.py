@@ -10,6 +10,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.institutions import services as institutions
 from app.institutions.models import Institution
+from app.leads import services as leads
+from app.leads.models import LeadForm
 
 DEMO_SLUG = "sunrise"
 DEMO_EMAIL = "owner@sunrise.example"
@@ -22,6 +24,7 @@ class Demo:
     email: str
     password: str
     created: bool
+    form_code: str
 
 
 def seed() -> Demo:
@@ -40,8 +43,38 @@ def seed() -> Demo:
         )
         institution.contact_phone = "+8613800138000"
         institution.address = "上海市徐汇区漕溪北路 88 号"
+        _seed_form(institution)
         db.session.commit()
+    form_code = db.session.scalar(
+        select(LeadForm.code).where(LeadForm.institution_id == institution.id).limit(1)
+    )
     # Plain values only: touching the ORM object after this would open a new transaction,
     # and on SQLite an idle open transaction blocks the web server and the worker.
     db.session.remove()
-    return Demo(DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created)
+    return Demo(DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created, form_code)
+
+
+def _seed_form(institution: Institution) -> None:
+    leads.save_form(
+        institution,
+        None,
+        title="春季试听课报名 · Spring trial class",
+        intro="免费试听一节数学或英语课，老师会在 24 小时内联系您确认时间。",
+        fields=[
+            *leads.default_fields(),
+            {"key": "subject", "required": True, "label": ""},
+            {
+                "key": "custom_1",
+                "kind": "single_choice",
+                "label": "方便的时段",
+                "choices": ["周六上午", "周六下午", "周日上午", "周日下午"],
+                "required": False,
+            },
+        ],
+        consent_text="我同意机构就课程事宜与我联系。",
+        thank_you_message="报名成功！课程顾问会尽快联系您。",
+        redirect_url=None,
+        is_open=True,
+        closes_at=None,
+        submission_cap=None,
+    )
