@@ -50,7 +50,7 @@ class ContactForm(FlaskForm):
     wechat_id = StringField(
         _l("WeChat ID"), filters=[strip_filter], validators=[Optional(), Length(max=64)]
     )
-    owner_id = SelectField(_l("Owner"), validate_choice=True)
+    owner_id = SelectField(_l("Assigned to"), validate_choice=True)
     tags = StringField(
         _l("Tags"),
         filters=[strip_filter],
@@ -99,7 +99,7 @@ class FilterForm(FlaskForm):
         csrf = False
 
     q = StringField(_l("Search"), filters=[strip_filter], validators=[Length(max=100)])
-    owner = SelectField(_l("Owner"), validate_choice=False)
+    owner = SelectField(_l("Assigned to"), validate_choice=False)
     source = SelectField(
         _l("Source"),
         choices=[

@@ -108,7 +108,7 @@ class StageForm(FlaskForm):
 
 
 class OwnerForm(FlaskForm):
-    owner_id = SelectField(_l("Owner"))
+    owner_id = SelectField(_l("Assigned to"))
 
 
 class FollowUpForm(FlaskForm):
@@ -132,7 +132,7 @@ class LeadFilterForm(FlaskForm):
     stage = SelectField(
         _l("Stage"), choices=stage_choices(include_blank=True), validate_choice=False
     )
-    owner = SelectField(_l("Owner"), validate_choice=False)
+    owner = SelectField(_l("Assigned to"), validate_choice=False)
     form = SelectField(_l("Form"), validate_choice=False)
     source = StringField(_l("Source"), filters=[strip_filter], validators=[Length(max=100)])
     created_from = DateField(_l("Added from"), validators=[Optional()])
