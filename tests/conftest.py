@@ -92,16 +92,25 @@ def _rebuild_schema(database_url: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _context(app, mail_server):
+def _context(app, mail_server, request):
     """Every test: an app context, a transaction rolled back at the end, an empty Redis
-    database (jobs, rate-limit counters) and an empty mailbox."""
+    database (jobs, rate-limit counters) and an empty mailbox.
+
+    Tests marked `committed` (races between real parallel requests) get no outer
+    transaction: their requests commit for real, and tests/concurrency.py cleans up."""
     with app.app_context():
-        connection = db.engine.connect()
-        transaction = connection.begin()
-        db.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
         redis_connection.client.flushdb()
         limiter.reset()
         mail_server.clear()
+        if request.node.get_closest_marker("committed"):
+            try:
+                yield
+            finally:
+                db.session.remove()
+            return
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        db.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
         try:
             yield
         finally:
@@ -109,7 +118,7 @@ def _context(app, mail_server):
             transaction.rollback()
             connection.close()
             db.session_factory.configure(
-                bind=db.engine, join_transaction_mode="conservative_savepoint"
+                bind=db.engine, join_transaction_mode="conditional_savepoint"
             )
 
 

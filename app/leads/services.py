@@ -260,7 +260,14 @@ def submit_form(
     returned again and nothing new is written.
     """
     now = now or utcnow()
-    form = db.session.scalar(select(LeadForm).where(LeadForm.id == form_id).with_for_update())
+    # populate_existing: the view has loaded this form already, and without it the locked
+    # row's fresh submission_count would be ignored in favour of the stale one in memory.
+    form = db.session.scalar(
+        select(LeadForm)
+        .where(LeadForm.id == form_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if form is None or not form.accepts_submissions(now):
         raise ServiceError(_l("This form is no longer taking answers."), code="form_closed")
     answers = validate_answers(form, raw, consent_given)
