@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Optiona
 
 from app.contacts.models import SourceKind
 from app.forms import strip_filter
+from app.leads.models import Stage
 
 SOURCE_LABELS = {
     SourceKind.FORM: _l("Lead form"),
@@ -100,6 +101,14 @@ class FilterForm(FlaskForm):
 
     q = StringField(_l("Search"), filters=[strip_filter], validators=[Length(max=100)])
     owner = SelectField(_l("Assigned to"), validate_choice=False)
+    stage = SelectField(
+        _l("Stage"),
+        validate_choice=False,
+        choices=[
+            SelectChoice("", _l("Any stage")),
+            *(SelectChoice(stage.value, stage.label) for stage in Stage),
+        ],
+    )
     source = SelectField(
         _l("Source"),
         choices=[

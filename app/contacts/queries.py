@@ -23,6 +23,7 @@ from app.tenancy import current_institution, scoped_select
 class ContactFilters:
     q: str = ""
     owner_id: int | None = None
+    stage: str | None = None  # a pipeline stage (app.leads.models.Stage value)
     source: SourceKind | None = None
     tag: str = ""
     created_from: date | None = None
@@ -50,6 +51,10 @@ def filtered_contacts(filters: ContactFilters) -> Select:
         query = query.where(or_(*clauses))
     if filters.owner_id:
         query = query.where(Contact.owner_id == filters.owner_id)
+    if filters.stage:
+        from app.leads.queries import contact_ids_in_stage  # leads build on contacts
+
+        query = query.where(Contact.id.in_(contact_ids_in_stage(filters.stage)))
     if filters.source:
         first = aliased(ContactTouch)
         query = query.join(first, Contact.first_touch_id == first.id).where(

@@ -24,6 +24,7 @@ from app.contacts.models import Contact, SourceKind
 from app.csvfile import csv_response
 from app.errors import ServiceError, form_status, report
 from app.extensions import db
+from app.leads.models import Stage
 from app.tenancy import current_institution, get_or_404, require_role, staff_blueprint
 
 staff = staff_blueprint("contacts", __name__)
@@ -45,9 +46,11 @@ def _filters() -> tuple[FilterForm, queries.ContactFilters]:
     form.validate()  # bad dates or an over-long search are ignored, not an error page
     owner = request.args.get("owner", type=int)
     source = request.args.get("source", "")
+    stage = request.args.get("stage", "")
     filters = queries.ContactFilters(
         q="" if form.q.errors else (form.q.data or ""),
         owner_id=owner,
+        stage=stage if stage in {s.value for s in Stage} else None,
         source=SourceKind(source) if source in set(SourceKind) else None,
         tag=request.args.get("tag", "")[:40],
         created_from=None if form.created_from.errors else form.created_from.data,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import re
 from zoneinfo import available_timezones
 
 import phonenumbers
 from flask_babel import lazy_gettext as _l
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -17,11 +15,11 @@ from app.accounts.models import Role, User
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
+from app.images import checked_image
 from app.institutions.models import CURRENCIES, LOCALES, RESERVED_SLUGS, SLUG_PATTERN, Institution
 from app.notifications.services import queue_email
 from app.urls import external_url
 
-LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 SLUG_TAKEN = _l("This address is already taken. Try another one.")
 
 
@@ -129,35 +127,9 @@ def update_settings(
 
 
 def set_logo(institution: Institution, data: bytes, max_bytes: int) -> None:
-    """Store a logo after checking that it really is a PNG, JPEG or WebP image of sane size
-    (the file's name and declared type are not trusted)."""
-    if len(data) > max_bytes:
-        raise ServiceError(
-            _l("The logo must be at most %(size)s KB.", size=max_bytes // 1024),
-            field="logo",
-            code="too_large",
-        )
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image_format = image.format
-            width, height = image.size
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ServiceError(
-            _l("The logo must be a PNG, JPEG or WebP image."), field="logo", code="bad_type"
-        ) from exc
-    if image_format not in LOGO_FORMATS:
-        raise ServiceError(
-            _l("The logo must be a PNG, JPEG or WebP image."), field="logo", code="bad_type"
-        )
-    if width > 4096 or height > 4096:
-        raise ServiceError(
-            _l("The logo must be at most 4096 pixels wide and high."),
-            field="logo",
-            code="too_large",
-        )
+    """Store a logo after checking that it really is an image (app.images)."""
+    institution.logo_content_type = checked_image(data, max_bytes, field="logo")
     institution.logo = data
-    institution.logo_content_type = LOGO_FORMATS[image_format]
     institution.logo_updated_at = utcnow()
     db.session.flush()
 

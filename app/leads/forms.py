@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField
 from wtforms import (
     BooleanField,
     DateField,
@@ -53,6 +54,18 @@ class LeadFormForm(FlaskForm):
         _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
     intro = TextAreaField(_l("Introduction"), filters=[strip_filter], validators=[Length(max=2000)])
+    cover = FileField(
+        _l("Cover picture"),
+        validators=[
+            FileAllowed(
+                ["png", "jpg", "jpeg", "webp"], _l("The image must be a PNG, JPEG or WebP file.")
+            )
+        ],
+        description=_l(
+            "PNG, JPEG or WebP, at most 1 MB. Shown at the top of the page and in link previews."
+        ),
+    )
+    remove_cover = BooleanField(_l("Remove the cover picture"))
     builtins = FieldList(
         FormField(BuiltinFieldForm),
         min_entries=len(OPTIONAL_BUILTINS),

@@ -5,8 +5,18 @@ import secrets
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.accounts.models import User
 from app.contacts.models import Contact
@@ -74,6 +84,10 @@ class LeadForm(TenantScoped, Base):
     code: Mapped[str] = mapped_column(String(16), default=new_form_code)
     title: Mapped[str] = mapped_column(String(120))
     intro: Mapped[str | None] = mapped_column(Text)
+    # The cover picture, small and in the database like the institution's logo.
+    cover: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    cover_content_type: Mapped[str | None] = mapped_column(String(32))
+    cover_updated_at: Mapped[datetime | None]
     fields: Mapped[list] = mapped_column(JSON, default=list)
     consent_text: Mapped[str | None] = mapped_column(Text)
     thank_you_message: Mapped[str | None] = mapped_column(Text)
@@ -98,6 +112,10 @@ class LeadForm(TenantScoped, Base):
         if self.submission_cap is not None and self.submission_count >= self.submission_cap:
             return "full"
         return None
+
+    @property
+    def has_cover(self) -> bool:
+        return self.cover_updated_at is not None
 
     @property
     def conversion_rate(self) -> float | None:

@@ -123,3 +123,8 @@ def leads_of_contact(contact_id: int) -> list[Lead]:
     return db.session.scalars(
         scoped_select(Lead).where(Lead.contact_id == contact_id).order_by(Lead.created_at.desc())
     ).all()
+
+
+def contact_ids_in_stage(stage: str) -> Select:
+    """The ids of contacts with a lead in `stage`, as a subquery for the contacts list."""
+    return select(Lead.contact_id).where(Lead.stage == Stage(stage))

@@ -144,6 +144,12 @@ def _save_builder(lead_form: LeadForm | None):
                 closes_at=from_local(form.closes_at.data),
                 submission_cap=form.submission_cap.data,
             )
+            if form.remove_cover.data:
+                services.set_cover(saved, None, 0)
+            elif form.cover.data:
+                services.set_cover(
+                    saved, form.cover.data.read(), current_app.config["LOGO_MAX_BYTES"]
+                )
         except ServiceError as error:
             report(error, form)
         else:
@@ -318,6 +324,18 @@ def form_page(code: str):
         closed_reason=closed_reason,
         labels=_field_labels(lead_form),
     ), status
+
+
+@public.get("/f/<code>/cover")
+def form_cover(code: str):
+    lead_form = queries.form_by_code(current_institution(), code)
+    if lead_form is None or not lead_form.has_cover:
+        abort(404)
+    response = current_app.response_class(lead_form.cover, mimetype=lead_form.cover_content_type)
+    response.set_etag(str(int(lead_form.cover_updated_at.timestamp())))
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response.make_conditional(request)
 
 
 @public.get("/f/<code>/thanks")

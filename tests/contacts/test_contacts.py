@@ -117,6 +117,12 @@ def test_staff_search_and_filters(owner_client, institution, owner):
     assert names("q=139001") == {"Li Na"}
     assert names("q=Leo") == {"Wang Fang"}
     assert names("source=import") == {"Li Na"}
+    from app.leads.services import create_lead
+
+    create_lead(institution, a)
+    db.session.commit()
+    assert names("stage=new") == {"Wang Fang"}
+    assert names("stage=nonsense") == {"Wang Fang", "Li Na"}
     assert names("tag=vip") == {"Li Na"}
     assert names(f"owner={owner.id}") == {"Li Na"}
     assert names("created_from=2000-01-01&created_to=2000-01-02") == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -219,3 +220,23 @@ def test_staff_cannot_build_forms_or_change_pipeline_settings(client, institutio
     assert client.get(f"{base(institution)}/forms/new").status_code == 403
     assert client.get(f"{base(institution)}/leads/settings").status_code == 403
     assert client.get(f"{base(institution)}/leads").status_code == 200
+
+
+def test_cover_picture_is_checked_served_and_previewed(owner_client, client, institution):
+    from tests.institutions.test_settings import png_bytes
+
+    fake = owner_client.post(
+        f"{base(institution)}/forms/new",
+        data={"title": "Camp", "cover": (io.BytesIO(b"<svg onload=alert(1)>"), "cover.png")},
+    )
+    assert fake.status_code == 422 and db.session.scalar(select(LeadForm)) is None
+    ok = owner_client.post(
+        f"{base(institution)}/forms/new",
+        data={"title": "Camp", "cover": (io.BytesIO(png_bytes()), "cover.png")},
+    )
+    assert ok.status_code == 302
+    form = db.session.scalar(select(LeadForm))
+    cover = client.get(f"/{institution.slug}/f/{form.code}/cover")
+    assert cover.headers["Content-Type"] == "image/png" and cover.data == png_bytes()
+    page = client.get(f"/{institution.slug}/f/{form.code}").get_data(as_text=True)
+    assert f'og:image" content="http://localhost/{institution.slug}/f/{form.code}/cover' in page
