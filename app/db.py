@@ -7,10 +7,21 @@ registered with `after_commit()` so it never runs before the rows it needs are v
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, create_engine, event
+from sqlalchemy import (
+    DateTime,
+    Enum,
+    ForeignKey,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -62,6 +73,27 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def str_enum(enum_class: type[enum.Enum]) -> Enum:
+    """A column type for a StrEnum: stored as its values in a VARCHAR (no native ENUM type,
+    so adding a state is a plain migration), checked on the way in."""
+    return Enum(
+        enum_class,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+def paginate(query: Select, page: int, per_page: int) -> tuple[list, int]:
+    """One page of `query`'s rows (pages count from 1) and the total number of rows."""
+    from app.extensions import db
+
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return list(rows), total
 
 
 class Base(DeclarativeBase):

@@ -5,10 +5,10 @@ import secrets
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, TenantScoped, utcnow
+from app.db import Base, TenantScoped, str_enum, utcnow
 from app.institutions.models import Institution
 
 
@@ -24,16 +24,6 @@ class Role(enum.StrEnum):
 
 ROLE_LABELS = {Role.OWNER: _l("Owner"), Role.ADMIN: _l("Admin"), Role.STAFF: _l("Staff")}
 MANAGERS = (Role.OWNER, Role.ADMIN)
-
-
-def role_type():
-    return Enum(
-        Role,
-        native_enum=False,
-        length=16,
-        values_callable=lambda roles: [role.value for role in roles],
-        validate_strings=True,
-    )
 
 
 def new_auth_token() -> str:
@@ -83,7 +73,7 @@ class Membership(TenantScoped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    role: Mapped[Role] = mapped_column(role_type())
+    role: Mapped[Role] = mapped_column(str_enum(Role))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="memberships")
@@ -102,7 +92,7 @@ class Invitation(TenantScoped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), index=True)
-    role: Mapped[Role] = mapped_column(role_type())
+    role: Mapped[Role] = mapped_column(str_enum(Role))
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

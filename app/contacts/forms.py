@@ -29,13 +29,6 @@ SOURCE_LABELS = {
 }
 
 
-def owner_choices(members) -> list[SelectChoice]:
-    return [
-        SelectChoice("", _l("Nobody")),
-        *(SelectChoice(str(m.user_id), m.user.name) for m in members),
-    ]
-
-
 class ContactForm(FlaskForm):
     parent_name = StringField(
         _l("Parent's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]

@@ -4,12 +4,12 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.ext.associationproxy import association_proxy
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import User
-from app.db import Base, TenantScoped, utcnow
+from app.db import Base, TenantScoped, str_enum, utcnow
 
 
 class SourceKind(enum.StrEnum):
@@ -28,16 +28,6 @@ class EventKind(enum.StrEnum):
     MERGED = "merged"
     NOTE = "note"
     LEAD = "lead"
-
-
-def _enum(cls):
-    return Enum(
-        cls,
-        native_enum=False,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-        validate_strings=True,
-    )
 
 
 def new_referral_code() -> str:
@@ -150,7 +140,7 @@ class ContactTouch(TenantScoped, Base):
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[SourceKind] = mapped_column(_enum(SourceKind))
+    kind: Mapped[SourceKind] = mapped_column(str_enum(SourceKind))
     ref: Mapped[str | None] = mapped_column(String(64))  # form code, campaign code, ...
     referral_code: Mapped[str | None] = mapped_column(String(64))
     utm_source: Mapped[str | None] = mapped_column(String(100))
@@ -169,7 +159,7 @@ class ContactEvent(TenantScoped, Base):
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[EventKind] = mapped_column(_enum(EventKind))
+    kind: Mapped[EventKind] = mapped_column(str_enum(EventKind))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

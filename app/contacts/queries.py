@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
 from app.contacts.models import (
@@ -15,6 +15,7 @@ from app.contacts.models import (
     Student,
     Tag,
 )
+from app.db import paginate
 from app.extensions import db
 from app.tenancy import current_institution, scoped_select
 
@@ -70,18 +71,17 @@ def filtered_contacts(filters: ContactFilters) -> Select:
 
 
 def page_of(query: Select, page: int, per_page: int = 50):
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.scalars(
+    """A page of the list, with what each row shows loaded up front."""
+    return paginate(
         query.options(
             selectinload(Contact.students),
             selectinload(Contact.tag_links),
             selectinload(Contact.first_touch),
             selectinload(Contact.owner),
-        )
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    return rows, total
+        ),
+        page,
+        per_page,
+    )
 
 
 def timeline(contact: Contact) -> list[ContactEvent]:

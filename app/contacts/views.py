@@ -4,11 +4,12 @@ import base64
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from app.accounts.forms import member_choices
 from app.accounts.models import MANAGERS
-from app.accounts.queries import institution_members
 from app.contacts import queries, services
 from app.contacts.forms import (
     SOURCE_LABELS,
@@ -18,7 +19,6 @@ from app.contacts.forms import (
     MergeForm,
     NoteForm,
     StudentForm,
-    owner_choices,
 )
 from app.contacts.models import Contact, SourceKind
 from app.csvfile import csv_response
@@ -34,11 +34,7 @@ PER_PAGE = 50
 
 def _filters() -> tuple[FilterForm, queries.ContactFilters]:
     form = FilterForm(request.args)
-    members = institution_members()
-    form.owner.choices = [
-        SelectChoice("", _("Anyone")),
-        *(SelectChoice(str(m.user_id), m.user.name) for m in members),
-    ]
+    form.owner.choices = member_choices(_("Anyone"))
     form.tag.choices = [
         SelectChoice("", _("Any tag")),
         *(SelectChoice(name, name) for name in queries.tag_names()),
@@ -115,7 +111,7 @@ def contact_export():
 
 def _contact_form(contact: Contact | None = None) -> ContactForm:
     form = ContactForm(obj=contact)
-    form.owner_id.choices = owner_choices(institution_members())
+    form.owner_id.choices = member_choices(_l("Nobody"))
     if contact is not None and not form.is_submitted():
         form.owner_id.data = str(contact.owner_id or "")
         form.tags.data = ", ".join(tag.name for tag in contact.tags)

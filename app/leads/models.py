@@ -7,7 +7,6 @@ from datetime import datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     JSON,
-    Enum,
     ForeignKey,
     Index,
     LargeBinary,
@@ -20,17 +19,7 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.accounts.models import User
 from app.contacts.models import Contact
-from app.db import Base, TenantScoped, utcnow
-
-
-def _enum(cls):
-    return Enum(
-        cls,
-        native_enum=False,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-        validate_strings=True,
-    )
+from app.db import Base, TenantScoped, str_enum, utcnow
 
 
 def new_form_code() -> str:
@@ -210,7 +199,7 @@ class Lead(TenantScoped, Base):
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    stage: Mapped[Stage] = mapped_column(_enum(Stage), default=Stage.NEW)
+    stage: Mapped[Stage] = mapped_column(str_enum(Stage), default=Stage.NEW)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     form_id: Mapped[int | None] = mapped_column(
         ForeignKey("lead_forms.id", ondelete="SET NULL"), index=True

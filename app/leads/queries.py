@@ -44,12 +44,6 @@ def filtered_leads(filters: LeadFilters) -> Select:
     return query.order_by(Lead.created_at.desc(), Lead.id.desc())
 
 
-def page_of(query: Select, page: int, per_page: int = 50):
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return rows, total
-
-
 def board(filters: LeadFilters, per_column: int = 50) -> dict[Stage, list[Lead]]:
     """Leads by stage for the board, newest first, at most `per_column` each."""
     columns = {}

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from app.accounts.forms import member_choices
 from app.accounts.models import MANAGERS
 from app.accounts.queries import institution_members
 from app.contacts import queries as contact_queries
@@ -17,7 +18,7 @@ from app.contacts.forms import SOURCE_LABELS
 from app.contacts.models import SourceKind
 from app.contacts.services import Touch
 from app.csvfile import csv_response
-from app.db import utcnow
+from app.db import paginate, utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.leads import queries, services
@@ -349,11 +350,7 @@ def form_thanks(code: str):
 
 def _lead_filters() -> tuple[LeadFilterForm, queries.LeadFilters]:
     form = LeadFilterForm(request.args)
-    members = institution_members()
-    form.owner.choices = [
-        SelectChoice("", _("Anyone")),
-        *(SelectChoice(str(m.user_id), m.user.name) for m in members),
-    ]
+    form.owner.choices = member_choices(_("Anyone"))
     form.form.choices = [
         SelectChoice("", _("Any form")),
         *(SelectChoice(str(f.id), f.title) for f in queries.all_forms()),
@@ -371,20 +368,13 @@ def _lead_filters() -> tuple[LeadFilterForm, queries.LeadFilters]:
     return form, filters
 
 
-def _owner_choices() -> list[SelectChoice]:
-    return [
-        SelectChoice("", _("Nobody")),
-        *(SelectChoice(str(m.user_id), m.user.name) for m in institution_members()),
-    ]
-
-
 @staff.get("/leads")
 def lead_list():
     form, filters = _lead_filters()
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    leads, total = queries.page_of(queries.filtered_leads(filters), page, PER_PAGE)
+    leads, total = paginate(queries.filtered_leads(filters), page, PER_PAGE)
     bulk = BulkAssignForm()
-    bulk.owner_id.choices = _owner_choices()
+    bulk.owner_id.choices = member_choices(_("Nobody"))
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "leads/lead_list.html",
@@ -451,7 +441,7 @@ def _lead_page(lead: Lead, stage_form=None, owner_form=None, follow_up=None, sta
         SelectChoice(n, n) for n in services.lost_reason_names(lead.institution_id)
     ]
     owner_form = owner_form or OwnerForm(owner_id=str(lead.owner_id or ""))
-    owner_form.owner_id.choices = _owner_choices()
+    owner_form.owner_id.choices = member_choices(_("Nobody"))
     return render_template(
         "leads/lead_detail.html",
         lead=lead,
@@ -504,7 +494,7 @@ def lead_stage(lead_id: int):
 def lead_owner(lead_id: int):
     lead = get_or_404(Lead, lead_id)
     form = OwnerForm()
-    form.owner_id.choices = _owner_choices()
+    form.owner_id.choices = member_choices(_("Nobody"))
     if not form.validate_on_submit():
         return _lead_page(lead, owner_form=form, status=422)
     owner = _member_user(form.owner_id.data)
@@ -541,7 +531,7 @@ def lead_follow_up(lead_id: int):
 @require_role(*MANAGERS)
 def lead_bulk_assign():
     form = BulkAssignForm()
-    form.owner_id.choices = _owner_choices()
+    form.owner_id.choices = member_choices(_("Nobody"))
     if form.validate_on_submit() and form.lead_ids.data:
         leads = db.session.scalars(scoped_select(Lead).where(Lead.id.in_(form.lead_ids.data)))
         leads = list(leads)

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from app.db import paginate
 from app.extensions import db
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.tenancy import scoped_select
@@ -26,13 +27,8 @@ def institution_messages(status: OutboxStatus | None, page: int, per_page: int =
     query = scoped_select(OutboxMessage)
     if status is not None:
         query = query.where(OutboxMessage.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(
-        query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    return list(rows), total
+    query = query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
+    return paginate(query, page, per_page)
 
 
 def failed_count() -> int:

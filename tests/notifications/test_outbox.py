@@ -147,3 +147,16 @@ def test_staff_members_cannot_see_the_outbox(client, institution):
     staff = make_member(institution)
     login(client, staff)
     assert client.get(f"/staff/{institution.slug}/notifications").status_code == 403
+
+
+def test_the_message_list_pages_through_long_histories(client, institution, owner):
+    for n in range(51):
+        queue_test_email(institution, dedupe_key=f"test:{n}")
+    login(client, owner)
+    url = f"/staff/{institution.slug}/notifications"
+    first = client.get(url).get_data(as_text=True)
+    assert "Page 1 of 2" in first and f'href="{url}?page=2"' in first
+    second = client.get(f"{url}?page=2&status=pending").get_data(as_text=True)
+    assert "Page 2 of 2" in second and "page=1&amp;status=pending" in second
+    assert second.count("parent@example.com") == 1
+    assert client.get(f"{url}?page=-3&status=bogus").status_code == 200
