@@ -77,6 +77,13 @@ def set_language(code: str):
     return redirect(safe_next(request.args.get("next")) or url_for("site.index"))
 
 
+def list_page() -> tuple[int, dict]:
+    """The page number a list was asked for (1 if none or nonsense) and the other query
+    arguments, to carry into pager and export links."""
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    return page, {key: value for key, value in request.args.items() if key != "page" and value}
+
+
 def safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None (no open redirects)."""
     if not target:

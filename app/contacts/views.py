@@ -26,6 +26,7 @@ from app.errors import ServiceError, form_status, report
 from app.extensions import db
 from app.leads.models import Stage
 from app.tenancy import current_institution, get_or_404, require_role, staff_blueprint
+from app.web import list_page
 
 staff = staff_blueprint("contacts", __name__)
 BLUEPRINTS = [staff]
@@ -58,9 +59,8 @@ def _filters() -> tuple[FilterForm, queries.ContactFilters]:
 @staff.get("/contacts")
 def contact_list():
     form, filters = _filters()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page, args = list_page()
     contacts, total = queries.page_of(queries.filtered_contacts(filters), page, PER_PAGE)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "contacts/contact_list.html",
         form=form,

@@ -46,6 +46,7 @@ from app.tenancy import (
     to_local,
 )
 from app.urls import external_url
+from app.web import list_page
 
 staff = staff_blueprint("leads", __name__)
 public = public_blueprint("lead_forms_public", __name__)
@@ -371,11 +372,10 @@ def _lead_filters() -> tuple[LeadFilterForm, queries.LeadFilters]:
 @staff.get("/leads")
 def lead_list():
     form, filters = _lead_filters()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page, args = list_page()
     leads, total = paginate(queries.filtered_leads(filters), page, PER_PAGE)
     bulk = BulkAssignForm()
     bulk.owner_id.choices = member_choices(_("Nobody"))
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "leads/lead_list.html",
         form=form,

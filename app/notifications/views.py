@@ -10,6 +10,7 @@ from app.forms import ConfirmForm
 from app.notifications import queries, services
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.tenancy import get_or_404, require_role, staff_blueprint
+from app.web import list_page
 
 staff = staff_blueprint("notifications", __name__)
 BLUEPRINTS = [staff]
@@ -33,8 +34,7 @@ def outbox():
     """What was sent, what is waiting and what failed, newest first."""
     status_arg = request.args.get("status", "")
     status = OutboxStatus(status_arg) if status_arg in set(OutboxStatus) else None
-    page = request.args.get("page", 1, type=int) or 1
-    page = max(page, 1)
+    page, _args = list_page()
     messages, total = queries.institution_messages(status, page, PER_PAGE)
     return render_template(
         "notifications/outbox.html",
