@@ -17,10 +17,3 @@ def e164(raw: str | None, region: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def masked(number: str) -> str:
-    """A number with its middle hidden, for lists a parent may see: +86 138****8000."""
-    if len(number) < 8:
-        return number
-    return f"{number[:-8]}****{number[-4:]}"

@@ -151,3 +151,10 @@ def to_local(value):
     if value is None:
         return None
     return value.astimezone(current_institution().zone).replace(tzinfo=None)
+
+
+def local_day_start(day):
+    """Midnight of `day` in the institution's time zone (aware), for date filters."""
+    from datetime import datetime, time
+
+    return datetime.combine(day, time.min, tzinfo=current_institution().zone)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import aliased, selectinload
@@ -17,7 +17,7 @@ from app.contacts.models import (
 )
 from app.db import paginate
 from app.extensions import db
-from app.tenancy import current_institution, scoped_select
+from app.tenancy import local_day_start, scoped_select
 
 
 @dataclass
@@ -29,10 +29,6 @@ class ContactFilters:
     tag: str = ""
     created_from: date | None = None
     created_to: date | None = None
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=current_institution().zone)
 
 
 def filtered_contacts(filters: ContactFilters) -> Select:
@@ -64,9 +60,11 @@ def filtered_contacts(filters: ContactFilters) -> Select:
     if filters.tag:
         query = query.where(Contact.tag_links.any(ContactTag.tag.has(Tag.name == filters.tag)))
     if filters.created_from:
-        query = query.where(Contact.created_at >= _day_start(filters.created_from))
+        query = query.where(Contact.created_at >= local_day_start(filters.created_from))
     if filters.created_to:
-        query = query.where(Contact.created_at < _day_start(filters.created_to + timedelta(days=1)))
+        query = query.where(
+            Contact.created_at < local_day_start(filters.created_to + timedelta(days=1))
+        )
     return query.order_by(Contact.created_at.desc(), Contact.id.desc())
 
 

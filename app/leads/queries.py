@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.leads.models import FormSourceStat, FormSubmission, Lead, LeadForm, Stage
-from app.tenancy import current_institution, scoped_select
+from app.tenancy import current_institution, local_day_start, scoped_select
 
 
 @dataclass
@@ -19,10 +19,6 @@ class LeadFilters:
     source: str = ""
     created_from: date | None = None
     created_to: date | None = None
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=current_institution().zone)
 
 
 def filtered_leads(filters: LeadFilters) -> Select:
@@ -38,9 +34,11 @@ def filtered_leads(filters: LeadFilters) -> Select:
     if filters.source:
         query = query.where(Lead.source == filters.source)
     if filters.created_from:
-        query = query.where(Lead.created_at >= _day_start(filters.created_from))
+        query = query.where(Lead.created_at >= local_day_start(filters.created_from))
     if filters.created_to:
-        query = query.where(Lead.created_at < _day_start(filters.created_to + timedelta(days=1)))
+        query = query.where(
+            Lead.created_at < local_day_start(filters.created_to + timedelta(days=1))
+        )
     return query.order_by(Lead.created_at.desc(), Lead.id.desc())
 
 
@@ -56,7 +54,9 @@ def board(filters: LeadFilters, per_column: int = 50) -> dict[Stage, list[Lead]]
 def follow_ups_due(user_id: int, now: datetime) -> list[Lead]:
     """The user's open leads to contact by the end of today (institution time), overdue
     first."""
-    today_end = _day_start(now.astimezone(current_institution().zone).date() + timedelta(days=1))
+    today_end = local_day_start(
+        now.astimezone(current_institution().zone).date() + timedelta(days=1)
+    )
     return db.session.scalars(
         scoped_select(Lead)
         .options(selectinload(Lead.contact))
@@ -67,20 +67,6 @@ def follow_ups_due(user_id: int, now: datetime) -> list[Lead]:
         )
         .order_by(Lead.next_contact_at)
     ).all()
-
-
-def overdue_count(user_id: int, now: datetime) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(
-            scoped_select(Lead)
-            .where(
-                Lead.owner_id == user_id,
-                Lead.stage.not_in([Stage.ENROLLED, Stage.LOST]),
-                Lead.next_contact_at < now,
-            )
-            .subquery()
-        )
-    )
 
 
 def all_forms() -> list[LeadForm]:
@@ -111,12 +97,6 @@ def submissions(form: LeadForm, limit: int | None = 200) -> list[FormSubmission]
     if limit:
         query = query.limit(limit)
     return db.session.scalars(query).all()
-
-
-def leads_of_contact(contact_id: int) -> list[Lead]:
-    return db.session.scalars(
-        scoped_select(Lead).where(Lead.contact_id == contact_id).order_by(Lead.created_at.desc())
-    ).all()
 
 
 def contact_ids_in_stage(stage: str) -> Select:
