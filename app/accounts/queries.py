@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from app.accounts.models import Invitation, Membership, Role, User
+from app.accounts.models import MANAGERS, Invitation, Membership, Role, User
 from app.db import utcnow
 from app.extensions import db
 from app.tenancy import scoped_select
@@ -80,5 +80,22 @@ def pending_invitation_for(email: str) -> Invitation | None:
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
             Invitation.expires_at > now,
+        )
+    )
+
+
+def managers(institution) -> list[User]:
+    """The institution's active owners and admins, owners first."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(
+                Membership.institution_id == institution.id,
+                Membership.role.in_(MANAGERS),
+                User.is_active.is_(True),
+            )
+            .order_by(Membership.role, User.id)
+            .execution_options(all_institutions=True)
         )
     )

@@ -14,7 +14,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.accounts.models import MANAGERS, Membership, User
+from app.accounts import queries as account_queries
+from app.accounts.models import User
 from app.contacts import services as contacts
 from app.contacts.models import Contact, EventKind
 from app.db import utcnow
@@ -341,7 +342,7 @@ def submit_form(
 def _notify_new_submission(
     institution, form: LeadForm, lead: Lead, submission: FormSubmission
 ) -> None:
-    recipients = [lead.owner] if lead.owner else managers(institution)
+    recipients = [lead.owner] if lead.owner else account_queries.managers(institution)
     for user in recipients:
         queue_email(
             institution_id=institution.id,
@@ -360,22 +361,6 @@ def _notify_new_submission(
             locale=institution.locale,
             dedupe_key=f"new-lead:{submission.id}:{user.id}",
         )
-
-
-def managers(institution) -> list[User]:
-    return list(
-        db.session.scalars(
-            select(User)
-            .join(Membership, Membership.user_id == User.id)
-            .where(
-                Membership.institution_id == institution.id,
-                Membership.role.in_(MANAGERS),
-                User.is_active.is_(True),
-            )
-            .order_by(Membership.role, User.id)
-            .execution_options(all_institutions=True)
-        )
-    )
 
 
 # --- the pipeline ----------------------------------------------------------------------------
