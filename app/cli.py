@@ -61,6 +61,10 @@ def dev(host: str, port: int):
 
     app = current_app._get_current_object()
     config = app.config
+    if _port_open(host, port):
+        raise click.ClickException(
+            f"{host}:{port} is already in use (another Cohort?). Stop it, or pass --port."
+        )
     mail_dir = Path(app.instance_path) / "mail"
     mail_dir.mkdir(parents=True, exist_ok=True)
 
