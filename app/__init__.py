@@ -9,7 +9,7 @@ from flask import Flask
 
 from app.config import PROJECT_ROOT, load_config
 
-DOMAINS = ("institutions", "accounts", "notifications", "contacts", "leads")
+DOMAINS = ("institutions", "accounts", "notifications", "contacts", "leads", "courses", "portal")
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -65,6 +65,10 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "SMTP_SECURITY": env.get("SMTP_SECURITY", "none"),  # none | starttls | ssl
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "10")),
         "MAIL_FROM": env.get("MAIL_FROM", "Cohort <no-reply@cohort.localhost>"),
+        # SMS through an HTTP gateway (one JSON POST per message); empty URL: no SMS.
+        "SMS_GATEWAY_URL": env.get("SMS_GATEWAY_URL", ""),
+        "SMS_GATEWAY_TOKEN": env.get("SMS_GATEWAY_TOKEN", ""),
+        "SMS_GATEWAY_TIMEOUT": float(env.get("SMS_GATEWAY_TIMEOUT", "10")),
         # Outbox delivery: attempts and the first retry delay (doubled each attempt).
         "OUTBOX_MAX_ATTEMPTS": int(env.get("OUTBOX_MAX_ATTEMPTS", "5")),
         "OUTBOX_RETRY_BASE_SECONDS": int(env.get("OUTBOX_RETRY_BASE_SECONDS", "30")),
@@ -72,6 +76,11 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         # Tokens sent by e-mail.
         "PASSWORD_RESET_MAX_AGE": timedelta(hours=1),
         "INVITATION_MAX_AGE": timedelta(days=7),
+        # Links to a parent's own page: in messages (reusable) and sign-in links (one use).
+        "PARENT_LINK_MAX_AGE": timedelta(days=int(env.get("PARENT_LINK_MAX_AGE_DAYS", "30"))),
+        "SIGN_IN_LINK_MAX_AGE": timedelta(minutes=15),
+        "REGISTER_LIMIT_PER_IP": env.get("REGISTER_LIMIT_PER_IP", "10 per minute;60 per hour"),
+        "SIGN_IN_LINK_LIMIT": env.get("SIGN_IN_LINK_LIMIT", "3 per 10 minutes;10 per day"),
         # Sessions and cookies.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField
+from wtforms import PasswordField, SelectMultipleField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.phones import e164
 
@@ -14,6 +15,13 @@ PASSWORD_MIN = 10
 
 class ConfirmForm(FlaskForm):
     """A form with no fields: a button that POSTs with a CSRF token."""
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Several choices as a list of checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 def password_fields():

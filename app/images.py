@@ -42,3 +42,30 @@ def checked_image(data: bytes, max_bytes: int, field: str) -> str:
             code="too_large",
         )
     return FORMATS[image_format]
+
+
+def image_response(data: bytes, content_type: str, updated_at):
+    """A stored picture (logo, cover) as a cacheable response, revalidated by its time."""
+    from flask import current_app, request
+
+    response = current_app.response_class(data, mimetype=content_type)
+    response.set_etag(str(int(updated_at.timestamp())))
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response.make_conditional(request)
+
+
+def qr_response(url: str, fmt: str, filename: str):
+    """`url` as a QR code to download, PNG or SVG (segno)."""
+    import io
+
+    import segno
+    from flask import current_app
+
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind=fmt, scale=10 if fmt == "png" else 8, border=2)
+    response = current_app.response_class(
+        buffer.getvalue(), mimetype="image/svg+xml" if fmt == "svg" else "image/png"
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response

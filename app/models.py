@@ -2,6 +2,7 @@
 
 from app.accounts.models import Invitation, Membership, User
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
+from app.courses.models import Course, Enrolment, Lesson, Seat
 from app.institutions.models import Institution
 from app.leads.models import (
     FormSourceStat,
@@ -11,9 +12,17 @@ from app.leads.models import (
     LeadForm,
     LostReason,
 )
-from app.notifications.models import OutboxMessage
+from app.notifications.models import MessageTemplate, OutboxMessage, ReminderSettings
+from app.portal.models import SignInLink
 
 __all__ = [
+    "Course",
+    "Enrolment",
+    "Lesson",
+    "MessageTemplate",
+    "ReminderSettings",
+    "Seat",
+    "SignInLink",
     "Contact",
     "FormSourceStat",
     "FormSubmission",

@@ -23,6 +23,7 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from app.extensions import babel, db, redis_connection, talisman
+from app.money import format_money
 
 core = Blueprint("core", __name__)
 
@@ -116,6 +117,7 @@ def init_templates(app: Flask) -> None:
         }
 
     app.jinja_env.globals["role_label"] = lambda value: Role(value).label
+    app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["local_datetime"] = lambda value, fmt="medium": (
         format_datetime(value, fmt) if value else ""
     )

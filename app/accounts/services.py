@@ -10,15 +10,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 
+from app import tokens
 from app.accounts import queries
 from app.accounts.models import Invitation, Membership, Role, User, new_auth_token
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.notifications.services import queue_email
+from app.tokens import LINK_EXPIRED, LINK_INVALID
 from app.urls import external_url
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,6 @@ hasher = PasswordHasher()  # argon2id with the library's current recommended par
 # A real hash to verify against when the e-mail is unknown, so that a login attempt takes
 # the same time whether or not the account exists.
 _DUMMY_HASH = hasher.hash("not-a-real-password")
-
-LINK_INVALID = _l("This link is invalid or has already been used.")
-LINK_EXPIRED = _l("This link has expired. Ask for a new one.")
 
 
 # --- users and passwords -------------------------------------------------------------------
@@ -92,19 +90,6 @@ def set_password(user: User, password: str) -> None:
 # --- signed tokens -------------------------------------------------------------------------
 
 
-def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=f"cohort.{purpose}")
-
-
-def _load_token(purpose: str, token: str, max_age) -> dict:
-    try:
-        return _serializer(purpose).loads(token, max_age=int(max_age.total_seconds()))
-    except SignatureExpired as exc:
-        raise ServiceError(LINK_EXPIRED, code="link_expired") from exc
-    except BadSignature as exc:
-        raise ServiceError(LINK_INVALID, code="link_invalid") from exc
-
-
 def _password_fingerprint(user: User) -> str:
     # The token names the current password hash, so it stops working once it has been used
     # (or once the password changes any other way): single use without storing the token.
@@ -117,7 +102,7 @@ def request_password_reset(email: str, locale: str) -> None:
     if user is None or not user.is_active:
         log.info("password reset asked for an unknown e-mail")
         return
-    token = _serializer("reset").dumps({"u": user.id, "p": _password_fingerprint(user)})
+    token = tokens.sign("reset", {"u": user.id, "p": _password_fingerprint(user)})
     queue_email(
         institution_id=None,
         recipient=user.email,
@@ -133,7 +118,7 @@ def request_password_reset(email: str, locale: str) -> None:
 
 
 def user_for_reset_token(token: str) -> User:
-    data = _load_token("reset", token, current_app.config["PASSWORD_RESET_MAX_AGE"])
+    data = tokens.load("reset", token, current_app.config["PASSWORD_RESET_MAX_AGE"])
     user = db.session.get(User, data.get("u"))
     if user is None or not user.is_active or data.get("p") != _password_fingerprint(user):
         raise ServiceError(LINK_INVALID, code="link_invalid")
@@ -219,7 +204,7 @@ def resend_invitation(institution, invitation: Invitation, sender: User) -> None
 def _send_invitation(institution, invitation: Invitation, sender: User) -> None:
     invitation.sent_count += 1
     db.session.flush()
-    token = _serializer("invite").dumps({"i": invitation.id, "n": invitation.sent_count})
+    token = tokens.sign("invite", {"i": invitation.id, "n": invitation.sent_count})
     queue_email(
         institution_id=institution.id,
         recipient=invitation.email,
@@ -244,7 +229,7 @@ def revoke_invitation(invitation: Invitation) -> None:
 
 def invitation_for_token(token: str, now: datetime | None = None) -> Invitation:
     """The pending invitation a link names; a clear ServiceError for anything else."""
-    data = _load_token("invite", token, current_app.config["INVITATION_MAX_AGE"])
+    data = tokens.load("invite", token, current_app.config["INVITATION_MAX_AGE"])
     invitation = db.session.get(Invitation, data.get("i"))
     if invitation is None or invitation.accepted_at or invitation.revoked_at:
         raise ServiceError(LINK_INVALID, code="link_invalid")

@@ -28,6 +28,7 @@ class EventKind(enum.StrEnum):
     MERGED = "merged"
     NOTE = "note"
     LEAD = "lead"
+    COURSE = "course"  # enrolled, seat cancelled, attendance
 
 
 def new_referral_code() -> str:
@@ -75,6 +76,8 @@ class Contact(TenantScoped, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     consent_text: Mapped[str | None] = mapped_column(Text)
     consent_at: Mapped[datetime | None]
+    # The language the family last used on one of our pages; their messages are in it.
+    locale: Mapped[str | None] = mapped_column(String(8))
     owner_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import tokens
 from app.contacts.models import (
     MERGEABLE_FIELDS,
     Contact,
@@ -28,6 +30,7 @@ from app.db import Base, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.phones import e164
+from app.urls import external_url
 
 INVALID_PHONE = _l("Enter a valid phone number.")
 
@@ -92,6 +95,23 @@ def contact_by_phone(institution, phone: str) -> Contact | None:
     return db.session.scalar(
         select(Contact).where(Contact.institution_id == institution.id, Contact.phone == phone)
     )
+
+
+def parent_page_url(institution, contact: Contact) -> str:
+    """A link that opens the family's own page for PARENT_LINK_MAX_AGE; put in every
+    message to a parent, so any message is a way back to their page."""
+    token = tokens.sign("parent-page", {"i": institution.id, "c": contact.id})
+    return external_url("portal.open_link", institution_slug=institution.slug, token=token)
+
+
+def contact_from_parent_link(institution, token: str) -> Contact:
+    """The contact a parent-page link was made for; ServiceError if it is expired, forged,
+    of another institution, or for a family that no longer exists (merged away)."""
+    data = tokens.load("parent-page", token, current_app.config["PARENT_LINK_MAX_AGE"])
+    contact = db.session.get(Contact, data.get("c")) if data.get("i") == institution.id else None
+    if contact is None or contact.institution_id != institution.id:
+        raise ServiceError(tokens.LINK_INVALID, code="link_invalid")
+    return contact
 
 
 def find_or_create_contact(

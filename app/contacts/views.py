@@ -21,6 +21,8 @@ from app.contacts.forms import (
     StudentForm,
 )
 from app.contacts.models import Contact, SourceKind
+from app.courses import models as course_models
+from app.courses import queries as course_queries
 from app.csvfile import csv_response
 from app.errors import ServiceError, form_status, report
 from app.extensions import db
@@ -176,6 +178,10 @@ def _detail_page(contact, note_form, student_form, status=200):
         events=queries.timeline(contact),
         touches=queries.touches(contact),
         source_labels=SOURCE_LABELS,
+        enrolments=course_queries.contact_enrolments(contact),
+        enrolment_sources=course_models.SOURCE_LABELS,
+        enrolment_labels=course_models.ENROLMENT_STATUS_LABELS,
+        attendance_labels=course_models.ATTENDANCE_LABELS,
     ), status
 
 

@@ -5,10 +5,8 @@ from flask import (
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
     render_template,
-    request,
     url_for,
 )
 from flask_babel import gettext as _
@@ -18,6 +16,7 @@ from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
+from app.images import image_response
 from app.institutions import services
 from app.institutions.forms import SettingsForm, SignupForm
 from app.notifications.queries import failed_count
@@ -125,10 +124,6 @@ def logo():
     institution = current_institution()
     if not institution.has_logo:
         abort(404)
-    response = make_response(institution.logo)
-    response.headers["Content-Type"] = institution.logo_content_type
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.set_etag(str(int(institution.logo_updated_at.timestamp())))
-    response.cache_control.public = True
-    response.cache_control.max_age = 3600
-    return response.make_conditional(request)
+    return image_response(
+        institution.logo, institution.logo_content_type, institution.logo_updated_at
+    )

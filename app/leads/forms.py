@@ -19,9 +19,8 @@ from wtforms import (
 )
 from wtforms.fields import FieldList
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.forms import strip_filter
+from app.forms import MultiCheckboxField, strip_filter
 from app.leads.models import ALWAYS_ON, BUILTIN_FIELDS, FIELD_KIND_LABELS, STAGE_LABELS
 
 OPTIONAL_BUILTINS = [key for key in BUILTIN_FIELDS if key not in ALWAYS_ON]
@@ -103,11 +102,6 @@ class PublicForm(FlaskForm):
     consent = BooleanField()
     # Where the parent came from, read on the first visit: on the POST it would be us.
     referrer = HiddenField(validators=[Length(max=500)])
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 def stage_choices(include_blank=False):

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import io
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
-import segno
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -21,6 +19,7 @@ from app.csvfile import csv_response
 from app.db import paginate, utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
+from app.images import image_response, qr_response
 from app.leads import queries, services
 from app.leads.forms import (
     CUSTOM_SLOTS,
@@ -223,14 +222,7 @@ def _field_labels(lead_form: LeadForm) -> dict:
 def form_qr(form_id: int, fmt: str):
     """The share link (with the same ref and UTM parameters) as a QR code to download."""
     lead_form = get_or_404(LeadForm, form_id)
-    buffer = io.BytesIO()
-    qr = segno.make(_share_url(lead_form), error="m")
-    qr.save(buffer, kind=fmt, scale=10 if fmt == "png" else 8, border=2)
-    response = current_app.response_class(
-        buffer.getvalue(), mimetype="image/svg+xml" if fmt == "svg" else "image/png"
-    )
-    response.headers["Content-Disposition"] = f'attachment; filename="form-{lead_form.code}.{fmt}"'
-    return response
+    return qr_response(_share_url(lead_form), fmt, f"form-{lead_form.code}")
 
 
 @staff.get("/forms/<int:form_id>/submissions.csv")
@@ -333,11 +325,7 @@ def form_cover(code: str):
     lead_form = queries.form_by_code(current_institution(), code)
     if lead_form is None or not lead_form.has_cover:
         abort(404)
-    response = current_app.response_class(lead_form.cover, mimetype=lead_form.cover_content_type)
-    response.set_etag(str(int(lead_form.cover_updated_at.timestamp())))
-    response.cache_control.public = True
-    response.cache_control.max_age = 3600
-    return response.make_conditional(request)
+    return image_response(lead_form.cover, lead_form.cover_content_type, lead_form.cover_updated_at)
 
 
 @public.get("/f/<code>/thanks")

@@ -3,10 +3,17 @@ decides about retries."""
 
 from __future__ import annotations
 
+import json
 import smtplib
 import ssl
+import urllib.error
+import urllib.request
 from email.message import EmailMessage
 from email.utils import make_msgid
+
+
+class GatewayError(Exception):
+    """The SMS gateway answered, but not with a 2xx status."""
 
 
 def send_email(
@@ -41,3 +48,28 @@ def send_email(
             client.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
         client.send_message(message)
     return message["Message-ID"]
+
+
+def sms_configured(config: dict) -> bool:
+    return bool(config["SMS_GATEWAY_URL"])
+
+
+def send_sms(config: dict, *, to: str, text: str, reference: str) -> None:
+    """POST one text message to the SMS gateway as JSON: {"to", "text", "reference"}, with
+    the token as a bearer token. `reference` is our dedupe key, so a gateway that keeps
+    them can drop a repeat after a timeout we retried."""
+    request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own setting
+        config["SMS_GATEWAY_URL"],
+        data=json.dumps({"to": to, "text": text, "reference": reference}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {config['SMS_GATEWAY_TOKEN']}",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=config["SMS_GATEWAY_TIMEOUT"]) as response:  # noqa: S310
+            response.read()
+    except urllib.error.HTTPError as error:
+        detail = error.read(300).decode("utf-8", "replace")
+        raise GatewayError(f"HTTP {error.code}: {detail}") from error

@@ -3,14 +3,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, str_enum, utcnow
+from app.db import Base, TenantScoped, str_enum, utcnow
 
 
 class Channel(enum.StrEnum):
     EMAIL = "email"
+    SMS = "sms"
+    INAPP = "inapp"  # shown on the parent's page; "sending" it just makes it visible
 
 
 class OutboxStatus(enum.StrEnum):
@@ -48,12 +50,20 @@ class OutboxMessage(Base):
             sqlite_where=text("institution_id IS NULL"),
         ),
         Index("ix_outbox_messages_due", "status", "send_at"),
+        Index("ix_outbox_messages_topic", "institution_id", "topic"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     institution_id: Mapped[int | None] = mapped_column(
         ForeignKey("institutions.id", ondelete="CASCADE"), index=True
     )
+    # The family a parent message is for (in-app messages are found through it).
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    # What the message is about ("seat:42"), so that the messages of a cancelled seat or a
+    # moved lesson can be found and cancelled before they are sent.
+    topic: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[Channel] = mapped_column(str_enum(Channel))
     recipient: Mapped[str] = mapped_column(String(254))
     template: Mapped[str] = mapped_column(String(64))
@@ -66,6 +76,9 @@ class OutboxMessage(Base):
     send_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The text as it was delivered (templates can be edited later).
+    subject: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -77,3 +90,39 @@ class OutboxMessage(Base):
         """The RQ job id of this message's current attempt; lets the sweeper tell a message
         whose job is waiting in Redis from one whose job was lost."""
         return f"outbox-{self.id}-{self.attempts}"
+
+
+class MessageTemplate(TenantScoped, Base):
+    """An institution's own wording of one kind of parent message in one language; without
+    one, the default in templates/messages/ is used."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (UniqueConstraint("institution_id", "kind", "locale"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+DEFAULT_MINUTES_BEFORE = [60, 10]
+DEFAULT_MORNING_TIME = "08:00"
+DEFAULT_CHANNELS = [Channel.EMAIL.value, Channel.SMS.value, Channel.INAPP.value]
+
+
+class ReminderSettings(TenantScoped, Base):
+    """When lesson reminders go out and on which channels; one row per institution,
+    created with the defaults the first time it is needed."""
+
+    __tablename__ = "reminder_settings"
+    __table_args__ = (UniqueConstraint("institution_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "HH:MM" on the lesson's day in the institution's time zone, or None for no such
+    # reminder.
+    morning_time: Mapped[str | None] = mapped_column(String(5), default=DEFAULT_MORNING_TIME)
+    minutes_before: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_MINUTES_BEFORE))
+    channels: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_CHANNELS))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 
 from app.db import paginate
 from app.extensions import db
-from app.notifications.models import OutboxMessage, OutboxStatus
+from app.notifications.models import Channel, OutboxMessage, OutboxStatus
 from app.tenancy import scoped_select
 
 
@@ -22,11 +23,25 @@ def due_messages(now: datetime, limit: int = 1000) -> list[OutboxMessage]:
     )
 
 
-def institution_messages(status: OutboxStatus | None, page: int, per_page: int = 50):
+@dataclass(frozen=True)
+class OutboxFilters:
+    status: OutboxStatus | None = None
+    channel: Channel | None = None
+    kind: str = ""
+    recipient: str = ""
+
+
+def institution_messages(filters: OutboxFilters, page: int, per_page: int = 50):
     """The current institution's messages, newest first, with the total for paging."""
     query = scoped_select(OutboxMessage)
-    if status is not None:
-        query = query.where(OutboxMessage.status == status)
+    if filters.status is not None:
+        query = query.where(OutboxMessage.status == filters.status)
+    if filters.channel is not None:
+        query = query.where(OutboxMessage.channel == filters.channel)
+    if filters.kind:
+        query = query.where(OutboxMessage.template == filters.kind)
+    if filters.recipient:
+        query = query.where(OutboxMessage.recipient.contains(filters.recipient, autoescape=True))
     query = query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
     return paginate(query, page, per_page)
 

@@ -1,0 +1,2 @@
+"""Courses (trial and regular), their lessons, registrations and seats, attendance and
+enrolments."""

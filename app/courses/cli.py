@@ -1,0 +1,3 @@
+"""Command-line tools for courses (none yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from app.accounts.models import User
+from app.contacts.models import Contact, Student
+from app.db import Base, TenantScoped, str_enum, utcnow
+
+
+def new_code() -> str:
+    return secrets.token_urlsafe(8)
+
+
+class CourseKind(enum.StrEnum):
+    TRIAL = "trial"
+    REGULAR = "regular"
+
+
+KIND_LABELS = {CourseKind.TRIAL: _l("Trial"), CourseKind.REGULAR: _l("Regular")}
+
+
+class Course(TenantScoped, Base):
+    """A course parents can register for from its public page at /<institution>/c/<code>."""
+
+    __tablename__ = "courses"
+    __table_args__ = (UniqueConstraint("institution_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), default=new_code)
+    kind: Mapped[CourseKind] = mapped_column(str_enum(CourseKind))
+    title: Mapped[str] = mapped_column(String(120))
+    subject: Mapped[str | None] = mapped_column(String(60))
+    grade_range: Mapped[str | None] = mapped_column(String(60))
+    description: Mapped[str | None] = mapped_column(Text)
+    cover: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    cover_content_type: Mapped[str | None] = mapped_column(String(32))
+    cover_updated_at: Mapped[datetime | None]
+    teacher_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    price_amount: Mapped[int] = mapped_column(default=0)  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    capacity: Mapped[int]  # seats per lesson
+    is_open: Mapped[bool] = mapped_column(default=True)  # taking registrations
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    teacher: Mapped[User | None] = relationship()
+    lessons: Mapped[list[Lesson]] = relationship(
+        back_populates="course", order_by="Lesson.starts_at", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_amount == 0
+
+    @property
+    def is_purchasable(self) -> bool:
+        """Paid registration arrives with payments; until then only free courses take
+        registrations from the public page."""
+        return self.is_free
+
+    @property
+    def has_cover(self) -> bool:
+        return self.cover_updated_at is not None
+
+    def upcoming_lessons(self, now: datetime) -> list[Lesson]:
+        return [lesson for lesson in self.lessons if lesson.is_bookable(now)]
+
+
+class LessonStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Lesson(TenantScoped, Base):
+    __tablename__ = "lessons"
+    __table_args__ = (Index("ix_lessons_course_starts", "course_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    title: Mapped[str | None] = mapped_column(String(120))
+    starts_at: Mapped[datetime]
+    duration_minutes: Mapped[int]
+    place: Mapped[str | None] = mapped_column(String(200))
+    online_url: Mapped[str | None] = mapped_column(String(500))
+    replay_url: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[LessonStatus] = mapped_column(
+        str_enum(LessonStatus), default=LessonStatus.SCHEDULED
+    )
+    # Goes up each time the lesson moves: reminders carry it in their dedupe keys, so the
+    # reminders for the new time are new messages even if the lesson moves back.
+    schedule_version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    course: Mapped[Course] = relationship(back_populates="lessons")
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == LessonStatus.CANCELLED
+
+    def is_bookable(self, now: datetime) -> bool:
+        return not self.is_cancelled and self.starts_at > now
+
+
+class EnrolmentSource(enum.StrEnum):
+    FORM = "form"  # the course page's registration form
+    CAMPAIGN = "campaign"
+    STAFF = "staff"
+
+
+class EnrolmentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+SOURCE_LABELS = {
+    EnrolmentSource.FORM: _l("Registration"),
+    EnrolmentSource.CAMPAIGN: _l("Campaign"),
+    EnrolmentSource.STAFF: _l("Staff"),
+}
+ENROLMENT_STATUS_LABELS = {
+    EnrolmentStatus.ACTIVE: _l("Active"),
+    EnrolmentStatus.COMPLETED: _l("Completed"),
+    EnrolmentStatus.CANCELLED: _l("Cancelled"),
+}
+
+
+class Enrolment(TenantScoped, Base):
+    """A student taking a course; one per student and course."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        UniqueConstraint("course_id", "student_id"),
+        UniqueConstraint("institution_id", "code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The confirmation page's unguessable address.
+    code: Mapped[str] = mapped_column(String(16), default=new_code)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    source: Mapped[EnrolmentSource] = mapped_column(str_enum(EnrolmentSource))
+    status: Mapped[EnrolmentStatus] = mapped_column(
+        str_enum(EnrolmentStatus), default=EnrolmentStatus.ACTIVE
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None]
+
+    course: Mapped[Course] = relationship()
+    contact: Mapped[Contact] = relationship()
+    student: Mapped[Student] = relationship()
+    seats: Mapped[list[Seat]] = relationship(back_populates="enrolment", order_by="Seat.id")
+
+
+class SeatStatus(enum.StrEnum):
+    BOOKED = "booked"
+    WAITLISTED = "waitlisted"
+    CANCELLED = "cancelled"
+
+
+class Attendance(enum.StrEnum):
+    PRESENT = "present"
+    LATE = "late"
+    ABSENT = "absent"
+
+
+SEAT_STATUS_LABELS = {
+    SeatStatus.BOOKED: _l("Booked"),
+    SeatStatus.WAITLISTED: _l("Waitlist"),
+    SeatStatus.CANCELLED: _l("Cancelled"),
+}
+ATTENDANCE_LABELS = {
+    Attendance.PRESENT: _l("Present"),
+    Attendance.LATE: _l("Late"),
+    Attendance.ABSENT: _l("Absent"),
+}
+
+
+class Seat(TenantScoped, Base):
+    """An enrolment's place in one lesson: booked, waiting for a place, or given up."""
+
+    __tablename__ = "seats"
+    __table_args__ = (
+        UniqueConstraint("lesson_id", "enrolment_id"),
+        Index("ix_seats_lesson_status", "lesson_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrolments.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[SeatStatus] = mapped_column(str_enum(SeatStatus))
+    # Waiting order: the time the family joined the waitlist (or took the seat).
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attendance: Mapped[Attendance | None] = mapped_column(str_enum(Attendance))
+    attendance_marked_at: Mapped[datetime | None]
+    attendance_marked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lesson: Mapped[Lesson] = relationship()
+    enrolment: Mapped[Enrolment] = relationship(back_populates="seats")
+
+    @property
+    def topic(self) -> str:
+        """The outbox topic of this seat's messages (reminders to cancel with it)."""
+        return f"seat:{self.id}"

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import joinedload
+
+from app.contacts.models import Contact
+from app.courses.models import (
+    Attendance,
+    Course,
+    Enrolment,
+    EnrolmentStatus,
+    Lesson,
+    LessonStatus,
+    Seat,
+    SeatStatus,
+)
+from app.extensions import db
+from app.tenancy import scoped_select
+
+
+def course_by_code(institution, code: str) -> Course | None:
+    return db.session.scalar(
+        select(Course).where(Course.institution_id == institution.id, Course.code == code)
+    )
+
+
+def all_courses() -> list[Course]:
+    return list(db.session.scalars(scoped_select(Course).order_by(Course.created_at.desc())))
+
+
+def seat_counts(lesson_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{lesson id: {"booked": n, "waitlisted": n}} for these lessons."""
+    counts = {lesson_id: {"booked": 0, "waitlisted": 0} for lesson_id in lesson_ids}
+    if not lesson_ids:
+        return counts
+    rows = db.session.execute(
+        select(Seat.lesson_id, Seat.status, func.count())
+        .where(Seat.lesson_id.in_(lesson_ids), Seat.status != SeatStatus.CANCELLED)
+        .group_by(Seat.lesson_id, Seat.status)
+    )
+    for lesson_id, status, count in rows:
+        counts[lesson_id][status.value] = count
+    return counts
+
+
+def next_lessons(course_ids: list[int], now: datetime) -> dict[int, Lesson]:
+    """The next scheduled lesson of each course."""
+    lessons = db.session.scalars(
+        select(Lesson)
+        .where(
+            Lesson.course_id.in_(course_ids),
+            Lesson.starts_at > now,
+            Lesson.status == LessonStatus.SCHEDULED,
+        )
+        .order_by(Lesson.starts_at)
+    )
+    found: dict[int, Lesson] = {}
+    for lesson in lessons:
+        found.setdefault(lesson.course_id, lesson)
+    return found
+
+
+def enrolment_counts(course_ids: list[int]) -> dict[int, int]:
+    if not course_ids:
+        return {}
+    rows = db.session.execute(
+        select(Enrolment.course_id, func.count())
+        .where(Enrolment.course_id.in_(course_ids), Enrolment.status == EnrolmentStatus.ACTIVE)
+        .group_by(Enrolment.course_id)
+    )
+    return dict(rows.all())
+
+
+def course_enrolments(course: Course) -> Select:
+    return (
+        scoped_select(Enrolment)
+        .where(Enrolment.course_id == course.id)
+        .options(joinedload(Enrolment.contact), joinedload(Enrolment.student))
+        .order_by(Enrolment.created_at.desc(), Enrolment.id.desc())
+    )
+
+
+def contact_enrolments(contact: Contact) -> list[Enrolment]:
+    return list(
+        db.session.scalars(
+            select(Enrolment)
+            .where(Enrolment.contact_id == contact.id)
+            .options(joinedload(Enrolment.course), joinedload(Enrolment.student))
+            .order_by(Enrolment.created_at.desc())
+        )
+    )
+
+
+def roll(lesson: Lesson) -> list[Seat]:
+    """The booked seats of a lesson, in the order the children's names sort."""
+    from app.contacts.models import Student
+
+    return list(
+        db.session.scalars(
+            select(Seat)
+            .join(Enrolment, Seat.enrolment_id == Enrolment.id)
+            .join(Student, Enrolment.student_id == Student.id)
+            .where(Seat.lesson_id == lesson.id, Seat.status == SeatStatus.BOOKED)
+            .order_by(Student.name)
+        )
+    )
+
+
+def waitlist(lesson: Lesson) -> list[Seat]:
+    return list(
+        db.session.scalars(
+            select(Seat)
+            .where(Seat.lesson_id == lesson.id, Seat.status == SeatStatus.WAITLISTED)
+            .order_by(Seat.queued_at, Seat.id)
+        )
+    )
+
+
+def absences(since: datetime, now: datetime) -> list[Seat]:
+    """Booked seats marked absent in lessons since `since`, latest lesson first: the
+    families to call back."""
+    return list(
+        db.session.scalars(
+            scoped_select(Seat)
+            .join(Lesson, Seat.lesson_id == Lesson.id)
+            .where(
+                Seat.attendance == Attendance.ABSENT,
+                Lesson.starts_at >= since,
+                Lesson.starts_at <= now,
+            )
+            .order_by(Lesson.starts_at.desc())
+        )
+    )
+
+
+def family_seats(contact: Contact) -> list[Seat]:
+    """A family's seats and waitlist places, soonest lesson first."""
+    return list(
+        db.session.scalars(
+            select(Seat)
+            .join(Enrolment, Seat.enrolment_id == Enrolment.id)
+            .join(Lesson, Seat.lesson_id == Lesson.id)
+            .where(Enrolment.contact_id == contact.id, Seat.status != SeatStatus.CANCELLED)
+            .order_by(case((Lesson.status == LessonStatus.CANCELLED, 1), else_=0), Lesson.starts_at)
+        )
+    )

@@ -1,0 +1,481 @@
+"""Courses and lessons, registrations and seats, the waitlist, attendance and reminders.
+
+Seats are taken under a lock on their lesson's row, so a lesson never has more booked
+seats than its course's capacity whatever the concurrency; the rest of a rush goes to the
+waitlist in the order it arrived. Every reminder is an outbox row with the seat as its
+topic: cancelling the seat, or moving the lesson, cancels the rows not yet sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.contacts import services as contacts
+from app.contacts.models import Contact, EventKind, SourceKind, Student
+from app.courses.models import (
+    Attendance,
+    Course,
+    CourseKind,
+    Enrolment,
+    EnrolmentSource,
+    EnrolmentStatus,
+    Lesson,
+    LessonStatus,
+    Seat,
+    SeatStatus,
+)
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db
+from app.images import checked_image
+from app.leads import services as leads
+from app.leads.models import Stage
+from app.notifications import services as notifications
+
+log = logging.getLogger(__name__)
+
+
+# --- courses and lessons (staff) -------------------------------------------------------------
+
+
+def save_course(institution, course: Course | None, **values) -> Course:
+    """Create a course (course=None) or update one; values are the editable columns."""
+    if course is None:
+        course = Course(institution_id=institution.id, currency=institution.currency)
+        db.session.add(course)
+    for name, value in values.items():
+        setattr(course, name, value)
+    db.session.flush()
+    return course
+
+
+def set_cover(course: Course, data: bytes | None, max_bytes: int) -> None:
+    """Replace the course's cover picture (checked by app.images), or remove it (None)."""
+    if data is None:
+        course.cover = course.cover_content_type = course.cover_updated_at = None
+    else:
+        course.cover_content_type = checked_image(data, max_bytes, field="cover")
+        course.cover = data
+        course.cover_updated_at = utcnow()
+    db.session.flush()
+
+
+def add_lesson(course: Course, **values) -> Lesson:
+    if values["starts_at"] <= utcnow():
+        raise ServiceError(_l("Choose a time in the future."), field="starts_at", code="past")
+    lesson = Lesson(institution_id=course.institution_id, course_id=course.id, **values)
+    db.session.add(lesson)
+    db.session.flush()
+    return lesson
+
+
+def _locked_lesson(lesson_id: int) -> Lesson:
+    # populate_existing: the caller may hold this lesson in memory already, and the locked
+    # row's state must win over it.
+    return db.session.scalar(
+        select(Lesson)
+        .where(Lesson.id == lesson_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def update_lesson(institution, lesson: Lesson, actor, **values) -> Lesson:
+    """Change a lesson. If its time or place changed, the families with a seat are told,
+    and their reminders are cancelled and scheduled again for the new time."""
+    lesson = _locked_lesson(lesson.id)
+    if lesson.is_cancelled:
+        raise ServiceError(_l("This lesson is cancelled."), code="cancelled")
+    old_starts_at = lesson.starts_at
+    moved = values["starts_at"] != lesson.starts_at or values.get("place") != lesson.place
+    if values["starts_at"] != lesson.starts_at and values["starts_at"] <= utcnow():
+        raise ServiceError(_l("Choose a time in the future."), field="starts_at", code="past")
+    for name, value in values.items():
+        setattr(lesson, name, value)
+    if not moved:
+        db.session.flush()
+        return lesson
+    lesson.schedule_version += 1
+    db.session.flush()
+    for seat in _seats(lesson, SeatStatus.BOOKED, SeatStatus.WAITLISTED):
+        notifications.cancel_topic(lesson.institution_id, seat.topic)
+        if seat.status == SeatStatus.BOOKED:
+            schedule_reminders(institution, seat)
+        notifications.notify_contact(
+            institution,
+            seat.enrolment.contact,
+            "lesson_moved",
+            {**_lesson_context(seat), "old_starts_at": old_starts_at.isoformat()},
+            dedupe_key=f"lesson-moved:{seat.id}:v{lesson.schedule_version}",
+        )
+    log.info(
+        "lesson %s moved from %s to %s by %s", lesson.id, old_starts_at, lesson.starts_at, actor
+    )
+    return lesson
+
+
+def cancel_lesson(institution, lesson: Lesson, actor) -> None:
+    """Cancel a lesson: no reminder goes out for it any more, and every family with a seat
+    (or on its waitlist) is told."""
+    lesson = _locked_lesson(lesson.id)
+    if lesson.is_cancelled:
+        return
+    lesson.status = LessonStatus.CANCELLED
+    db.session.flush()
+    for seat in _seats(lesson, SeatStatus.BOOKED, SeatStatus.WAITLISTED):
+        notifications.cancel_topic(lesson.institution_id, seat.topic)
+        notifications.notify_contact(
+            institution,
+            seat.enrolment.contact,
+            "lesson_cancelled",
+            _lesson_context(seat),
+            dedupe_key=f"lesson-cancelled:{seat.id}",
+        )
+    log.info("lesson %s cancelled by %s", lesson.id, actor)
+
+
+def _seats(lesson: Lesson, *statuses: SeatStatus) -> list[Seat]:
+    return list(
+        db.session.scalars(
+            select(Seat)
+            .where(Seat.lesson_id == lesson.id, Seat.status.in_(statuses))
+            .order_by(Seat.queued_at, Seat.id)
+        )
+    )
+
+
+def booked_count(lesson_id: int) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Seat)
+        .where(Seat.lesson_id == lesson_id, Seat.status == SeatStatus.BOOKED)
+    )
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+@dataclass
+class Registration:
+    parent_name: str
+    phone: str
+    student_name: str
+    student_grade: str | None = None
+    email: str | None = None
+    consent_text: str | None = None
+    locale: str | None = None
+
+
+class RegistrationInvalid(ServiceError):
+    """A registration the family must correct; `field` says where."""
+
+
+def register(
+    institution,
+    course: Course,
+    lesson_ids: list[int],
+    details: Registration,
+    touch: contacts.Touch,
+) -> Enrolment:
+    """Register a child for lessons of a course from its public page.
+
+    Finds or creates the family (contacts service), enrols the child (once per course),
+    takes a seat in each chosen lesson or a place on its waitlist, moves the family's lead
+    to trial_booked (opening one if they have none), schedules the reminders and confirms.
+    Registering again for the same lessons changes nothing.
+    """
+    now = utcnow()
+    if not course.is_open:
+        raise ServiceError(_l("This course is not taking registrations."), code="closed")
+    if not course.is_purchasable:
+        raise ServiceError(_l("This course cannot be bought online yet."), code="not_purchasable")
+    bookable = {lesson.id: lesson for lesson in course.upcoming_lessons(now)}
+    chosen = sorted({lesson_id for lesson_id in lesson_ids if lesson_id in bookable})
+    if not chosen:
+        raise RegistrationInvalid(_l("Choose at least one lesson."), field="lessons")
+    contact, _created = contacts.find_or_create_contact(
+        institution,
+        phone=details.phone,
+        details=contacts.ContactDetails(
+            parent_name=details.parent_name,
+            email=details.email,
+            consent_text=details.consent_text,
+            students=[contacts.StudentDetails(details.student_name, details.student_grade)],
+        ),
+        touch=touch,
+    )
+    if details.locale:
+        contact.locale = details.locale
+    student = _student_named(contact, details.student_name)
+    enrolment = enrol(institution, course, contact, student, EnrolmentSource.FORM)
+    # Lessons are locked in id order, so two registrations for the same lessons cannot
+    # deadlock each other.
+    for lesson_id in chosen:
+        take_seat(institution, enrolment, lesson_id)
+    if course.kind == CourseKind.TRIAL:
+        if leads.open_lead(contact) is None:
+            leads.create_lead(institution, contact, source=(touch.utm_source or "course")[:100])
+        leads.advance_lead(contact, Stage.TRIAL_BOOKED)
+    _confirm(institution, enrolment)
+    return enrolment
+
+
+def _student_named(contact: Contact, name: str) -> Student:
+    wanted = name.strip().casefold()
+    for student in contact.students:
+        if student.name.strip().casefold() == wanted:
+            return student
+    raise RuntimeError("find_or_create_contact adds the student")  # pragma: no cover
+
+
+def enrol(
+    institution, course: Course, contact: Contact, student: Student, source: EnrolmentSource
+) -> Enrolment:
+    """The student's enrolment in the course, created (or reactivated) if needed."""
+    enrolment = db.session.scalar(
+        select(Enrolment).where(
+            Enrolment.course_id == course.id, Enrolment.student_id == student.id
+        )
+    )
+    if enrolment is None:
+        enrolment = Enrolment(
+            institution_id=institution.id,
+            course_id=course.id,
+            contact_id=contact.id,
+            student_id=student.id,
+            source=source,
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(enrolment)
+        except IntegrityError:  # the same child registered in a concurrent request
+            return enrol(institution, course, contact, student, source)
+        contacts.add_event(
+            contact, EventKind.COURSE, {"action": "enrolled", "course": course.title}
+        )
+    elif enrolment.status == EnrolmentStatus.CANCELLED:
+        enrolment.status = EnrolmentStatus.ACTIVE
+        enrolment.cancelled_at = None
+    db.session.flush()
+    return enrolment
+
+
+def take_seat(institution, enrolment: Enrolment, lesson_id: int) -> Seat:
+    """A seat for the enrolment in the lesson if one is free, else a waitlist place. The
+    lesson row is locked while the seats are counted, which is what makes capacity hold."""
+    lesson = _locked_lesson(lesson_id)
+    seat = db.session.scalar(
+        select(Seat).where(Seat.lesson_id == lesson.id, Seat.enrolment_id == enrolment.id)
+    )
+    if seat is not None and seat.status != SeatStatus.CANCELLED:
+        return seat
+    free = booked_count(lesson.id) < lesson.course.capacity
+    status = SeatStatus.BOOKED if free else SeatStatus.WAITLISTED
+    if seat is None:
+        seat = Seat(
+            institution_id=enrolment.institution_id,
+            lesson_id=lesson.id,
+            enrolment_id=enrolment.id,
+            status=status,
+        )
+        db.session.add(seat)
+    else:
+        seat.status, seat.queued_at, seat.cancelled_at = status, utcnow(), None
+    db.session.flush()
+    if free:
+        schedule_reminders(institution, seat)
+    return seat
+
+
+def schedule_reminders(institution, seat: Seat) -> list:
+    """Queue the seat's reminders at the institution's offsets. The dedupe key carries the
+    lesson's schedule version, so scheduling twice queues nothing new, and a moved lesson
+    gets new messages rather than the cancelled ones back."""
+    lesson = seat.lesson
+    settings = notifications.reminder_settings(institution.id)
+    messages = []
+    for key, send_at in notifications.reminder_times(
+        settings, lesson.starts_at, institution.zone, utcnow()
+    ):
+        messages += notifications.notify_contact(
+            institution,
+            seat.enrolment.contact,
+            "lesson_reminder",
+            _lesson_context(seat),
+            dedupe_key=f"reminder:{seat.id}:v{lesson.schedule_version}:{key}",
+            send_at=send_at,
+            topic=seat.topic,
+            channels_=settings.channels,
+        )
+    return messages
+
+
+def _lesson_context(seat: Seat) -> dict:
+    lesson = seat.lesson
+    return {
+        "child_name": seat.enrolment.student.name,
+        "course_title": lesson.course.title,
+        "lesson_title": lesson.title or "",
+        "starts_at": lesson.starts_at.isoformat(),
+        "place": lesson.place or "",
+        "online_url": lesson.online_url or "",
+    }
+
+
+def _confirm(institution, enrolment: Enrolment) -> None:
+    booked = [seat for seat in enrolment.seats if seat.status == SeatStatus.BOOKED]
+    if not booked:
+        return  # waitlisted only: the family hears from us when a place frees up
+    first = min(booked, key=lambda seat: seat.lesson.starts_at)
+    lessons = [
+        {"starts_at": seat.lesson.starts_at.isoformat(), "place": seat.lesson.place or ""}
+        for seat in sorted(booked, key=lambda seat: seat.lesson.starts_at)
+    ]
+    seat_ids = "-".join(str(seat.id) for seat in sorted(booked, key=lambda seat: seat.id))
+    notifications.notify_contact(
+        institution,
+        enrolment.contact,
+        "registration_confirmed",
+        {**_lesson_context(first), "lessons": lessons},
+        dedupe_key=f"registered:{enrolment.id}:{seat_ids}",
+    )
+
+
+# --- cancelling and the waitlist -------------------------------------------------------------
+
+
+def cancel_seat(institution, seat: Seat, actor=None) -> Seat | None:
+    """Give up a seat or a waitlist place: its reminders are cancelled, and a freed seat
+    goes to the first family on the waitlist, who are told. Returns the promoted seat."""
+    lesson = _locked_lesson(seat.lesson_id)
+    db.session.refresh(seat)
+    if seat.status == SeatStatus.CANCELLED:
+        return None
+    was_booked = seat.status == SeatStatus.BOOKED
+    seat.status = SeatStatus.CANCELLED
+    seat.cancelled_at = utcnow()
+    notifications.cancel_topic(seat.institution_id, seat.topic)
+    enrolment = seat.enrolment
+    contacts.add_event(
+        enrolment.contact,
+        EventKind.COURSE,
+        {"action": "cancelled", "course": lesson.course.title, "at": lesson.starts_at.isoformat()},
+        actor,
+    )
+    if all(other.status == SeatStatus.CANCELLED for other in enrolment.seats):
+        enrolment.status = EnrolmentStatus.CANCELLED
+        enrolment.cancelled_at = utcnow()
+    db.session.flush()
+    if not was_booked or not lesson.is_bookable(utcnow()):
+        return None
+    return _promote_first_waiting(institution, lesson)
+
+
+def _promote_first_waiting(institution, lesson: Lesson) -> Seat | None:
+    if booked_count(lesson.id) >= lesson.course.capacity:
+        return None
+    waiting = _seats(lesson, SeatStatus.WAITLISTED)
+    if not waiting:
+        return None
+    seat = waiting[0]
+    seat.status = SeatStatus.BOOKED
+    db.session.flush()
+    schedule_reminders(institution, seat)
+    notifications.notify_contact(
+        institution,
+        seat.enrolment.contact,
+        "waitlist_promoted",
+        _lesson_context(seat),
+        dedupe_key=f"promoted:{seat.id}:{seat.queued_at.timestamp():.0f}",
+    )
+    log.info("seat %s promoted from the waitlist of lesson %s", seat.id, lesson.id)
+    return seat
+
+
+def waitlist_position(seat: Seat) -> int | None:
+    if seat.status != SeatStatus.WAITLISTED:
+        return None
+    ahead = db.session.scalar(
+        select(func.count())
+        .select_from(Seat)
+        .where(
+            Seat.lesson_id == seat.lesson_id,
+            Seat.status == SeatStatus.WAITLISTED,
+            (Seat.queued_at < seat.queued_at)
+            | ((Seat.queued_at == seat.queued_at) & (Seat.id < seat.id)),
+        )
+    )
+    return ahead + 1
+
+
+# --- staff: enrolling by hand and attendance -------------------------------------------------
+
+
+def enrol_by_staff(institution, course: Course, details: Registration, actor) -> Enrolment:
+    """Enrol a child by hand (a family who paid at the desk): the contact is found or
+    created, and the child takes a seat, or a waitlist place, in every upcoming lesson."""
+    contact, _created = contacts.find_or_create_contact(
+        institution,
+        phone=details.phone,
+        details=contacts.ContactDetails(
+            parent_name=details.parent_name,
+            email=details.email,
+            students=[contacts.StudentDetails(details.student_name, details.student_grade)],
+        ),
+        touch=contacts.Touch(kind=SourceKind.STAFF, ref=course.code),
+        actor=actor,
+    )
+    student = _student_named(contact, details.student_name)
+    enrolment = enrol(institution, course, contact, student, EnrolmentSource.STAFF)
+    for lesson in course.upcoming_lessons(utcnow()):
+        take_seat(institution, enrolment, lesson.id)
+    return enrolment
+
+
+def mark_attendance(seat: Seat, attendance: Attendance, actor) -> None:
+    """Record whether the child came. A trial student who came moves the family's lead to
+    trial_attended."""
+    if seat.status != SeatStatus.BOOKED:
+        raise ServiceError(_l("Only booked seats have attendance."), code="not_booked")
+    if seat.attendance == attendance:
+        return
+    seat.attendance = attendance
+    seat.attendance_marked_at = utcnow()
+    seat.attendance_marked_by_id = actor.id if actor else None
+    lesson, contact = seat.lesson, seat.enrolment.contact
+    contacts.add_event(
+        contact,
+        EventKind.COURSE,
+        {
+            "action": attendance.value,
+            "course": lesson.course.title,
+            "at": lesson.starts_at.isoformat(),
+        },
+        actor,
+    )
+    if attendance != Attendance.ABSENT and lesson.course.kind == CourseKind.TRIAL:
+        leads.advance_lead(contact, Stage.TRIAL_ATTENDED, actor)
+    db.session.flush()
+
+
+def seat_for_portal(contact: Contact, seat_id: int) -> Seat | None:
+    """A seat of this family, or None (another family's seat is not theirs to see)."""
+    seat = db.session.get(Seat, seat_id)
+    if seat is None or seat.enrolment.contact_id != contact.id:
+        return None
+    return seat
+
+
+def parent_can_cancel(seat: Seat, now: datetime) -> bool:
+    """Parents cancel their own trial seats online, until the lesson starts."""
+    return (
+        seat.status in (SeatStatus.BOOKED, SeatStatus.WAITLISTED)
+        and seat.lesson.course.kind == CourseKind.TRIAL
+        and seat.lesson.is_bookable(now)
+    )

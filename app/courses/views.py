@@ -1,0 +1,464 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from icalendar import Calendar, Event
+from sqlalchemy import select
+from wtforms import SelectChoice
+
+from app.accounts.forms import member_choices
+from app.accounts.models import MANAGERS
+from app.contacts.models import SourceKind
+from app.contacts.services import Touch
+from app.courses import queries, services
+from app.courses.forms import CourseForm, EnrolForm, LessonForm, RegistrationForm
+from app.courses.models import (
+    ATTENDANCE_LABELS,
+    ENROLMENT_STATUS_LABELS,
+    KIND_LABELS,
+    SEAT_STATUS_LABELS,
+    SOURCE_LABELS,
+    Attendance,
+    Course,
+    CourseKind,
+    Enrolment,
+    Lesson,
+    Seat,
+    SeatStatus,
+)
+from app.csvfile import csv_response
+from app.db import paginate, utcnow
+from app.errors import ServiceError, form_status, report
+from app.extensions import db, limiter
+from app.forms import ConfirmForm
+from app.images import image_response, qr_response
+from app.money import to_major, to_minor
+from app.tenancy import (
+    current_institution,
+    from_local,
+    get_or_404,
+    public_blueprint,
+    require_role,
+    staff_blueprint,
+    to_local,
+)
+from app.urls import external_url
+from app.web import current_language, list_page
+
+staff = staff_blueprint("courses", __name__)
+public = public_blueprint("courses_public", __name__)
+BLUEPRINTS = [staff, public]
+PER_PAGE = 50
+LABELS = {
+    "kind_labels": KIND_LABELS,
+    "seat_labels": SEAT_STATUS_LABELS,
+    "attendance_labels": ATTENDANCE_LABELS,
+    "source_labels": SOURCE_LABELS,
+    "enrolment_labels": ENROLMENT_STATUS_LABELS,
+}
+
+
+# --- courses (staff) -------------------------------------------------------------------------
+
+
+@staff.get("/courses")
+def course_list():
+    courses = queries.all_courses()
+    ids = [course.id for course in courses]
+    return render_template(
+        "courses/course_list.html",
+        courses=courses,
+        next_lessons=queries.next_lessons(ids, utcnow()),
+        enrolled=queries.enrolment_counts(ids),
+        **LABELS,
+    )
+
+
+def _save_course(course: Course | None):
+    institution = current_institution()
+    form = CourseForm(obj=course) if course else CourseForm()
+    form.teacher_id.choices = member_choices(_("Nobody yet"))
+    if request.method == "GET" and course is not None:
+        form.teacher_id.data = str(course.teacher_id or "")
+        form.price.data = to_major(course.price_amount, course.currency)
+    if form.validate_on_submit():
+        try:
+            saved = services.save_course(
+                institution,
+                course,
+                title=form.title.data,
+                kind=CourseKind(form.kind.data),
+                subject=form.subject.data or None,
+                grade_range=form.grade_range.data or None,
+                description=form.description.data or None,
+                teacher_id=int(form.teacher_id.data) if form.teacher_id.data else None,
+                price_amount=to_minor(form.price.data, institution.currency),
+                capacity=form.capacity.data,
+                is_open=form.is_open.data,
+            )
+            if form.remove_cover.data:
+                services.set_cover(saved, None, 0)
+            elif form.cover.data:
+                services.set_cover(
+                    saved, form.cover.data.read(), current_app.config["LOGO_MAX_BYTES"]
+                )
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            flash(_("Course saved."), "success")
+            return redirect(url_for(".course_detail", course_id=saved.id))
+    return render_template("courses/course_form.html", form=form, course=course), form_status(form)
+
+
+@staff.route("/courses/new", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def course_new():
+    return _save_course(None)
+
+
+@staff.route("/courses/<int:course_id>/edit", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def course_edit(course_id: int):
+    return _save_course(get_or_404(Course, course_id))
+
+
+def _share_url(course: Course) -> str:
+    return external_url(
+        "courses_public.course_page", institution_slug=current_institution().slug, code=course.code
+    )
+
+
+@staff.get("/courses/<int:course_id>")
+def course_detail(course_id: int):
+    course = get_or_404(Course, course_id)
+    page, args = list_page()
+    enrolments, total = paginate(queries.course_enrolments(course), page, PER_PAGE)
+    return render_template(
+        "courses/course_detail.html",
+        course=course,
+        share_url=_share_url(course),
+        counts=queries.seat_counts([lesson.id for lesson in course.lessons]),
+        lesson_form=LessonForm(formdata=None),
+        enrol_form=EnrolForm(formdata=None),
+        enrolments=enrolments,
+        total=total,
+        page=page,
+        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
+        args=args,
+        confirm_form=ConfirmForm(),
+        now=utcnow(),
+        **LABELS,
+    )
+
+
+@staff.get("/courses/<int:course_id>/qr.svg", defaults={"fmt": "svg"})
+@staff.get("/courses/<int:course_id>/qr.png", defaults={"fmt": "png"})
+def course_qr(course_id: int, fmt: str):
+    course = get_or_404(Course, course_id)
+    return qr_response(_share_url(course), fmt, f"course-{course.code}")
+
+
+@staff.get("/courses/<int:course_id>/enrolments.csv")
+@require_role(*MANAGERS)
+def enrolments_export(course_id: int):
+    course = get_or_404(Course, course_id)
+    zone = current_institution().zone
+    rows = (
+        [
+            e.student.name,
+            e.student.grade or "",
+            e.contact.parent_name,
+            e.contact.phone,
+            e.source.value,
+            e.status.value,
+            e.created_at.astimezone(zone).isoformat(),
+        ]
+        for e in db.session.scalars(queries.course_enrolments(course))
+    )
+    return csv_response(
+        f"enrolments-{course.code}.csv",
+        ["student", "grade", "parent", "phone", "source", "status", "enrolled_at"],
+        rows,
+    )
+
+
+@staff.post("/courses/<int:course_id>/enrolments")
+@require_role(*MANAGERS)
+def enrol(course_id: int):
+    course = get_or_404(Course, course_id)
+    form = EnrolForm()
+    if form.validate_on_submit():
+        try:
+            enrolment = services.enrol_by_staff(
+                current_institution(), course, _registration(form, None), current_user
+            )
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            flash(_("%(name)s is enrolled.", name=enrolment.student.name), "success")
+            return redirect(url_for(".course_detail", course_id=course.id))
+    for field in form:
+        for error in field.errors:
+            flash(f"{field.label.text}: {error}", "error")
+    return redirect(url_for(".course_detail", course_id=course.id))
+
+
+# --- lessons (staff) -------------------------------------------------------------------------
+
+
+def _lesson_values(form: LessonForm) -> dict:
+    return {
+        "title": form.title.data or None,
+        "starts_at": from_local(form.starts_at.data),
+        "duration_minutes": form.duration_minutes.data,
+        "place": form.place.data or None,
+        "online_url": form.online_url.data or None,
+        "replay_url": form.replay_url.data or None,
+    }
+
+
+@staff.post("/courses/<int:course_id>/lessons")
+@require_role(*MANAGERS)
+def lesson_add(course_id: int):
+    course = get_or_404(Course, course_id)
+    form = LessonForm()
+    if form.validate_on_submit():
+        try:
+            services.add_lesson(course, **_lesson_values(form))
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            flash(_("Lesson added."), "success")
+            return redirect(url_for(".course_detail", course_id=course.id))
+    return render_template(
+        "courses/lesson_form.html", form=form, course=course, lesson=None
+    ), form_status(form)
+
+
+@staff.route("/lessons/<int:lesson_id>/edit", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def lesson_edit(lesson_id: int):
+    lesson = get_or_404(Lesson, lesson_id)
+    form = LessonForm(obj=lesson)
+    if request.method == "GET":
+        form.starts_at.data = to_local(lesson.starts_at)
+    if form.validate_on_submit():
+        try:
+            services.update_lesson(
+                current_institution(), lesson, current_user, **_lesson_values(form)
+            )
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            flash(_("Lesson saved. Families with a seat have been told of any change."), "success")
+            return redirect(url_for(".course_detail", course_id=lesson.course_id))
+    return render_template(
+        "courses/lesson_form.html",
+        form=form,
+        course=lesson.course,
+        lesson=lesson,
+        confirm_form=ConfirmForm(),
+    ), form_status(form)
+
+
+@staff.post("/lessons/<int:lesson_id>/cancel")
+@require_role(*MANAGERS)
+def lesson_cancel(lesson_id: int):
+    lesson = get_or_404(Lesson, lesson_id)
+    if ConfirmForm().validate_on_submit():
+        services.cancel_lesson(current_institution(), lesson, current_user)
+        db.session.commit()
+        flash(_("Lesson cancelled. Families with a seat have been told."), "success")
+    return redirect(url_for(".course_detail", course_id=lesson.course_id))
+
+
+@staff.route("/lessons/<int:lesson_id>/roll-call", methods=["GET", "POST"])
+def roll_call(lesson_id: int):
+    """Attendance on a phone: one row per child, three big buttons, one save."""
+    lesson = get_or_404(Lesson, lesson_id)
+    seats = queries.roll(lesson)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        marked = 0
+        for seat in seats:
+            value = request.form.get(f"seat-{seat.id}", "")
+            if value in set(Attendance):
+                services.mark_attendance(seat, Attendance(value), current_user)
+                marked += 1
+        db.session.commit()
+        flash(_("Attendance saved for %(n)s children.", n=marked), "success")
+        return redirect(url_for(".roll_call", lesson_id=lesson.id))
+    return render_template(
+        "courses/roll_call.html",
+        lesson=lesson,
+        seats=seats,
+        waitlist=queries.waitlist(lesson),
+        form=form,
+        attendances=list(Attendance),
+        **LABELS,
+    )
+
+
+@staff.post("/seats/<int:seat_id>/cancel")
+@require_role(*MANAGERS)
+def seat_cancel(seat_id: int):
+    seat = get_or_404(Seat, seat_id)
+    if ConfirmForm().validate_on_submit():
+        promoted = services.cancel_seat(current_institution(), seat, current_user)
+        db.session.commit()
+        flash(_("Seat cancelled."), "success")
+        if promoted is not None:
+            flash(
+                _("%(name)s got the seat from the waitlist.", name=promoted.enrolment.student.name),
+                "success",
+            )
+    return redirect(url_for(".roll_call", lesson_id=seat.lesson_id))
+
+
+@staff.get("/absences")
+def absences():
+    """Children marked absent in the last 30 days: families to call back."""
+    now = utcnow()
+    return render_template(
+        "courses/absences.html", seats=queries.absences(now - timedelta(days=30), now)
+    )
+
+
+@staff.get("/enrolments/<int:enrolment_id>")
+def enrolment_detail(enrolment_id: int):
+    enrolment = get_or_404(Enrolment, enrolment_id)
+    return redirect(url_for("contacts.contact_detail", contact_id=enrolment.contact_id))
+
+
+# --- the public course page ------------------------------------------------------------------
+
+
+def _registration(form, locale: str | None) -> services.Registration:
+    return services.Registration(
+        parent_name=form.parent_name.data,
+        phone=form.phone.data,
+        email=form.email.data or None,
+        student_name=form.student_name.data,
+        student_grade=form.student_grade.data or None,
+        locale=locale,
+    )
+
+
+def _course_key() -> str:
+    return f"course-page:{current_institution().id}:{request.view_args.get('code', '')}"
+
+
+@public.route("/c/<code>", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["FORM_LIMIT_PER_FORM"], methods=["POST"], key_func=_course_key
+)
+def course_page(code: str):
+    institution = current_institution()
+    course = queries.course_by_code(institution, code) or abort(404)
+    now = utcnow()
+    lessons = course.upcoming_lessons(now)
+    form = RegistrationForm()
+    form.lessons.choices = [SelectChoice(lesson.id, "") for lesson in lessons]
+    if request.method == "GET":
+        form.lessons.data = [lesson.id for lesson in lessons]
+    elif form.validate_on_submit():
+        if form.website.data:  # the honeypot: a bot
+            abort(404)
+        registration = _registration(form, current_language())
+        registration.consent_text = _consent_text(institution)
+        try:
+            enrolment = services.register(
+                institution,
+                course,
+                form.lessons.data or [],
+                registration,
+                Touch.from_request(SourceKind.COURSE, course.code, request.args, request.referrer),
+            )
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            return redirect(url_for(".registered", code=code, enrolment_code=enrolment.code))
+    return render_template(
+        "courses/public_course.html",
+        course=course,
+        lessons=lessons,
+        counts=queries.seat_counts([lesson.id for lesson in lessons]),
+        form=form,
+        consent_text=_consent_text(institution),
+        **LABELS,
+    ), form_status(form)
+
+
+def _consent_text(institution) -> str:
+    return _(
+        "I agree that %(name)s may contact me about this course and keep my details for it.",
+        name=institution.name,
+    )
+
+
+def _enrolment_by_code(code: str, enrolment_code: str) -> Enrolment:
+    course = queries.course_by_code(current_institution(), code) or abort(404)
+    enrolment = db.session.scalar(
+        select(Enrolment).where(Enrolment.course_id == course.id, Enrolment.code == enrolment_code)
+    )
+    return enrolment or abort(404)
+
+
+@public.get("/c/<code>/r/<enrolment_code>")
+def registered(code: str, enrolment_code: str):
+    """The confirmation, at an unguessable address: it names the child and the lessons."""
+    enrolment = _enrolment_by_code(code, enrolment_code)
+    seats = [s for s in enrolment.seats if s.status != SeatStatus.CANCELLED]
+    return render_template(
+        "courses/public_registered.html",
+        enrolment=enrolment,
+        course=enrolment.course,
+        seats=sorted(seats, key=lambda s: s.lesson.starts_at),
+        positions={s.id: services.waitlist_position(s) for s in seats},
+        **LABELS,
+    )
+
+
+@public.get("/c/<code>/r/<enrolment_code>/calendar.ics")
+def calendar(code: str, enrolment_code: str):
+    """The booked lessons as an iCalendar file for the phone's calendar."""
+    enrolment = _enrolment_by_code(code, enrolment_code)
+    institution = current_institution()
+    ical = Calendar()
+    ical.add("prodid", "-//Cohort//Lessons//EN")
+    ical.add("version", "2.0")
+    ical.add("method", "PUBLISH")
+    for seat in enrolment.seats:
+        if seat.status != SeatStatus.BOOKED or seat.lesson.is_cancelled:
+            continue
+        lesson = seat.lesson
+        event = Event()
+        event.add("uid", f"lesson-{lesson.id}-seat-{seat.id}@{institution.slug}.cohort")
+        event.add("summary", f"{enrolment.course.title} · {enrolment.student.name}")
+        event.add("dtstart", lesson.starts_at)
+        event.add("dtend", lesson.ends_at)
+        event.add("dtstamp", utcnow())
+        event.add("sequence", lesson.schedule_version)
+        if lesson.place or lesson.online_url:
+            event.add("location", lesson.place or lesson.online_url)
+        ical.add_component(event)
+    response = current_app.response_class(ical.to_ical(), mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="{code}.ics"'
+    return response
+
+
+@public.get("/c/<code>/cover")
+def course_cover(code: str):
+    course = queries.course_by_code(current_institution(), code)
+    if course is None or not course.has_cover:
+        abort(404)
+    return image_response(course.cover, course.cover_content_type, course.cover_updated_at)

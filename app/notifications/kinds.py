@@ -1,0 +1,125 @@
+"""Parent messages: the kinds an institution can reword, their variables, their default
+texts (templates/messages/<kind>.<locale>.txt: the subject on the first line, then a blank
+line, then the body) and how a text is rendered.
+
+Texts are Jinja templates rendered in a sandbox: an institution's staff write them, so
+they get variables and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from flask_babel import lazy_gettext as _l
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from app.config import PROJECT_ROOT
+
+DEFAULTS_DIR = PROJECT_ROOT / "templates" / "messages"
+
+
+@dataclass(frozen=True)
+class Kind:
+    label: object
+    variables: tuple[str, ...]
+
+
+_LESSON = ("child_name", "course_title", "lesson_time", "place", "online_url")
+_COMMON = ("institution_name", "parent_name", "link")
+KINDS = {
+    "registration_confirmed": Kind(_l("Registration confirmed"), (*_COMMON, *_LESSON, "lessons")),
+    "lesson_reminder": Kind(_l("Lesson reminder"), (*_COMMON, *_LESSON)),
+    "lesson_moved": Kind(_l("Lesson moved"), (*_COMMON, *_LESSON, "old_lesson_time")),
+    "lesson_cancelled": Kind(_l("Lesson cancelled"), (*_COMMON, *_LESSON)),
+    "waitlist_promoted": Kind(_l("Place from the waitlist"), (*_COMMON, *_LESSON)),
+    "sign_in_link": Kind(_l("Sign-in link"), ("institution_name", "parent_name", "link")),
+}
+VARIABLE_LABELS = {
+    "institution_name": _l("your institution's name"),
+    "parent_name": _l("the parent's name"),
+    "link": _l("the link to the family's own page"),
+    "child_name": _l("the child's name"),
+    "course_title": _l("the course"),
+    "lesson_time": _l("the lesson's date and time"),
+    "old_lesson_time": _l("the lesson's previous date and time"),
+    "place": _l("where the lesson is"),
+    "online_url": _l("the online lesson's link"),
+    "lessons": _l("every booked lesson, one per line"),
+}
+SAMPLE_CONTEXT = {
+    "institution_name": "Sunrise Learning",
+    "parent_name": "王芳",
+    "link": "https://cohort.example/sunrise/me/t/…",
+    "child_name": "乐乐",
+    "course_title": "Maths Olympiad trial",
+    "starts_at": "2026-12-05T11:00:00+00:00",
+    "old_starts_at": "2026-12-04T11:00:00+00:00",
+    "timezone": "Asia/Shanghai",
+    "place": "Room 3, 88 Renmin Road",
+    "online_url": "",
+    "lessons": [],
+}
+_TIME_FORMATS = {"zh_CN": "M月d日 EEE HH:mm", "en": "EEE d MMM, HH:mm"}
+
+_lenient = SandboxedEnvironment(undefined=Undefined, autoescape=False)
+_strict = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def default_text(kind: str, locale: str) -> tuple[str, str]:
+    """The subject and body shipped with Cohort for this kind in this language."""
+    path = DEFAULTS_DIR / f"{kind}.{locale}.txt"
+    if not path.exists():
+        path = DEFAULTS_DIR / f"{kind}.en.txt"
+    subject, _blank, body = path.read_text(encoding="utf-8").partition("\n\n")
+    return subject.strip(), body.strip()
+
+
+def format_time(value: str | datetime | None, timezone: str, locale: str) -> str:
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return format_datetime(
+        value,
+        _TIME_FORMATS.get(locale, _TIME_FORMATS["en"]),
+        tzinfo=ZoneInfo(timezone),
+        locale=locale,
+    )
+
+
+def variables(context: dict, locale: str) -> dict:
+    """What a text can use: the stored context with its instants formatted for people."""
+    zone = context.get("timezone", "UTC")
+    values = dict(context)
+    values["lesson_time"] = format_time(context.get("starts_at"), zone, locale)
+    values["old_lesson_time"] = format_time(context.get("old_starts_at"), zone, locale)
+    values["lessons"] = "\n".join(
+        " · ".join(filter(None, [format_time(item["starts_at"], zone, locale), item.get("place")]))
+        for item in context.get("lessons") or []
+    )
+    return values
+
+
+def render(subject: str, body: str, context: dict, locale: str, strict: bool = False):
+    """(subject, body) rendered with `context`. Strict rendering (the editor's preview and
+    check) raises TemplateError on a syntax error or an unknown variable; delivery renders
+    leniently, so a message is never lost to a typo."""
+    env = _strict if strict else _lenient
+    values = variables(context, locale)
+    return (
+        env.from_string(subject).render(values).strip(),
+        env.from_string(body).render(values).strip(),
+    )
+
+
+def check(subject: str, body: str, locale: str) -> str | None:
+    """The error a text would raise on the sample context, or None if it renders."""
+    try:
+        render(subject, body, SAMPLE_CONTEXT, locale, strict=True)
+    except TemplateError as error:
+        return str(error)
+    return None

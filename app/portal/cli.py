@@ -1,0 +1,3 @@
+"""Command-line tools for portal (none yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,140 @@
+"""The parent's own page at /<institution>/me.
+
+A family is signed in to one institution's page at a time per institution (the session
+keeps {institution id: contact id}); no password: a signed link from any of our messages,
+or a one-time link sent to the family's phone or e-mail.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from app.contacts import services as contacts
+from app.contacts.models import Contact
+from app.courses import queries as course_queries
+from app.courses import services as courses
+from app.courses.models import SEAT_STATUS_LABELS, SeatStatus
+from app.db import utcnow
+from app.errors import ServiceError, report
+from app.extensions import db, limiter
+from app.forms import ConfirmForm
+from app.notifications.models import Channel
+from app.portal import queries, services
+from app.portal.forms import SignInForm
+from app.tenancy import current_institution, public_blueprint
+
+public = public_blueprint("portal", __name__)
+BLUEPRINTS = [public]
+SESSION_KEY = "parents"
+
+
+def signed_in_contact() -> Contact | None:
+    institution = current_institution()
+    contact_id = session.get(SESSION_KEY, {}).get(str(institution.id))
+    contact = db.session.get(Contact, contact_id) if contact_id else None
+    if contact is None or contact.institution_id != institution.id:
+        return None
+    return contact
+
+
+def _sign_in(contact: Contact) -> None:
+    families = dict(session.get(SESSION_KEY, {}))
+    families[str(contact.institution_id)] = contact.id
+    session[SESSION_KEY] = families
+    session.permanent = True
+
+
+def _phone_key() -> str:
+    return f"portal-link:{current_institution().id}:{request.form.get('phone', '')[-8:]}"
+
+
+@public.get("/me")
+def page():
+    contact = signed_in_contact()
+    if contact is None:
+        return render_template("portal/sign_in.html", form=SignInForm())
+    now = utcnow()
+    seats = course_queries.family_seats(contact)
+    return render_template(
+        "portal/page.html",
+        contact=contact,
+        upcoming=[s for s in seats if s.lesson.ends_at > now],
+        past=[s for s in seats if s.lesson.ends_at <= now][-10:],
+        enrolments=course_queries.contact_enrolments(contact),
+        messages=queries.inbox(contact),
+        can_cancel={s.id for s in seats if courses.parent_can_cancel(s, now)},
+        positions={
+            s.id: courses.waitlist_position(s) for s in seats if s.status == SeatStatus.WAITLISTED
+        },
+        seat_labels=SEAT_STATUS_LABELS,
+        confirm_form=ConfirmForm(),
+    )
+
+
+@public.post("/me")
+@limiter.limit(lambda: current_app.config["SIGN_IN_LINK_LIMIT"])
+@limiter.limit(lambda: current_app.config["SIGN_IN_LINK_LIMIT"], key_func=_phone_key)
+def request_link():
+    form = SignInForm()
+    if form.validate_on_submit():
+        try:
+            services.send_sign_in_link(
+                current_institution(), form.phone.data, Channel(form.channel.data)
+            )
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            return render_template("portal/link_sent.html")
+    return render_template("portal/sign_in.html", form=form), 422
+
+
+@public.get("/me/t/<token>")
+def open_link(token: str):
+    """A link from one of our messages: reusable until it expires."""
+    try:
+        contact = contacts.contact_from_parent_link(current_institution(), token)
+    except ServiceError as error:
+        return render_template("portal/link_invalid.html", message=error.message), 400
+    _sign_in(contact)
+    return redirect(url_for(".page"))
+
+
+@public.route("/me/l/<code>", methods=["GET", "POST"])
+def sign_in_link(code: str):
+    """A one-time link. Opening it shows a button: chat apps fetch links to preview them,
+    and a GET that spent the link would leave the parent with a dead one."""
+    form = ConfirmForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        return render_template("portal/sign_in_confirm.html", form=form)
+    try:
+        contact = services.use_sign_in_link(current_institution(), code)
+    except ServiceError as error:
+        db.session.rollback()
+        return render_template("portal/link_invalid.html", message=error.message), 400
+    db.session.commit()
+    _sign_in(contact)
+    return redirect(url_for(".page"))
+
+
+@public.post("/me/seats/<int:seat_id>/cancel")
+def cancel_seat(seat_id: int):
+    contact = signed_in_contact() or abort(404)
+    seat = courses.seat_for_portal(contact, seat_id) or abort(404)
+    if not ConfirmForm().validate_on_submit() or not courses.parent_can_cancel(seat, utcnow()):
+        flash(_("This place can no longer be cancelled online. Please call us."), "error")
+        return redirect(url_for(".page"))
+    courses.cancel_seat(current_institution(), seat)
+    db.session.commit()
+    flash(_("Your place is cancelled. Thank you for telling us."), "success")
+    return redirect(url_for(".page"))
+
+
+@public.post("/me/sign-out")
+def sign_out():
+    if ConfirmForm().validate_on_submit():
+        families = dict(session.get(SESSION_KEY, {}))
+        families.pop(str(current_institution().id), None)
+        session[SESSION_KEY] = families
+    return redirect(url_for(".page"))
