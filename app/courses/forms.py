@@ -48,7 +48,7 @@ class CourseForm(FlaskForm):
         description=_l("PNG, JPEG or WebP, at most 1 MB. Shown on the page and in link previews."),
     )
     remove_cover = BooleanField(_l("Remove the cover picture"))
-    teacher_id = SelectField(_l("Teacher"))
+    teacher_id = SelectField(_l("Teacher"), default="")
     price = DecimalField(
         _l("Price"),
         places=2,

@@ -1,0 +1,53 @@
+"""Parallel registrations against a real database never overfill a lesson."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.accounts.models import Role
+from app.courses.models import Seat, SeatStatus
+from app.db import utcnow
+from app.extensions import db
+from tests.concurrency import committed_data, run_in_parallel
+from tests.courses.conftest import FAMILY, make_course
+from tests.factories import make_institution, make_member
+
+
+@pytest.mark.committed
+def test_twenty_parallel_registrations_for_five_seats_give_five_seats_and_fifteen_waitlist(app):
+    with committed_data() as made:
+        institution = make_institution()
+        db.session.commit()
+        made["institutions"].append(institution.id)
+        made["users"].append(make_member(institution, Role.OWNER).id)
+        course = make_course(institution, starts=[utcnow() + timedelta(days=2)], capacity=5)
+        url = f"/{institution.slug}/c/{course.code}"
+        lesson_id = course.lessons[0].id
+        db.session.remove()  # on SQLite an open transaction would hold the lock
+
+        def register(n: int) -> int:
+            data = {
+                **FAMILY,
+                "phone": f"1390013{n:04d}",
+                "student_name": f"Child {n}",
+                "lessons": [lesson_id],
+            }
+            client = app.test_client()
+            return client.post(
+                url, data=data, environ_base={"REMOTE_ADDR": f"10.30.0.{n}"}
+            ).status_code
+
+        results = run_in_parallel(20, register)
+
+        assert results == [302] * 20
+        counts = dict(
+            db.session.execute(
+                select(Seat.status, func.count())
+                .where(Seat.lesson_id == lesson_id)
+                .group_by(Seat.status)
+            ).all()
+        )
+        assert counts == {SeatStatus.BOOKED: 5, SeatStatus.WAITLISTED: 15}
