@@ -58,6 +58,7 @@ def dev(host: str, port: int):
     otherwise. Ctrl-C stops everything."""
     from app import demo
     from app.notifications.mailsink import MailSink
+    from app.notifications.smssink import SmsSink
 
     app = current_app._get_current_object()
     config = app.config
@@ -77,6 +78,11 @@ def dev(host: str, port: int):
             config["SMTP_HOST"], config["SMTP_PORT"], on_message=lambda m: _show_mail(m, mail_dir)
         ).start()
 
+    sms_sink = None
+    if not config["SMS_GATEWAY_URL"]:
+        sms_sink = SmsSink("127.0.0.1", 0, on_message=_show_sms).start()
+        config["SMS_GATEWAY_URL"] = sms_sink.url
+
     migrate.upgrade(config["DATABASE_URL"])
     seeded = demo.seed()
 
@@ -87,6 +93,7 @@ def dev(host: str, port: int):
         "SMTP_HOST": config["SMTP_HOST"],
         "SMTP_PORT": str(config["SMTP_PORT"]),
         "PUBLIC_URL": f"http://{host}:{port}",
+        "SMS_GATEWAY_URL": config["SMS_GATEWAY_URL"],
     }
     worker_py = str(PROJECT_ROOT / "worker.py")
     children = [
@@ -101,9 +108,14 @@ def dev(host: str, port: int):
     click.echo(f"  demo staff home {base}/staff/{seeded.slug}/")
     if seeded.form_code:
         click.echo(f"  demo lead form  {base}/{seeded.slug}/f/{seeded.form_code}?utm_source=demo")
+    if seeded.course_code:
+        click.echo(f"  trial course    {base}/{seeded.slug}/c/{seeded.course_code}")
+    click.echo(f"  parent's page   {base}/{seeded.slug}/me")
     click.echo(f"  sign up         {base}/signup")
     click.echo(f"  health          {base}/healthz")
     click.echo(f"  e-mails         printed here and kept in {mail_dir}")
+    if sms_sink:
+        click.echo(f"  text messages   printed here (local gateway {sms_sink.url})")
     click.echo(f"  database        {config['DATABASE_URL']}")
     click.echo(f"  redis           {config['REDIS_URL']}")
     click.echo("  Ctrl-C stops the web server, the worker and the scheduler.\n")
@@ -117,7 +129,14 @@ def dev(host: str, port: int):
         _stop(children)
         if sink:
             sink.stop()
+        if sms_sink:
+            sms_sink.stop()
         click.echo("Cohort stopped.")
+
+
+def _show_sms(payload: dict) -> None:
+    click.secho(f"\n--- text message to {payload.get('to')} ---", fg="cyan")
+    click.echo(payload.get("text", ""))
 
 
 def _interrupt(signum, frame):

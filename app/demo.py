@@ -4,9 +4,12 @@ services a real signup uses. Safe to run again: what exists is left alone."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from app.courses import services as courses
+from app.courses.models import Course, CourseKind
 from app.extensions import db
 from app.institutions import services as institutions
 from app.institutions.models import Institution
@@ -25,6 +28,7 @@ class Demo:
     password: str
     created: bool
     form_code: str
+    course_code: str | None
 
 
 def seed() -> Demo:
@@ -45,13 +49,19 @@ def seed() -> Demo:
         institution.address = "上海市徐汇区漕溪北路 88 号"
         _seed_form(institution)
         db.session.commit()
+    if db.session.scalar(select(Course.id).where(Course.institution_id == institution.id)) is None:
+        _seed_course(institution)
+        db.session.commit()
+    course_code = db.session.scalar(
+        select(Course.code).where(Course.institution_id == institution.id).limit(1)
+    )
     form_code = db.session.scalar(
         select(LeadForm.code).where(LeadForm.institution_id == institution.id).limit(1)
     )
     # Plain values only: touching the ORM object after this would open a new transaction,
     # and on SQLite an idle open transaction blocks the web server and the worker.
     db.session.remove()
-    return Demo(DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created, form_code)
+    return Demo(DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created, form_code, course_code)
 
 
 def _seed_form(institution: Institution) -> None:
@@ -78,3 +88,30 @@ def _seed_form(institution: Institution) -> None:
         closes_at=None,
         submission_cap=None,
     )
+
+
+def _seed_course(institution: Institution) -> None:
+    """A free maths trial with three evening lessons in the coming days (local 19:00)."""
+    course = courses.save_course(
+        institution,
+        None,
+        title="小学数学思维体验课 · Maths thinking trial",
+        kind=CourseKind.TRIAL,
+        subject="数学",
+        grade_range="1–3 年级",
+        description="三节免费体验课：用游戏和故事认识数与图形。每节 45 分钟，小班 8 人。",
+        capacity=8,
+        price_amount=0,
+    )
+    today = datetime.now(institution.zone).date()
+    for days, place in [(1, "徐汇校区 301 教室"), (3, "徐汇校区 301 教室"), (6, "线上 · Online")]:
+        starts = datetime.combine(
+            today + timedelta(days=days), time(19, 0), tzinfo=institution.zone
+        )
+        courses.add_lesson(
+            course,
+            starts_at=starts.astimezone(UTC),
+            duration_minutes=45,
+            place=place,
+            online_url="https://meet.example.com/sunrise-maths" if days == 6 else None,
+        )

@@ -18,12 +18,13 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, get_timezone
 from flask_login import current_user
 from sqlalchemy import text
 
 from app.extensions import babel, db, redis_connection, talisman
 from app.money import format_money
+from app.notifications.kinds import format_time
 
 core = Blueprint("core", __name__)
 
@@ -118,6 +119,10 @@ def init_templates(app: Flask) -> None:
 
     app.jinja_env.globals["role_label"] = lambda value: Role(value).label
     app.jinja_env.filters["money"] = format_money
+    # A lesson's time the way people write it in the page's language ("11月26日 周四 19:00").
+    app.jinja_env.filters["lesson_time"] = lambda value: format_time(
+        value, str(get_timezone()), current_language()
+    )
     app.jinja_env.filters["local_datetime"] = lambda value, fmt="medium": (
         format_datetime(value, fmt) if value else ""
     )

@@ -8,6 +8,7 @@ they get variables and nothing else.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -110,10 +111,9 @@ def render(subject: str, body: str, context: dict, locale: str, strict: bool = F
     leniently, so a message is never lost to a typo."""
     env = _strict if strict else _lenient
     values = variables(context, locale)
-    return (
-        env.from_string(subject).render(values).strip(),
-        env.from_string(body).render(values).strip(),
-    )
+    body = env.from_string(body).render(values).strip()
+    # A line left empty by an {% if %} that did not apply is not a paragraph break.
+    return env.from_string(subject).render(values).strip(), re.sub(r"\n{3,}", "\n\n", body)
 
 
 def check(subject: str, body: str, locale: str) -> str | None:

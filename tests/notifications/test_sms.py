@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -16,47 +13,17 @@ from app.extensions import db
 from app.jobs import run_burst
 from app.notifications.models import OutboxStatus
 from app.notifications.services import notify_contact
+from app.notifications.smssink import SmsSink
 from app.notifications.tasks import sweep_outbox
-
-
-class Gateway:
-    """A real HTTP server on loopback that records each request and answers `status`."""
-
-    def __init__(self):
-        self.status = 200
-        self.requests: list[dict] = []
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                gateway.requests.append(
-                    {"auth": self.headers["Authorization"], "json": json.loads(body)}
-                )
-                self.send_response(gateway.status)
-                self.end_headers()
-                self.wfile.write(b'{"error": "upstream down"}' if gateway.status >= 400 else b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/send"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def gateway(app, monkeypatch):
-    gateway = Gateway()
+    gateway = SmsSink().start()  # a real HTTP server on loopback
     monkeypatch.setitem(app.config, "SMS_GATEWAY_URL", gateway.url)
     monkeypatch.setitem(app.config, "SMS_GATEWAY_TOKEN", "gw-token")
     yield gateway
-    gateway.close()
+    gateway.stop()
 
 
 def text_the_family(institution):
@@ -83,7 +50,7 @@ def test_sms_is_posted_to_the_gateway_as_json(institution, gateway):
     run_burst()
 
     (request,) = gateway.requests
-    assert request["auth"] == "Bearer gw-token"
+    assert request["authorization"] == "Bearer gw-token"
     assert request["json"]["to"] == "+8613800138000"
     assert request["json"]["text"].startswith(f"【{institution.name}】")
     assert "http://localhost/x" in request["json"]["text"]
@@ -109,4 +76,4 @@ def test_a_gateway_answering_500_is_retried_with_backoff_then_marked_failed(
 
     assert message.status == OutboxStatus.FAILED
     assert len(gateway.requests) == app.config["OUTBOX_MAX_ATTEMPTS"]
-    assert "HTTP 500" in message.last_error and "upstream down" in message.last_error
+    assert "HTTP 500" in message.last_error and "gateway unavailable" in message.last_error

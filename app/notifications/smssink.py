@@ -1,0 +1,53 @@
+"""A local SMS gateway for development and tests: an HTTP server on loopback that takes
+the same JSON POSTs as a real gateway, keeps them, and answers with a chosen status.
+
+`cohort dev` starts one and prints every text message; the tests make it answer 500 to
+see retries happen.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class SmsSink:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, on_message: Callable | None = None):
+        self.status = 200
+        self.requests: list[dict] = []  # {"authorization": ..., "json": {...}}
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server API
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    payload = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    payload = None
+                status = sink.status if payload is not None else 400
+                sink.requests.append(
+                    {"authorization": self.headers.get("Authorization"), "json": payload}
+                )
+                if status < 300 and on_message:
+                    on_message(payload)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}" if status < 300 else b'{"error": "gateway unavailable"}')
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self._server.server_port
+        self.url = f"http://{host}:{self.port}/send"
+
+    def start(self) -> SmsSink:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
