@@ -1,0 +1,158 @@
+"""A rush on a trial course: registrations per second, latency, and whether any lesson
+took more children than it has seats.
+
+Starts Cohort under gunicorn against a throwaway PostgreSQL database, creates a free
+course with --lessons lessons of --capacity seats each, then has --families parents
+(threads, --concurrency at a time) open the course page and register a child for every
+lesson. Prints registrations per second, POST latency percentiles, and the counts that
+must hold: no lesson with more booked seats than its capacity, every other place on the
+waitlist, one seat row per family and lesson, three reminders per e-mail per booked seat.
+
+    python bench/course_registrations.py --families 400 --capacity 20 --lessons 3
+
+It needs PostgreSQL and Redis (defaults: the local servers; the database named by
+--database is dropped and recreated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from harness import (
+    DEFAULT_DATABASE,
+    DEFAULT_REDIS,
+    free_port,
+    fresh_app,
+    latency_line,
+    post_like_a_parent,
+    start_server,
+)
+
+
+def prepare(database_url: str, redis_url: str, lessons: int, capacity: int):
+    """A school and a course; returns (slug, course code, lesson ids)."""
+    from app.courses import services as courses
+    from app.courses.models import CourseKind
+    from app.db import utcnow
+    from app.extensions import db
+    from app.tenancy import bind_institution
+    from tests.factories import make_institution
+
+    app = fresh_app(database_url, redis_url)
+    with app.app_context():
+        institution = make_institution(slug="bench-school")
+        bind_institution(institution)
+        course = courses.save_course(
+            institution, None, title="Bench trial", kind=CourseKind.TRIAL, capacity=capacity
+        )
+        ids = [
+            courses.add_lesson(
+                course, starts_at=utcnow() + timedelta(days=2 + n), duration_minutes=60
+            ).id
+            for n in range(lessons)
+        ]
+        result = institution.slug, course.code, ids
+        db.session.commit()
+    return result
+
+
+def check(database_url: str, capacity: int) -> dict:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        scalar = lambda sql: connection.execute(text(sql), {"cap": capacity}).scalar()  # noqa: E731
+        counts = {
+            "enrolments": scalar("SELECT count(*) FROM enrolments"),
+            "seats booked": scalar("SELECT count(*) FROM seats WHERE status = 'booked'"),
+            "waitlist places": scalar("SELECT count(*) FROM seats WHERE status = 'waitlisted'"),
+            "lessons over capacity": scalar(
+                "SELECT count(*) FROM (SELECT lesson_id FROM seats WHERE status = 'booked' "
+                "GROUP BY lesson_id HAVING count(*) > :cap) o"
+            ),
+            "seats booked beyond capacity": scalar(
+                "SELECT coalesce(sum(n - :cap), 0) FROM (SELECT count(*) n FROM seats "
+                "WHERE status = 'booked' GROUP BY lesson_id HAVING count(*) > :cap) o"
+            ),
+            "e-mail reminders scheduled": scalar(
+                "SELECT count(*) FROM outbox_messages WHERE template = 'lesson_reminder' "
+                "AND channel = 'email'"
+            ),
+        }
+    engine.dispose()
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser.add_argument("--families", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--capacity", type=int, default=20)
+    parser.add_argument("--lessons", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    slug, code, lesson_ids = prepare(args.database, args.redis, args.lessons, args.capacity)
+    port = free_port()
+    server = start_server(port, args.workers, args.database, args.redis)
+    url = f"http://127.0.0.1:{port}/{slug}/c/{code}"
+
+    def register(family: int):
+        return post_like_a_parent(
+            url,
+            {
+                "parent_name": f"Parent {family}",
+                "phone": f"139{family:08d}",
+                "email": f"parent{family}@example.com",
+                "student_name": f"Child {family}",
+                "consent": "y",
+                "lessons": lesson_ids,
+            },
+        )
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            results = list(pool.map(register, range(args.families)))
+        elapsed = time.perf_counter() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    statuses = Counter(status for status, _latency in results)
+    print(
+        f"registrations   {args.families} families from {args.concurrency} parallel clients, "
+        f"{args.lessons} lessons x {args.capacity} seats, gunicorn {args.workers} workers x 4"
+    )
+    print(f"throughput      {args.families / elapsed:.1f} registrations/s ({elapsed:.1f} s)")
+    print(f"POST latency    {latency_line([latency for _status, latency in results])}")
+    print(f"statuses        {dict(statuses)}")
+    counts = check(args.database, args.capacity)
+    for name, value in counts.items():
+        print(f"{name:<32}{value}")
+    places = args.families * args.lessons
+    booked = min(args.families, args.capacity) * args.lessons
+    ok = (
+        statuses == Counter({302: args.families})
+        and counts["enrolments"] == args.families
+        and counts["lessons over capacity"] == 0
+        and counts["seats booked"] == booked
+        and counts["waitlist places"] == places - booked
+        and counts["e-mail reminders scheduled"] == booked * 3
+    )
+    print("correct" if ok else "NOT CORRECT")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
