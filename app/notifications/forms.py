@@ -53,7 +53,7 @@ class ReminderSettingsForm(FlaskForm):
 
 class MessageTemplateForm(FlaskForm):
     subject = StringField(
-        _l("Subject"), filters=[strip_filter], validators=[DataRequired(), Length(max=200)]
+        _l("Subject line"), filters=[strip_filter], validators=[DataRequired(), Length(max=200)]
     )
     body = TextAreaField(
         _l("Text"), filters=[strip_filter], validators=[DataRequired(), Length(max=2000)]
