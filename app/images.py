@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 
+import segno
+from flask import current_app, request
 from flask_babel import lazy_gettext as _l
 from PIL import Image, UnidentifiedImageError
 
+from app.db import utcnow
 from app.errors import ServiceError
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -44,10 +47,23 @@ def checked_image(data: bytes, max_bytes: int, field: str) -> str:
     return FORMATS[image_format]
 
 
+def update_cover(row, *, remove: bool, upload) -> None:
+    """Apply a form's cover field to `row` (a lead form, a course: any row with `cover`,
+    `cover_content_type` and `cover_updated_at`): remove it, replace it with the uploaded
+    file (checked as above, capped at LOGO_MAX_BYTES), or leave it as it is."""
+    if remove:
+        row.cover = row.cover_content_type = row.cover_updated_at = None
+    elif upload:
+        data = upload.read()
+        row.cover_content_type = checked_image(
+            data, current_app.config["LOGO_MAX_BYTES"], field="cover"
+        )
+        row.cover = data
+        row.cover_updated_at = utcnow()
+
+
 def image_response(data: bytes, content_type: str, updated_at):
     """A stored picture (logo, cover) as a cacheable response, revalidated by its time."""
-    from flask import current_app, request
-
     response = current_app.response_class(data, mimetype=content_type)
     response.set_etag(str(int(updated_at.timestamp())))
     response.cache_control.public = True
@@ -57,11 +73,6 @@ def image_response(data: bytes, content_type: str, updated_at):
 
 def qr_response(url: str, fmt: str, filename: str):
     """`url` as a QR code to download, PNG or SVG (segno)."""
-    import io
-
-    import segno
-    from flask import current_app
-
     buffer = io.BytesIO()
     segno.make(url, error="m").save(buffer, kind=fmt, scale=10 if fmt == "png" else 8, border=2)
     response = current_app.response_class(

@@ -16,22 +16,17 @@ It needs PostgreSQL and Redis (defaults: the local servers; the database named b
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
-import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from harness import (
-    DEFAULT_DATABASE,
-    DEFAULT_REDIS,
-    free_port,
+    argument_parser,
+    count_rows,
     fresh_app,
     latency_line,
     post_like_a_parent,
-    start_server,
+    run_clients,
 )
 
 
@@ -62,54 +57,37 @@ def prepare(database_url: str, redis_url: str, lessons: int, capacity: int):
     return result
 
 
-def check(database_url: str, capacity: int) -> dict:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        scalar = lambda sql: connection.execute(text(sql), {"cap": capacity}).scalar()  # noqa: E731
-        counts = {
-            "enrolments": scalar("SELECT count(*) FROM enrolments"),
-            "seats booked": scalar("SELECT count(*) FROM seats WHERE status = 'booked'"),
-            "waitlist places": scalar("SELECT count(*) FROM seats WHERE status = 'waitlisted'"),
-            "lessons over capacity": scalar(
-                "SELECT count(*) FROM (SELECT lesson_id FROM seats WHERE status = 'booked' "
-                "GROUP BY lesson_id HAVING count(*) > :cap) o"
-            ),
-            "seats booked beyond capacity": scalar(
-                "SELECT coalesce(sum(n - :cap), 0) FROM (SELECT count(*) n FROM seats "
-                "WHERE status = 'booked' GROUP BY lesson_id HAVING count(*) > :cap) o"
-            ),
-            "e-mail reminders scheduled": scalar(
-                "SELECT count(*) FROM outbox_messages WHERE template = 'lesson_reminder' "
-                "AND channel = 'email'"
-            ),
-        }
-    engine.dispose()
-    return counts
+CHECKS = {
+    "enrolments": "SELECT count(*) FROM enrolments",
+    "seats booked": "SELECT count(*) FROM seats WHERE status = 'booked'",
+    "waitlist places": "SELECT count(*) FROM seats WHERE status = 'waitlisted'",
+    "lessons over capacity": (
+        "SELECT count(*) FROM (SELECT lesson_id FROM seats WHERE status = 'booked' "
+        "GROUP BY lesson_id HAVING count(*) > :cap) o"
+    ),
+    "seats booked beyond capacity": (
+        "SELECT coalesce(sum(n - :cap), 0) FROM (SELECT count(*) n FROM seats "
+        "WHERE status = 'booked' GROUP BY lesson_id HAVING count(*) > :cap) o"
+    ),
+    "e-mail reminders scheduled": (
+        "SELECT count(*) FROM outbox_messages WHERE template = 'lesson_reminder' "
+        "AND channel = 'email'"
+    ),
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database", default=DEFAULT_DATABASE)
-    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser = argument_parser(__doc__)
     parser.add_argument("--families", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--capacity", type=int, default=20)
     parser.add_argument("--lessons", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
     slug, code, lesson_ids = prepare(args.database, args.redis, args.lessons, args.capacity)
-    port = free_port()
-    server = start_server(port, args.workers, args.database, args.redis)
-    url = f"http://127.0.0.1:{port}/{slug}/c/{code}"
 
-    def register(family: int):
+    def register(base: str, family: int):
         return post_like_a_parent(
-            url,
+            f"{base}/{slug}/c/{code}",
             {
                 "parent_name": f"Parent {family}",
                 "phone": f"139{family:08d}",
@@ -120,15 +98,7 @@ def main() -> None:
             },
         )
 
-    try:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            results = list(pool.map(register, range(args.families)))
-        elapsed = time.perf_counter() - started
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-
+    results, elapsed = run_clients(args, args.families, register)
     statuses = Counter(status for status, _latency in results)
     print(
         f"registrations   {args.families} families from {args.concurrency} parallel clients, "
@@ -137,7 +107,7 @@ def main() -> None:
     print(f"throughput      {args.families / elapsed:.1f} registrations/s ({elapsed:.1f} s)")
     print(f"POST latency    {latency_line([latency for _status, latency in results])}")
     print(f"statuses        {dict(statuses)}")
-    counts = check(args.database, args.capacity)
+    counts = count_rows(args.database, CHECKS, cap=args.capacity)
     for name, value in counts.items():
         print(f"{name:<32}{value}")
     places = args.families * args.lessons

@@ -16,22 +16,17 @@ starts, since every request comes from one address.
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
 import threading
-import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 from harness import (
-    DEFAULT_DATABASE,
-    DEFAULT_REDIS,
-    free_port,
+    argument_parser,
+    count_rows,
     fresh_app,
     latency_line,
     post_like_a_parent,
-    start_server,
+    run_clients,
 )
 
 PHONE_FORMATS = ("138 {a} {b}", "+86 138{a}{b}", "138-{a}-{b}", "+86138{a}{b}")
@@ -74,68 +69,42 @@ def submit(base: str, family: int, attempt: int) -> tuple[int, float]:
     return post_like_a_parent(base + "?utm_source=bench", fields)
 
 
-def check(database_url: str) -> dict:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        scalar = lambda sql: connection.execute(text(sql)).scalar()  # noqa: E731
-        counts = {
-            "contacts": scalar("SELECT count(*) FROM contacts"),
-            "leads": scalar("SELECT count(*) FROM leads"),
-            "submissions": scalar("SELECT count(*) FROM form_submissions"),
-            "families with 2+ contacts": scalar(
-                "SELECT count(*) FROM (SELECT phone FROM contacts GROUP BY phone "
-                "HAVING count(*) > 1) d"
-            ),
-            "families with 2+ open leads": scalar(
-                "SELECT count(*) FROM (SELECT contact_id FROM leads WHERE stage NOT IN "
-                "('enrolled', 'lost') GROUP BY contact_id HAVING count(*) > 1) d"
-            ),
-            "submissions inside the double-submit window": scalar(
-                "SELECT count(*) FROM form_submissions a JOIN form_submissions b ON "
-                "a.form_id = b.form_id AND a.phone = b.phone AND a.id < b.id AND "
-                "b.created_at - a.created_at < interval '10 minutes'"
-            ),
-        }
-    engine.dispose()
-    return counts
+CHECKS = {
+    "contacts": "SELECT count(*) FROM contacts",
+    "leads": "SELECT count(*) FROM leads",
+    "submissions": "SELECT count(*) FROM form_submissions",
+    "families with 2+ contacts": (
+        "SELECT count(*) FROM (SELECT phone FROM contacts GROUP BY phone HAVING count(*) > 1) d"
+    ),
+    "families with 2+ open leads": (
+        "SELECT count(*) FROM (SELECT contact_id FROM leads WHERE stage NOT IN "
+        "('enrolled', 'lost') GROUP BY contact_id HAVING count(*) > 1) d"
+    ),
+    "submissions inside the double-submit window": (
+        "SELECT count(*) FROM form_submissions a JOIN form_submissions b ON "
+        "a.form_id = b.form_id AND a.phone = b.phone AND a.id < b.id AND "
+        "b.created_at - a.created_at < interval '10 minutes'"
+    ),
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database", default=DEFAULT_DATABASE)
-    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser = argument_parser(__doc__)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--families", type=int, default=400)
-    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
     slug, code = prepare(args.database, args.redis)
-    port = free_port()
-    server = start_server(port, args.workers, args.database, args.redis)
-    base = f"http://127.0.0.1:{port}/{slug}/f/{code}"
-    try:
-        lock, attempts = threading.Lock(), Counter()
+    lock, attempts = threading.Lock(), Counter()
 
-        def one(i: int):
-            family = 13800000 + i % args.families
-            with lock:
-                attempts[family] += 1
-                attempt = attempts[family]
-            return submit(base, family, attempt)
+    def one(base: str, i: int):
+        family = 13800000 + i % args.families
+        with lock:
+            attempts[family] += 1
+            attempt = attempts[family]
+        return submit(f"{base}/{slug}/f/{code}", family, attempt)
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            results = list(pool.map(one, range(args.requests)))
-        elapsed = time.perf_counter() - started
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-
+    results, elapsed = run_clients(args, args.requests, one)
     statuses = Counter(status for status, _latency in results)
     print(
         f"requests        {args.requests} from {args.concurrency} parallel clients, "
@@ -147,7 +116,7 @@ def main() -> None:
     )
     print(f"POST latency    {latency_line([latency for _status, latency in results])}")
     print(f"statuses        {dict(statuses)}")
-    counts = check(args.database)
+    counts = count_rows(args.database, CHECKS)
     for name, value in counts.items():
         print(f"{name:<46}{value}")
     expected = min(args.families, args.requests)

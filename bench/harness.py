@@ -4,9 +4,11 @@ and latency percentiles."""
 
 from __future__ import annotations
 
+import argparse
 import http.cookiejar
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -15,6 +17,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,3 +114,44 @@ def latency_line(latencies: list[float]) -> str:
         f"p50 {q[49] * 1000:.1f} ms  p95 {q[94] * 1000:.1f} ms  p99 {q[98] * 1000:.1f} ms"
         f"  max {latencies[-1] * 1000:.1f} ms"
     )
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; each adds its own."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def run_clients(args, count: int, work: Callable[[str, int], object]) -> tuple[list, float]:
+    """Start the server, call work(base_url, i) for i in range(count) from
+    args.concurrency threads, stop the server; return the results and the seconds taken."""
+    port = free_port()
+    server = start_server(port, args.workers, args.database, args.redis)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            results = list(pool.map(lambda i: work(base, i), range(count)))
+        return results, time.perf_counter() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def count_rows(database_url: str, queries: dict[str, str], **params) -> dict[str, int]:
+    """Each named SQL count, read after the run."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        counts = {
+            name: connection.execute(text(sql), params).scalar() for name, sql in queries.items()
+        }
+    engine.dispose()
+    return counts

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import joinedload
 
-from app.contacts.models import Contact
+from app.contacts.models import Contact, Student
 from app.courses.models import (
     Attendance,
     Course,
@@ -95,8 +95,6 @@ def contact_enrolments(contact: Contact) -> list[Enrolment]:
 
 def roll(lesson: Lesson) -> list[Seat]:
     """The booked seats of a lesson, in the order the children's names sort."""
-    from app.contacts.models import Student
-
     return list(
         db.session.scalars(
             select(Seat)

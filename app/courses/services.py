@@ -33,7 +33,6 @@ from app.courses.models import (
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
-from app.images import checked_image
 from app.leads import services as leads
 from app.leads.models import Stage
 from app.notifications import services as notifications
@@ -53,17 +52,6 @@ def save_course(institution, course: Course | None, **values) -> Course:
         setattr(course, name, value)
     db.session.flush()
     return course
-
-
-def set_cover(course: Course, data: bytes | None, max_bytes: int) -> None:
-    """Replace the course's cover picture (checked by app.images), or remove it (None)."""
-    if data is None:
-        course.cover = course.cover_content_type = course.cover_updated_at = None
-    else:
-        course.cover_content_type = checked_image(data, max_bytes, field="cover")
-        course.cover = data
-        course.cover_updated_at = utcnow()
-    db.session.flush()
 
 
 def add_lesson(course: Course, **values) -> Lesson:
@@ -172,10 +160,6 @@ class Registration:
     locale: str | None = None
 
 
-class RegistrationInvalid(ServiceError):
-    """A registration the family must correct; `field` says where."""
-
-
 def register(
     institution,
     course: Course,
@@ -198,21 +182,8 @@ def register(
     bookable = {lesson.id: lesson for lesson in course.upcoming_lessons(now)}
     chosen = sorted({lesson_id for lesson_id in lesson_ids if lesson_id in bookable})
     if not chosen:
-        raise RegistrationInvalid(_l("Choose at least one lesson."), field="lessons")
-    contact, _created = contacts.find_or_create_contact(
-        institution,
-        phone=details.phone,
-        details=contacts.ContactDetails(
-            parent_name=details.parent_name,
-            email=details.email,
-            consent_text=details.consent_text,
-            students=[contacts.StudentDetails(details.student_name, details.student_grade)],
-        ),
-        touch=touch,
-    )
-    if details.locale:
-        contact.locale = details.locale
-    student = _student_named(contact, details.student_name)
+        raise ServiceError(_l("Choose at least one lesson."), field="lessons", code="no_lesson")
+    contact, student = _family(institution, details, touch)
     enrolment = enrol(institution, course, contact, student, EnrolmentSource.FORM)
     if course.kind == CourseKind.TRIAL:
         if leads.open_lead(contact) is None:
@@ -227,12 +198,28 @@ def register(
     return enrolment
 
 
-def _student_named(contact: Contact, name: str) -> Student:
-    wanted = name.strip().casefold()
-    for student in contact.students:
-        if student.name.strip().casefold() == wanted:
-            return student
-    raise RuntimeError("find_or_create_contact adds the student")  # pragma: no cover
+def _family(
+    institution, details: Registration, touch: contacts.Touch, actor=None
+) -> tuple[Contact, Student]:
+    """The family (found or created by the contacts service) and the child named in
+    `details`, whom that service adds to the family if new."""
+    contact, _created = contacts.find_or_create_contact(
+        institution,
+        phone=details.phone,
+        details=contacts.ContactDetails(
+            parent_name=details.parent_name,
+            email=details.email,
+            consent_text=details.consent_text,
+            students=[contacts.StudentDetails(details.student_name, details.student_grade)],
+        ),
+        touch=touch,
+        actor=actor,
+    )
+    if details.locale:
+        contact.locale = details.locale
+    wanted = details.student_name.strip().casefold()
+    student = next(s for s in contact.students if s.name.strip().casefold() == wanted)
+    return contact, student
 
 
 def enrol(
@@ -421,18 +408,8 @@ def waitlist_position(seat: Seat) -> int | None:
 def enrol_by_staff(institution, course: Course, details: Registration, actor) -> Enrolment:
     """Enrol a child by hand (a family who paid at the desk): the contact is found or
     created, and the child takes a seat, or a waitlist place, in every upcoming lesson."""
-    contact, _created = contacts.find_or_create_contact(
-        institution,
-        phone=details.phone,
-        details=contacts.ContactDetails(
-            parent_name=details.parent_name,
-            email=details.email,
-            students=[contacts.StudentDetails(details.student_name, details.student_grade)],
-        ),
-        touch=contacts.Touch(kind=SourceKind.STAFF, ref=course.code),
-        actor=actor,
-    )
-    student = _student_named(contact, details.student_name)
+    touch = contacts.Touch(kind=SourceKind.STAFF, ref=course.code)
+    contact, student = _family(institution, details, touch, actor)
     enrolment = enrol(institution, course, contact, student, EnrolmentSource.STAFF)
     for lesson in course.upcoming_lessons(utcnow()):
         take_seat(institution, enrolment, lesson.id)

@@ -34,7 +34,7 @@ from app.db import paginate, utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
-from app.images import image_response, qr_response
+from app.images import image_response, qr_response, update_cover
 from app.money import to_major, to_minor
 from app.tenancy import (
     current_institution,
@@ -99,12 +99,7 @@ def _save_course(course: Course | None):
                 capacity=form.capacity.data,
                 is_open=form.is_open.data,
             )
-            if form.remove_cover.data:
-                services.set_cover(saved, None, 0)
-            elif form.cover.data:
-                services.set_cover(
-                    saved, form.cover.data.read(), current_app.config["LOGO_MAX_BYTES"]
-                )
+            update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
         except ServiceError as error:
             report(error, form)
         else:
@@ -329,12 +324,6 @@ def absences():
     return render_template(
         "courses/absences.html", seats=queries.absences(now - timedelta(days=30), now)
     )
-
-
-@staff.get("/enrolments/<int:enrolment_id>")
-def enrolment_detail(enrolment_id: int):
-    enrolment = get_or_404(Enrolment, enrolment_id)
-    return redirect(url_for("contacts.contact_detail", contact_id=enrolment.contact_id))
 
 
 # --- the public course page ------------------------------------------------------------------

@@ -21,7 +21,6 @@ from app.contacts.models import Contact, EventKind
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
-from app.images import checked_image
 from app.leads.models import (
     ALWAYS_ON,
     BUILTIN_FIELDS,
@@ -165,17 +164,6 @@ def save_form(institution, form: LeadForm | None, **values) -> LeadForm:
         setattr(form, name, value)
     db.session.flush()
     return form
-
-
-def set_cover(form: LeadForm, data: bytes | None, max_bytes: int) -> None:
-    """Replace the form's cover picture (checked by app.images), or remove it (None)."""
-    if data is None:
-        form.cover = form.cover_content_type = form.cover_updated_at = None
-    else:
-        form.cover_content_type = checked_image(data, max_bytes, field="cover")
-        form.cover = data
-        form.cover_updated_at = utcnow()
-    db.session.flush()
 
 
 # --- public side -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from app.csvfile import csv_response
 from app.db import paginate, utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
-from app.images import image_response, qr_response
+from app.images import image_response, qr_response, update_cover
 from app.leads import queries, services
 from app.leads.forms import (
     CUSTOM_SLOTS,
@@ -145,12 +145,7 @@ def _save_builder(lead_form: LeadForm | None):
                 closes_at=from_local(form.closes_at.data),
                 submission_cap=form.submission_cap.data,
             )
-            if form.remove_cover.data:
-                services.set_cover(saved, None, 0)
-            elif form.cover.data:
-                services.set_cover(
-                    saved, form.cover.data.read(), current_app.config["LOGO_MAX_BYTES"]
-                )
+            update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
         except ServiceError as error:
             report(error, form)
         else:
