@@ -9,7 +9,17 @@ from flask import Flask
 
 from app.config import PROJECT_ROOT, load_config
 
-DOMAINS = ("institutions", "accounts", "notifications", "contacts", "leads", "courses", "portal")
+DOMAINS = (
+    "institutions",
+    "accounts",
+    "notifications",
+    "contacts",
+    "leads",
+    "courses",
+    "payments",
+    "campaigns",
+    "portal",
+)
 
 
 def create_app(config: dict | None = None) -> Flask:

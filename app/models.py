@@ -1,6 +1,7 @@
 """Every model, imported in one place for Alembic and the tests."""
 
 from app.accounts.models import Invitation, Membership, User
+from app.campaigns.models import GroupBuy, Team, TeamMember
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
 from app.courses.models import Course, Enrolment, Lesson, Seat
 from app.institutions.models import Institution
@@ -13,9 +14,17 @@ from app.leads.models import (
     LostReason,
 )
 from app.notifications.models import MessageTemplate, OutboxMessage, ReminderSettings
+from app.payments.models import Payment, PaymentTransition, StripeAccount, StripeEvent
 from app.portal.models import SignInLink
 
 __all__ = [
+    "GroupBuy",
+    "Team",
+    "TeamMember",
+    "Payment",
+    "PaymentTransition",
+    "StripeAccount",
+    "StripeEvent",
     "Course",
     "Enrolment",
     "Lesson",

@@ -78,7 +78,7 @@ def require_role(*roles: str):
     return decorator
 
 
-def _institution_by_slug(slug: str):
+def institution_by_slug(slug: str):
     from app.institutions.models import Institution
 
     return db.session.scalar(select(Institution).where(Institution.slug == slug))
@@ -98,7 +98,7 @@ def staff_blueprint(name: str, import_name: str) -> Blueprint:
 
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
-        institution = _institution_by_slug(g.institution_slug or "")
+        institution = institution_by_slug(g.institution_slug or "")
         membership = membership_of(current_user, institution) if institution else None
         if membership is None:
             abort(404)
@@ -121,7 +121,7 @@ def public_blueprint(name: str, import_name: str) -> Blueprint:
 
     @bp.before_request
     def bind_from_url():
-        institution = _institution_by_slug(g.institution_slug or "")
+        institution = institution_by_slug(g.institution_slug or "")
         if institution is None:
             abort(404)
         bind_institution(institution)

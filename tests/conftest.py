@@ -21,6 +21,7 @@ from app.config import sqlalchemy_url
 from app.db import Base
 from app.extensions import db, limiter, redis_connection
 from app.notifications.mailsink import MailSink
+from app.payments.localstripe import LocalStripe
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -52,6 +53,14 @@ def mail_server():
 
 
 @pytest.fixture(scope="session")
+def localstripe():
+    """A fake Stripe on loopback for the whole session; the official SDK talks to it."""
+    server = LocalStripe().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     if TEST_DATABASE_URL:
         return sqlalchemy_url(TEST_DATABASE_URL)
@@ -59,7 +68,7 @@ def database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def app(mail_server, database_url, tmp_path_factory):
+def app(mail_server, localstripe, database_url, tmp_path_factory):
     app = create_app(
         {
             "COHORT_ENV": "testing",
@@ -73,6 +82,9 @@ def app(mail_server, database_url, tmp_path_factory):
             "PUBLIC_URL": "http://localhost",
             "WTF_CSRF_ENABLED": False,  # tests/test_security.py checks CSRF with it on
             "RATELIMIT_KEY_PREFIX": "cohort-test",
+            "STRIPE_API_BASE": localstripe.url,
+            "STRIPE_SECRET_KEY": "sk_test_cohort",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_cohort",
         }
     )
     app.test_client_class = IsolatedClient

@@ -9,9 +9,9 @@ from app.config import ConfigError, load_config
 from app.extensions import redis_connection
 from tests.factories import login
 
-# Routes that take POST without a CSRF token: none yet. The Stripe webhook will be the one
-# exemption, and it must be added here by name when it exists.
-CSRF_EXEMPT: set[str] = set()
+# Routes that take POST without a CSRF token: only Stripe's webhook, which is verified by
+# its signature on the raw body instead (tests/payments/test_webhooks.py).
+CSRF_EXEMPT: set[str] = {"stripe_webhooks.webhook"}
 
 
 def test_every_post_route_refuses_a_missing_csrf_token(app, client, owner, institution):

@@ -10,6 +10,8 @@ from werkzeug.routing import Rule
 
 from app.accounts.models import Invitation, Membership, Role
 from app.accounts.services import invite_member
+from app.campaigns import services as campaigns
+from app.campaigns.models import MemberStatus, Team, TeamMember
 from app.contacts.models import Contact, SourceKind
 from app.contacts.services import ContactDetails, StudentDetails, Touch, find_or_create_contact
 from app.courses import services as courses
@@ -71,6 +73,36 @@ def two_institutions():
     )
     enrolment = courses.enrol(a, course, contact, contact.students[0], EnrolmentSource.STAFF)
     seat = courses.take_seat(a, enrolment, lesson.id)
+    group_buy = campaigns.save_group_buy(
+        a,
+        None,
+        title="Group buy",
+        course_id=course.id,
+        list_price_amount=20000,
+        group_price_amount=10000,
+        leader_price_amount=None,
+        team_size=2,
+        team_hours=24,
+        starts_at=utcnow(),
+        ends_at=utcnow() + timedelta(days=3),
+        team_limit=None,
+        per_contact_limit=1,
+    )
+    team = Team(
+        institution_id=a.id, group_buy_id=group_buy.id, team_size=2, expires_at=group_buy.ends_at
+    )
+    db.session.add(team)
+    db.session.flush()
+    member = TeamMember(
+        institution_id=a.id,
+        team_id=team.id,
+        contact_id=contact.id,
+        student_id=contact.students[0].id,
+        is_leader=True,
+        price_amount=10000,
+        status=MemberStatus.AUTHORISED,
+    )
+    db.session.add(member)
     unbind_institution()
     db.session.commit()
     a_staff_membership = db.session.scalar(
@@ -89,6 +121,8 @@ def two_institutions():
         "lesson_id": lesson.id,
         "seat_id": seat.id,
         "enrolment_id": enrolment.id,
+        "group_buy_id": group_buy.id,
+        "member_id": member.id,
     }
     return a, b, b_owner, ids
 

@@ -4,6 +4,7 @@ import enum
 import secrets
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.ext.associationproxy import association_proxy
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -29,6 +30,14 @@ class EventKind(enum.StrEnum):
     NOTE = "note"
     LEAD = "lead"
     COURSE = "course"  # enrolled, seat cancelled, attendance
+    CAMPAIGN = "campaign"  # joined a group-buy team, team succeeded or failed
+
+
+CAMPAIGN_EVENT_LABELS = {
+    "joined": _l("joined a team"),
+    "succeeded": _l("team filled, enrolled"),
+    "failed": _l("team did not fill"),
+}
 
 
 def new_referral_code() -> str:

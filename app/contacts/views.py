@@ -20,7 +20,7 @@ from app.contacts.forms import (
     NoteForm,
     StudentForm,
 )
-from app.contacts.models import Contact, SourceKind
+from app.contacts.models import CAMPAIGN_EVENT_LABELS, Contact, SourceKind
 from app.courses import models as course_models
 from app.courses import queries as course_queries
 from app.csvfile import csv_response
@@ -182,6 +182,7 @@ def _detail_page(contact, note_form, student_form, status=200):
         enrolment_sources=course_models.SOURCE_LABELS,
         enrolment_labels=course_models.ENROLMENT_STATUS_LABELS,
         attendance_labels=course_models.ATTENDANCE_LABELS,
+        campaign_actions=CAMPAIGN_EVENT_LABELS,
     ), status
 
 

@@ -183,7 +183,7 @@ def register(
     chosen = sorted({lesson_id for lesson_id in lesson_ids if lesson_id in bookable})
     if not chosen:
         raise ServiceError(_l("Choose at least one lesson."), field="lessons", code="no_lesson")
-    contact, student = _family(institution, details, touch)
+    contact, student = find_family(institution, details, touch)
     enrolment = enrol(institution, course, contact, student, EnrolmentSource.FORM)
     if course.kind == CourseKind.TRIAL:
         if leads.open_lead(contact) is None:
@@ -198,7 +198,7 @@ def register(
     return enrolment
 
 
-def _family(
+def find_family(
     institution, details: Registration, touch: contacts.Touch, actor=None
 ) -> tuple[Contact, Student]:
     """The family (found or created by the contacts service) and the child named in
@@ -409,8 +409,16 @@ def enrol_by_staff(institution, course: Course, details: Registration, actor) ->
     """Enrol a child by hand (a family who paid at the desk): the contact is found or
     created, and the child takes a seat, or a waitlist place, in every upcoming lesson."""
     touch = contacts.Touch(kind=SourceKind.STAFF, ref=course.code)
-    contact, student = _family(institution, details, touch, actor)
-    enrolment = enrol(institution, course, contact, student, EnrolmentSource.STAFF)
+    contact, student = find_family(institution, details, touch, actor)
+    return enrol_in_upcoming(institution, course, contact, student, EnrolmentSource.STAFF)
+
+
+def enrol_in_upcoming(
+    institution, course: Course, contact: Contact, student: Student, source: EnrolmentSource
+) -> Enrolment:
+    """Enrol the child and give them a seat, or a waitlist place, in every upcoming lesson
+    (a family who paid at the desk, or won a group buy)."""
+    enrolment = enrol(institution, course, contact, student, source)
     for lesson in course.upcoming_lessons(utcnow()):
         take_seat(institution, enrolment, lesson.id)
     return enrolment

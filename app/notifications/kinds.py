@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
+from babel.numbers import format_currency, get_currency_precision
 from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
@@ -31,6 +33,16 @@ class Kind:
 
 _LESSON = ("child_name", "course_title", "lesson_time", "place", "online_url")
 _COMMON = ("institution_name", "parent_name", "link")
+_TEAM = (
+    "child_name",
+    "campaign_title",
+    "course_title",
+    "amount",
+    "team_size",
+    "seats_left",
+    "deadline",
+    "team_link",
+)
 KINDS = {
     "registration_confirmed": Kind(_l("Registration confirmed"), (*_COMMON, *_LESSON, "lessons")),
     "lesson_reminder": Kind(_l("Lesson reminder"), (*_COMMON, *_LESSON)),
@@ -38,6 +50,11 @@ KINDS = {
     "lesson_cancelled": Kind(_l("Lesson cancelled"), (*_COMMON, *_LESSON)),
     "waitlist_promoted": Kind(_l("Place from the waitlist"), (*_COMMON, *_LESSON)),
     "sign_in_link": Kind(_l("Sign-in link"), ("institution_name", "parent_name", "link")),
+    "team_joined": Kind(_l("Group buy: joined a team"), (*_COMMON, *_TEAM)),
+    "team_succeeded": Kind(_l("Group buy: team full, payment taken"), (*_COMMON, *_TEAM)),
+    "team_failed": Kind(_l("Group buy: team did not fill"), (*_COMMON, *_TEAM)),
+    "hold_released": Kind(_l("Group buy: card hold released"), (*_COMMON, *_TEAM)),
+    "team_nudge": Kind(_l("Group buy: reminder to the team leader"), (*_COMMON, *_TEAM)),
 }
 VARIABLE_LABELS = {
     "institution_name": _l("your institution's name"),
@@ -50,6 +67,12 @@ VARIABLE_LABELS = {
     "place": _l("where the lesson is"),
     "online_url": _l("the online lesson's link"),
     "lessons": _l("every booked lesson, one per line"),
+    "campaign_title": _l("the group buy"),
+    "amount": _l("the amount held or paid"),
+    "team_size": _l("families per team"),
+    "seats_left": _l("seats left in the team"),
+    "deadline": _l("the team's deadline"),
+    "team_link": _l("the link to the team's page"),
 }
 SAMPLE_CONTEXT = {
     "institution_name": "Sunrise Learning",
@@ -63,6 +86,13 @@ SAMPLE_CONTEXT = {
     "place": "Room 3, 88 Renmin Road",
     "online_url": "",
     "lessons": [],
+    "campaign_title": "Summer maths group buy",
+    "amount_minor": 19900,
+    "currency": "CNY",
+    "team_size": 3,
+    "seats_left": 1,
+    "expires_at": "2026-12-06T11:00:00+00:00",
+    "team_link": "https://cohort.example/sunrise/gb/…/t/…",
 }
 _TIME_FORMATS = {"zh_CN": "M月d日 EEE HH:mm", "en": "EEE d MMM, HH:mm"}
 
@@ -98,6 +128,13 @@ def variables(context: dict, locale: str) -> dict:
     values = dict(context)
     values["lesson_time"] = format_time(context.get("starts_at"), zone, locale)
     values["old_lesson_time"] = format_time(context.get("old_starts_at"), zone, locale)
+    values["deadline"] = format_time(context.get("expires_at"), zone, locale)
+    if context.get("amount_minor") is not None:
+        values["amount"] = format_currency(
+            Decimal(context["amount_minor"]) / 10 ** get_currency_precision(context["currency"]),
+            context["currency"],
+            locale=locale,
+        )
     values["lessons"] = "\n".join(
         " · ".join(filter(None, [format_time(item["starts_at"], zone, locale), item.get("place")]))
         for item in context.get("lessons") or []

@@ -1,0 +1,1 @@
+"""Campaigns: group buys (拼团) with teams, card holds, settlement and failure."""

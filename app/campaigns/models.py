@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from app.contacts.models import Contact, Student
+from app.courses.models import Course
+from app.db import Base, TenantScoped, str_enum, utcnow
+from app.payments.models import Payment
+
+MAX_TEAM_HOURS = 6 * 24  # card holds last about 7 days; a team must settle well before
+
+
+def new_code() -> str:
+    return secrets.token_urlsafe(8)
+
+
+class CampaignStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ENDED = "ended"
+
+
+CAMPAIGN_STATUS_LABELS = {
+    CampaignStatus.DRAFT: _l("Draft"),
+    CampaignStatus.PUBLISHED: _l("Published"),
+    CampaignStatus.ENDED: _l("Ended"),
+}
+
+
+class GroupBuy(TenantScoped, Base):
+    """A group-buy campaign (拼团): a course sold at a group price to teams of `team_size`
+    families who fill their team within `team_hours` of its opening."""
+
+    __tablename__ = "group_buys"
+    __table_args__ = (UniqueConstraint("institution_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), default=new_code)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    cover: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    cover_content_type: Mapped[str | None] = mapped_column(String(32))
+    cover_updated_at: Mapped[datetime | None]
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("courses.id", ondelete="RESTRICT"), index=True
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    list_price_amount: Mapped[int]
+    group_price_amount: Mapped[int]
+    leader_price_amount: Mapped[int | None]  # the team opener's price, if it differs
+    team_size: Mapped[int]
+    team_hours: Mapped[int]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    team_limit: Mapped[int | None]  # teams in all; None: no limit
+    per_contact_limit: Mapped[int] = mapped_column(default=1)  # teams one family may be in
+    status: Mapped[CampaignStatus] = mapped_column(
+        str_enum(CampaignStatus), default=CampaignStatus.DRAFT
+    )
+    published_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    course: Mapped[Course] = relationship()
+
+    @property
+    def has_cover(self) -> bool:
+        return self.cover_updated_at is not None
+
+    @property
+    def is_live(self) -> bool:
+        """Published: price and team size can no longer change."""
+        return self.status == CampaignStatus.PUBLISHED
+
+    def is_open(self, now: datetime) -> bool:
+        """Taking new teams and joins right now."""
+        return self.is_live and self.starts_at <= now < self.ends_at
+
+    def has_started(self, now: datetime) -> bool:
+        return self.starts_at <= now
+
+    def price_for(self, is_leader: bool) -> int:
+        if is_leader and self.leader_price_amount is not None:
+            return self.leader_price_amount
+        return self.group_price_amount
+
+    def team_deadline(self, opened_at: datetime) -> datetime:
+        """A team's deadline: its window from opening, never past the campaign's end."""
+        return min(opened_at + timedelta(hours=self.team_hours), self.ends_at)
+
+
+class TeamStatus(enum.StrEnum):
+    FORMING = "forming"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+TEAM_STATUS_LABELS = {
+    TeamStatus.FORMING: _l("Forming"),
+    TeamStatus.SUCCEEDED: _l("Succeeded"),
+    TeamStatus.FAILED: _l("Failed"),
+}
+
+
+class Team(TenantScoped, Base):
+    """A team of a group buy. `member_count` counts members whose hold succeeded; it only
+    moves by conditional UPDATEs, which is what keeps it at most `team_size`."""
+
+    __tablename__ = "teams"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "code"),
+        Index("ix_teams_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), default=new_code)
+    group_buy_id: Mapped[int] = mapped_column(
+        ForeignKey("group_buys.id", ondelete="CASCADE"), index=True
+    )
+    team_size: Mapped[int]  # the campaign's, copied when the team opens
+    member_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[TeamStatus] = mapped_column(str_enum(TeamStatus), default=TeamStatus.FORMING)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    succeeded_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]  # every hold captured (or failed) and enrolled
+
+    group_buy: Mapped[GroupBuy] = relationship()
+    members: Mapped[list[TeamMember]] = relationship(
+        back_populates="team", order_by="TeamMember.id"
+    )
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.team_size - self.member_count, 0)
+
+    def is_joinable(self, now: datetime) -> bool:
+        return self.status == TeamStatus.FORMING and self.expires_at > now and self.seats_left > 0
+
+    @property
+    def topic(self) -> str:
+        """The outbox topic of the leader's nudge (cancelled when the team is decided)."""
+        return f"team-nudge:{self.id}"
+
+
+class MemberStatus(enum.StrEnum):
+    PENDING = "pending"  # paying
+    AUTHORISED = "authorised"  # hold succeeded and a seat in the team claimed
+    CAPTURED = "captured"
+    RELEASED = "released"  # hold cancelled: nothing taken
+    FAILED = "failed"  # declined, or the capture did not go through
+
+
+ACTIVE_MEMBER = (MemberStatus.PENDING, MemberStatus.AUTHORISED, MemberStatus.CAPTURED)
+MEMBER_STATUS_LABELS = {
+    MemberStatus.PENDING: _l("Paying"),
+    MemberStatus.AUTHORISED: _l("Held"),
+    MemberStatus.CAPTURED: _l("Paid"),
+    MemberStatus.RELEASED: _l("Released"),
+    MemberStatus.FAILED: _l("Failed"),
+}
+
+
+class ReleaseReason(enum.StrEnum):
+    TEAM_FULL = "team_full"  # lost the race for the last seat
+    TEAM_FAILED = "team_failed"
+    STAFF = "staff"
+    HOLD_EXPIRED = "hold_expired"  # Stripe dropped the hold before capture
+    DECLINED = "declined"
+    CAPTURE_FAILED = "capture_failed"
+    ABANDONED = "abandoned"
+
+
+RELEASE_REASON_LABELS = {
+    ReleaseReason.TEAM_FULL: _l("The team filled up first"),
+    ReleaseReason.TEAM_FAILED: _l("The team did not fill in time"),
+    ReleaseReason.STAFF: _l("Released by staff"),
+    ReleaseReason.HOLD_EXPIRED: _l("The card hold expired"),
+    ReleaseReason.DECLINED: _l("The card was declined"),
+    ReleaseReason.CAPTURE_FAILED: _l("The payment could not be taken"),
+    ReleaseReason.ABANDONED: _l("Payment not completed"),
+}
+
+
+class TeamMember(TenantScoped, Base):
+    """A family in a team, with the payment that holds their money."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "code"),
+        # One active place per family in a team; released or failed places may be retried.
+        Index(
+            "uq_team_members_active_contact",
+            "team_id",
+            "contact_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'authorised', 'captured')"),
+            sqlite_where=text("status IN ('pending', 'authorised', 'captured')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), default=new_code)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    payment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payments.id", ondelete="SET NULL"), index=True
+    )
+    enrolment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrolments.id", ondelete="SET NULL")
+    )
+    is_leader: Mapped[bool] = mapped_column(default=False)
+    price_amount: Mapped[int]
+    status: Mapped[MemberStatus] = mapped_column(
+        str_enum(MemberStatus), default=MemberStatus.PENDING
+    )
+    release_reason: Mapped[ReleaseReason | None] = mapped_column(str_enum(ReleaseReason))
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+
+    team: Mapped[Team] = relationship(back_populates="members")
+    contact: Mapped[Contact] = relationship()
+    student: Mapped[Student] = relationship()
+    payment: Mapped[Payment | None] = relationship()
+
+    @property
+    def masked_name(self) -> str:
+        """How other parents see this family: the first character and a mask."""
+        name = (self.contact.parent_name or "").strip()
+        return (name[:1] + "**") if name else "**"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_MEMBER

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from app.campaigns.models import GroupBuy, MemberStatus, Team, TeamMember, TeamStatus
+from app.extensions import db
+from app.payments.models import Payment, PaymentStatus
+from app.tenancy import scoped_select
+
+
+def group_buy_by_code(institution, code: str) -> GroupBuy | None:
+    return db.session.scalar(
+        select(GroupBuy).where(GroupBuy.institution_id == institution.id, GroupBuy.code == code)
+    )
+
+
+def team_by_code(group_buy: GroupBuy, team_code: str) -> Team | None:
+    return db.session.scalar(
+        select(Team).where(Team.group_buy_id == group_buy.id, Team.code == team_code)
+    )
+
+
+def all_group_buys() -> list[GroupBuy]:
+    return list(db.session.scalars(scoped_select(GroupBuy).order_by(GroupBuy.created_at.desc())))
+
+
+def joinable_teams(group_buy: GroupBuy, now: datetime, limit: int = 10) -> list[Team]:
+    """Teams a stranger can join now, the closest to filling first."""
+    return list(
+        db.session.scalars(
+            select(Team)
+            .where(
+                Team.group_buy_id == group_buy.id,
+                Team.status == TeamStatus.FORMING,
+                Team.expires_at > now,
+                Team.member_count > 0,
+                Team.member_count < Team.team_size,
+            )
+            .order_by((Team.team_size - Team.member_count), Team.expires_at)
+            .options(selectinload(Team.members).selectinload(TeamMember.contact))
+            .limit(limit)
+        )
+    )
+
+
+def teams_of(group_buy: GroupBuy) -> list[Team]:
+    """Every team that got at least one member, newest first, with members and payments."""
+    return list(
+        db.session.scalars(
+            select(Team)
+            .where(Team.group_buy_id == group_buy.id, Team.members.any())
+            .order_by(Team.opened_at.desc())
+            .options(
+                selectinload(Team.members).selectinload(TeamMember.contact),
+                selectinload(Team.members).selectinload(TeamMember.payment),
+                selectinload(Team.members).selectinload(TeamMember.student),
+            )
+        )
+    )
+
+
+@dataclass
+class Figures:
+    teams_opened: int = 0
+    teams_succeeded: int = 0
+    teams_failed: int = 0
+    teams_forming: int = 0
+    seats_sold: int = 0
+    revenue: int = 0  # minor units captured
+
+
+def figures(group_buy_ids: list[int]) -> dict[int, Figures]:
+    """The staff list's figures per campaign. A team counts as opened once its first hold
+    succeeded; seats sold and revenue count captured payments only."""
+    result = {gid: Figures() for gid in group_buy_ids}
+    if not group_buy_ids:
+        return result
+    opened = (
+        select(TeamMember.team_id)
+        .join(Payment, Payment.id == TeamMember.payment_id)
+        .where(Payment.authorised_at.is_not(None))
+    )
+    for gid, status, count in db.session.execute(
+        select(Team.group_buy_id, Team.status, func.count())
+        .where(Team.group_buy_id.in_(group_buy_ids), Team.id.in_(opened))
+        .group_by(Team.group_buy_id, Team.status)
+    ):
+        f = result[gid]
+        f.teams_opened += count
+        if status == TeamStatus.SUCCEEDED:
+            f.teams_succeeded += count
+        elif status == TeamStatus.FAILED:
+            f.teams_failed += count
+        else:
+            f.teams_forming += count
+    for gid, seats, revenue in db.session.execute(
+        select(Team.group_buy_id, func.count(), func.coalesce(func.sum(Payment.amount), 0))
+        .join(TeamMember, TeamMember.team_id == Team.id)
+        .join(Payment, Payment.id == TeamMember.payment_id)
+        .where(
+            Team.group_buy_id.in_(group_buy_ids),
+            TeamMember.status == MemberStatus.CAPTURED,
+            Payment.status == PaymentStatus.CAPTURED,
+        )
+        .group_by(Team.group_buy_id)
+    ):
+        result[gid].seats_sold = seats
+        result[gid].revenue = int(revenue)
+    return result
+
+
+def members_of_contact(group_buy: GroupBuy, member_codes: list[str]) -> list[TeamMember]:
+    """The places this browser's family took in the campaign (codes kept in the session)."""
+    if not member_codes:
+        return []
+    return list(
+        db.session.scalars(
+            select(TeamMember)
+            .join(Team, Team.id == TeamMember.team_id)
+            .where(Team.group_buy_id == group_buy.id, TeamMember.code.in_(member_codes))
+            .order_by(TeamMember.id)
+        )
+    )

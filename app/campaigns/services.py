@@ -1,0 +1,610 @@
+"""Group buys (拼团): campaigns, teams, joining with a card hold, settlement and failure.
+
+The rules that matter, and where they are kept:
+
+- A team never has more than `team_size` members whose hold succeeded: a seat is claimed
+  by one conditional UPDATE of the team's counter (`_claim_seat`), after the hold, so a
+  race for the last seat has exactly one winner, and every loser's hold is released.
+- Money moves only through the payments service: a join creates a payment with manual
+  capture; success captures every hold (`settle_team`, safe to run twice and after a crash
+  because the capture reads Stripe's state first); failure cancels every hold.
+- Deadlines are rows (`Team.expires_at`): a job is scheduled for each team's deadline, and
+  the sweeper finds any team whose job was lost.
+- Lock order is team, then payment, wherever both are taken (failure, staff release), so
+  two of them cannot deadlock; a join locks only its own payment before the team UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import stripe
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts import queries as account_queries
+from app.campaigns.models import (
+    ACTIVE_MEMBER,
+    MAX_TEAM_HOURS,
+    CampaignStatus,
+    GroupBuy,
+    MemberStatus,
+    ReleaseReason,
+    Team,
+    TeamMember,
+    TeamStatus,
+)
+from app.contacts import services as contacts
+from app.contacts.models import Contact, EventKind
+from app.courses import services as courses
+from app.courses.models import Course, EnrolmentSource
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db
+from app.institutions.models import Institution
+from app.jobs import enqueue_after_commit
+from app.leads import services as leads
+from app.leads.models import Stage
+from app.notifications import services as notifications
+from app.payments import services as payments
+from app.payments.models import Payment, PaymentStatus
+from app.urls import external_url
+
+log = logging.getLogger(__name__)
+
+PURPOSE = "group_buy"
+NUDGE_BEFORE = timedelta(hours=2)
+
+
+# --- campaigns (staff) -----------------------------------------------------------------------
+
+LOCKED_WHEN_LIVE = ("list_price_amount", "group_price_amount", "leader_price_amount", "team_size")
+
+
+def save_group_buy(institution, group_buy: GroupBuy | None, **values) -> GroupBuy:
+    """Create a campaign (group_buy=None) or change one. Once published, its prices and
+    team size are what families agreed to, so they cannot change."""
+    course = db.session.get(Course, values.get("course_id"))
+    if course is None or course.institution_id != institution.id:
+        raise ServiceError(_l("Choose one of your courses."), field="course_id", code="course")
+    if not 2 <= values["team_size"] <= 20:
+        raise ServiceError(_l("A team has 2 to 20 families."), field="team_size", code="size")
+    if not 1 <= values["team_hours"] <= MAX_TEAM_HOURS:
+        raise ServiceError(
+            _l(
+                "A team's window is 1 to %(hours)s hours: card holds last about 7 days.",
+                hours=MAX_TEAM_HOURS,
+            ),
+            field="team_hours",
+            code="window",
+        )
+    if values["ends_at"] <= values["starts_at"]:
+        raise ServiceError(_l("The end must be after the start."), field="ends_at", code="dates")
+    if values["group_price_amount"] <= 0:
+        raise ServiceError(
+            _l("The group price must be more than zero."), field="group_price", code="price"
+        )
+    if values["group_price_amount"] > values["list_price_amount"]:
+        raise ServiceError(
+            _l("The group price cannot be above the list price."),
+            field="group_price",
+            code="price",
+        )
+    leader = values.get("leader_price_amount")
+    if leader is not None and not 0 < leader <= values["group_price_amount"]:
+        raise ServiceError(
+            _l("The leader's price is more than zero and at most the group price."),
+            field="leader_price",
+            code="price",
+        )
+    if group_buy is not None and group_buy.status != CampaignStatus.DRAFT:
+        changed = [name for name in LOCKED_WHEN_LIVE if getattr(group_buy, name) != values[name]]
+        if changed:
+            raise ServiceError(
+                _l("Prices and team size cannot change once the campaign is published."),
+                code="locked",
+            )
+    if group_buy is None:
+        group_buy = GroupBuy(institution_id=institution.id, currency=institution.currency)
+        db.session.add(group_buy)
+    for name, value in values.items():
+        setattr(group_buy, name, value)
+    db.session.flush()
+    return group_buy
+
+
+def publish_group_buy(institution, group_buy: GroupBuy, actor) -> None:
+    if group_buy.status != CampaignStatus.DRAFT:
+        return
+    from app.payments import gateway
+
+    if not gateway.is_configured(institution.id):
+        raise ServiceError(
+            _l("Set up online payments before publishing a group buy."), code="payments_off"
+        )
+    if group_buy.ends_at <= utcnow():
+        raise ServiceError(_l("This campaign's end has already passed."), code="past")
+    group_buy.status = CampaignStatus.PUBLISHED
+    group_buy.published_at = utcnow()
+    db.session.flush()
+    log.info("group buy %s published by %s", group_buy.id, actor)
+
+
+def end_group_buy(institution, group_buy: GroupBuy, actor=None) -> None:
+    """Stop taking new teams. Teams already forming keep their deadline: families who paid
+    a hold keep their chance to fill."""
+    if group_buy.status != CampaignStatus.PUBLISHED:
+        return
+    group_buy.status = CampaignStatus.ENDED
+    group_buy.ended_at = utcnow()
+    db.session.flush()
+    log.info("group buy %s ended by %s", group_buy.id, actor or "its end date")
+
+
+# --- joining ---------------------------------------------------------------------------------
+
+
+def start_join(
+    institution,
+    group_buy: GroupBuy,
+    team: Team | None,
+    details: courses.Registration,
+    touch: contacts.Touch,
+) -> TeamMember:
+    """Open a team (team=None) or join one: the family is found or created, and a pending
+    member with a pending payment is written. The caller commits, then calls
+    `pay_member`; the seat is claimed only when the hold succeeds."""
+    now = utcnow()
+    if team is None:
+        if not group_buy.is_open(now):
+            raise ServiceError(_l("This group buy is not taking new teams."), code="closed")
+    else:
+        _check_joinable(group_buy, team, now)
+    contact, student = courses.find_family(institution, details, touch)
+    contact = db.session.scalar(select(Contact).where(Contact.id == contact.id).with_for_update())
+    _check_family_limits(group_buy, team, contact)
+    is_leader = team is None
+    if team is None:
+        team = _open_team(group_buy, now)
+    member = TeamMember(
+        institution_id=institution.id,
+        team_id=team.id,
+        contact_id=contact.id,
+        student_id=student.id,
+        is_leader=is_leader,
+        price_amount=group_buy.price_for(is_leader),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(member)
+    except IntegrityError:
+        raise ServiceError(_l("You are already in this team."), code="already_member") from None
+    payment = payments.start_payment(
+        institution,
+        purpose=PURPOSE,
+        reference=member.id,
+        amount=member.price_amount,
+        contact_id=contact.id,
+        manual_capture=True,
+    )
+    member.payment_id = payment.id
+    contacts.add_event(
+        contact, EventKind.CAMPAIGN, {"action": "joined", "campaign": group_buy.title}
+    )
+    db.session.flush()
+    return member
+
+
+def _check_joinable(group_buy: GroupBuy, team: Team, now: datetime) -> None:
+    if group_buy.status == CampaignStatus.DRAFT or team.group_buy_id != group_buy.id:
+        raise ServiceError(_l("This team does not exist."), code="not_found")
+    if team.status == TeamStatus.SUCCEEDED or (
+        team.status == TeamStatus.FORMING and team.seats_left == 0
+    ):
+        raise ServiceError(
+            _l("This team is already full. You can open a team of your own."), code="team_full"
+        )
+    if team.status == TeamStatus.FAILED or team.expires_at <= now:
+        raise ServiceError(
+            _l("This team's time is up. You can open a team of your own."), code="team_closed"
+        )
+
+
+def _check_family_limits(group_buy: GroupBuy, team: Team | None, contact: Contact) -> None:
+    """Under the family's row lock: one place per team, and at most the campaign's number
+    of teams per family."""
+    active = list(
+        db.session.scalars(
+            select(TeamMember)
+            .join(Team, Team.id == TeamMember.team_id)
+            .where(
+                Team.group_buy_id == group_buy.id,
+                TeamMember.contact_id == contact.id,
+                TeamMember.status.in_(ACTIVE_MEMBER),
+            )
+        )
+    )
+    if team is not None and any(member.team_id == team.id for member in active):
+        raise ServiceError(_l("You are already in this team."), code="already_member")
+    if len({member.team_id for member in active}) >= group_buy.per_contact_limit:
+        raise ServiceError(
+            _l(
+                "Each family can join %(n)s team(s) of this group buy.",
+                n=group_buy.per_contact_limit,
+            ),
+            code="limit",
+        )
+
+
+def _open_team(group_buy: GroupBuy, now: datetime) -> Team:
+    # The campaign's row lock serialises the openings, so the team limit holds.
+    db.session.scalar(select(GroupBuy.id).where(GroupBuy.id == group_buy.id).with_for_update())
+    if group_buy.team_limit is not None and teams_opened(group_buy.id, now) >= group_buy.team_limit:
+        raise ServiceError(_l("All the teams of this group buy are taken."), code="sold_out")
+    team = Team(
+        institution_id=group_buy.institution_id,
+        group_buy_id=group_buy.id,
+        team_size=group_buy.team_size,
+        opened_at=now,
+        expires_at=group_buy.team_deadline(now),
+    )
+    db.session.add(team)
+    db.session.flush()
+    from app.campaigns.tasks import fail_team_job
+
+    enqueue_after_commit(
+        fail_team_job,
+        team.institution_id,
+        team.id,
+        job_id=f"fail-team-{team.id}",
+        at=team.expires_at,
+    )
+    return team
+
+
+def teams_opened(group_buy_id: int, now: datetime) -> int:
+    """Teams that count against the limit: any with a member whose hold succeeded, and
+    those still being opened (a leader paying right now)."""
+    held = (
+        select(TeamMember.team_id)
+        .join(Payment, Payment.id == TeamMember.payment_id)
+        .where(Payment.authorised_at.is_not(None))
+    )
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Team)
+        .where(
+            Team.group_buy_id == group_buy_id,
+            Team.id.in_(held) | ((Team.status == TeamStatus.FORMING) & (Team.expires_at > now)),
+        )
+    )
+
+
+def pay_member(institution, member: TeamMember, card: tuple[str, int, int, str]) -> TeamMember:
+    """Hold the member's money on the card, then claim the seat (in the payment's
+    transition handler). Returns the member as it ended up: authorised, released (the team
+    filled first: the hold is cancelled at once) or failed (declined)."""
+    payments.pay(member.payment, card)
+    db.session.refresh(member)
+    return member
+
+
+@payments.on_transition(PURPOSE)
+def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
+    """Keep the member in step with their payment, whatever told us about it."""
+    member = db.session.scalar(
+        select(TeamMember)
+        .where(TeamMember.payment_id == payment.id)
+        .execution_options(populate_existing=True)
+    )
+    if member is None:
+        return
+    institution = db.session.get(Institution, member.institution_id)
+    if payment.status == PaymentStatus.AUTHORISED:
+        _claim_seat(institution, member)
+    elif payment.status == PaymentStatus.CAPTURED:
+        if member.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED):
+            member.status = MemberStatus.CAPTURED
+        else:  # money taken for a place no longer held (captured at Stripe by hand)
+            payments.refund(payment, "captured for a released team place")
+    elif payment.status == PaymentStatus.RELEASED:
+        if member.status == MemberStatus.AUTHORISED:  # released behind our back: expired
+            _leave_team(institution, member, ReleaseReason.HOLD_EXPIRED)
+        elif member.status == MemberStatus.PENDING:
+            _decide(member, MemberStatus.RELEASED, ReleaseReason.ABANDONED)
+    elif payment.status == PaymentStatus.FAILED:
+        if member.status == MemberStatus.PENDING:
+            reason = ReleaseReason.DECLINED if "declined" in cause else ReleaseReason.ABANDONED
+            _decide(member, MemberStatus.FAILED, reason)
+            _close_if_abandoned(member.team)
+        elif member.status == MemberStatus.AUTHORISED:
+            _decide(member, MemberStatus.FAILED, ReleaseReason.CAPTURE_FAILED)
+            _alert_staff_capture_failed(institution, member, payment)
+    db.session.flush()
+
+
+def _decide(member: TeamMember, status: MemberStatus, reason: ReleaseReason | None = None):
+    member.status = status
+    member.release_reason = reason
+    member.decided_at = utcnow()
+
+
+def _claim_seat(institution, member: TeamMember) -> None:
+    """The hold succeeded: take a seat in the team with one conditional UPDATE, or, if the
+    team filled (or closed) first, release the hold at once."""
+    if member.status != MemberStatus.PENDING:
+        return
+    now = utcnow()
+    count = db.session.execute(
+        update(Team)
+        .where(
+            Team.id == member.team_id,
+            Team.status == TeamStatus.FORMING,
+            Team.member_count < Team.team_size,
+            Team.expires_at > now,
+        )
+        .values(member_count=Team.member_count + 1)
+        .returning(Team.member_count)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    team = db.session.scalar(
+        select(Team).where(Team.id == member.team_id).execution_options(populate_existing=True)
+    )
+    if count is None:
+        reason = ReleaseReason.TEAM_FULL if team.seats_left == 0 else ReleaseReason.TEAM_FAILED
+        _decide(member, MemberStatus.RELEASED, reason)
+        _release_hold(member, f"team {team.code}: {reason.value}")
+        _notify(institution, member, "hold_released", {"reason": reason.value})
+        _close_if_abandoned(team)
+        return
+    _decide(member, MemberStatus.AUTHORISED)
+    _notify(institution, member, "team_joined")
+    if count < team.team_size:
+        _schedule_nudge(institution, team, after=member)
+        return
+    team.status = TeamStatus.SUCCEEDED
+    team.succeeded_at = now
+    notifications.cancel_topic(team.institution_id, team.topic)
+    db.session.flush()
+    from app.campaigns.tasks import settle_team_job
+
+    enqueue_after_commit(
+        settle_team_job, team.institution_id, team.id, job_id=f"settle-team-{team.id}"
+    )
+    log.info("team %s filled (%s members)", team.id, count)
+
+
+def _close_if_abandoned(team: Team) -> None:
+    """A team whose opener never got a hold (declined, abandoned) closes quietly."""
+    if team.status != TeamStatus.FORMING or team.member_count > 0:
+        return
+    if any(m.is_active for m in team.members):
+        return
+    team.status = TeamStatus.FAILED
+    team.failed_at = utcnow()
+
+
+def _release_hold(member: TeamMember, cause: str) -> None:
+    """Cancel the member's hold now; if Stripe cannot be reached, a job keeps trying (and
+    reconciliation would find it too)."""
+    try:
+        payments.release(member.payment, cause)
+    except stripe.StripeError:
+        log.exception("could not release payment %s now; queued", member.payment_id)
+        from app.payments.tasks import release_payment
+
+        enqueue_after_commit(release_payment, member.institution_id, member.payment_id, cause)
+
+
+def _leave_team(institution, member: TeamMember, reason: ReleaseReason) -> None:
+    """An authorised member gives up their seat (staff release, an expired hold)."""
+    _decide(member, MemberStatus.RELEASED, reason)
+    team = member.team
+    if team.status == TeamStatus.FORMING:
+        db.session.execute(
+            update(Team)
+            .where(Team.id == team.id, Team.member_count > 0)
+            .values(member_count=Team.member_count - 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.refresh(team)
+        _schedule_nudge(institution, team, after=member)
+    _notify(institution, member, "hold_released", {"reason": reason.value})
+
+
+def release_member(institution, member: TeamMember, actor) -> None:
+    """Staff release one family's hold in a forming team: their seat frees up and nothing
+    is taken from their card."""
+    team = db.session.scalar(
+        select(Team)
+        .where(Team.id == member.team_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    db.session.refresh(member)
+    if team.status != TeamStatus.FORMING or member.status != MemberStatus.AUTHORISED:
+        raise ServiceError(_l("Only a held place in a forming team can be released."), code="state")
+    _leave_team(institution, member, ReleaseReason.STAFF)
+    _release_hold(member, f"released by {actor.email if actor else 'staff'}")
+    log.info("member %s of team %s released by %s", member.id, team.id, actor)
+
+
+# --- deadlines and settlement ----------------------------------------------------------------
+
+
+def fail_team(institution, team: Team, now: datetime | None = None) -> bool:
+    """At the deadline, a team short of members fails: every hold is cancelled (nothing
+    is taken) and every family is told. Returns whether it failed now."""
+    now = now or utcnow()
+    team = db.session.scalar(
+        select(Team)
+        .where(Team.id == team.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if team.status != TeamStatus.FORMING or team.expires_at > now:
+        return False
+    team.status = TeamStatus.FAILED
+    team.failed_at = now
+    notifications.cancel_topic(team.institution_id, team.topic)
+    for member in team.members:
+        if member.status != MemberStatus.AUTHORISED:
+            continue  # a pending payer's claim will fail and release their own hold
+        _decide(member, MemberStatus.RELEASED, ReleaseReason.TEAM_FAILED)
+        _release_hold(member, f"team {team.code} failed")
+        _notify(institution, member, "team_failed")
+        contacts.add_event(
+            member.contact,
+            EventKind.CAMPAIGN,
+            {"action": "failed", "campaign": team.group_buy.title},
+        )
+    db.session.flush()
+    log.info("team %s failed at its deadline with %s members", team.id, team.member_count)
+    return True
+
+
+def settle_team(institution, team: Team) -> bool:
+    """Capture every hold of a team that filled, enrol each child and tell each family.
+
+    Safe to run twice and after a crash: a capture reads Stripe's state first (a hold a
+    killed worker already captured is recorded, not captured again), enrolment happens
+    once per child, and messages have dedupe keys. A capture that fails marks that member
+    failed and alerts staff without stopping the others. Returns whether the team is
+    fully settled."""
+    db.session.refresh(team)
+    if team.status != TeamStatus.SUCCEEDED:
+        return False
+    cause = f"team {team.code} filled"
+    for member in team.members:
+        if member.status == MemberStatus.AUTHORISED:
+            payments.capture(member.payment, cause)
+            db.session.refresh(member)
+        if member.status == MemberStatus.CAPTURED and member.enrolment_id is None:
+            _enrol(institution, team, member)
+    if any(member.status == MemberStatus.AUTHORISED for member in team.members):
+        return False
+    team.settled_at = team.settled_at or utcnow()
+    db.session.flush()
+    return True
+
+
+def _enrol(institution, team: Team, member: TeamMember) -> None:
+    group_buy = team.group_buy
+    enrolment = courses.enrol_in_upcoming(
+        institution, group_buy.course, member.contact, member.student, EnrolmentSource.CAMPAIGN
+    )
+    member.enrolment_id = enrolment.id
+    leads.advance_lead(member.contact, Stage.ENROLLED)
+    contacts.add_event(
+        member.contact, EventKind.CAMPAIGN, {"action": "succeeded", "campaign": group_buy.title}
+    )
+    _notify(institution, member, "team_succeeded")
+
+
+def sweep(now: datetime) -> tuple[list[Team], list[Team]]:
+    """Teams past their deadline still forming, and filled teams not settled yet (their jobs
+    may have been lost); campaigns past their end are marked ended."""
+    for group_buy in db.session.scalars(
+        select(GroupBuy)
+        .where(GroupBuy.status == CampaignStatus.PUBLISHED, GroupBuy.ends_at <= now)
+        .execution_options(all_institutions=True)
+    ):
+        end_group_buy(None, group_buy)
+    expired = db.session.scalars(
+        select(Team)
+        .where(Team.status == TeamStatus.FORMING, Team.expires_at <= now)
+        .execution_options(all_institutions=True)
+    )
+    unsettled = db.session.scalars(
+        select(Team)
+        .where(Team.status == TeamStatus.SUCCEEDED, Team.settled_at.is_(None))
+        .execution_options(all_institutions=True)
+    )
+    return list(expired), list(unsettled)
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def team_url(team: Team) -> str:
+    institution = db.session.get(Institution, team.institution_id)
+    return external_url(
+        "campaigns_public.team_page",
+        institution_slug=institution.slug,
+        code=team.group_buy.code,
+        team_code=team.code,
+    )
+
+
+def _context(team: Team, member: TeamMember | None = None) -> dict:
+    group_buy = team.group_buy
+    context = {
+        "campaign_title": group_buy.title,
+        "course_title": group_buy.course.title,
+        "team_size": team.team_size,
+        "seats_left": team.seats_left,
+        "expires_at": team.expires_at.isoformat(),
+        "team_link": team_url(team),
+        "currency": group_buy.currency,
+    }
+    if member is not None:
+        context["child_name"] = member.student.name
+        context["amount_minor"] = member.price_amount
+    return context
+
+
+def _notify(institution, member: TeamMember, kind: str, extra: dict | None = None) -> None:
+    notifications.notify_contact(
+        institution,
+        member.contact,
+        kind,
+        {**_context(member.team, member), **(extra or {})},
+        dedupe_key=f"{kind}:member:{member.id}",
+        channels_=["email", "sms", "inapp"],
+    )
+
+
+def _schedule_nudge(institution, team: Team, after: TeamMember) -> None:
+    """Two hours before the deadline, remind the leader how many seats are left; moved
+    every time a seat is taken or freed, so the number in it is the current one."""
+    notifications.cancel_topic(team.institution_id, team.topic)
+    send_at = team.expires_at - NUDGE_BEFORE
+    leader = next((m for m in team.members if m.is_leader), None)
+    if leader is None or not leader.is_active or send_at <= utcnow() or team.seats_left == 0:
+        return
+    notifications.notify_contact(
+        institution,
+        leader.contact,
+        "team_nudge",
+        _context(team, leader),
+        dedupe_key=f"team-nudge:{team.id}:after-{after.id}-{after.status.value}",
+        send_at=send_at,
+        topic=team.topic,
+        channels_=["email", "sms", "inapp"],
+    )
+
+
+def _alert_staff_capture_failed(institution, member: TeamMember, payment: Payment) -> None:
+    team = member.team
+    for user in account_queries.managers(institution):
+        notifications.queue_email(
+            institution_id=institution.id,
+            recipient=user.email,
+            template="capture_failed",
+            context={
+                "name": user.name,
+                "campaign_title": team.group_buy.title,
+                "parent_name": member.contact.parent_name,
+                "phone": member.contact.phone,
+                "reason": payment.failure_message or "",
+                "action_url": external_url(
+                    "campaigns.campaign_detail",
+                    institution_slug=institution.slug,
+                    group_buy_id=team.group_buy_id,
+                ),
+            },
+            locale=institution.locale,
+            dedupe_key=f"capture-failed:{member.id}:{user.id}",
+        )

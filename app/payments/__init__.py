@@ -1,0 +1,2 @@
+"""Payments through Stripe: the client, payment records and their state machine, webhooks,
+reconciliation and the institution's Stripe settings."""

@@ -1,0 +1,170 @@
+"""The thin Stripe client: the only module that talks to Stripe, through the official SDK.
+
+Every call is made for one institution's account. Amounts are minor units; every call
+that creates or moves money carries an idempotency key built from our own ids, and every
+PaymentIntent carries the institution id and our payment id in its metadata.
+"""
+
+from __future__ import annotations
+
+import stripe
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db
+from app.payments.models import Payment, StripeAccount
+
+
+class NotConfigured(Exception):
+    """The institution has no Stripe account to charge through."""
+
+
+class Declined(Exception):
+    """The card said no; `message` is Stripe's explanation for the cardholder."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+GatewayError = stripe.StripeError  # anything else: network, Stripe down, bad request
+
+
+def account_for(institution_id: int) -> StripeAccount | None:
+    return db.session.scalar(
+        select(StripeAccount)
+        .where(StripeAccount.institution_id == institution_id)
+        .execution_options(all_institutions=True)
+    )
+
+
+def is_test_mode() -> bool:
+    """True against localstripe (development and tests): cards are typed into our own test
+    form and confirmed from the server, as there is no Stripe.js to load."""
+    return bool(current_app.config["STRIPE_API_BASE"])
+
+
+def is_configured(institution_id: int) -> bool:
+    try:
+        _client(institution_id)
+    except NotConfigured:
+        return False
+    return True
+
+
+def publishable_key(institution_id: int) -> str:
+    account = account_for(institution_id)
+    if account and account.publishable_key and not account.is_connected:
+        return account.publishable_key
+    return current_app.config["STRIPE_PUBLISHABLE_KEY"]
+
+
+def _client(institution_id: int) -> stripe.StripeClient:
+    config = current_app.config
+    account = account_for(institution_id)
+    options: dict = {"max_network_retries": 2}
+    if config["STRIPE_API_BASE"]:
+        options["base_addresses"] = {"api": config["STRIPE_API_BASE"]}
+    options["http_client"] = stripe.RequestsClient(timeout=config["STRIPE_TIMEOUT"])
+    if account and account.secret_key:
+        return stripe.StripeClient(account.secret_key, **options)
+    platform_key = config["STRIPE_SECRET_KEY"]
+    if account and account.connected_account_id and platform_key:
+        return stripe.StripeClient(
+            platform_key, stripe_account=account.connected_account_id, **options
+        )
+    if config["STRIPE_API_BASE"] and platform_key:  # localstripe: one shared fake account
+        return stripe.StripeClient(platform_key, **options)
+    raise NotConfigured(institution_id)
+
+
+def _key(payment: Payment, action: str) -> str:
+    return f"cohort-{payment.institution_id}-payment-{payment.id}-{action}"
+
+
+def _metadata(payment: Payment) -> dict:
+    return {
+        "institution_id": str(payment.institution_id),
+        "payment_id": str(payment.id),
+        "purpose": payment.purpose,
+        "reference": str(payment.reference),
+    }
+
+
+def create_test_card(institution_id: int, number: str, exp_month: int, exp_year: int, cvc: str):
+    """A PaymentMethod from a test card typed into our own form (test mode only: real
+    card numbers never reach our servers; Stripe.js collects them in production)."""
+    if not is_test_mode():
+        raise RuntimeError("card numbers are only accepted against localstripe")
+    try:
+        method = _client(institution_id).v1.payment_methods.create(
+            params={
+                "type": "card",
+                "card": {
+                    "number": number,
+                    "exp_month": exp_month,
+                    "exp_year": exp_year,
+                    "cvc": cvc,
+                },
+            }
+        )
+    except stripe.CardError as error:
+        raise Declined(error.user_message or str(error), error.code) from error
+    except stripe.InvalidRequestError as error:
+        raise Declined("The card details are not valid.", "invalid_card") from error
+    return method.id
+
+
+def create_intent(payment: Payment, payment_method: str | None, confirm: bool):
+    """Create the payment's PaymentIntent (confirmed at once when the card is known)."""
+    params: dict = {
+        "amount": payment.amount,
+        "currency": payment.currency.lower(),
+        "capture_method": "manual" if payment.is_manual_capture else "automatic",
+        "metadata": _metadata(payment),
+    }
+    if payment_method:
+        params["payment_method"] = payment_method
+    if confirm:
+        params["confirm"] = True
+    if not is_test_mode():
+        params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
+    try:
+        return _client(payment.institution_id).v1.payment_intents.create(
+            params=params, options={"idempotency_key": _key(payment, "create")}
+        )
+    except stripe.CardError as error:
+        raise Declined(error.user_message or str(error), error.code) from error
+
+
+def retrieve_intent(payment: Payment):
+    return _client(payment.institution_id).v1.payment_intents.retrieve(payment.intent_id)
+
+
+def capture_intent(payment: Payment):
+    return _client(payment.institution_id).v1.payment_intents.capture(
+        payment.intent_id, options={"idempotency_key": _key(payment, "capture")}
+    )
+
+
+def cancel_intent(payment: Payment):
+    return _client(payment.institution_id).v1.payment_intents.cancel(
+        payment.intent_id, options={"idempotency_key": _key(payment, "cancel")}
+    )
+
+
+def refund_intent(payment: Payment):
+    return _client(payment.institution_id).v1.refunds.create(
+        params={"payment_intent": payment.intent_id, "metadata": _metadata(payment)},
+        options={"idempotency_key": _key(payment, "refund")},
+    )
+
+
+def verify_event(institution_id: int, payload: bytes, signature: str | None) -> stripe.Event:
+    """The event in `payload` if its signature is the institution's; raises
+    stripe.SignatureVerificationError (or ValueError for a body that is not an event)."""
+    account = account_for(institution_id)
+    if account is None or not account.webhook_secret:
+        raise stripe.SignatureVerificationError("no webhook secret is set", signature)
+    return stripe.Webhook.construct_event(payload, signature, account.webhook_secret)

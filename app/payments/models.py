@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, TenantScoped, str_enum, utcnow
+
+# Stripe releases an uncaptured card hold after about 7 days; we plan as if it were 6.
+HOLD_LIFETIME = timedelta(days=6)
+
+
+class StripeAccount(TenantScoped, Base):
+    """An institution's Stripe account: its own keys, or a connected account of the
+    platform's. Secrets are written once from the settings page and never shown again."""
+
+    __tablename__ = "stripe_accounts"
+    __table_args__ = (UniqueConstraint("institution_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publishable_key: Mapped[str | None] = mapped_column(String(255))
+    secret_key: Mapped[str | None] = mapped_column(String(255))
+    connected_account_id: Mapped[str | None] = mapped_column(String(255))
+    webhook_secret: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.connected_account_id)
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"  # created; the card has not answered yet
+    AUTHORISED = "authorised"  # money held on the card (manual capture)
+    CAPTURED = "captured"  # money taken
+    RELEASED = "released"  # the hold was cancelled: nothing was taken
+    REFUNDED = "refunded"
+    FAILED = "failed"  # declined, abandoned or a capture that did not go through
+
+
+FINAL = frozenset({PaymentStatus.RELEASED, PaymentStatus.REFUNDED, PaymentStatus.FAILED})
+# The state machine: from each state, where a payment may go. Anything else is refused,
+# which is what makes repeated and out-of-order Stripe events harmless.
+TRANSITIONS = {
+    PaymentStatus.PENDING: {
+        PaymentStatus.AUTHORISED,
+        PaymentStatus.CAPTURED,
+        PaymentStatus.RELEASED,
+        PaymentStatus.FAILED,
+    },
+    PaymentStatus.AUTHORISED: {
+        PaymentStatus.CAPTURED,
+        PaymentStatus.RELEASED,
+        PaymentStatus.FAILED,
+    },
+    PaymentStatus.CAPTURED: {PaymentStatus.REFUNDED},
+    PaymentStatus.RELEASED: set(),
+    PaymentStatus.REFUNDED: set(),
+    PaymentStatus.FAILED: set(),
+}
+PAYMENT_STATUS_LABELS = {
+    PaymentStatus.PENDING: _l("Pending"),
+    PaymentStatus.AUTHORISED: _l("Held"),
+    PaymentStatus.CAPTURED: _l("Paid"),
+    PaymentStatus.RELEASED: _l("Released"),
+    PaymentStatus.REFUNDED: _l("Refunded"),
+    PaymentStatus.FAILED: _l("Failed"),
+}
+
+
+class Payment(TenantScoped, Base):
+    """One attempt to take money from a family, mirrored from one Stripe PaymentIntent.
+
+    `purpose` names the domain that asked for it (a group-buy member, a course
+    registration) and `reference` its row; that domain is told of every transition.
+    """
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "intent_id"),
+        Index("ix_payments_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[int]
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    amount: Mapped[int]  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    is_manual_capture: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[PaymentStatus] = mapped_column(
+        str_enum(PaymentStatus), default=PaymentStatus.PENDING
+    )
+    intent_id: Mapped[str | None] = mapped_column(String(255))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    authorised_at: Mapped[datetime | None]
+    captured_at: Mapped[datetime | None]
+    released_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    transitions: Mapped[list[PaymentTransition]] = relationship(
+        back_populates="payment", order_by="PaymentTransition.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def hold_expires_at(self) -> datetime | None:
+        if self.status != PaymentStatus.AUTHORISED or self.authorised_at is None:
+            return None
+        return self.authorised_at + HOLD_LIFETIME
+
+    def can_become(self, status: PaymentStatus) -> bool:
+        return status in TRANSITIONS[self.status]
+
+
+class PaymentTransition(TenantScoped, Base):
+    """A payment's state change: when, from what, to what, and why."""
+
+    __tablename__ = "payment_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(
+        ForeignKey("payments.id", ondelete="CASCADE"), index=True
+    )
+    from_status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus))
+    to_status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus))
+    cause: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    payment: Mapped[Payment] = relationship(back_populates="transitions")
+
+
+class StripeEvent(TenantScoped, Base):
+    """A webhook event as Stripe sent it, stored once per institution and event id."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (UniqueConstraint("institution_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]

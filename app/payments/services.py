@@ -1,0 +1,316 @@
+"""Payments: the state machine of a payment, its PaymentIntent at Stripe, webhooks and
+reconciliation.
+
+Our state changes only through `transition()`, under a lock on the payment's row, and
+only along the edges in `models.TRANSITIONS`; a change that is not allowed (a repeated
+event, an old event arriving late) is ignored. Whatever tells us about a payment (the
+checkout's own answer, a webhook, the reconciliation job) reads the PaymentIntent back
+from Stripe and applies its state, so the order in which the news arrives does not matter.
+
+A payment belongs to a domain (`purpose`): that domain registers a handler with
+`@on_transition(purpose)` and is told of every transition, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import stripe
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db
+from app.payments import gateway
+from app.payments.models import (
+    Payment,
+    PaymentStatus,
+    PaymentTransition,
+    StripeAccount,
+    StripeEvent,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Payment, PaymentStatus, str], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def on_transition(purpose: str):
+    """Register the function told of every transition of payments for `purpose`, called as
+    handler(payment, previous_status, cause) after the change is flushed."""
+
+    def decorator(fn: Handler) -> Handler:
+        HANDLERS[purpose] = fn
+        return fn
+
+    return decorator
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def save_account(institution, **values) -> StripeAccount:
+    """Store the institution's Stripe settings. A secret left empty keeps the stored one
+    (secrets are never shown again, so the form cannot send them back)."""
+    account = gateway.account_for(institution.id)
+    if account is None:
+        account = StripeAccount(institution_id=institution.id)
+        db.session.add(account)
+    for name in ("secret_key", "webhook_secret"):
+        if values.get(name):
+            setattr(account, name, values[name])
+    account.publishable_key = values.get("publishable_key") or None
+    account.connected_account_id = values.get("connected_account_id") or None
+    if account.connected_account_id:
+        account.secret_key = None  # one or the other: the connected account is charged
+    db.session.flush()
+    return account
+
+
+# --- the state machine -----------------------------------------------------------------------
+
+
+def start_payment(
+    institution,
+    *,
+    purpose: str,
+    reference: int,
+    amount: int,
+    contact_id: int | None,
+    manual_capture: bool,
+) -> Payment:
+    """A pending payment row. The caller commits it before Stripe is called, so that a
+    crash between the two leaves a row that reconciliation finishes."""
+    if not gateway.is_configured(institution.id):
+        raise ServiceError(_l("Online payment is not available yet."), code="payments_off")
+    payment = Payment(
+        institution_id=institution.id,
+        purpose=purpose,
+        reference=reference,
+        contact_id=contact_id,
+        amount=amount,
+        currency=institution.currency,
+        is_manual_capture=manual_capture,
+    )
+    db.session.add(payment)
+    db.session.flush()
+    return payment
+
+
+def _locked(payment_id: int) -> Payment:
+    return db.session.scalar(
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True, all_institutions=True)
+    )
+
+
+def transition(payment: Payment, status: PaymentStatus, cause: str) -> bool:
+    """Move the payment to `status` if the state machine allows it from where it is now
+    (read under a row lock); record it and tell the payment's domain. Returns whether it
+    moved."""
+    payment = _locked(payment.id)
+    previous = payment.status
+    if not payment.can_become(status):
+        if previous != status:
+            log.info("payment %s: %s -> %s refused (%s)", payment.id, previous, status, cause)
+        return False
+    now = utcnow()
+    payment.status = status
+    if status == PaymentStatus.AUTHORISED:
+        payment.authorised_at = now
+    elif status == PaymentStatus.CAPTURED:
+        payment.captured_at = now
+        payment.authorised_at = payment.authorised_at or now
+    elif status == PaymentStatus.RELEASED:
+        payment.released_at = now
+    db.session.add(
+        PaymentTransition(
+            institution_id=payment.institution_id,
+            payment_id=payment.id,
+            from_status=previous,
+            to_status=status,
+            cause=cause[:200],
+        )
+    )
+    db.session.flush()
+    log.info("payment %s: %s -> %s (%s)", payment.id, previous, status, cause)
+    handler = HANDLERS.get(payment.purpose)
+    if handler is not None:
+        handler(payment, previous, cause)
+    return True
+
+
+def _fail(payment: Payment, message: str, cause: str) -> None:
+    payment.failure_message = message[:500]
+    transition(payment, PaymentStatus.FAILED, cause)
+
+
+def apply_intent(payment: Payment, intent, cause: str) -> PaymentStatus:
+    """Bring the payment to the state of its PaymentIntent as Stripe reports it now."""
+    intent = intent.to_dict() if hasattr(intent, "to_dict") else intent
+    status = intent["status"]
+    if status == "requires_capture":
+        transition(payment, PaymentStatus.AUTHORISED, cause)
+    elif status == "succeeded":
+        transition(payment, PaymentStatus.CAPTURED, cause)
+    elif status == "canceled":
+        if payment.status == PaymentStatus.PENDING:
+            _fail(payment, "cancelled before it was paid", cause)
+        else:  # a hold cancelled by us, by staff at Stripe, or expired there
+            transition(payment, PaymentStatus.RELEASED, cause)
+    elif status == "requires_payment_method" and intent.get("last_payment_error"):
+        _fail(payment, intent["last_payment_error"].get("message") or "declined", cause)
+    return payment.status
+
+
+def pay(payment: Payment, card: tuple[str, int, int, str]) -> Payment:
+    """Pay with a card typed into the test card form (number, month, year, CVC): create
+    its PaymentMethod, then create and confirm the PaymentIntent, and apply the answer. A
+    declined card fails the payment and nothing else."""
+    try:
+        method = gateway.create_test_card(payment.institution_id, *card)
+        intent = gateway.create_intent(payment, method, confirm=True)
+    except gateway.Declined as declined:
+        _fail(payment, declined.message, "card declined")
+        return payment
+    payment.intent_id = intent["id"]
+    db.session.flush()
+    apply_intent(payment, intent, "checkout")
+    return payment
+
+
+def capture(payment: Payment, cause: str) -> PaymentStatus:
+    """Take the held money. Safe to run twice, and after a crash: Stripe's own state is
+    read first, so a hold that a killed worker already captured is recorded, not captured
+    again. A capture Stripe refuses fails the payment (the hold may have expired)."""
+    payment = _locked(payment.id)
+    if payment.status != PaymentStatus.AUTHORISED:
+        return payment.status
+    current = gateway.retrieve_intent(payment)
+    if current["status"] != "requires_capture":
+        return apply_intent(payment, current, f"{cause}; read back")
+    try:
+        intent = gateway.capture_intent(payment)
+    except stripe.StripeError as error:
+        current = gateway.retrieve_intent(payment)
+        if current["status"] in ("succeeded", "canceled"):
+            return apply_intent(payment, current, f"{cause}; read back after an error")
+        _fail(payment, f"capture refused: {error.user_message or error}", cause)
+        return payment.status
+    return apply_intent(payment, intent, cause)
+
+
+def release(payment: Payment, cause: str) -> PaymentStatus:
+    """Cancel the hold (or the unfinished payment): nothing is taken from the card. Safe to
+    run twice. Raises stripe.StripeError if Stripe cannot be reached (callers retry)."""
+    payment = _locked(payment.id)
+    if payment.status not in (PaymentStatus.PENDING, PaymentStatus.AUTHORISED):
+        return payment.status
+    if payment.intent_id is None:  # Stripe never heard of it
+        _fail(payment, "abandoned before payment", cause)
+        return payment.status
+    try:
+        intent = gateway.cancel_intent(payment)
+    except stripe.InvalidRequestError:
+        intent = gateway.retrieve_intent(payment)  # already cancelled or captured there
+    if intent["status"] == "canceled":
+        if payment.status == PaymentStatus.PENDING:
+            _fail(payment, "cancelled before it was paid", cause)
+        else:
+            transition(payment, PaymentStatus.RELEASED, cause)
+        return payment.status
+    return apply_intent(payment, intent, cause)
+
+
+def refund(payment: Payment, cause: str) -> PaymentStatus:
+    """Give captured money back (a payment that arrived for something no longer there)."""
+    payment = _locked(payment.id)
+    if payment.status != PaymentStatus.CAPTURED:
+        return payment.status
+    gateway.refund_intent(payment)
+    transition(payment, PaymentStatus.REFUNDED, cause)
+    return payment.status
+
+
+def sync(payment: Payment, cause: str) -> PaymentStatus:
+    """Read the PaymentIntent back from Stripe and apply it."""
+    if payment.intent_id is None:
+        return payment.status
+    return apply_intent(payment, gateway.retrieve_intent(payment), cause)
+
+
+# --- webhooks and reconciliation -------------------------------------------------------------
+
+
+def record_event(institution, payload: bytes, signature: str | None) -> StripeEvent | None:
+    """Verify a webhook and store it once. Returns the new row, or None for a repeat;
+    raises ValueError or stripe.SignatureVerificationError for one that is not genuine."""
+    event = gateway.verify_event(institution.id, payload, signature)
+    row = StripeEvent(
+        institution_id=institution.id,
+        event_id=event["id"],
+        type=event["type"],
+        payload=event.to_dict(),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        return None
+    return row
+
+
+def process_event(event: StripeEvent) -> None:
+    """Apply a stored event: find our payment and read its PaymentIntent back (the event's
+    own copy may be older than what has happened since). Events about other objects, or
+    another institution's payments, are marked processed and change nothing."""
+    if event.processed_at is not None:
+        return
+    data = (event.payload.get("data") or {}).get("object") or {}
+    if data.get("object") == "payment_intent":
+        payment = db.session.scalar(
+            select(Payment).where(
+                Payment.institution_id == event.institution_id,
+                Payment.intent_id == data.get("id"),
+            )
+        )
+        if payment is not None:
+            sync(payment, f"webhook {event.type} {event.event_id}")
+    event.processed_at = utcnow()
+    db.session.flush()
+
+
+def payments_to_reconcile(now: datetime, settle_after_seconds: int = 60) -> list[Payment]:
+    """Every payment not final yet (pending, held, or captured and maybe refunded since)
+    that has had a moment to settle on its own."""
+    from datetime import timedelta
+
+    return list(
+        db.session.scalars(
+            select(Payment)
+            .where(
+                Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.AUTHORISED]),
+                Payment.updated_at <= now - timedelta(seconds=settle_after_seconds),
+            )
+            .order_by(Payment.id)
+            .execution_options(all_institutions=True)
+        )
+    )
+
+
+def reconcile(payment: Payment, now: datetime) -> PaymentStatus:
+    """Bring one payment in line with Stripe; a checkout left pending past its time limit
+    is cancelled there and failed here (its domain frees what it held)."""
+    status = sync(payment, "reconciliation")
+    timeout = current_app.config["PAYMENT_PENDING_TIMEOUT"]
+    if status == PaymentStatus.PENDING and payment.created_at <= now - timeout:
+        return release(payment, "checkout timed out")
+    return status
