@@ -193,6 +193,8 @@ def start_join(
     contacts.add_event(
         contact, EventKind.CAMPAIGN, {"action": "joined", "campaign": group_buy.title}
     )
+    if leads.open_lead(contact) is None:  # a new family is a lead in the pipeline too
+        leads.create_lead(institution, contact, source=(touch.utm_source or "group_buy")[:100])
     db.session.flush()
     return member
 
