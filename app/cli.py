@@ -83,8 +83,23 @@ def dev(host: str, port: int):
         sms_sink = SmsSink("127.0.0.1", 0, on_message=_show_sms).start()
         config["SMS_GATEWAY_URL"] = sms_sink.url
 
+    stripe = None
+    if not config["STRIPE_API_BASE"] and not config["STRIPE_SECRET_KEY"]:
+        from app.payments.localstripe import LocalStripe
+
+        stripe = LocalStripe("127.0.0.1", 0).start()
+        config["STRIPE_API_BASE"] = stripe.url
+        config["STRIPE_SECRET_KEY"] = "sk_test_cohort_dev"  # noqa: S105 - localstripe only
+        config["STRIPE_PUBLISHABLE_KEY"] = "pk_test_cohort_dev"
+
     migrate.upgrade(config["DATABASE_URL"])
     seeded = demo.seed()
+    if stripe:
+        stripe.register_webhook(
+            seeded.slug,
+            f"http://{host}:{port}/stripe/webhook/{seeded.slug}",
+            demo.DEMO_WEBHOOK_SECRET,
+        )
 
     child_env = {
         **os.environ,
@@ -94,6 +109,9 @@ def dev(host: str, port: int):
         "SMTP_PORT": str(config["SMTP_PORT"]),
         "PUBLIC_URL": f"http://{host}:{port}",
         "SMS_GATEWAY_URL": config["SMS_GATEWAY_URL"],
+        "STRIPE_API_BASE": config["STRIPE_API_BASE"],
+        "STRIPE_SECRET_KEY": config["STRIPE_SECRET_KEY"],
+        "STRIPE_PUBLISHABLE_KEY": config["STRIPE_PUBLISHABLE_KEY"],
     }
     worker_py = str(PROJECT_ROOT / "worker.py")
     children = [
@@ -110,12 +128,16 @@ def dev(host: str, port: int):
         click.echo(f"  demo lead form  {base}/{seeded.slug}/f/{seeded.form_code}?utm_source=demo")
     if seeded.course_code:
         click.echo(f"  trial course    {base}/{seeded.slug}/c/{seeded.course_code}")
+    if seeded.group_buy_code:
+        click.echo(f"  group buy       {base}/{seeded.slug}/gb/{seeded.group_buy_code}")
     click.echo(f"  parent's page   {base}/{seeded.slug}/me")
     click.echo(f"  sign up         {base}/signup")
     click.echo(f"  health          {base}/healthz")
     click.echo(f"  e-mails         printed here and kept in {mail_dir}")
     if sms_sink:
         click.echo(f"  text messages   printed here (local gateway {sms_sink.url})")
+    if stripe:
+        click.echo(f"  payments        localstripe at {stripe.url} (test card 4242 4242 4242 4242)")
     click.echo(f"  database        {config['DATABASE_URL']}")
     click.echo(f"  redis           {config['REDIS_URL']}")
     click.echo("  Ctrl-C stops the web server, the worker and the scheduler.\n")
@@ -131,6 +153,8 @@ def dev(host: str, port: int):
             sink.stop()
         if sms_sink:
             sms_sink.stop()
+        if stripe:
+            stripe.stop()
         click.echo("Cohort stopped.")
 
 

@@ -3,22 +3,28 @@ services a real signup uses. Safe to run again: what exists is left alone."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from app.campaigns import services as campaigns
+from app.campaigns.models import GroupBuy
 from app.courses import services as courses
 from app.courses.models import Course, CourseKind
+from app.errors import ServiceError
 from app.extensions import db
 from app.institutions import services as institutions
 from app.institutions.models import Institution
 from app.leads import services as leads
 from app.leads.models import LeadForm
+from app.payments import services as payments
 
 DEMO_SLUG = "sunrise"
 DEMO_EMAIL = "owner@sunrise.example"
 DEMO_PASSWORD = "cohort-demo-2026"  # noqa: S105 - printed to the developer on purpose
+DEMO_WEBHOOK_SECRET = "whsec_cohort_demo"  # noqa: S105 - localstripe signs with it
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Demo:
     created: bool
     form_code: str
     course_code: str | None
+    group_buy_code: str | None
 
 
 def seed() -> Demo:
@@ -52,8 +59,19 @@ def seed() -> Demo:
     if db.session.scalar(select(Course.id).where(Course.institution_id == institution.id)) is None:
         _seed_course(institution)
         db.session.commit()
+    if (
+        db.session.scalar(select(GroupBuy.id).where(GroupBuy.institution_id == institution.id))
+        is None
+    ):
+        _seed_group_buy(institution)
+        db.session.commit()
     course_code = db.session.scalar(
-        select(Course.code).where(Course.institution_id == institution.id).limit(1)
+        select(Course.code)
+        .where(Course.institution_id == institution.id, Course.kind == CourseKind.TRIAL)
+        .limit(1)
+    )
+    group_buy_code = db.session.scalar(
+        select(GroupBuy.code).where(GroupBuy.institution_id == institution.id).limit(1)
     )
     form_code = db.session.scalar(
         select(LeadForm.code).where(LeadForm.institution_id == institution.id).limit(1)
@@ -61,7 +79,9 @@ def seed() -> Demo:
     # Plain values only: touching the ORM object after this would open a new transaction,
     # and on SQLite an idle open transaction blocks the web server and the worker.
     db.session.remove()
-    return Demo(DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created, form_code, course_code)
+    return Demo(
+        DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created, form_code, course_code, group_buy_code
+    )
 
 
 def _seed_form(institution: Institution) -> None:
@@ -115,3 +135,52 @@ def _seed_course(institution: Institution) -> None:
             place=place,
             online_url="https://meet.example.com/sunrise-maths" if days == 6 else None,
         )
+
+
+def _seed_group_buy(institution: Institution) -> None:
+    """A live group buy of a paid regular course (teams of 3 within 24 hours), and the
+    Stripe settings that point its webhooks at localstripe's signing secret."""
+    payments.save_account(institution, webhook_secret=DEMO_WEBHOOK_SECRET)
+    course = courses.save_course(
+        institution,
+        None,
+        title="寒假数学提高班 · Winter maths course",
+        kind=CourseKind.REGULAR,
+        subject="数学",
+        grade_range="3–5 年级",
+        description="八节课，每周两次，小班教学。",
+        capacity=12,
+        price_amount=99900,
+    )
+    today = datetime.now(institution.zone).date()
+    for week in range(4):
+        for day in (14, 17):
+            starts = datetime.combine(
+                today + timedelta(days=day + 7 * week), time(10, 0), tzinfo=institution.zone
+            )
+            courses.add_lesson(
+                course, starts_at=starts.astimezone(UTC), duration_minutes=90, place="徐汇校区 2 楼"
+            )
+    now = datetime.now(UTC)
+    group_buy = campaigns.save_group_buy(
+        institution,
+        None,
+        title="3 人拼团 · 寒假数学提高班",
+        description=(
+            "三位家长成团即享拼团价：原价 ¥999，拼团 ¥599，团长 ¥499。"
+            "24 小时内未成团自动释放冻结金额，不扣任何费用。"
+        ),
+        course_id=course.id,
+        list_price_amount=99900,
+        group_price_amount=59900,
+        leader_price_amount=49900,
+        team_size=3,
+        team_hours=24,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=14),
+        team_limit=None,
+        per_contact_limit=1,
+    )
+    # Without Stripe (seed-demo outside `cohort dev`) it stays a draft.
+    with contextlib.suppress(ServiceError):
+        campaigns.publish_group_buy(institution, group_buy, "demo")
