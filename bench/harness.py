@@ -33,7 +33,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def fresh_app(database_url: str, redis_url: str):
+def fresh_app(database_url: str, redis_url: str, **config):
     """Drop and recreate the database, apply the migrations; return an app on it."""
     import psycopg
     from sqlalchemy.engine import make_url
@@ -46,12 +46,14 @@ def fresh_app(database_url: str, redis_url: str):
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{url.database}"')
-    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url})
+    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, **config})
     migrate.upgrade(app.config["DATABASE_URL"])
     return app
 
 
-def start_server(port: int, workers: int, database_url: str, redis_url: str):
+def start_server(
+    port: int, workers: int, database_url: str, redis_url: str, extra_env: dict | None = None
+):
     """Cohort under gunicorn (gthread, 4 threads a worker) with rate limits off, since
     every request of a benchmark comes from one address."""
     env = {
@@ -61,6 +63,7 @@ def start_server(port: int, workers: int, database_url: str, redis_url: str):
         "RATELIMIT_ENABLED": "0",
         "SECRET_KEY": "bench-" + "x" * 40,
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread"]
     command += ["--threads", "4", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
@@ -90,13 +93,14 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return fp
 
 
-def post_like_a_parent(url: str, fields: dict) -> tuple[int, float]:
-    """Open the page (session cookie and CSRF token), then send the form. Returns the
-    POST's status and its latency in seconds."""
+def post_like_a_parent(url: str, fields: dict, page_url: str | None = None) -> tuple[int, float]:
+    """Open the page (session cookie and CSRF token; `page_url` if another page of the
+    site carries the form), then send the form. Returns the POST's status and its latency
+    in seconds."""
     opener = urllib.request.build_opener(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect()
     )
-    page = opener.open(url, timeout=30).read().decode()
+    page = opener.open(page_url or url, timeout=30).read().decode()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     body = urllib.parse.urlencode({"csrf_token": token, **fields}, doseq=True).encode()
     started = time.perf_counter()
@@ -128,11 +132,13 @@ def argument_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run_clients(args, count: int, work: Callable[[str, int], object]) -> tuple[list, float]:
+def run_clients(
+    args, count: int, work: Callable[[str, int], object], extra_env: dict | None = None
+) -> tuple[list, float]:
     """Start the server, call work(base_url, i) for i in range(count) from
     args.concurrency threads, stop the server; return the results and the seconds taken."""
     port = free_port()
-    server = start_server(port, args.workers, args.database, args.redis)
+    server = start_server(port, args.workers, args.database, args.redis, extra_env)
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.perf_counter()

@@ -1,0 +1,181 @@
+"""A rush on one group buy: joins per second, latency, and whether any team took more
+families than its size.
+
+Starts Cohort under gunicorn against a throwaway PostgreSQL database and a local
+localstripe, publishes a campaign with --teams teams already opened by their leaders, then
+has --families parents (threads, --concurrency at a time) open a team's share link and
+join it with a test card, the families spread over the teams so that every team sees
+more joiners than it has seats. Each join holds money at localstripe; the losers of the
+race for a team's last seats must have their hold released at once.
+
+Prints joins per second, POST latency percentiles, and the counts that must hold: no team
+with more held or paid members than its size (over-filled teams: must be 0), every team
+full, one released hold per family that held money and lost the race, and a plain
+refusal (422, no hold at all) for those who arrived when the team was already full.
+
+    python bench/group_buy_joins.py --families 300 --teams 20 --team-size 5
+
+It needs PostgreSQL and Redis (defaults: the local servers; the database named by
+--database is dropped and recreated).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from datetime import timedelta
+
+from harness import (
+    argument_parser,
+    count_rows,
+    fresh_app,
+    latency_line,
+    post_like_a_parent,
+    run_clients,
+)
+
+STRIPE_KEY = "sk_test_bench"
+
+
+def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
+    """A school, a course, a published group buy and --teams teams each opened by a
+    leader whose hold succeeded; returns (slug, campaign code, team codes)."""
+    from app.campaigns import services as campaigns
+    from app.campaigns.models import CampaignStatus
+    from app.contacts.models import SourceKind
+    from app.contacts.services import Touch
+    from app.courses import services as courses
+    from app.courses.models import CourseKind
+    from app.db import utcnow
+    from app.extensions import db
+    from app.tenancy import bind_institution
+    from tests.factories import make_institution
+
+    app = fresh_app(
+        args.database, args.redis, STRIPE_API_BASE=stripe_url, STRIPE_SECRET_KEY=STRIPE_KEY
+    )
+    with app.app_context():
+        institution = make_institution(slug="bench-school")
+        bind_institution(institution)
+        course = courses.save_course(
+            institution, None, title="Bench course", kind=CourseKind.REGULAR, capacity=1000
+        )
+        courses.add_lesson(course, starts_at=utcnow() + timedelta(days=9), duration_minutes=60)
+        group_buy = campaigns.save_group_buy(
+            institution,
+            None,
+            title="Bench group buy",
+            course_id=course.id,
+            list_price_amount=49900,
+            group_price_amount=19900,
+            leader_price_amount=None,
+            team_size=args.team_size,
+            team_hours=24,
+            starts_at=utcnow() - timedelta(hours=1),
+            ends_at=utcnow() + timedelta(days=3),
+            team_limit=None,
+            per_contact_limit=1,
+        )
+        group_buy.status = CampaignStatus.PUBLISHED
+        codes = []
+        for n in range(args.teams):
+            leader = courses.Registration(
+                parent_name=f"Leader {n}", phone=f"138{n:08d}", student_name=f"Leader child {n}"
+            )
+            member = campaigns.start_join(
+                institution, group_buy, None, leader, Touch(SourceKind.CAMPAIGN)
+            )
+            db.session.commit()
+            member = campaigns.pay_member(
+                institution, member, ("4242424242424242", 12, 2030, "123")
+            )
+            db.session.commit()
+            codes.append(member.team.code)
+        result = institution.slug, group_buy.code, codes
+    return result
+
+
+CHECKS = {
+    "teams": "SELECT count(*) FROM teams",
+    "teams full": "SELECT count(*) FROM teams WHERE status = 'succeeded'",
+    "over-filled teams": (
+        "SELECT count(*) FROM (SELECT team_id FROM team_members "
+        "WHERE status IN ('authorised', 'captured') GROUP BY team_id HAVING count(*) > :size) o"
+    ),
+    "teams whose counter passed their size": (
+        "SELECT count(*) FROM teams WHERE member_count > team_size"
+    ),
+    "members holding a place": (
+        "SELECT count(*) FROM team_members WHERE status IN ('authorised', 'captured')"
+    ),
+    "holds released (lost the race)": (
+        "SELECT count(*) FROM team_members m JOIN payments p ON p.id = m.payment_id "
+        "WHERE m.release_reason = 'team_full' AND p.status = 'released'"
+    ),
+    "payments still pending": "SELECT count(*) FROM payments WHERE status = 'pending'",
+}
+
+
+def main() -> None:
+    from app.payments.localstripe import LocalStripe
+
+    parser = argument_parser(__doc__)
+    parser.add_argument("--families", type=int, default=300)
+    parser.add_argument("--teams", type=int, default=20)
+    parser.add_argument("--team-size", type=int, default=5)
+    args = parser.parse_args()
+
+    stripe = LocalStripe().start()
+    slug, code, teams = prepare(args, stripe.url)
+
+    def join(base: str, family: int):
+        team = teams[family % len(teams)]
+        return post_like_a_parent(
+            f"{base}/{slug}/gb/{code}/t/{team}",
+            {
+                "parent_name": f"Parent {family}",
+                "phone": f"139{family:08d}",
+                "student_name": f"Child {family}",
+                "consent": "y",
+                "card_number": "4242424242424242",
+                "card_expiry": "12/30",
+                "card_cvc": "123",
+            },
+            # The campaign page always has the form; a full team's page no longer does, and
+            # the point is to race for the last seats.
+            page_url=f"{base}/{slug}/gb/{code}",
+        )
+
+    env = {"STRIPE_API_BASE": stripe.url, "STRIPE_SECRET_KEY": STRIPE_KEY}
+    results, elapsed = run_clients(args, args.families, join, extra_env=env)
+    stripe.stop()
+    statuses = Counter(status for status, _latency in results)
+    seats = args.teams * (args.team_size - 1)
+    print(
+        f"joins           {args.families} families from {args.concurrency} parallel clients "
+        f"on {args.teams} teams of {args.team_size} ({seats} seats left), "
+        f"gunicorn {args.workers} workers x 4"
+    )
+    print(f"throughput      {args.families / elapsed:.1f} joins/s ({elapsed:.1f} s)")
+    print(f"POST latency    {latency_line([latency for _status, latency in results])}")
+    print(f"statuses        {dict(statuses)}")
+    counts = count_rows(args.database, CHECKS, size=args.team_size)
+    for name, value in counts.items():
+        print(f"{name:<40}{value}")
+    winners = min(seats, args.families)
+    joined = statuses[302]  # held a card: won a seat, or lost the race and was released
+    print(f"{'refused before any hold (team full)':<40}{statuses[422]}")
+    ok = (
+        set(statuses) <= {302, 422}
+        and counts["over-filled teams"] == 0
+        and counts["teams whose counter passed their size"] == 0
+        and counts["members holding a place"] == args.teams + winners
+        and counts["holds released (lost the race)"] == joined - winners
+        and counts["payments still pending"] == 0
+    )
+    print("correct" if ok else "NOT CORRECT")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Three parents on phones: one opens a team, two join from its share link, the team fills
+and every hold is captured."""
+
+from __future__ import annotations
+
+from app.campaigns.models import MemberStatus, TeamStatus
+from app.extensions import db
+from app.jobs import run_burst
+from tests.campaigns.conftest import make_group_buy, members, only_team
+from tests.e2e.conftest import PHONE
+
+
+def _fill_and_pay(page, name: str, phone_number: str, child: str) -> None:
+    page.fill("#parent_name", name)
+    page.fill("#phone", phone_number)
+    page.fill("#student_name", child)
+    page.check("input[name=consent]")
+    page.click("form button[type=submit]")
+
+
+def test_a_team_opens_fills_from_its_share_link_and_succeeds(
+    live_server, browser, phone, institution, tmp_path
+):
+    institution.locale = "zh_CN"
+    db.session.commit()
+    group_buy = make_group_buy(institution, team_size=3)
+
+    phone.goto(f"{live_server}/{institution.slug}/gb/{group_buy.code}?utm_source=wechat")
+    assert "¥199.00" in phone.inner_text(".gb-prices")
+    assert phone.get_attribute("meta[property='og:title']", "content") == group_buy.title
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    _fill_and_pay(phone, "王芳", "138 0013 8000", "乐乐")
+    phone.wait_for_url("**/t/**")
+    assert "参团成功" in phone.inner_text(".flashes")
+    assert "剩余2个名额" in phone.inner_text(".team-headline")
+    countdown = phone.inner_text(".countdown")
+    assert countdown.count(":") == 2 and countdown.startswith("23:")  # server time, 24 h team
+    share_url = phone.inner_text(".share-url code")
+    phone.screenshot(path=str(tmp_path / "leader.png"), full_page=True)
+
+    friends = [("李娜", "138 0013 8001", "小明"), ("张伟", "138 0013 8002", "多多")]
+    contexts = []
+    for name, number, child in friends:
+        context = browser.new_context(**PHONE, locale="zh-CN")
+        friend = context.new_page()
+        friend.goto(share_url.replace("http://localhost", live_server))
+        assert "王**" in friend.inner_text(".members")
+        _fill_and_pay(friend, name, number, child)
+        friend.wait_for_url("**/t/**")
+        assert "参团成功" in friend.inner_text(".flashes")
+        last = friend
+        contexts.append(context)
+    assert "拼团成功" in last.inner_text(".team-headline")
+    last.screenshot(path=str(tmp_path / "full.png"), full_page=True)
+
+    run_burst()  # settlement captures every hold
+    db.session.expire_all()
+    team = only_team(group_buy)
+    assert team.status == TeamStatus.SUCCEEDED and team.settled_at is not None
+    assert [m.status for m in members(team)] == [MemberStatus.CAPTURED] * 3
+    phone.reload()
+    assert "已支付" in phone.inner_text(".my-place")
+    assert "乐乐已报名" in phone.inner_text(".my-place")
+    for context in contexts:
+        context.close()
