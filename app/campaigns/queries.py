@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from app.campaigns.models import GroupBuy, MemberStatus, Team, TeamMember, TeamStatus
@@ -21,6 +21,15 @@ def group_buy_by_code(institution, code: str) -> GroupBuy | None:
 def team_by_code(group_buy: GroupBuy, team_code: str) -> Team | None:
     return db.session.scalar(
         select(Team).where(Team.group_buy_id == group_buy.id, Team.code == team_code)
+    )
+
+
+def opened_team_ids() -> Select:
+    """Teams that were opened: one of their members' holds succeeded at some point."""
+    return (
+        select(TeamMember.team_id)
+        .join(Payment, Payment.id == TeamMember.payment_id)
+        .where(Payment.authorised_at.is_not(None))
     )
 
 
@@ -79,14 +88,9 @@ def figures(group_buy_ids: list[int]) -> dict[int, Figures]:
     result = {gid: Figures() for gid in group_buy_ids}
     if not group_buy_ids:
         return result
-    opened = (
-        select(TeamMember.team_id)
-        .join(Payment, Payment.id == TeamMember.payment_id)
-        .where(Payment.authorised_at.is_not(None))
-    )
     for gid, status, count in db.session.execute(
         select(Team.group_buy_id, Team.status, func.count())
-        .where(Team.group_buy_id.in_(group_buy_ids), Team.id.in_(opened))
+        .where(Team.group_buy_id.in_(group_buy_ids), Team.id.in_(opened_team_ids()))
         .group_by(Team.group_buy_id, Team.status)
     ):
         f = result[gid]
@@ -113,7 +117,7 @@ def figures(group_buy_ids: list[int]) -> dict[int, Figures]:
     return result
 
 
-def members_of_contact(group_buy: GroupBuy, member_codes: list[str]) -> list[TeamMember]:
+def members_by_codes(group_buy: GroupBuy, member_codes: list[str]) -> list[TeamMember]:
     """The places this browser's family took in the campaign (codes kept in the session)."""
     if not member_codes:
         return []

@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import queries as account_queries
+from app.campaigns import queries
 from app.campaigns.models import (
     ACTIVE_MEMBER,
     MAX_TEAM_HOURS,
@@ -48,6 +49,7 @@ from app.jobs import enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
 from app.notifications import services as notifications
+from app.payments import gateway
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentStatus
 from app.urls import external_url
@@ -118,8 +120,6 @@ def save_group_buy(institution, group_buy: GroupBuy | None, **values) -> GroupBu
 def publish_group_buy(institution, group_buy: GroupBuy, actor) -> None:
     if group_buy.status != CampaignStatus.DRAFT:
         return
-    from app.payments import gateway
-
     if not gateway.is_configured(institution.id):
         raise ServiceError(
             _l("Set up online payments before publishing a group buy."), code="payments_off"
@@ -269,17 +269,13 @@ def _open_team(group_buy: GroupBuy, now: datetime) -> Team:
 def teams_opened(group_buy_id: int, now: datetime) -> int:
     """Teams that count against the limit: any with a member whose hold succeeded, and
     those still being opened (a leader paying right now)."""
-    held = (
-        select(TeamMember.team_id)
-        .join(Payment, Payment.id == TeamMember.payment_id)
-        .where(Payment.authorised_at.is_not(None))
-    )
     return db.session.scalar(
         select(func.count())
         .select_from(Team)
         .where(
             Team.group_buy_id == group_buy_id,
-            Team.id.in_(held) | ((Team.status == TeamStatus.FORMING) & (Team.expires_at > now)),
+            Team.id.in_(queries.opened_team_ids())
+            | ((Team.status == TeamStatus.FORMING) & (Team.expires_at > now)),
         )
     )
 

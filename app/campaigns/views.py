@@ -225,7 +225,7 @@ def _join_key() -> str:
 
 
 def _my_members(group_buy: GroupBuy) -> list[TeamMember]:
-    return queries.members_of_contact(group_buy, session.get(SESSION_KEY, []))
+    return queries.members_by_codes(group_buy, session.get(SESSION_KEY, []))
 
 
 def _remember(member: TeamMember) -> None:
@@ -327,17 +327,17 @@ def _render_campaign(group_buy: GroupBuy, form: JoinForm, preview: bool = False)
     ), form_status(form)
 
 
-_limits = (
-    limiter.limit(lambda: current_app.config["JOIN_LIMIT_PER_IP"], methods=["POST"]),
-    limiter.limit(
+def _join_limits(view):
+    """Joins are limited per address and per campaign (the public form limits' pattern)."""
+    per_campaign = limiter.limit(
         lambda: current_app.config["FORM_LIMIT_PER_FORM"], methods=["POST"], key_func=_join_key
-    ),
-)
+    )
+    per_ip = limiter.limit(lambda: current_app.config["JOIN_LIMIT_PER_IP"], methods=["POST"])
+    return per_ip(per_campaign(view))
 
 
 @public.route("/gb/<code>", methods=["GET", "POST"])
-@_limits[0]
-@_limits[1]
+@_join_limits
 def campaign_page(code: str):
     """The campaign: price, open teams to join, and opening a team of one's own."""
     group_buy = _public_group_buy(code)
@@ -350,8 +350,7 @@ def campaign_page(code: str):
 
 
 @public.route("/gb/<code>/t/<team_code>", methods=["GET", "POST"])
-@_limits[0]
-@_limits[1]
+@_join_limits
 def team_page(code: str, team_code: str):
     """One team: its members (names masked), seats left, its countdown, and joining."""
     group_buy = _public_group_buy(code)
@@ -371,12 +370,7 @@ def team_page(code: str, team_code: str):
             m for m in team.members if m.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED)
         ],
         mine=mine[-1] if mine else None,
-        share_url=external_url(
-            "campaigns_public.team_page",
-            institution_slug=current_institution().slug,
-            code=group_buy.code,
-            team_code=team.code,
-        ),
+        share_url=services.team_url(team),
         form=form,
         consent_text=_consent_text(current_institution()),
         test_mode=gateway.is_test_mode(),
@@ -390,13 +384,7 @@ def team_page(code: str, team_code: str):
 def team_qr(code: str, team_code: str):
     group_buy = _public_group_buy(code)
     team = queries.team_by_code(group_buy, team_code) or abort(404)
-    url = external_url(
-        "campaigns_public.team_page",
-        institution_slug=current_institution().slug,
-        code=group_buy.code,
-        team_code=team.code,
-    )
-    return qr_response(url, "svg", f"team-{team.code}")
+    return qr_response(services.team_url(team), "svg", f"team-{team.code}")
 
 
 @public.get("/gb/<code>/cover")

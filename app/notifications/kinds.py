@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency
 from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.config import PROJECT_ROOT
+from app.money import to_major
 
 DEFAULTS_DIR = PROJECT_ROOT / "templates" / "messages"
 
@@ -130,10 +130,9 @@ def variables(context: dict, locale: str) -> dict:
     values["old_lesson_time"] = format_time(context.get("old_starts_at"), zone, locale)
     values["deadline"] = format_time(context.get("expires_at"), zone, locale)
     if context.get("amount_minor") is not None:
+        currency = context["currency"]
         values["amount"] = format_currency(
-            Decimal(context["amount_minor"]) / 10 ** get_currency_precision(context["currency"]),
-            context["currency"],
-            locale=locale,
+            to_major(context["amount_minor"], currency), currency, locale=locale
         )
     values["lessons"] = "\n".join(
         " · ".join(filter(None, [format_time(item["starts_at"], zone, locale), item.get("place")]))

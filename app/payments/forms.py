@@ -8,22 +8,23 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 from app.forms import strip_filter
 
 
+def _secret_field(label, pattern: str, message) -> PasswordField:
+    """A secret: written, never shown again; left empty, the stored one stays."""
+    return PasswordField(
+        label,
+        filters=[strip_filter],
+        validators=[Optional(), Length(max=255), Regexp(pattern, message=message)],
+        description=_l("Stored on our servers and never shown again. Leave empty to keep it."),
+    )
+
+
 class StripeSettingsForm(FlaskForm):
     publishable_key = StringField(
         _l("Publishable key"),
         filters=[strip_filter],
         validators=[Optional(), Length(max=255), Regexp(r"^pk_", message=_l("Starts with pk_."))],
     )
-    secret_key = PasswordField(
-        _l("Secret key"),
-        filters=[strip_filter],
-        validators=[
-            Optional(),
-            Length(max=255),
-            Regexp(r"^(sk|rk)_", message=_l("Starts with sk_ or rk_.")),
-        ],
-        description=_l("Stored on our servers and never shown again. Leave empty to keep it."),
-    )
+    secret_key = _secret_field(_l("Secret key"), r"^(sk|rk)_", _l("Starts with sk_ or rk_."))
     connected_account_id = StringField(
         _l("Connected account"),
         filters=[strip_filter],
@@ -34,15 +35,8 @@ class StripeSettingsForm(FlaskForm):
         ],
         description=_l("Instead of your own keys: the account id Cohort connected for you."),
     )
-    webhook_secret = PasswordField(
-        _l("Webhook signing secret"),
-        filters=[strip_filter],
-        validators=[
-            Optional(),
-            Length(max=255),
-            Regexp(r"^whsec_", message=_l("Starts with whsec_.")),
-        ],
-        description=_l("Stored on our servers and never shown again. Leave empty to keep it."),
+    webhook_secret = _secret_field(
+        _l("Webhook signing secret"), r"^whsec_", _l("Starts with whsec_.")
     )
 
     def validate_connected_account_id(self, field):

@@ -28,9 +28,6 @@ class Declined(Exception):
         self.code = code
 
 
-GatewayError = stripe.StripeError  # anything else: network, Stripe down, bad request
-
-
 def account_for(institution_id: int) -> StripeAccount | None:
     return db.session.scalar(
         select(StripeAccount)

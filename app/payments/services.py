@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import stripe
 from flask import current_app
@@ -221,12 +221,6 @@ def release(payment: Payment, cause: str) -> PaymentStatus:
         intent = gateway.cancel_intent(payment)
     except stripe.InvalidRequestError:
         intent = gateway.retrieve_intent(payment)  # already cancelled or captured there
-    if intent["status"] == "canceled":
-        if payment.status == PaymentStatus.PENDING:
-            _fail(payment, "cancelled before it was paid", cause)
-        else:
-            transition(payment, PaymentStatus.RELEASED, cause)
-        return payment.status
     return apply_intent(payment, intent, cause)
 
 
@@ -291,8 +285,6 @@ def process_event(event: StripeEvent) -> None:
 def payments_to_reconcile(now: datetime, settle_after_seconds: int = 60) -> list[Payment]:
     """Every payment not final yet (pending, held, or captured and maybe refunded since)
     that has had a moment to settle on its own."""
-    from datetime import timedelta
-
     return list(
         db.session.scalars(
             select(Payment)
