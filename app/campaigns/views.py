@@ -247,6 +247,11 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
     institution = current_institution()
     if form.website.data:  # the honeypot: a bot
         abort(404)
+    if not gateway.is_test_mode():
+        # Live keys need Stripe's Payment Element, which is not built yet: refuse before
+        # anything is written rather than hold a place that cannot be paid.
+        report(ServiceError(_("Online payment is not available yet."), code="payments_off"), form)
+        return None
     details = Registration(
         parent_name=form.parent_name.data,
         phone=form.phone.data,

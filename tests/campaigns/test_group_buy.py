@@ -17,6 +17,8 @@ from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.payments.models import Payment, PaymentStatus, PaymentTransition
+from app.payments.services import save_account
+from app.tenancy import bind_institution, unbind_institution
 from tests.campaigns.conftest import (
     DECLINED,
     captures_of,
@@ -277,3 +279,22 @@ def test_the_payment_history_records_every_transition(client, institution):
         (PaymentStatus.AUTHORISED, PaymentStatus.CAPTURED),
         (PaymentStatus.AUTHORISED, PaymentStatus.CAPTURED),
     ]
+
+
+def test_with_live_keys_a_join_is_refused_plainly_until_the_payment_element_exists(
+    app, client, institution, localstripe
+):
+    group_buy = make_group_buy(institution)
+    bind_institution(institution)
+    save_account(institution, secret_key="sk_live_cohort", webhook_secret="whsec_live")
+    unbind_institution()
+    db.session.commit()
+    app.config["STRIPE_API_BASE"] = ""
+    try:
+        response = open_team(client, institution, group_buy, 1)
+    finally:
+        app.config["STRIPE_API_BASE"] = localstripe.url
+    assert response.status_code == 422
+    assert "Online payment is not available yet." in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(TeamMember)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
