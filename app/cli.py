@@ -128,6 +128,8 @@ def dev(host: str, port: int):
         click.echo(f"  demo lead form  {base}/{seeded.slug}/f/{seeded.form_code}?utm_source=demo")
     if seeded.course_code:
         click.echo(f"  trial course    {base}/{seeded.slug}/c/{seeded.course_code}")
+    if seeded.paid_course_code:
+        click.echo(f"  paid course     {base}/{seeded.slug}/c/{seeded.paid_course_code}")
     if seeded.group_buy_code:
         click.echo(f"  group buy       {base}/{seeded.slug}/gb/{seeded.group_buy_code}")
     click.echo(f"  parent's page   {base}/{seeded.slug}/me")

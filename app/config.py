@@ -112,14 +112,17 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "LANGUAGES": {"zh_CN": "简体中文", "en": "English"},
         # Payments through Stripe. STRIPE_API_BASE points the SDK at another server:
-        # `cohort dev` and the tests set it to a local localstripe, and then the checkout
-        # shows a test card form instead of Stripe's Payment Element. The platform keys are
+        # `cohort dev` and the tests set it to a local localstripe. STRIPE_CHECKOUT is how
+        # parents pay: "payment_element" (Stripe.js in the browser; the default with real
+        # Stripe) or "test_card" (our own card form, confirmed from the server; the default
+        # against localstripe, where Stripe.js cannot be loaded). The platform keys are
         # used for institutions on a connected account (and for all of them against
         # localstripe); institutions with their own account enter its keys in settings.
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
         "STRIPE_TIMEOUT": float(env.get("STRIPE_TIMEOUT", "20")),
+        "STRIPE_CHECKOUT": env.get("STRIPE_CHECKOUT", ""),
         # A checkout not paid within this time is abandoned (and its seats freed).
         "PAYMENT_PENDING_TIMEOUT": timedelta(minutes=int(env.get("PAYMENT_PENDING_MINUTES", "15"))),
         "RECONCILE_INTERVAL_SECONDS": int(env.get("RECONCILE_INTERVAL_SECONDS", "300")),

@@ -35,6 +35,7 @@ class Demo:
     created: bool
     form_code: str
     course_code: str | None
+    paid_course_code: str | None
     group_buy_code: str | None
 
 
@@ -70,6 +71,11 @@ def seed() -> Demo:
         .where(Course.institution_id == institution.id, Course.kind == CourseKind.TRIAL)
         .limit(1)
     )
+    paid_course_code = db.session.scalar(
+        select(Course.code)
+        .where(Course.institution_id == institution.id, Course.price_amount > 0)
+        .limit(1)
+    )
     group_buy_code = db.session.scalar(
         select(GroupBuy.code).where(GroupBuy.institution_id == institution.id).limit(1)
     )
@@ -80,7 +86,14 @@ def seed() -> Demo:
     # and on SQLite an idle open transaction blocks the web server and the worker.
     db.session.remove()
     return Demo(
-        DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created, form_code, course_code, group_buy_code
+        DEMO_SLUG,
+        DEMO_EMAIL,
+        DEMO_PASSWORD,
+        created,
+        form_code,
+        course_code,
+        paid_course_code,
+        group_buy_code,
     )
 
 

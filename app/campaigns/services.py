@@ -154,8 +154,9 @@ def start_join(
     touch: contacts.Touch,
 ) -> TeamMember:
     """Open a team (team=None) or join one: the family is found or created, and a pending
-    member with a pending payment is written. The caller commits, then calls
-    `pay_member`; the seat is claimed only when the hold succeeds."""
+    member with a pending payment is written. The caller commits, then takes the payment
+    (payments' checkout); the seat is claimed only when the hold succeeds, in the
+    payment's transition handler."""
     now = utcnow()
     if team is None:
         if not group_buy.is_open(now):
@@ -278,15 +279,6 @@ def teams_opened(group_buy_id: int, now: datetime) -> int:
             | ((Team.status == TeamStatus.FORMING) & (Team.expires_at > now)),
         )
     )
-
-
-def pay_member(institution, member: TeamMember, card: tuple[str, int, int, str]) -> TeamMember:
-    """Hold the member's money on the card, then claim the seat (in the payment's
-    transition handler). Returns the member as it ended up: authorised, released (the team
-    filled first: the hold is cancelled at once) or failed (declined)."""
-    payments.pay(member.payment, card)
-    db.session.refresh(member)
-    return member
 
 
 @payments.on_transition(PURPOSE)

@@ -32,6 +32,7 @@ from app.images import image_response, qr_response, update_cover
 from app.money import format_money, to_major, to_minor
 from app.payments import gateway
 from app.payments.models import PAYMENT_STATUS_LABELS
+from app.payments.views import checkout, drop_card_fields
 from app.tenancy import (
     current_institution,
     from_local,
@@ -234,11 +235,7 @@ def _remember(member: TeamMember) -> None:
 
 
 def _join_form() -> JoinForm:
-    form = JoinForm()
-    if not gateway.is_test_mode():
-        for name in ("card_number", "card_expiry", "card_cvc"):
-            delattr(form, name)
-    return form
+    return drop_card_fields(JoinForm())
 
 
 def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
@@ -247,11 +244,6 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
     institution = current_institution()
     if form.website.data:  # the honeypot: a bot
         abort(404)
-    if not gateway.is_test_mode():
-        # Live keys need Stripe's Payment Element, which is not built yet: refuse before
-        # anything is written rather than hold a place that cannot be paid.
-        report(ServiceError(_("Online payment is not available yet."), code="payments_off"), form)
-        return None
     details = Registration(
         parent_name=form.parent_name.data,
         phone=form.phone.data,
@@ -271,8 +263,11 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
     # between leaves a row that reconciliation finishes, never a hold nobody knows about.
     db.session.commit()
     _remember(member)
-    member = services.pay_member(institution, member, form.card())
-    db.session.commit()
+    team_page = url_for(".team_page", code=group_buy.code, team_code=member.team.code)
+    response = checkout(member.payment, form, group_buy.title, team_page)
+    if response is not None:  # the Payment Element: the parent comes back to the team page
+        return response
+    db.session.refresh(member)
     team = member.team
     if member.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED):
         flash(_("You are in the team."), "success")
@@ -325,7 +320,6 @@ def _render_campaign(group_buy: GroupBuy, form: JoinForm, preview: bool = False)
         my_members=[] if preview else _my_members(group_buy),
         form=form,
         consent_text=_consent_text(current_institution()),
-        test_mode=gateway.is_test_mode(),
         preview=preview,
         now=now,
         **LABELS,
@@ -378,7 +372,6 @@ def team_page(code: str, team_code: str):
         share_url=services.team_url(team),
         form=form,
         consent_text=_consent_text(current_institution()),
-        test_mode=gateway.is_test_mode(),
         now=now,
         price=format_money(group_buy.group_price_amount, group_buy.currency),
         **LABELS,

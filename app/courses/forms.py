@@ -18,6 +18,7 @@ from wtforms.validators import URL, DataRequired, Email, Length, NumberRange, Op
 
 from app.courses.models import KIND_LABELS
 from app.forms import MultiCheckboxField, strip_filter
+from app.payments.forms import CardForm
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 IMAGE_TYPES = FileAllowed(
@@ -121,6 +122,10 @@ class RegistrationForm(FamilyForm):
         validators=[DataRequired(_l("Please agree so that we can contact you."))]
     )
     website = StringField()  # honeypot
+
+
+class PaidRegistrationForm(RegistrationForm, CardForm):
+    """Registering for a paid course: the card fields only with the test card checkout."""
 
 
 EnrolForm = FamilyForm  # staff enrolling a child by hand ask the same

@@ -61,12 +61,6 @@ class Course(TenantScoped, Base):
         return self.price_amount == 0
 
     @property
-    def is_purchasable(self) -> bool:
-        """Paid registration arrives with payments; until then only free courses take
-        registrations from the public page."""
-        return self.is_free
-
-    @property
     def has_cover(self) -> bool:
         return self.cover_updated_at is not None
 
@@ -169,6 +163,7 @@ class Enrolment(TenantScoped, Base):
 
 class SeatStatus(enum.StrEnum):
     BOOKED = "booked"
+    HELD = "held"  # kept for a paid registration while its payment is in progress
     WAITLISTED = "waitlisted"
     CANCELLED = "cancelled"
 
@@ -181,6 +176,7 @@ class Attendance(enum.StrEnum):
 
 SEAT_STATUS_LABELS = {
     SeatStatus.BOOKED: _l("Booked"),
+    SeatStatus.HELD: _l("Awaiting payment"),
     SeatStatus.WAITLISTED: _l("Waitlist"),
     SeatStatus.CANCELLED: _l("Cancelled"),
 }
@@ -192,7 +188,8 @@ ATTENDANCE_LABELS = {
 
 
 class Seat(TenantScoped, Base):
-    """An enrolment's place in one lesson: booked, waiting for a place, or given up."""
+    """An enrolment's place in one lesson: booked, held while its payment is in progress,
+    waiting for a place, or given up. Booked and held seats both count against capacity."""
 
     __tablename__ = "seats"
     __table_args__ = (
@@ -206,6 +203,10 @@ class Seat(TenantScoped, Base):
         ForeignKey("enrolments.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[SeatStatus] = mapped_column(str_enum(SeatStatus))
+    # The payment that holds (then paid for) the seat, for a paid course.
+    payment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payments.id", ondelete="SET NULL"), index=True
+    )
     # Waiting order: the time the family joined the waitlist (or took the seat).
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     attendance: Mapped[Attendance | None] = mapped_column(str_enum(Attendance))

@@ -31,8 +31,11 @@ def all_courses() -> list[Course]:
 
 
 def seat_counts(lesson_ids: list[int]) -> dict[int, dict[str, int]]:
-    """{lesson id: {"booked": n, "waitlisted": n}} for these lessons."""
-    counts = {lesson_id: {"booked": 0, "waitlisted": 0} for lesson_id in lesson_ids}
+    """{lesson id: {"booked": n, "held": n, "waitlisted": n, "taken": n}} for these
+    lessons; "held" seats wait for a payment in progress, and "taken" is booked + held."""
+    counts = {
+        lesson_id: {"booked": 0, "held": 0, "waitlisted": 0, "taken": 0} for lesson_id in lesson_ids
+    }
     if not lesson_ids:
         return counts
     rows = db.session.execute(
@@ -42,6 +45,8 @@ def seat_counts(lesson_ids: list[int]) -> dict[int, dict[str, int]]:
     )
     for lesson_id, status, count in rows:
         counts[lesson_id][status.value] = count
+    for count in counts.values():
+        count["taken"] = count["booked"] + count["held"]
     return counts
 
 

@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app
+from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -33,11 +35,20 @@ from app.courses.models import (
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
+from app.institutions.models import Institution
+from app.jobs import enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
 from app.notifications import services as notifications
+from app.payments import gateway
+from app.payments import services as payments
+from app.payments.models import Payment, PaymentStatus
+from app.payments.tasks import reconcile_payment
 
 log = logging.getLogger(__name__)
+
+PURPOSE = "course_registration"  # the payments of paid registrations
+TAKEN = (SeatStatus.BOOKED, SeatStatus.HELD)
 
 
 # --- courses and lessons (staff) -------------------------------------------------------------
@@ -138,11 +149,12 @@ def _seats(lesson: Lesson, *statuses: SeatStatus) -> list[Seat]:
     )
 
 
-def booked_count(lesson_id: int) -> int:
+def taken_count(lesson_id: int) -> int:
+    """Seats that count against capacity: booked, or held for a payment in progress."""
     return db.session.scalar(
         select(func.count())
         .select_from(Seat)
-        .where(Seat.lesson_id == lesson_id, Seat.status == SeatStatus.BOOKED)
+        .where(Seat.lesson_id == lesson_id, Seat.status.in_(TAKEN))
     )
 
 
@@ -169,25 +181,33 @@ def register(
 ) -> Enrolment:
     """Register a child for lessons of a course from its public page.
 
-    Finds or creates the family (contacts service), enrols the child (once per course),
-    takes a seat in each chosen lesson or a place on its waitlist, moves the family's lead
-    to trial_booked (opening one if they have none), schedules the reminders and confirms.
-    Registering again for the same lessons changes nothing.
+    Finds or creates the family (contacts service) and enrols the child (once per course).
+    For a free course, takes a seat in each chosen lesson or a place on its waitlist,
+    moves the family's lead to trial_booked (opening one if they have none), schedules the
+    reminders and confirms; registering again for the same lessons changes nothing. For a
+    paid course, holds a seat in each chosen lesson for a pending payment instead (see
+    `hold_seats`): the caller commits, then takes the payment.
     """
     now = utcnow()
     if not course.is_open:
         raise ServiceError(_l("This course is not taking registrations."), code="closed")
-    if not course.is_purchasable:
-        raise ServiceError(_l("This course cannot be bought online yet."), code="not_purchasable")
+    if not can_register_online(course):
+        raise ServiceError(_l("Online payment is not available yet."), code="payments_off")
     bookable = {lesson.id: lesson for lesson in course.upcoming_lessons(now)}
     chosen = sorted({lesson_id for lesson_id in lesson_ids if lesson_id in bookable})
     if not chosen:
         raise ServiceError(_l("Choose at least one lesson."), field="lessons", code="no_lesson")
     contact, student = find_family(institution, details, touch)
+    if not course.is_free:
+        # The family's row lock serialises their own attempts: one payment at a time.
+        db.session.scalar(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+    if leads.open_lead(contact) is None and (course.kind == CourseKind.TRIAL or not course.is_free):
+        leads.create_lead(institution, contact, source=(touch.utm_source or "course")[:100])
     enrolment = enrol(institution, course, contact, student, EnrolmentSource.FORM)
+    if not course.is_free:
+        hold_seats(institution, enrolment, chosen)
+        return enrolment
     if course.kind == CourseKind.TRIAL:
-        if leads.open_lead(contact) is None:
-            leads.create_lead(institution, contact, source=(touch.utm_source or "course")[:100])
         leads.advance_lead(contact, Stage.TRIAL_BOOKED)
     # Seats last: each lesson row stays locked until the commit, so the less work after the
     # first lock, the shorter a rush queues. Lessons are locked in id order, so two
@@ -196,6 +216,158 @@ def register(
         take_seat(institution, enrolment, lesson_id)
     _confirm(institution, enrolment)
     return enrolment
+
+
+def can_register_online(course: Course) -> bool:
+    """Free courses always; paid ones once the institution can take payments online."""
+    return course.is_free or gateway.is_configured(course.institution_id)
+
+
+def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Payment:
+    """Hold a seat in each lesson for a paid registration, with the pending payment that
+    will pay for them (the caller holds the family's row lock). Every lesson must have a
+    free seat: nobody pays for a waitlist place. The seats are booked when the payment
+    succeeds and freed if it fails or is not finished within PAYMENT_PENDING_TIMEOUT."""
+    course = enrolment.course
+    in_progress = db.session.scalar(
+        select(Seat.id).where(Seat.enrolment_id == enrolment.id, Seat.status == SeatStatus.HELD)
+    )
+    if in_progress is not None:
+        raise ServiceError(
+            _l("A payment for this child is already in progress. Finish it or try again later."),
+            code="payment_in_progress",
+        )
+    existing = {
+        seat.lesson_id: seat
+        for seat in db.session.scalars(select(Seat).where(Seat.enrolment_id == enrolment.id))
+    }
+    wanted = [
+        lesson_id
+        for lesson_id in lesson_ids
+        if lesson_id not in existing or existing[lesson_id].status == SeatStatus.CANCELLED
+    ]
+    if not wanted:
+        raise ServiceError(
+            _l("%(name)s is already registered for these lessons.", name=enrolment.student.name),
+            field="lessons",
+            code="already_registered",
+        )
+    payment = payments.start_payment(
+        institution,
+        purpose=PURPOSE,
+        reference=enrolment.id,
+        amount=course.price_amount,
+        contact_id=enrolment.contact_id,
+        manual_capture=False,
+    )
+    for lesson_id in wanted:  # in id order, like take_seat: no deadlock between two rushes
+        lesson = _locked_lesson(lesson_id)
+        if taken_count(lesson.id) >= course.capacity:
+            raise ServiceError(
+                _l(
+                    "%(when)s is full. Please choose another lesson.",
+                    when=format_datetime(lesson.starts_at, "short"),
+                ),
+                field="lessons",
+                code="full",
+            )
+        seat = existing.get(lesson_id)
+        if seat is None:
+            seat = Seat(
+                institution_id=enrolment.institution_id,
+                lesson_id=lesson.id,
+                enrolment_id=enrolment.id,
+                status=SeatStatus.HELD,
+            )
+            db.session.add(seat)
+        seat.status, seat.queued_at, seat.cancelled_at = SeatStatus.HELD, utcnow(), None
+        seat.payment_id = payment.id
+    db.session.flush()
+    # The deadline is a job (and the periodic reconciliation, should the job be lost).
+    enqueue_after_commit(
+        reconcile_payment,
+        institution.id,
+        payment.id,
+        job_id=f"payment-deadline-{payment.id}",
+        at=payment.created_at + current_app.config["PAYMENT_PENDING_TIMEOUT"],
+    )
+    return payment
+
+
+def pending_payment(enrolment: Enrolment) -> Payment | None:
+    """The payment the enrolment's held seats wait for, if any."""
+    return db.session.scalar(
+        select(Payment)
+        .join(Seat, Seat.payment_id == Payment.id)
+        .where(Seat.enrolment_id == enrolment.id, Seat.status == SeatStatus.HELD)
+        .limit(1)
+    )
+
+
+def latest_payment(enrolment: Enrolment) -> Payment | None:
+    return db.session.scalar(
+        select(Payment)
+        .where(Payment.purpose == PURPOSE, Payment.reference == enrolment.id)
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
+
+
+@payments.on_transition(PURPOSE)
+def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
+    """Book the held seats when the money arrives; free them when it will not."""
+    seats = list(
+        db.session.scalars(
+            select(Seat)
+            .where(Seat.payment_id == payment.id, Seat.status == SeatStatus.HELD)
+            .order_by(Seat.lesson_id)
+            .execution_options(populate_existing=True)
+        )
+    )
+    institution = db.session.get(Institution, payment.institution_id)
+    if payment.status == PaymentStatus.CAPTURED:
+        if seats:
+            _book_paid(institution, seats)
+        else:  # the seats were given up (by staff) before the money arrived
+            payments.refund(payment, "paid for seats no longer held")
+    elif payment.status in (PaymentStatus.FAILED, PaymentStatus.RELEASED):
+        for seat in seats:
+            _free_held(institution, seat)
+    db.session.flush()
+
+
+def _book_paid(institution, seats: list[Seat]) -> None:
+    enrolment = seats[0].enrolment
+    course = enrolment.course
+    for seat in seats:
+        seat.status = SeatStatus.BOOKED
+    db.session.flush()
+    for seat in seats:
+        schedule_reminders(institution, seat)
+    contacts.add_event(
+        enrolment.contact, EventKind.COURSE, {"action": "paid", "course": course.title}
+    )
+    stage = Stage.TRIAL_BOOKED if course.kind == CourseKind.TRIAL else Stage.ENROLLED
+    leads.advance_lead(enrolment.contact, stage)
+    _confirm(institution, enrolment)
+
+
+def _free_held(institution, seat: Seat) -> None:
+    """A held seat whose payment will not come: it goes back to the lesson (to the first
+    family waiting, if any)."""
+    lesson = _locked_lesson(seat.lesson_id)
+    db.session.refresh(seat)
+    if seat.status != SeatStatus.HELD:
+        return
+    seat.status = SeatStatus.CANCELLED
+    seat.cancelled_at = utcnow()
+    enrolment = seat.enrolment
+    if all(other.status == SeatStatus.CANCELLED for other in enrolment.seats):
+        enrolment.status = EnrolmentStatus.CANCELLED
+        enrolment.cancelled_at = utcnow()
+    db.session.flush()
+    if lesson.is_bookable(utcnow()):
+        _promote_first_waiting(institution, lesson)
 
 
 def find_family(
@@ -263,7 +435,7 @@ def take_seat(institution, enrolment: Enrolment, lesson_id: int) -> Seat:
     )
     if seat is not None and seat.status != SeatStatus.CANCELLED:
         return seat
-    free = booked_count(lesson.id) < lesson.course.capacity
+    free = taken_count(lesson.id) < lesson.course.capacity
     status = SeatStatus.BOOKED if free else SeatStatus.WAITLISTED
     if seat is None:
         seat = Seat(
@@ -366,7 +538,7 @@ def cancel_seat(institution, seat: Seat, actor=None) -> Seat | None:
 
 
 def _promote_first_waiting(institution, lesson: Lesson) -> Seat | None:
-    if booked_count(lesson.id) >= lesson.course.capacity:
+    if taken_count(lesson.id) >= lesson.course.capacity:
         return None
     waiting = _seats(lesson, SeatStatus.WAITLISTED)
     if not waiting:

@@ -14,7 +14,13 @@ from app.accounts.models import MANAGERS
 from app.contacts.models import SourceKind
 from app.contacts.services import Touch
 from app.courses import queries, services
-from app.courses.forms import CourseForm, EnrolForm, LessonForm, RegistrationForm
+from app.courses.forms import (
+    CourseForm,
+    EnrolForm,
+    LessonForm,
+    PaidRegistrationForm,
+    RegistrationForm,
+)
 from app.courses.models import (
     ATTENDANCE_LABELS,
     ENROLMENT_STATUS_LABELS,
@@ -36,6 +42,9 @@ from app.extensions import db, limiter
 from app.forms import ConfirmForm
 from app.images import image_response, qr_response, update_cover
 from app.money import to_major, to_minor
+from app.payments import gateway
+from app.payments.models import PaymentStatus
+from app.payments.views import checkout, checkout_url, drop_card_fields
 from app.tenancy import (
     current_institution,
     from_local,
@@ -137,6 +146,7 @@ def course_detail(course_id: int):
         course=course,
         share_url=_share_url(course),
         counts=queries.seat_counts([lesson.id for lesson in course.lessons]),
+        can_register_online=services.can_register_online(course),
         lesson_form=LessonForm(formdata=None),
         enrol_form=EnrolForm(formdata=None),
         enrolments=enrolments,
@@ -350,32 +360,21 @@ def _course_key() -> str:
     lambda: current_app.config["FORM_LIMIT_PER_FORM"], methods=["POST"], key_func=_course_key
 )
 def course_page(code: str):
+    """The course and its registration form; a paid course is paid for here too."""
     institution = current_institution()
     course = queries.course_by_code(institution, code) or abort(404)
     now = utcnow()
     lessons = course.upcoming_lessons(now)
-    form = RegistrationForm()
+    form = RegistrationForm() if course.is_free else drop_card_fields(PaidRegistrationForm())
     form.lessons.choices = [SelectChoice(lesson.id, "") for lesson in lessons]
     if request.method == "GET":
         form.lessons.data = [lesson.id for lesson in lessons]
     elif form.validate_on_submit():
         if form.website.data:  # the honeypot: a bot
             abort(404)
-        registration = _registration(form, current_language())
-        registration.consent_text = _consent_text(institution)
-        try:
-            enrolment = services.register(
-                institution,
-                course,
-                form.lessons.data or [],
-                registration,
-                Touch.from_request(SourceKind.COURSE, course.code, request.args, request.referrer),
-            )
-        except ServiceError as error:
-            report(error, form)
-        else:
-            db.session.commit()
-            return redirect(url_for(".registered", code=code, enrolment_code=enrolment.code))
+        response = _register(institution, course, form)
+        if response is not None:
+            return response
     return render_template(
         "courses/public_course.html",
         course=course,
@@ -383,8 +382,44 @@ def course_page(code: str):
         counts=queries.seat_counts([lesson.id for lesson in lessons]),
         form=form,
         consent_text=_consent_text(institution),
+        can_register=course.is_open and services.can_register_online(course),
+        pay_minutes=int(current_app.config["PAYMENT_PENDING_TIMEOUT"].total_seconds() // 60),
         **LABELS,
     ), form_status(form)
+
+
+def _register(institution, course: Course, form: RegistrationForm):
+    """Register, and for a paid course take the payment (the seats are held meanwhile).
+    Returns a redirect, or None to show the form again with its errors."""
+    registration = _registration(form, current_language())
+    registration.consent_text = _consent_text(institution)
+    touch = Touch.from_request(SourceKind.COURSE, course.code, request.args, request.referrer)
+    try:
+        enrolment = services.register(
+            institution, course, form.lessons.data or [], registration, touch
+        )
+    except ServiceError as error:
+        report(error, form)
+        return None
+    payment = services.pending_payment(enrolment)
+    # The held seats and their pending payment are committed before Stripe is called: a
+    # crash in between leaves rows that the payment's deadline frees.
+    db.session.commit()
+    done = url_for(".registered", code=course.code, enrolment_code=enrolment.code)
+    if payment is None:
+        return redirect(done)
+    response = checkout(payment, form, course.title, done)
+    if response is not None:  # the Payment Element: Stripe brings the parent back to `done`
+        return response
+    if payment.status == PaymentStatus.FAILED:
+        # Declined: the seats are released; the form is shown again to try another card.
+        message = _(
+            "The payment did not go through: %(reason)s Nothing is taken from your card.",
+            reason=payment.failure_message or "",
+        )
+        report(ServiceError(message, field="card_number", code="declined"), form)
+        return None
+    return redirect(done)
 
 
 def _consent_text(institution) -> str:
@@ -404,15 +439,30 @@ def _enrolment_by_code(code: str, enrolment_code: str) -> Enrolment:
 
 @public.get("/c/<code>/r/<enrolment_code>")
 def registered(code: str, enrolment_code: str):
-    """The confirmation, at an unguessable address: it names the child and the lessons."""
+    """The confirmation, at an unguessable address: it names the child and the lessons,
+    and for a paid course what became of the payment."""
     enrolment = _enrolment_by_code(code, enrolment_code)
     seats = [s for s in enrolment.seats if s.status != SeatStatus.CANCELLED]
+    payment = None if enrolment.course.is_free else services.latest_payment(enrolment)
+    pay_url = None
+    if (
+        payment is not None
+        and payment.status == PaymentStatus.PENDING
+        and payment.intent_id
+        and not gateway.uses_test_card()
+    ):  # left the Payment Element before paying: the way back to it
+        pay_url = checkout_url(payment, enrolment.course.title, request.path)
     return render_template(
         "courses/public_registered.html",
         enrolment=enrolment,
         course=enrolment.course,
         seats=sorted(seats, key=lambda s: s.lesson.starts_at),
         positions={s.id: services.waitlist_position(s) for s in seats},
+        payment=payment,
+        pay_url=pay_url,
+        pay_by=payment.created_at + current_app.config["PAYMENT_PENDING_TIMEOUT"]
+        if payment
+        else None,
         **LABELS,
     )
 

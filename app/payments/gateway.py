@@ -36,9 +36,25 @@ def account_for(institution_id: int) -> StripeAccount | None:
     )
 
 
-def is_test_mode() -> bool:
-    """True against localstripe (development and tests): cards are typed into our own test
-    form and confirmed from the server, as there is no Stripe.js to load."""
+CHECKOUTS = ("test_card", "payment_element")
+
+
+def uses_test_card() -> bool:
+    """How parents pay. True: a test card typed into our own form, confirmed from the server
+    (localstripe, in development and tests, where Stripe.js cannot be loaded). False:
+    Stripe's Payment Element confirms the PaymentIntent in the browser (real Stripe).
+    STRIPE_CHECKOUT chooses; by default, the test card exactly against localstripe."""
+    config = current_app.config
+    checkout = config["STRIPE_CHECKOUT"] or (
+        "test_card" if config["STRIPE_API_BASE"] else "payment_element"
+    )
+    if checkout not in CHECKOUTS:
+        raise RuntimeError(f"STRIPE_CHECKOUT must be one of {CHECKOUTS}, not {checkout!r}")
+    return checkout == "test_card"
+
+
+def is_local() -> bool:
+    """True against localstripe rather than Stripe itself."""
     return bool(current_app.config["STRIPE_API_BASE"])
 
 
@@ -50,11 +66,14 @@ def is_configured(institution_id: int) -> bool:
     return True
 
 
-def publishable_key(institution_id: int) -> str:
+def browser_keys(institution_id: int) -> tuple[str, str | None]:
+    """What Stripe.js is started with: the publishable key, and the connected account it
+    acts for (None for an institution with its own keys)."""
     account = account_for(institution_id)
     if account and account.publishable_key and not account.is_connected:
-        return account.publishable_key
-    return current_app.config["STRIPE_PUBLISHABLE_KEY"]
+        return account.publishable_key, None
+    connected = account.connected_account_id if account else None
+    return current_app.config["STRIPE_PUBLISHABLE_KEY"], connected
 
 
 def _client(institution_id: int) -> stripe.StripeClient:
@@ -92,7 +111,7 @@ def _metadata(payment: Payment) -> dict:
 def create_test_card(institution_id: int, number: str, exp_month: int, exp_year: int, cvc: str):
     """A PaymentMethod from a test card typed into our own form (test mode only: real
     card numbers never reach our servers; Stripe.js collects them in production)."""
-    if not is_test_mode():
+    if not is_local():
         raise RuntimeError("card numbers are only accepted against localstripe")
     try:
         method = _client(institution_id).v1.payment_methods.create(
@@ -113,8 +132,10 @@ def create_test_card(institution_id: int, number: str, exp_month: int, exp_year:
     return method.id
 
 
-def create_intent(payment: Payment, payment_method: str | None, confirm: bool):
-    """Create the payment's PaymentIntent (confirmed at once when the card is known)."""
+def create_intent(payment: Payment, payment_method: str | None = None):
+    """Create the payment's PaymentIntent: confirmed at once with a test card's
+    PaymentMethod, or, without one, unconfirmed for the Payment Element to confirm in the
+    browser with whatever way of paying the parent picks there."""
     params: dict = {
         "amount": payment.amount,
         "currency": payment.currency.lower(),
@@ -123,10 +144,11 @@ def create_intent(payment: Payment, payment_method: str | None, confirm: bool):
     }
     if payment_method:
         params["payment_method"] = payment_method
-    if confirm:
         params["confirm"] = True
-    if not is_test_mode():
-        params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
+    elif is_local():  # localstripe knows no automatic payment methods
+        params["payment_method_types"] = ["card"]
+    else:
+        params["automatic_payment_methods"] = {"enabled": True}
     try:
         return _client(payment.institution_id).v1.payment_intents.create(
             params=params, options={"idempotency_key": _key(payment, "create")}

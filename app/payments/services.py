@@ -177,7 +177,7 @@ def pay(payment: Payment, card: tuple[str, int, int, str]) -> Payment:
     declined card fails the payment and nothing else."""
     try:
         method = gateway.create_test_card(payment.institution_id, *card)
-        intent = gateway.create_intent(payment, method, confirm=True)
+        intent = gateway.create_intent(payment, method)
     except gateway.Declined as declined:
         _fail(payment, declined.message, "card declined")
         return payment
@@ -185,6 +185,27 @@ def pay(payment: Payment, card: tuple[str, int, int, str]) -> Payment:
     db.session.flush()
     apply_intent(payment, intent, "checkout")
     return payment
+
+
+def begin(payment: Payment) -> Payment:
+    """Create the PaymentIntent for Stripe's Payment Element to confirm in the browser (the
+    parent comes back to our return page, which reads it back; so do the webhook and the
+    reconciliation). Safe to call again: the intent is created once."""
+    if payment.intent_id is None:
+        intent = gateway.create_intent(payment)
+        payment.intent_id = intent["id"]
+        db.session.flush()
+    return payment
+
+
+def client_secret(payment: Payment) -> str | None:
+    """The secret Stripe.js confirms the payment with, while it can still be paid."""
+    if payment.intent_id is None or payment.status != PaymentStatus.PENDING:
+        return None
+    intent = gateway.retrieve_intent(payment)
+    if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+        return None
+    return intent["client_secret"]
 
 
 def capture(payment: Payment, cause: str) -> PaymentStatus:

@@ -1,26 +1,130 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import stripe
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from app import tokens
 from app.accounts.models import Role
-from app.errors import form_status
-from app.extensions import csrf, db, limiter
+from app.errors import ServiceError, form_status
+from app.extensions import csrf, db, limiter, talisman
 from app.jobs import enqueue_after_commit
 from app.payments import gateway, services
-from app.payments.forms import StripeSettingsForm
+from app.payments.forms import CardForm, StripeSettingsForm
+from app.payments.models import Payment, PaymentStatus
 from app.payments.tasks import process_stripe_event
-from app.tenancy import current_institution, institution_by_slug, require_role, staff_blueprint
+from app.tenancy import (
+    current_institution,
+    institution_by_slug,
+    public_blueprint,
+    require_role,
+    staff_blueprint,
+)
 from app.urls import external_url
+from app.web import CONTENT_SECURITY_POLICY, current_language
 
 log = logging.getLogger(__name__)
 
 staff = staff_blueprint("payments", __name__)
+public = public_blueprint("payments_public", __name__)
 webhooks = Blueprint("stripe_webhooks", __name__)
-BLUEPRINTS = [staff, webhooks]
+BLUEPRINTS = [staff, public, webhooks]
+
+# The checkout page loads Stripe.js, which draws the Payment Element in frames of its own
+# and talks to Stripe's API; only that page's policy lets it.
+CHECKOUT_POLICY = {
+    **CONTENT_SECURITY_POLICY,
+    "script-src": ["'self'", "https://js.stripe.com"],
+    "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+    "connect-src": ["'self'", "https://api.stripe.com"],
+    "img-src": ["'self'", "data:", "https://*.stripe.com"],
+}
+CHECKOUT_LINK_AGE = timedelta(days=1)
+
+
+# --- the parent's checkout -------------------------------------------------------------------
+
+
+def checkout(payment: Payment, form: CardForm, title: str, next_url: str):
+    """Pay for a pending payment the caller has committed, the same way for every domain.
+
+    With the test card form (localstripe) the card in `form` is charged here and None is
+    returned: the caller reads the outcome from its own rows, which the payment's
+    transition handler has already updated. With Stripe's Payment Element, the
+    PaymentIntent is created and the parent is sent to the checkout page; Stripe brings
+    them back to our return page, which reads the payment back and goes on to `next_url`
+    (a path of this site).
+    """
+    if gateway.uses_test_card():
+        services.pay(payment, form.card())
+        db.session.commit()
+        return None
+    services.begin(payment)
+    db.session.commit()
+    return redirect(checkout_url(payment, title, next_url))
+
+
+def checkout_url(payment: Payment, title: str, next_url: str) -> str:
+    """The checkout page of a payment begun for the Payment Element (valid for a day)."""
+    token = tokens.sign("checkout", {"payment": payment.id, "title": title, "next": next_url})
+    return url_for("payments_public.checkout_page", token=token)
+
+
+def drop_card_fields(form: CardForm) -> CardForm:
+    """The form without its test card fields when Stripe.js collects the card instead."""
+    if not gateway.uses_test_card():
+        for name in ("card_number", "card_expiry", "card_cvc"):
+            delattr(form, name)
+    return form
+
+
+def _checkout(token: str) -> tuple[Payment, dict]:
+    try:
+        data = tokens.load("checkout", token, CHECKOUT_LINK_AGE)
+    except ServiceError:
+        abort(404)
+    payment = db.session.get(Payment, data["payment"])
+    if payment is None or payment.institution_id != current_institution().id:
+        abort(404)
+    return payment, data
+
+
+@public.get("/pay/<token>")
+@talisman(content_security_policy=CHECKOUT_POLICY)
+def checkout_page(token: str):
+    """Stripe's Payment Element for one pending payment; once it is no longer payable (paid,
+    failed, timed out) the parent goes on to what it was for."""
+    payment, data = _checkout(token)
+    secret = services.client_secret(payment)
+    if secret is None:
+        return redirect(data["next"])
+    key, account = gateway.browser_keys(payment.institution_id)
+    return render_template(
+        "payments/checkout.html",
+        payment=payment,
+        title=data["title"],
+        client_secret=secret,
+        publishable_key=key,
+        stripe_account=account,
+        stripe_locale="zh" if current_language().startswith("zh") else "en",
+        return_url=url_for(".checkout_done", token=token, _external=True),
+        back_url=data["next"],
+    )
+
+
+@public.get("/pay/<token>/done")
+def checkout_done(token: str):
+    """Where Stripe sends the parent after the Payment Element: read the PaymentIntent
+    back (the webhook may not have arrived yet) and go on."""
+    payment, data = _checkout(token)
+    status = services.sync(payment, "checkout return")
+    db.session.commit()
+    if status == PaymentStatus.PENDING and request.args.get("redirect_status") == "failed":
+        flash(_("The payment did not go through. Nothing is taken from your card."), "error")
+    return redirect(data["next"])
 
 
 @webhooks.post("/stripe/webhook/<institution_slug>")
@@ -71,6 +175,6 @@ def settings():
         form=form,
         account=account,
         is_configured=gateway.is_configured(institution.id),
-        test_mode=gateway.is_test_mode(),
+        test_mode=gateway.is_local(),
         webhook_url=external_url("stripe_webhooks.webhook", institution_slug=institution.slug),
     ), form_status(form)
