@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import stripe
-from flask import current_app
 from sqlalchemy import select
 
 from app.campaigns import services
@@ -14,10 +12,8 @@ from app.courses.models import CourseKind
 from app.db import utcnow
 from app.extensions import db
 from app.tenancy import bind_institution, unbind_institution
+from tests.checkout import VISA
 from tests.courses.conftest import make_course
-
-VISA = "4242 4242 4242 4242"
-DECLINED = "4000 0000 0000 0341"  # accepted as a card, declined when charged
 
 
 def make_group_buy(institution, team_size: int = 3, team_hours: int = 24, **values) -> GroupBuy:
@@ -93,24 +89,3 @@ def members(team: Team) -> list[TeamMember]:
             select(TeamMember).where(TeamMember.team_id == team.id).order_by(TeamMember.id)
         )
     )
-
-
-def stripe_client() -> stripe.StripeClient:
-    """The test's own view of localstripe, to check what really happened there."""
-    return stripe.StripeClient(
-        current_app.config["STRIPE_SECRET_KEY"],
-        base_addresses={"api": current_app.config["STRIPE_API_BASE"]},
-    )
-
-
-def intent(payment_intent_id: str):
-    return stripe_client().v1.payment_intents.retrieve(payment_intent_id)
-
-
-def captures_of(payment_intent_id: str) -> int:
-    """How many times localstripe moved money for this PaymentIntent's charge: each capture
-    writes one balance transaction, so a double capture would show as 2."""
-    charge = intent(payment_intent_id).to_dict()["latest_charge"]
-    charge_id = charge["id"] if isinstance(charge, dict) else charge
-    transactions = stripe_client().v1.balance_transactions.list(params={"limit": 100})
-    return sum(1 for txn in transactions.auto_paging_iter() if txn.to_dict()["source"] == charge_id)

@@ -15,8 +15,6 @@ from app.extensions import db
 from app.payments import gateway
 from app.payments.models import PaymentStatus
 from tests.campaigns.conftest import (
-    captures_of,
-    intent,
     join_team,
     make_group_buy,
     members,
@@ -24,6 +22,7 @@ from tests.campaigns.conftest import (
     open_team,
     parent,
 )
+from tests.checkout import captures_of, intent
 from tests.concurrency import committed_data, run_in_parallel
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_institution, make_member

@@ -17,18 +17,8 @@ from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.payments.models import Payment, PaymentStatus, PaymentTransition
-from app.payments.services import save_account
-from app.tenancy import bind_institution, unbind_institution
-from tests.campaigns.conftest import (
-    DECLINED,
-    captures_of,
-    intent,
-    join_team,
-    make_group_buy,
-    members,
-    only_team,
-    open_team,
-)
+from tests.campaigns.conftest import join_team, make_group_buy, members, only_team, open_team
+from tests.checkout import DECLINED, captures_of, intent, pay_like_stripe_js
 from tests.factories import login
 
 
@@ -281,20 +271,44 @@ def test_the_payment_history_records_every_transition(client, institution):
     ]
 
 
-def test_with_live_keys_a_join_is_refused_plainly_until_the_payment_element_exists(
-    app, client, institution, localstripe
+def test_with_the_payment_element_a_join_is_paid_in_the_browser_and_read_back_on_return(
+    app, client, institution, monkeypatch
 ):
-    group_buy = make_group_buy(institution)
-    bind_institution(institution)
-    save_account(institution, secret_key="sk_live_cohort", webhook_secret="whsec_live")
-    unbind_institution()
-    db.session.commit()
-    app.config["STRIPE_API_BASE"] = ""
-    try:
-        response = open_team(client, institution, group_buy, 1)
-    finally:
-        app.config["STRIPE_API_BASE"] = localstripe.url
-    assert response.status_code == 422
-    assert "Online payment is not available yet." in response.get_data(as_text=True)
-    assert db.session.scalar(select(func.count()).select_from(TeamMember)) == 0
-    assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
+    """Real Stripe: no card fields here; the parent is sent to the checkout page, Stripe.js
+    confirms the hold, and our return page reads it back and claims the seat."""
+    monkeypatch.setitem(app.config, "STRIPE_CHECKOUT", "payment_element")
+    group_buy = make_group_buy(institution, team_size=2)
+    form_page = client.get(f"/{institution.slug}/gb/{group_buy.code}").get_data(as_text=True)
+
+    opened = open_team(client, institution, group_buy, 1, card_number="", card_cvc="")
+    checkout_url = opened.headers["Location"]
+    checkout = client.get(checkout_url)
+    leader = members(only_team(group_buy))[0]
+    page = checkout.get_data(as_text=True)
+
+    assert "card_number" not in form_page
+    assert opened.status_code == 302 and f"/{institution.slug}/pay/" in checkout_url
+    assert checkout.status_code == 200
+    assert f"{leader.payment.intent_id}_secret_" in page and "pk_test_cohort" in page
+    assert "https://js.stripe.com/v3/" in page
+    assert "https://js.stripe.com" in checkout.headers["Content-Security-Policy"]
+    assert (
+        "js.stripe.com"
+        not in client.get(f"/{institution.slug}/gb/{group_buy.code}").headers[
+            "Content-Security-Policy"
+        ]
+    )  # only the checkout page may load Stripe.js
+    assert leader.status == MemberStatus.PENDING
+    assert intent(leader.payment.intent_id).capture_method == "manual"
+
+    pay_like_stripe_js(leader.payment.intent_id)
+    back = client.get(f"{checkout_url}/done?redirect_status=succeeded")
+
+    team = only_team(group_buy)
+    db.session.refresh(leader)
+    assert back.status_code == 302
+    assert back.headers["Location"].endswith(f"/gb/{group_buy.code}/t/{team.code}")
+    assert (leader.status, team.member_count) == (MemberStatus.AUTHORISED, 1)
+    assert [t.cause for t in leader.payment.transitions] == ["checkout return"]
+    # Paid: the checkout link now leads on to the team instead of asking again.
+    assert client.get(checkout_url).headers["Location"].endswith(f"/t/{team.code}")

@@ -51,3 +51,45 @@ def test_twenty_parallel_registrations_for_five_seats_give_five_seats_and_fiftee
             ).all()
         )
         assert counts == {SeatStatus.BOOKED: 5, SeatStatus.WAITLISTED: 15}
+
+
+@pytest.mark.committed
+def test_ten_parallel_paid_registrations_for_two_seats_charge_exactly_two_families(app):
+    from app.payments.models import Payment, PaymentStatus
+    from tests.checkout import VISA
+
+    with committed_data() as made:
+        institution = make_institution()
+        db.session.commit()
+        made["institutions"].append(institution.id)
+        course = make_course(
+            institution, starts=[utcnow() + timedelta(days=2)], capacity=2, price_amount=9900
+        )
+        url = f"/{institution.slug}/c/{course.code}"
+        lesson_id = course.lessons[0].id
+        db.session.remove()
+
+        def register(n: int) -> int:
+            data = {
+                **FAMILY,
+                "phone": f"1390014{n:04d}",
+                "student_name": f"Child {n}",
+                "lessons": [lesson_id],
+                "card_number": VISA,
+                "card_expiry": "12/30",
+                "card_cvc": "123",
+            }
+            client = app.test_client()
+            return client.post(
+                url, data=data, environ_base={"REMOTE_ADDR": f"10.31.0.{n}"}
+            ).status_code
+
+        results = run_in_parallel(10, register)
+
+        assert sorted(results) == [302] * 2 + [422] * 8
+        statuses = db.session.scalars(select(Seat.status).where(Seat.lesson_id == lesson_id)).all()
+        payments = db.session.scalars(
+            select(Payment.status).where(Payment.institution_id == institution.id)
+        ).all()
+        assert statuses == [SeatStatus.BOOKED] * 2  # the losers wrote nothing
+        assert payments == [PaymentStatus.CAPTURED] * 2  # and were never charged

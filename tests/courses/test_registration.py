@@ -69,15 +69,6 @@ def test_bad_registrations_say_why_and_change_nothing(client, institution):
     assert (count(Contact), count(Enrolment), count(Seat), count(OutboxMessage)) == (0, 0, 0, 0)
 
 
-def test_a_paid_course_is_not_purchasable_yet(client, institution):
-    course = make_course(institution, price_amount=990)
-    page = client.get(f"/{institution.slug}/c/{course.code}").get_data(as_text=True)
-    assert "not available yet" in page
-    response = register(client, institution, course)
-    assert response.status_code == 422
-    assert count(Enrolment) == 0 and count(Contact) == 0
-
-
 def test_a_full_lesson_puts_the_family_on_the_waitlist_and_a_cancellation_promotes_them(
     client, institution, owner, mail_server
 ):

@@ -21,8 +21,8 @@ from tests.campaigns.conftest import (
     only_team,
     open_team,
     parent,
-    stripe_client,
 )
+from tests.checkout import stripe_client
 
 
 def test_a_hold_that_expires_at_stripe_is_found_and_its_seat_freed(client, institution):
