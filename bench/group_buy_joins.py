@@ -48,6 +48,7 @@ def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
     from app.courses.models import CourseKind
     from app.db import utcnow
     from app.extensions import db
+    from app.payments import services as payments
     from app.tenancy import bind_institution
     from tests.factories import make_institution
 
@@ -86,9 +87,7 @@ def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
                 institution, group_buy, None, leader, Touch(SourceKind.CAMPAIGN)
             )
             db.session.commit()
-            member = campaigns.pay_member(
-                institution, member, ("4242424242424242", 12, 2030, "123")
-            )
+            payments.pay(member.payment, ("4242424242424242", 12, 2030, "123"))
             db.session.commit()
             codes.append(member.team.code)
         result = institution.slug, group_buy.code, codes
