@@ -353,21 +353,11 @@ def _book_paid(institution, seats: list[Seat]) -> None:
 
 
 def _free_held(institution, seat: Seat) -> None:
-    """A held seat whose payment will not come: it goes back to the lesson (to the first
-    family waiting, if any)."""
+    """A held seat whose payment will not come goes back to the lesson."""
     lesson = _locked_lesson(seat.lesson_id)
     db.session.refresh(seat)
-    if seat.status != SeatStatus.HELD:
-        return
-    seat.status = SeatStatus.CANCELLED
-    seat.cancelled_at = utcnow()
-    enrolment = seat.enrolment
-    if all(other.status == SeatStatus.CANCELLED for other in enrolment.seats):
-        enrolment.status = EnrolmentStatus.CANCELLED
-        enrolment.cancelled_at = utcnow()
-    db.session.flush()
-    if lesson.is_bookable(utcnow()):
-        _promote_first_waiting(institution, lesson)
+    if seat.status == SeatStatus.HELD:
+        _give_up(institution, lesson, seat)
 
 
 def find_family(
@@ -517,22 +507,29 @@ def cancel_seat(institution, seat: Seat, actor=None) -> Seat | None:
     db.session.refresh(seat)
     if seat.status == SeatStatus.CANCELLED:
         return None
-    was_booked = seat.status == SeatStatus.BOOKED
-    seat.status = SeatStatus.CANCELLED
-    seat.cancelled_at = utcnow()
-    notifications.cancel_topic(seat.institution_id, seat.topic)
-    enrolment = seat.enrolment
     contacts.add_event(
-        enrolment.contact,
+        seat.enrolment.contact,
         EventKind.COURSE,
         {"action": "cancelled", "course": lesson.course.title, "at": lesson.starts_at.isoformat()},
         actor,
     )
+    return _give_up(institution, lesson, seat)
+
+
+def _give_up(institution, lesson: Lesson, seat: Seat) -> Seat | None:
+    """Cancel the seat (under its lesson's lock) with its unsent reminders, and the
+    enrolment with its last seat; a seat that counted against capacity goes to the first
+    family waiting. Returns the promoted seat."""
+    took_a_seat = seat.status in TAKEN
+    seat.status = SeatStatus.CANCELLED
+    seat.cancelled_at = utcnow()
+    notifications.cancel_topic(seat.institution_id, seat.topic)
+    enrolment = seat.enrolment
     if all(other.status == SeatStatus.CANCELLED for other in enrolment.seats):
         enrolment.status = EnrolmentStatus.CANCELLED
         enrolment.cancelled_at = utcnow()
     db.session.flush()
-    if not was_booked or not lesson.is_bookable(utcnow()):
+    if not took_a_seat or not lesson.is_bookable(utcnow()):
         return None
     return _promote_first_waiting(institution, lesson)
 

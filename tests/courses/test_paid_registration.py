@@ -9,6 +9,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from app.contacts.models import Contact
+from app.courses import services
 from app.courses.models import Enrolment, EnrolmentStatus, Seat, SeatStatus
 from app.db import utcnow
 from app.extensions import db
@@ -16,6 +17,7 @@ from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import OutboxMessage
 from app.payments.models import Payment, PaymentStatus
+from app.tenancy import bind_institution, unbind_institution
 from tests.checkout import DECLINED, VISA, captures_of, intent, pay_like_stripe_js
 from tests.courses.conftest import FAMILY, make_course, register
 
@@ -160,23 +162,30 @@ def test_a_checkout_abandoned_for_fifteen_minutes_frees_its_seat_at_its_deadline
     assert register(client, institution, course, **CARD, **family(2)).status_code == 302
 
 
-def test_a_payment_arriving_for_seats_given_up_meanwhile_is_refunded(
+def test_a_held_seat_given_up_by_staff_goes_to_the_waitlist_and_late_money_is_refunded(
     app, client, institution, monkeypatch
 ):
     monkeypatch.setitem(app.config, "STRIPE_CHECKOUT", "payment_element")
-    course = make_course(institution, price_amount=PRICE)
-    response = register(client, institution, course)
+    course = make_course(institution, price_amount=PRICE, capacity=1)
+    response = register(client, institution, course)  # holds the only seat, pays slowly
     payment = db.session.scalars(select(Payment)).one()
-    seat = db.session.scalars(select(Seat)).one()
-    seat.status = SeatStatus.CANCELLED  # staff gave the seat up while the parent paid
+    bind_institution(institution)
+    desk = services.enrol_by_staff(  # paid at the desk: waits, as the seat is held
+        institution, course, services.Registration("Li Na", "13900139000", "Mimi"), actor=None
+    )
+    held = db.session.scalars(select(Seat).where(Seat.status == SeatStatus.HELD)).one()
+    promoted = services.cancel_seat(institution, held)  # staff give the held seat up
+    unbind_institution()
     db.session.commit()
 
     pay_like_stripe_js(payment.intent_id)
     client.get(f"{response.headers['Location']}/done?redirect_status=succeeded")
 
     db.session.refresh(payment)
-    assert payment.status == PaymentStatus.REFUNDED
-    assert intent(payment.intent_id).to_dict()["latest_charge"]  # charged, then refunded
+    assert promoted is not None and promoted.enrolment_id == desk.id
+    assert seats(course) == {SeatStatus.BOOKED: 1, SeatStatus.CANCELLED: 1}
+    assert payment.status == PaymentStatus.REFUNDED  # the money came for a seat now gone
+    assert intent(payment.intent_id).to_dict()["latest_charge"]
 
 
 def test_without_a_stripe_account_a_paid_course_says_so_and_takes_nothing(
