@@ -20,6 +20,7 @@ from app.payments.models import Payment, PaymentStatus
 from app.tenancy import bind_institution, unbind_institution
 from tests.checkout import DECLINED, VISA, captures_of, intent, pay_like_stripe_js
 from tests.courses.conftest import FAMILY, make_course, register
+from tests.factories import make_institution
 
 PRICE = 19900  # ¥199.00
 CARD = {"card_number": VISA, "card_expiry": "12/30", "card_cvc": "123"}
@@ -201,3 +202,20 @@ def test_without_a_stripe_account_a_paid_course_says_so_and_takes_nothing(
     assert "not available yet" in page
     assert response.status_code == 422
     assert (count(Contact), count(Enrolment), count(Payment)) == (0, 0, 0)
+
+
+def test_a_checkout_link_works_only_for_its_own_institution_and_unaltered(
+    app, client, institution, monkeypatch
+):
+    monkeypatch.setitem(app.config, "STRIPE_CHECKOUT", "payment_element")
+    course = make_course(institution, price_amount=PRICE)
+    checkout_url = register(client, institution, course).headers["Location"]
+    token = checkout_url.rsplit("/", 1)[1]
+    other = make_institution()
+    db.session.commit()
+
+    assert client.get(checkout_url).status_code == 200
+    assert client.get(f"/{other.slug}/pay/{token}").status_code == 404
+    assert client.get(f"/{other.slug}/pay/{token}/done").status_code == 404
+    assert client.get(f"/{institution.slug}/pay/{token[:-2]}xx").status_code == 404
+    assert db.session.scalar(select(Payment.status)) == PaymentStatus.PENDING
