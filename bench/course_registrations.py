@@ -30,8 +30,16 @@ from harness import (
 )
 
 
-def prepare(database_url: str, redis_url: str, lessons: int, capacity: int):
-    """A school and a course; returns (slug, course code, lesson ids)."""
+def prepare(
+    database_url: str,
+    redis_url: str,
+    lessons: int,
+    capacity: int,
+    price_amount: int = 0,
+    **config,
+):
+    """A school and a course (a trial, or a regular course if it has a price); returns
+    (slug, course code, lesson ids)."""
     from app.courses import services as courses
     from app.courses.models import CourseKind
     from app.db import utcnow
@@ -39,12 +47,17 @@ def prepare(database_url: str, redis_url: str, lessons: int, capacity: int):
     from app.tenancy import bind_institution
     from tests.factories import make_institution
 
-    app = fresh_app(database_url, redis_url)
+    app = fresh_app(database_url, redis_url, **config)
     with app.app_context():
         institution = make_institution(slug="bench-school")
         bind_institution(institution)
         course = courses.save_course(
-            institution, None, title="Bench trial", kind=CourseKind.TRIAL, capacity=capacity
+            institution,
+            None,
+            title="Bench course",
+            kind=CourseKind.REGULAR if price_amount else CourseKind.TRIAL,
+            capacity=capacity,
+            price_amount=price_amount,
         )
         ids = [
             courses.add_lesson(

@@ -26,15 +26,15 @@ from collections import Counter
 from datetime import timedelta
 
 from harness import (
+    TEST_CARD,
     argument_parser,
     count_rows,
     fresh_app,
     latency_line,
     post_like_a_parent,
     run_clients,
+    stripe_config,
 )
-
-STRIPE_KEY = "sk_test_bench"
 
 
 def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
@@ -52,9 +52,7 @@ def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
     from app.tenancy import bind_institution
     from tests.factories import make_institution
 
-    app = fresh_app(
-        args.database, args.redis, STRIPE_API_BASE=stripe_url, STRIPE_SECRET_KEY=STRIPE_KEY
-    )
+    app = fresh_app(args.database, args.redis, **stripe_config(stripe_url))
     with app.app_context():
         institution = make_institution(slug="bench-school")
         bind_institution(institution)
@@ -136,17 +134,14 @@ def main() -> None:
                 "phone": f"139{family:08d}",
                 "student_name": f"Child {family}",
                 "consent": "y",
-                "card_number": "4242424242424242",
-                "card_expiry": "12/30",
-                "card_cvc": "123",
+                **TEST_CARD,
             },
             # The campaign page always has the form; a full team's page no longer does, and
             # the point is to race for the last seats.
             page_url=f"{base}/{slug}/gb/{code}",
         )
 
-    env = {"STRIPE_API_BASE": stripe.url, "STRIPE_SECRET_KEY": STRIPE_KEY}
-    results, elapsed = run_clients(args, args.families, join, extra_env=env)
+    results, elapsed = run_clients(args, args.families, join, extra_env=stripe_config(stripe.url))
     stripe.stop()
     statuses = Counter(status for status, _latency in results)
     seats = args.teams * (args.team_size - 1)

@@ -33,6 +33,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+STRIPE_KEY = "sk_test_bench"
+# The test card's fields as the public forms take them (localstripe accepts it).
+TEST_CARD = {"card_number": "4242424242424242", "card_expiry": "12/30", "card_cvc": "123"}
+
+
+def stripe_config(stripe_url: str) -> dict:
+    """The settings that point Cohort at a localstripe (for fresh_app and the server)."""
+    return {"STRIPE_API_BASE": stripe_url, "STRIPE_SECRET_KEY": STRIPE_KEY}
+
+
 def fresh_app(database_url: str, redis_url: str, **config):
     """Drop and recreate the database, apply the migrations; return an app on it."""
     import psycopg

@@ -20,53 +20,19 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from datetime import timedelta
 
+from course_registrations import prepare
 from harness import (
+    TEST_CARD,
     argument_parser,
     count_rows,
-    fresh_app,
     latency_line,
     post_like_a_parent,
     run_clients,
+    stripe_config,
 )
 
-STRIPE_KEY = "sk_test_bench"
 PRICE = 19900
-
-
-def prepare(args, stripe_url: str):
-    """A school and a paid course; returns (slug, course code, lesson ids)."""
-    from app.courses import services as courses
-    from app.courses.models import CourseKind
-    from app.db import utcnow
-    from app.extensions import db
-    from app.tenancy import bind_institution
-    from tests.factories import make_institution
-
-    app = fresh_app(
-        args.database, args.redis, STRIPE_API_BASE=stripe_url, STRIPE_SECRET_KEY=STRIPE_KEY
-    )
-    with app.app_context():
-        institution = make_institution(slug="bench-school")
-        bind_institution(institution)
-        course = courses.save_course(
-            institution,
-            None,
-            title="Bench paid course",
-            kind=CourseKind.REGULAR,
-            capacity=args.capacity,
-            price_amount=PRICE,
-        )
-        ids = [
-            courses.add_lesson(
-                course, starts_at=utcnow() + timedelta(days=2 + n), duration_minutes=60
-            ).id
-            for n in range(args.lessons)
-        ]
-        result = institution.slug, course.code, ids
-        db.session.commit()
-    return result
 
 
 CHECKS = {
@@ -95,7 +61,14 @@ def main() -> None:
     args = parser.parse_args()
 
     stripe = LocalStripe().start()
-    slug, code, lesson_ids = prepare(args, stripe.url)
+    slug, code, lesson_ids = prepare(
+        args.database,
+        args.redis,
+        args.lessons,
+        args.capacity,
+        price_amount=PRICE,
+        **stripe_config(stripe.url),
+    )
 
     def register(base: str, family: int):
         return post_like_a_parent(
@@ -106,14 +79,13 @@ def main() -> None:
                 "student_name": f"Child {family}",
                 "consent": "y",
                 "lessons": lesson_ids,
-                "card_number": "4242424242424242",
-                "card_expiry": "12/30",
-                "card_cvc": "123",
+                **TEST_CARD,
             },
         )
 
-    env = {"STRIPE_API_BASE": stripe.url, "STRIPE_SECRET_KEY": STRIPE_KEY}
-    results, elapsed = run_clients(args, args.families, register, extra_env=env)
+    results, elapsed = run_clients(
+        args, args.families, register, extra_env=stripe_config(stripe.url)
+    )
     stripe.stop()
     statuses = Counter(status for status, _latency in results)
     print(

@@ -263,12 +263,11 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
     # between leaves a row that reconciliation finishes, never a hold nobody knows about.
     db.session.commit()
     _remember(member)
-    team_page = url_for(".team_page", code=group_buy.code, team_code=member.team.code)
-    response = checkout(member.payment, form, group_buy.title, team_page)
+    team_page_url = url_for(".team_page", code=group_buy.code, team_code=member.team.code)
+    response = checkout(member.payment, form, group_buy.title, team_page_url)
     if response is not None:  # the Payment Element: the parent comes back to the team page
         return response
     db.session.refresh(member)
-    team = member.team
     if member.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED):
         flash(_("You are in the team."), "success")
     elif member.release_reason == ReleaseReason.TEAM_FULL:
@@ -293,7 +292,7 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
             ),
             "error",
         )
-    return redirect(url_for(".team_page", code=group_buy.code, team_code=team.code))
+    return redirect(team_page_url)
 
 
 def _consent_text(institution) -> str:

@@ -229,10 +229,7 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
     free seat: nobody pays for a waitlist place. The seats are booked when the payment
     succeeds and freed if it fails or is not finished within PAYMENT_PENDING_TIMEOUT."""
     course = enrolment.course
-    in_progress = db.session.scalar(
-        select(Seat.id).where(Seat.enrolment_id == enrolment.id, Seat.status == SeatStatus.HELD)
-    )
-    if in_progress is not None:
+    if pending_payment(enrolment) is not None:
         raise ServiceError(
             _l("A payment for this child is already in progress. Finish it or try again later."),
             code="payment_in_progress",
@@ -271,16 +268,7 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
                 field="lessons",
                 code="full",
             )
-        seat = existing.get(lesson_id)
-        if seat is None:
-            seat = Seat(
-                institution_id=enrolment.institution_id,
-                lesson_id=lesson.id,
-                enrolment_id=enrolment.id,
-                status=SeatStatus.HELD,
-            )
-            db.session.add(seat)
-        seat.status, seat.queued_at, seat.cancelled_at = SeatStatus.HELD, utcnow(), None
+        seat = _occupy(enrolment, lesson, existing.get(lesson_id), SeatStatus.HELD)
         seat.payment_id = payment.id
     db.session.flush()
     # The deadline is a job (and the periodic reconciliation, should the job be lost).
@@ -426,7 +414,16 @@ def take_seat(institution, enrolment: Enrolment, lesson_id: int) -> Seat:
     if seat is not None and seat.status != SeatStatus.CANCELLED:
         return seat
     free = taken_count(lesson.id) < lesson.course.capacity
-    status = SeatStatus.BOOKED if free else SeatStatus.WAITLISTED
+    seat = _occupy(enrolment, lesson, seat, SeatStatus.BOOKED if free else SeatStatus.WAITLISTED)
+    db.session.flush()
+    if free:
+        schedule_reminders(institution, seat)
+    return seat
+
+
+def _occupy(enrolment: Enrolment, lesson: Lesson, seat: Seat | None, status: SeatStatus) -> Seat:
+    """The enrolment's place in the lesson in `status`: a new seat row, or the given-up one
+    taken again (queued from now)."""
     if seat is None:
         seat = Seat(
             institution_id=enrolment.institution_id,
@@ -437,9 +434,6 @@ def take_seat(institution, enrolment: Enrolment, lesson_id: int) -> Seat:
         db.session.add(seat)
     else:
         seat.status, seat.queued_at, seat.cancelled_at = status, utcnow(), None
-    db.session.flush()
-    if free:
-        schedule_reminders(institution, seat)
     return seat
 
 
