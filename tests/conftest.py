@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextvars
 import os
 import re
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -25,6 +28,10 @@ from app.payments.localstripe import LocalStripe
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+# Every test starts at this time of day in Shanghai (the clock then ticks on), so no test
+# depends on when it runs; CI runs the suite at 03:00 and at 15:00.
+TEST_CLOCK = os.environ.get("COHORT_TEST_CLOCK", "15:00")
+TEST_ZONE = ZoneInfo("Asia/Shanghai")
 
 pytest_plugins = ["tests.factories"]
 
@@ -43,6 +50,30 @@ class IsolatedClient(FlaskClient):
         response = contextvars.Context().run(super().open, *args, **kwargs)
         db.session.expire_all()
         return response
+
+
+def next_occurrence(clock: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """The next instant after `now` at which the clock in `zone` reads `clock` ("HH:MM").
+
+    Always ahead of the real clock (by at most a day), so that what a real browser or
+    server keeps (cookie expiry, Redis TTLs) is never already past."""
+    hour, minute = (int(part) for part in clock.split(":"))
+    local_now = now.astimezone(zone)
+    instant = datetime.combine(local_now.date(), time(hour, minute), tzinfo=zone)
+    return instant if instant > local_now else instant + timedelta(days=1)
+
+
+@pytest.fixture(scope="session")
+def test_start() -> datetime:
+    return next_occurrence(TEST_CLOCK, TEST_ZONE, datetime.now(TEST_ZONE))
+
+
+@pytest.fixture(autouse=True)
+def _clock(test_start):
+    """Every test runs from the same instant of the day (see TEST_CLOCK); time ticks on
+    from there, and tests may travel further."""
+    with time_machine.travel(test_start, tick=True):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +135,7 @@ def _rebuild_schema(database_url: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _context(app, mail_server, request):
+def _context(_clock, app, mail_server, request):
     """Every test: an app context, a transaction rolled back at the end, an empty Redis
     database (jobs, rate-limit counters) and an empty mailbox.
 

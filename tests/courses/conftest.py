@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
 from app.courses import services
 from app.courses.models import Course, CourseKind, Lesson
-from app.db import utcnow
 from app.extensions import db
 from app.notifications.models import Channel, OutboxMessage, OutboxStatus
 from app.tenancy import bind_institution, unbind_institution
@@ -23,6 +22,15 @@ FAMILY = {
 }
 
 
+def local_time(institution, days: int, at: time = time(19, 0)) -> datetime:
+    """`at` on the day `days` from today, in the institution's time zone, as UTC: lessons
+    at a chosen hour, so that no test depends on the hour it runs at."""
+    today = datetime.now(institution.zone).date()
+    return datetime.combine(today + timedelta(days=days), at, tzinfo=institution.zone).astimezone(
+        UTC
+    )
+
+
 def make_course(
     institution,
     starts: list[datetime] | None = None,
@@ -30,7 +38,8 @@ def make_course(
     kind: CourseKind = CourseKind.TRIAL,
     price_amount: int = 0,
 ) -> Course:
-    """A committed course with a lesson at each of `starts` (default: one in three days)."""
+    """A committed course with a lesson at each of `starts` (default: one in three days,
+    at 19:00 local time)."""
     bind_institution(institution)
     course = services.save_course(
         institution,
@@ -40,7 +49,7 @@ def make_course(
         capacity=capacity,
         price_amount=price_amount,
     )
-    for starts_at in starts or [utcnow() + timedelta(days=3)]:
+    for starts_at in starts or [local_time(institution, days=3)]:
         services.add_lesson(course, starts_at=starts_at, duration_minutes=60, place="Room 3")
     unbind_institution()
     db.session.commit()
