@@ -57,8 +57,8 @@ def dev(host: str, port: int):
     local mailbox, on SQLite and an embedded Redis unless DATABASE_URL / REDIS_URL say
     otherwise. Ctrl-C stops everything."""
     from app import demo
-    from app.notifications.mailsink import MailSink
-    from app.notifications.smssink import SmsSink
+    from app.devtools.mailsink import MailSink
+    from app.devtools.smssink import SmsSink
 
     app = current_app._get_current_object()
     config = app.config
@@ -85,7 +85,7 @@ def dev(host: str, port: int):
 
     stripe = None
     if not config["STRIPE_API_BASE"] and not config["STRIPE_SECRET_KEY"]:
-        from app.payments.localstripe import LocalStripe
+        from app.devtools.localstripe import LocalStripe
 
         stripe = LocalStripe("127.0.0.1", 0).start()
         config["STRIPE_API_BASE"] = stripe.url
@@ -178,7 +178,7 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def _show_mail(message, mail_dir: Path) -> None:
-    from app.notifications.mailsink import body_text
+    from app.devtools.mailsink import body_text
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = mail_dir / f"{stamp}-{abs(hash(message['Message-ID'])) % 10**6:06d}.eml"

@@ -114,7 +114,7 @@ CHECKS = {
 
 
 def main() -> None:
-    from app.payments.localstripe import LocalStripe
+    from app.devtools.localstripe import LocalStripe
 
     parser = argument_parser(__doc__)
     parser.add_argument("--families", type=int, default=300)

@@ -22,9 +22,9 @@ from sqlalchemy import text
 from app import create_app, migrate
 from app.config import sqlalchemy_url
 from app.db import Base
+from app.devtools.localstripe import LocalStripe
+from app.devtools.mailsink import MailSink
 from app.extensions import db, limiter, redis_connection
-from app.notifications.mailsink import MailSink
-from app.payments.localstripe import LocalStripe
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -172,7 +172,7 @@ def client(app) -> IsolatedClient:
 
 def link_in(message) -> str:
     """The path of the first link to our site in an e-mail's text part."""
-    from app.notifications.mailsink import body_text
+    from app.devtools.mailsink import body_text
 
     match = re.search(r"http://localhost(/\S+)", body_text(message))
     assert match, body_text(message)

@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.accounts.models import Membership, Role, User
+from app.devtools.mailsink import body_text
 from app.extensions import db
 from app.institutions.models import Institution
 from app.jobs import run_burst
-from app.notifications.mailsink import body_text
 from app.notifications.models import OutboxMessage
 
 SIGNUP = {

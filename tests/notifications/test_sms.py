@@ -9,11 +9,11 @@ import time_machine
 
 from app.contacts.models import SourceKind
 from app.contacts.services import ContactDetails, Touch, find_or_create_contact
+from app.devtools.smssink import SmsSink
 from app.extensions import db
 from app.jobs import run_burst
 from app.notifications.models import OutboxStatus
 from app.notifications.services import notify_contact
-from app.notifications.smssink import SmsSink
 from app.notifications.tasks import sweep_outbox
 
 
