@@ -48,11 +48,14 @@ def configure_logging(app: Flask) -> None:
 
 
 def init_extensions(app: Flask) -> None:
-    from app.accounts.queries import user_by_auth_token
+    from app import tenancy
+    from app.accounts.queries import membership_of, user_by_auth_token
     from app.extensions import csrf, db, limiter, login_manager, redis_connection
     from app.web import init_i18n, init_security, init_templates
 
     db.init_app(app)
+    tenancy.init_app(app)
+    tenancy.set_membership_loader(membership_of)
     redis_connection.init_app(app)  # before the limiter: it may start the embedded Redis
     url = app.config["REDIS_URL"]
     app.config.setdefault(

@@ -128,7 +128,6 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "RECONCILE_INTERVAL_SECONDS": int(env.get("RECONCILE_INTERVAL_SECONDS", "300")),
         "JOIN_LIMIT_PER_IP": env.get("JOIN_LIMIT_PER_IP", "10 per minute;60 per hour"),
         # RQ.
-        "RQ_QUEUES": ("payments", "notifications", "default"),
         "RQ_ASYNC": True,
     }
     if overrides:

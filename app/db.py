@@ -19,7 +19,6 @@ from sqlalchemy import (
     Select,
     create_engine,
     event,
-    func,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -87,13 +86,20 @@ def str_enum(enum_class: type[enum.Enum]) -> Enum:
     )
 
 
-def paginate(query: Select, page: int, per_page: int) -> tuple[list, int]:
-    """One page of `query`'s rows (pages count from 1) and the total number of rows."""
-    from app.extensions import db
+def scoped_select(model, institution) -> Select:
+    """`select(model)` limited to one institution's rows."""
+    return select(model).where(model.institution_id == institution.id)
 
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), total
+
+def assign(row, values: dict) -> None:
+    """Set `row`'s columns from `values` (a service's keyword arguments), refusing any name
+    that is not one of its mapped columns, so a typo is an error, not a stray attribute."""
+    columns = row.__mapper__.columns.keys()
+    unknown = set(values) - set(columns)
+    if unknown:
+        raise TypeError(f"{type(row).__name__} has no column {sorted(unknown)}")
+    for name, value in values.items():
+        setattr(row, name, value)
 
 
 class Base(DeclarativeBase):
@@ -105,7 +111,7 @@ class TenantScoped:
     """Mixin for every row an institution owns.
 
     `institution_id` is NOT NULL and indexed; while an institution is bound to the session
-    (`app.tenancy.bind_institution`), every ORM SELECT of a TenantScoped class is filtered to
+    (`app.tenancy.bound`), every ORM SELECT of a TenantScoped class is filtered to
     it, a safety net under the scoped lookups rather than a replacement for them.
     """
 

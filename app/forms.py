@@ -1,16 +1,28 @@
-"""Form pieces shared by every domain."""
+"""Form pieces shared by every domain: the fields every form of a kind asks the same way
+(passwords, a cover picture, local date-times, the test card), the honeypot every public
+form carries, and small helpers."""
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectMultipleField
-from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
+from flask_wtf.file import FileAllowed, FileField
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    PasswordField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.phones import e164
 
 PASSWORD_MIN = 10
+# What a datetime-local input sends, and what people type where the browser has none.
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 
 
 class ConfirmForm(FlaskForm):
@@ -36,6 +48,92 @@ def password_fields():
         validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))],
     )
     return password, confirm
+
+
+def local_datetime_field(label, required: bool = True, **kwargs) -> DateTimeLocalField:
+    """A date and time typed in the institution's time zone (app.localtime converts it)."""
+    return DateTimeLocalField(
+        label,
+        validators=[DataRequired() if required else Optional()],
+        format=DATETIME_FORMATS,
+        **kwargs,
+    )
+
+
+class CoverFields:
+    """A cover picture to upload or remove (checked by content in app.images)."""
+
+    cover = FileField(
+        _l("Cover picture"),
+        validators=[
+            FileAllowed(
+                ["png", "jpg", "jpeg", "webp"], _l("The image must be a PNG, JPEG or WebP file.")
+            )
+        ],
+        description=_l("PNG, JPEG or WebP, at most 1 MB. Shown on the page and in link previews."),
+    )
+    remove_cover = BooleanField(_l("Remove the cover picture"))
+
+
+class Honeypot:
+    """A field people never see (templates/_forms.html hides it) and bots fill in. A public
+    form whose honeypot is filled is answered by app.web.bot_answer: as if it had worked,
+    with nothing kept."""
+
+    website = StringField()
+
+    def is_bot(self) -> bool:
+        return bool(self.website.data)
+
+
+class CardFields:
+    """The test card of the test-card checkout (localstripe only: in production Stripe.js
+    collects the card and these fields are dropped, see payments.checkout)."""
+
+    card_number = StringField(
+        _l("Card number"),
+        filters=[lambda v: "".join((v or "").split())],
+        default="4242 4242 4242 4242",
+        validators=[DataRequired(), Regexp(r"^\d{16}$", message=_l("Enter the 16 digits."))],
+        render_kw={"inputmode": "numeric", "autocomplete": "cc-number"},
+    )
+    card_expiry = StringField(
+        _l("Expiry (MM/YY)"),
+        filters=[lambda v: (v or "").strip()],
+        default="12/30",
+        validators=[
+            DataRequired(),
+            Regexp(r"^(0[1-9]|1[0-2])/\d{2}$", message=_l("Write it as MM/YY.")),
+        ],
+        render_kw={"inputmode": "numeric", "autocomplete": "cc-exp"},
+    )
+    card_cvc = StringField(
+        _l("CVC"),
+        filters=[lambda v: (v or "").strip()],
+        default="123",
+        validators=[DataRequired(), Regexp(r"^\d{3}$", message=_l("Three digits."))],
+        render_kw={"inputmode": "numeric", "autocomplete": "cc-csc"},
+    )
+    CARD_FIELDS = ("card_number", "card_expiry", "card_cvc")
+
+    def card(self) -> tuple[str, int, int, str] | None:
+        """(number, month, year, CVC), or None when the form has no card fields."""
+        if getattr(self, "card_number", None) is None:  # dropped: Stripe.js collects it
+            return None
+        month, year = self.card_expiry.data.split("/")
+        return self.card_number.data, int(month), 2000 + int(year), self.card_cvc.data
+
+    def drop_card_fields(self) -> None:
+        for name in self.CARD_FIELDS:
+            delattr(self, name)
+
+
+def member_choices(memberships, blank_label) -> list[SelectChoice]:
+    """An institution's members as select options, after a blank one ("nobody", "anyone")."""
+    return [
+        SelectChoice("", blank_label),
+        *(SelectChoice(str(m.user_id), m.user.name) for m in memberships),
+    ]
 
 
 def to_e164(raw: str, region: str) -> str:

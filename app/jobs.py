@@ -1,9 +1,15 @@
-"""Background jobs on RQ: queues, the `@job` decorator, after-commit enqueueing, periodic
-jobs and the worker/scheduler entry points.
+"""Background jobs on RQ: queues, the `@job` decorators, enqueueing by name after the
+commit, periodic jobs and the worker/scheduler entry points.
 
-Rules every job follows: it takes ids, never ORM objects; it reloads its rows (scoped by
-institution); it is idempotent, because the sweeper may enqueue it again; and it commits
-once, at its end, through the decorator.
+Rules every job follows: it takes ids, never ORM objects; it is idempotent, because the
+sweeper may enqueue it again; and it commits once, at its end, through the decorator.
+A job that touches one institution's data is a `@job`: its first argument is the
+institution's id, and it runs inside `bound(institution)` (app.tenancy), receiving the
+institution itself as its first parameter. A job that looks across institutions (a
+sweeper that finds lost work) is a `@platform_job` and binds nothing.
+
+Services enqueue jobs by name ("campaigns.settle_team"), never by importing their own
+domain's tasks module, which imports the services: there is no import circle between them.
 """
 
 from __future__ import annotations
@@ -23,22 +29,60 @@ from rq.job import Job, JobStatus
 
 from app.db import after_commit
 from app.extensions import db, redis_connection
-from app.tenancy import unbind_institution
+from app.tenancy import bound, institution_by_id
 
 log = logging.getLogger(__name__)
 
 QUEUES = ("payments", "notifications", "default")  # highest priority first
+JOBS: dict[str, Callable] = {}  # "campaigns.settle_team" -> the job function
 
 
 def get_queue(name: str) -> Queue:
     return Queue(name, connection=redis_connection.client, is_async=current_app.config["RQ_ASYNC"])
 
 
-def job(queue: str = "default", timeout: int = 120, retries: int = 0):
-    """Declare an RQ job: which queue it runs on, its timeout, how often RQ retries it on an
-    exception; the call runs as one unit of work (commit on success, rollback on error)."""
+def _declare(fn: Callable, run: Callable, queue: str, timeout: int, retries: int) -> Callable:
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
+    domain = fn.__module__.split(".")[-2]  # app.campaigns.tasks -> campaigns
+    run.job_name = f"{domain}.{fn.__name__}"
+    run.queue_name = queue
+    run.timeout = timeout
+    run.retries = retries
+    JOBS[run.job_name] = run
+    return run
+
+
+def job(queue: str = "default", timeout: int = 120, retries: int = 0):
+    """Declare a job for one institution: called as fn(institution_id, *args), it runs as
+    fn(institution, *args) inside `bound(institution)`, as one unit of work (commit on
+    success, rollback on error). A job for an institution that no longer exists does
+    nothing."""
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(institution_id: int, *args, **kwargs):
+            try:
+                institution = institution_by_id(institution_id)
+                if institution is None:
+                    log.info("%s: institution %s no longer exists", run.job_name, institution_id)
+                    return None
+                with bound(institution):
+                    result = fn(institution, *args, **kwargs)
+                    db.session.commit()
+                return result
+            except BaseException:
+                db.session.rollback()
+                raise
+
+        return _declare(fn, run, queue, timeout, retries)
+
+    return decorator
+
+
+def platform_job(queue: str = "default", timeout: int = 120, retries: int = 0):
+    """Declare a job that works across institutions (a sweeper): no institution is bound,
+    so what it finds it hands on to `@job`s, one per institution."""
 
     def decorator(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -50,15 +94,19 @@ def job(queue: str = "default", timeout: int = 120, retries: int = 0):
             except BaseException:
                 db.session.rollback()
                 raise
-            finally:
-                unbind_institution()
 
-        run.queue_name = queue
-        run.timeout = timeout
-        run.retries = retries
-        return run
+        return _declare(fn, run, queue, timeout, retries)
 
     return decorator
+
+
+def _job_named(name: str | Callable) -> Callable:
+    if callable(name):
+        return name
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise LookupError(f"no job is named {name!r} (is its tasks module imported?)") from None
 
 
 def _enqueue_options(fn: Callable, job_id: str | None) -> dict:
@@ -68,9 +116,13 @@ def _enqueue_options(fn: Callable, job_id: str | None) -> dict:
     return options
 
 
-def enqueue(fn: Callable, *args, job_id: str | None = None, at: datetime | None = None) -> Job:
-    """Enqueue `fn(*args)` now, or at `at` (the worker's scheduler moves it to the queue)."""
-    queue = get_queue(getattr(fn, "queue_name", "default"))
+def enqueue(
+    name: str | Callable, *args, job_id: str | None = None, at: datetime | None = None
+) -> Job:
+    """Enqueue the job `name` with `args` now, or at `at` (the worker's scheduler moves it
+    to the queue then)."""
+    fn = _job_named(name)
+    queue = get_queue(fn.queue_name)
     options = _enqueue_options(fn, job_id)
     if at is not None and queue.is_async:
         return queue.enqueue_at(at, fn, *args, **options)
@@ -78,17 +130,18 @@ def enqueue(fn: Callable, *args, job_id: str | None = None, at: datetime | None 
 
 
 def enqueue_after_commit(
-    fn: Callable, *args, job_id: str | None = None, at: datetime | None = None
+    name: str | Callable, *args, job_id: str | None = None, at: datetime | None = None
 ) -> None:
     """Enqueue once the current transaction commits, so the job finds the rows it needs;
     nothing is enqueued if the transaction rolls back."""
+    fn = _job_named(name)  # now: a misspelt name fails here, not silently after the commit
 
     def send() -> None:
         try:
             enqueue(fn, *args, job_id=job_id, at=at)
         except Exception:
             # Redis is down: the row is committed, so the sweeper will find the work.
-            log.exception("could not enqueue %s%r; the sweeper will retry", fn.__name__, args)
+            log.exception("could not enqueue %s%r; the sweeper will retry", fn.job_name, args)
 
     after_commit(db.session(), send)
 

@@ -1,54 +1,108 @@
-"""The current institution and lookups scoped to it.
+"""The institution a request or a job works for (its tenant), and lookups scoped to it.
+
+There is one way to work for an institution: inside `bound(institution)`. While it is
+bound, `current_institution()` returns it and the ORM safety net (`app.db`) filters every
+SELECT of a tenant-owned class to it. A request binds the institution its URL names (the
+blueprints below) until the request ends; a job binds the institution whose id is its
+first argument (`app.jobs.job`) until the job ends. Below the view layer nothing reads the
+binding: services and queries are given the institution as their first argument.
 
 Staff pages live under `/staff/<institution_slug>/...` and public pages under
-`/<institution_slug>/...`; the blueprints made by `staff_blueprint` and `public_blueprint`
-resolve the slug, check the signed-in user's membership (staff) and bind the institution to
-the database session. A row of another institution is a 404, never a 403 that would confirm
-it exists.
+`/<institution_slug>/...`. A row of another institution is a 404, never a 403 that would
+confirm it exists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from functools import wraps
 
-from flask import Blueprint, abort, g
+from flask import Blueprint, Flask, abort, g
 from flask_login import current_user
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from app.db import TENANT_KEY
 from app.extensions import db, login_manager
 
+# How staff pages find the signed-in user's membership of an institution; the accounts
+# domain provides it (create_app registers it), so this core module imports no domain.
+_membership_loader: Callable | None = None
+
+
+def set_membership_loader(loader: Callable) -> None:
+    global _membership_loader
+    _membership_loader = loader
+
 
 def current_institution():
+    """The bound institution; RuntimeError outside `bound()`."""
     institution = g.get("institution")
     if institution is None:
-        raise RuntimeError("no institution is bound to this request")
+        raise RuntimeError("no institution is bound to this request or job")
     return institution
+
+
+def bound_institution():
+    """The bound institution, or None (pages outside any institution)."""
+    return g.get("institution")
 
 
 def current_membership():
     return g.get("membership")
 
 
-def bind_institution(institution) -> None:
-    """Make `institution` the tenant of this request or job (and of the ORM safety net)."""
+@contextmanager
+def bound(institution) -> Iterator:
+    """Work for `institution` until the block ends, then go back to what was bound before
+    (nothing, or an outer binding)."""
+    previous = g.get("institution"), db.session.info.get(TENANT_KEY)
     g.institution = institution
     db.session.info[TENANT_KEY] = institution.id
+    try:
+        yield institution
+    finally:
+        if previous[0] is None:
+            g.pop("institution", None)
+        else:
+            g.institution = previous[0]
+        if previous[1] is None:
+            db.session.info.pop(TENANT_KEY, None)
+        else:
+            db.session.info[TENANT_KEY] = previous[1]
 
 
-def unbind_institution() -> None:
-    g.pop("institution", None)
-    g.pop("membership", None)
-    db.session.info.pop(TENANT_KEY, None)
+def _bind_for_request(institution) -> None:
+    """`bound(institution)` for the rest of the request: the binding is left when the
+    request's app context ends (init_app)."""
+    scope = g.get("_tenant_scope")
+    if scope is None:
+        scope = g._tenant_scope = ExitStack()
+    scope.enter_context(bound(institution))
 
 
-def scoped_select(model) -> Select:
-    """`select(model)` limited to the current institution."""
-    return select(model).where(model.institution_id == current_institution().id)
+def init_app(app: Flask) -> None:
+    @app.teardown_appcontext
+    def leave_request_binding(exc: BaseException | None) -> None:
+        scope = g.pop("_tenant_scope", None)
+        if scope is not None:
+            scope.close()
+
+
+def institution_by_slug(slug: str):
+    from app.institutions.models import Institution
+
+    return db.session.scalar(select(Institution).where(Institution.slug == slug))
+
+
+def institution_by_id(institution_id: int):
+    from app.institutions.models import Institution
+
+    return db.session.get(Institution, institution_id)
 
 
 def get_or_404(model, row_id):
-    """The row of `model` with this id if it belongs to the current institution, else 404."""
+    """The row of `model` with this id if it belongs to the bound institution, else 404."""
     try:
         row_id = int(row_id)
     except (TypeError, ValueError):
@@ -78,12 +132,6 @@ def require_role(*roles: str):
     return decorator
 
 
-def institution_by_slug(slug: str):
-    from app.institutions.models import Institution
-
-    return db.session.scalar(select(Institution).where(Institution.slug == slug))
-
-
 def staff_blueprint(name: str, import_name: str) -> Blueprint:
     """A blueprint under `/staff/<institution_slug>` that admits only members of it."""
     bp = Blueprint(name, import_name, url_prefix="/staff/<institution_slug>")
@@ -94,15 +142,13 @@ def staff_blueprint(name: str, import_name: str) -> Blueprint:
 
     @bp.before_request
     def admit_members_only():
-        from app.accounts.queries import membership_of
-
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         institution = institution_by_slug(g.institution_slug or "")
-        membership = membership_of(current_user, institution) if institution else None
+        membership = _membership_loader(current_user, institution) if institution else None
         if membership is None:
             abort(404)
-        bind_institution(institution)
+        _bind_for_request(institution)
         g.membership = membership
         return None
 
@@ -124,7 +170,7 @@ def public_blueprint(name: str, import_name: str) -> Blueprint:
         institution = institution_by_slug(g.institution_slug or "")
         if institution is None:
             abort(404)
-        bind_institution(institution)
+        _bind_for_request(institution)
 
     _add_slug_to_urls(bp)
     return bp
@@ -135,26 +181,3 @@ def _add_slug_to_urls(bp: Blueprint) -> None:
     def add_slug(endpoint, values):
         if "institution_slug" not in values and g.get("institution") is not None:
             values["institution_slug"] = g.institution.slug
-
-
-def from_local(value):
-    """A naive date-time typed in the institution's time zone, as an aware UTC value."""
-    from datetime import UTC
-
-    if value is None:
-        return None
-    return value.replace(tzinfo=current_institution().zone).astimezone(UTC)
-
-
-def to_local(value):
-    """An aware value as a naive date-time in the institution's time zone (for inputs)."""
-    if value is None:
-        return None
-    return value.astimezone(current_institution().zone).replace(tzinfo=None)
-
-
-def local_day_start(day):
-    """Midnight of `day` in the institution's time zone (aware), for date filters."""
-    from datetime import datetime, time
-
-    return datetime.combine(day, time.min, tzinfo=current_institution().zone)

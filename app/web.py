@@ -10,21 +10,21 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
-    g,
     has_request_context,
     jsonify,
     redirect,
+    render_template,
     request,
     session,
     url_for,
 )
 from flask_babel import format_datetime, get_locale, get_timezone
-from flask_login import current_user
 from sqlalchemy import text
 
 from app.extensions import babel, db, redis_connection, talisman
+from app.localtime import format_time
 from app.money import format_money
-from app.notifications.kinds import format_time
+from app.tenancy import bound_institution, current_membership
 
 core = Blueprint("core", __name__)
 
@@ -41,7 +41,7 @@ def select_locale() -> str:
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in languages:
         return chosen
-    institution = g.get("institution")
+    institution = bound_institution()
     if institution is not None and institution.locale in languages:
         return institution.locale
     best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
@@ -63,7 +63,7 @@ def current_language() -> str:
 
 
 def select_timezone() -> str:
-    institution = g.get("institution")
+    institution = bound_institution()
     return institution.timezone if institution is not None else "UTC"
 
 
@@ -86,6 +86,12 @@ def list_page() -> tuple[int, dict]:
     return page, {key: value for key, value in request.args.items() if key != "page" and value}
 
 
+def bot_answer():
+    """The answer to a public form whose honeypot (app.forms.Honeypot) was filled in: a
+    thank-you like a real one, so the bot learns nothing, and nothing kept."""
+    return render_template("public_received.html")
+
+
 def safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None (no open redirects)."""
     if not target:
@@ -100,24 +106,17 @@ def safe_next(target: str | None) -> str | None:
 
 
 def init_templates(app: Flask) -> None:
-    from app.accounts.models import Role
-
     @app.context_processor
     def page_globals():
-        from app.accounts.queries import memberships_for_switcher
-
         if not has_request_context():  # an e-mail rendered by a job
             return {}
-        switcher = memberships_for_switcher(current_user) if current_user.is_authenticated else []
         return {
-            "institution": g.get("institution"),
-            "membership": g.get("membership"),
-            "switcher": switcher,
+            "institution": bound_institution(),
+            "membership": current_membership(),
             "languages": current_app.config["LANGUAGES"],
             "current_locale": current_language(),
         }
 
-    app.jinja_env.globals["role_label"] = lambda value: Role(value).label
     app.jinja_env.filters["money"] = format_money
     # A lesson's time the way people write it in the page's language ("11月26日 周四 19:00").
     app.jinja_env.filters["lesson_time"] = lambda value: format_time(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import re
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -168,12 +167,3 @@ def _context(_clock, app, mail_server, request):
 @pytest.fixture
 def client(app) -> IsolatedClient:
     return app.test_client()
-
-
-def link_in(message) -> str:
-    """The path of the first link to our site in an e-mail's text part."""
-    from app.devtools.mailsink import body_text
-
-    match = re.search(r"http://localhost(/\S+)", body_text(message))
-    assert match, body_text(message)
-    return match.group(1)

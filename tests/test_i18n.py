@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 
 from app.config import PROJECT_ROOT
 from app.extensions import db
-from tests.factories import login
+from tests.helpers import login
 
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 

@@ -7,7 +7,7 @@ import redis
 
 from app.config import ConfigError, load_config
 from app.extensions import redis_connection
-from tests.factories import login
+from tests.helpers import login
 
 # Routes that take POST without a CSRF token: only Stripe's webhook, which is verified by
 # its signature on the raw body instead (tests/payments/test_webhooks.py).

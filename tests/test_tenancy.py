@@ -21,8 +21,9 @@ from app.extensions import db
 from app.leads.models import Lead, Stage
 from app.leads.services import create_lead, default_fields, save_form
 from app.notifications.models import OutboxMessage
-from app.tenancy import bind_institution, get_or_404, unbind_institution
-from tests.factories import login, make_institution, make_member
+from app.tenancy import bound, get_or_404
+from tests.factories import make_institution, make_member
+from tests.helpers import login
 
 STAFF_PREFIX = "/staff/<institution_slug>"
 
@@ -39,72 +40,76 @@ def two_institutions():
     a_owner = make_member(a, Role.OWNER)
     a_staff = make_member(a, Role.STAFF)
     b_owner = make_member(b, Role.OWNER)
-    bind_institution(a)
-    a_owner_membership = db.session.scalar(
-        select(Membership).where(Membership.user_id == a_owner.id)
-    )
-    invitation = invite_member(a, a_owner_membership, "new@example.com", Role.STAFF)
-    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
-    contact, _ = find_or_create_contact(
-        a,
-        phone="13800138000",
-        details=ContactDetails(parent_name="Parent A", students=[StudentDetails("Kid A")]),
-        touch=Touch(SourceKind.STAFF),
-    )
-    lead_form = save_form(
-        a,
-        None,
-        title="Open day",
-        intro=None,
-        fields=default_fields(),
-        consent_text=None,
-        thank_you_message=None,
-        redirect_url=None,
-        is_open=True,
-        closes_at=None,
-        submission_cap=None,
-    )
-    lead = create_lead(a, contact, form=lead_form)
-    course = courses.save_course(
-        a, None, title="Trial", kind=CourseKind.TRIAL, capacity=5, price_amount=0
-    )
-    lesson = courses.add_lesson(
-        course, starts_at=utcnow() + timedelta(days=3), duration_minutes=60, place="Room 1"
-    )
-    enrolment = courses.enrol(a, course, contact, contact.students[0], EnrolmentSource.STAFF)
-    seat = courses.take_seat(a, enrolment, lesson.id)
-    group_buy = campaigns.save_group_buy(
-        a,
-        None,
-        title="Group buy",
-        course_id=course.id,
-        list_price_amount=20000,
-        group_price_amount=10000,
-        leader_price_amount=None,
-        team_size=2,
-        team_hours=24,
-        starts_at=utcnow(),
-        ends_at=utcnow() + timedelta(days=3),
-        team_limit=None,
-        per_contact_limit=1,
-    )
-    team = Team(
-        institution_id=a.id, group_buy_id=group_buy.id, team_size=2, expires_at=group_buy.ends_at
-    )
-    db.session.add(team)
-    db.session.flush()
-    member = TeamMember(
-        institution_id=a.id,
-        team_id=team.id,
-        contact_id=contact.id,
-        student_id=contact.students[0].id,
-        is_leader=True,
-        price_amount=10000,
-        status=MemberStatus.AUTHORISED,
-    )
-    db.session.add(member)
-    unbind_institution()
-    db.session.commit()
+    with bound(a):
+        a_owner_membership = db.session.scalar(
+            select(Membership).where(Membership.user_id == a_owner.id)
+        )
+        invitation = invite_member(a, a_owner_membership, "new@example.com", Role.STAFF)
+        message = db.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.institution_id == a.id)
+        )
+        contact, _ = find_or_create_contact(
+            a,
+            phone="13800138000",
+            details=ContactDetails(parent_name="Parent A", students=[StudentDetails("Kid A")]),
+            touch=Touch(SourceKind.STAFF),
+        )
+        lead_form = save_form(
+            a,
+            None,
+            title="Open day",
+            intro=None,
+            fields=default_fields(),
+            consent_text=None,
+            thank_you_message=None,
+            redirect_url=None,
+            is_open=True,
+            closes_at=None,
+            submission_cap=None,
+        )
+        lead = create_lead(a, contact, form=lead_form)
+        course = courses.save_course(
+            a, None, title="Trial", kind=CourseKind.TRIAL, capacity=5, price_amount=0
+        )
+        lesson = courses.add_lesson(
+            course, starts_at=utcnow() + timedelta(days=3), duration_minutes=60, place="Room 1"
+        )
+        enrolment = courses.enrol(a, course, contact, contact.students[0], EnrolmentSource.STAFF)
+        seat = courses.take_seat(a, enrolment, lesson.id)
+        group_buy = campaigns.save_group_buy(
+            a,
+            None,
+            title="Group buy",
+            course_id=course.id,
+            list_price_amount=20000,
+            group_price_amount=10000,
+            leader_price_amount=None,
+            team_size=2,
+            team_hours=24,
+            starts_at=utcnow(),
+            ends_at=utcnow() + timedelta(days=3),
+            team_limit=None,
+            per_contact_limit=1,
+        )
+        team = Team(
+            institution_id=a.id,
+            group_buy_id=group_buy.id,
+            team_size=2,
+            expires_at=group_buy.ends_at,
+        )
+        db.session.add(team)
+        db.session.flush()
+        member = TeamMember(
+            institution_id=a.id,
+            team_id=team.id,
+            contact_id=contact.id,
+            student_id=contact.students[0].id,
+            is_leader=True,
+            price_amount=10000,
+            status=MemberStatus.AUTHORISED,
+        )
+        db.session.add(member)
+        db.session.commit()
     a_staff_membership = db.session.scalar(
         select(Membership).where(Membership.user_id == a_staff.id)
     )
@@ -200,13 +205,10 @@ def test_unknown_institution_is_404(client, owner_client):
 
 def test_orm_safety_net_hides_other_institutions_rows(two_institutions):
     a, b, *_ = two_institutions
-    bind_institution(b)
-    try:
+    with bound(b):
         visible = db.session.scalars(select(Membership)).all()
         assert visible and {m.institution_id for m in visible} == {b.id}
         assert db.session.scalars(select(Invitation)).all() == []
-    finally:
-        unbind_institution()
     assert {m.institution_id for m in db.session.scalars(select(Membership))} == {a.id, b.id}
 
 
@@ -214,19 +216,13 @@ def test_scoped_lookup_is_404_for_another_institutions_row(two_institutions):
     from werkzeug.exceptions import NotFound
 
     a, b, _owner, ids = two_institutions
-    bind_institution(b)
-    try:
+    with bound(b):
         with pytest.raises(NotFound):
             get_or_404(Membership, ids["membership_id"])
         with pytest.raises(NotFound):
             get_or_404(Membership, "not-a-number")
-    finally:
-        unbind_institution()
-    bind_institution(a)
-    try:
+    with bound(a):
         assert get_or_404(Membership, ids["membership_id"]).institution_id == a.id
-    finally:
-        unbind_institution()
 
 
 def test_every_tenant_table_has_a_non_null_institution_id():

@@ -55,13 +55,3 @@ class InviteForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField(_l("Role"), choices=[SelectChoice(role.value, role.label) for role in Role])
-
-
-def member_choices(blank_label) -> list[SelectChoice]:
-    """The institution's members as select options, after a blank one ("nobody", "anyone")."""
-    from app.accounts.queries import institution_members
-
-    return [
-        SelectChoice("", blank_label),
-        *(SelectChoice(str(m.user_id), m.user.name) for m in institution_members()),
-    ]

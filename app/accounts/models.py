@@ -104,8 +104,5 @@ class Invitation(TenantScoped, Base):
     institution: Mapped[Institution] = relationship()
     invited_by: Mapped[User | None] = relationship(foreign_keys=[invited_by_id])
 
-    def is_pending(self, now: datetime) -> bool:
-        return self.accepted_at is None and self.revoked_at is None and now < self.expires_at
-
     def is_expired(self, now: datetime) -> bool:
         return self.accepted_at is None and self.revoked_at is None and now >= self.expires_at

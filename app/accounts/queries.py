@@ -4,9 +4,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import MANAGERS, Invitation, Membership, Role, User
-from app.db import utcnow
+from app.db import scoped_select, utcnow
 from app.extensions import db
-from app.tenancy import scoped_select
 
 
 def user_by_email(email: str) -> User | None:
@@ -41,10 +40,10 @@ def memberships_for_switcher(user: User) -> list[Membership]:
     )
 
 
-def institution_members() -> list[Membership]:
+def institution_members(institution) -> list[Membership]:
     return list(
         db.session.scalars(
-            scoped_select(Membership)
+            scoped_select(Membership, institution)
             .join(Membership.user)
             .options(joinedload(Membership.user))
             .order_by(Membership.role, User.name)
@@ -52,16 +51,20 @@ def institution_members() -> list[Membership]:
     )
 
 
-def owner_count() -> int:
-    query = scoped_select(Membership).where(Membership.role == Role.OWNER)
+def owner_count(institution_id: int) -> int:
+    query = (
+        select(Membership)
+        .where(Membership.institution_id == institution_id)
+        .where(Membership.role == Role.OWNER)
+    )
     return db.session.scalar(select(func.count()).select_from(query.subquery()))
 
 
-def pending_invitations() -> list[Invitation]:
+def pending_invitations(institution) -> list[Invitation]:
     now = utcnow()
     return list(
         db.session.scalars(
-            scoped_select(Invitation)
+            scoped_select(Invitation, institution)
             .where(
                 Invitation.accepted_at.is_(None),
                 Invitation.revoked_at.is_(None),
@@ -72,10 +75,10 @@ def pending_invitations() -> list[Invitation]:
     )
 
 
-def pending_invitation_for(email: str) -> Invitation | None:
+def pending_invitation_for(institution, email: str) -> Invitation | None:
     now = utcnow()
     return db.session.scalar(
-        scoped_select(Invitation).where(
+        scoped_select(Invitation, institution).where(
             Invitation.email == email,
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),

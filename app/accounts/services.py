@@ -142,7 +142,11 @@ def add_membership(institution, user: User, role: Role) -> Membership:
 
 
 def change_role(membership: Membership, role: Role) -> None:
-    if membership.role == Role.OWNER and role != Role.OWNER and queries.owner_count() <= 1:
+    if (
+        membership.role == Role.OWNER
+        and role != Role.OWNER
+        and queries.owner_count(membership.institution_id) <= 1
+    ):
         raise ServiceError(
             _l("An institution needs at least one owner. Make someone else an owner first."),
             field="role",
@@ -153,7 +157,7 @@ def change_role(membership: Membership, role: Role) -> None:
 
 
 def remove_member(membership: Membership) -> None:
-    if membership.role == Role.OWNER and queries.owner_count() <= 1:
+    if membership.role == Role.OWNER and queries.owner_count(membership.institution_id) <= 1:
         raise ServiceError(_l("The last owner cannot be removed."), code="last_owner")
     db.session.delete(membership)
     db.session.flush()
@@ -177,7 +181,7 @@ def invite_member(institution, inviter: Membership, email: str, role: Role) -> I
         raise ServiceError(
             _l("This person is already a member."), field="email", code="already_member"
         )
-    invitation = queries.pending_invitation_for(email)
+    invitation = queries.pending_invitation_for(institution, email)
     if invitation is None:
         invitation = Invitation(
             institution_id=institution.id,

@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -29,6 +38,19 @@ from app.web import current_language, safe_next
 auth = Blueprint("accounts", __name__)
 team = staff_blueprint("team", __name__)
 BLUEPRINTS = [auth, team]
+
+
+@auth.app_context_processor
+def institution_switcher():
+    """The institutions the signed-in user belongs to, for every page's header."""
+    if not has_request_context() or not current_user.is_authenticated:
+        return {"switcher": []}
+    return {"switcher": queries.memberships_for_switcher(current_user)}
+
+
+@auth.app_template_global()
+def role_label(value) -> str:
+    return Role(value).label
 
 
 def _account_key() -> str:
@@ -175,8 +197,8 @@ def _invite_form() -> InviteForm:
 def _members_page(invite_form: InviteForm, status: int = 200):
     return render_template(
         "accounts/members.html",
-        members=queries.institution_members(),
-        invitations=queries.pending_invitations(),
+        members=queries.institution_members(current_institution()),
+        invitations=queries.pending_invitations(current_institution()),
         invite_form=invite_form,
         role_form=RoleForm(),
         confirm_form=ConfirmForm(),

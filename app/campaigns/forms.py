@@ -2,10 +2,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
     DecimalField,
     IntegerField,
     SelectField,
@@ -15,24 +13,17 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.campaigns.models import MAX_TEAM_HOURS
-from app.courses.forms import DATETIME_FORMATS, IMAGE_TYPES, FamilyForm
-from app.forms import strip_filter
-from app.payments.forms import CardForm
+from app.contacts.forms import FamilyForm
+from app.forms import CardFields, CoverFields, Honeypot, local_datetime_field, strip_filter
 
 
-class GroupBuyForm(FlaskForm):
+class GroupBuyForm(CoverFields, FlaskForm):
     title = StringField(
         _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
     description = TextAreaField(
         _l("Description"), filters=[strip_filter], validators=[Length(max=4000)]
     )
-    cover = FileField(
-        _l("Cover picture"),
-        validators=[IMAGE_TYPES],
-        description=_l("PNG, JPEG or WebP, at most 1 MB. Shown on the page and in link previews."),
-    )
-    remove_cover = BooleanField(_l("Remove the cover picture"))
     course_id = SelectField(_l("Course sold"), coerce=int, validate_choice=False)
     list_price = DecimalField(
         _l("List price"), places=2, validators=[DataRequired(), NumberRange(0.01, 1_000_000)]
@@ -62,12 +53,8 @@ class GroupBuyForm(FlaskForm):
         ],
         description=_l("Counted from the team's opening, and never past the campaign's end."),
     )
-    starts_at = DateTimeLocalField(
-        _l("Campaign starts"), validators=[DataRequired()], format=DATETIME_FORMATS
-    )
-    ends_at = DateTimeLocalField(
-        _l("Campaign ends"), validators=[DataRequired()], format=DATETIME_FORMATS
-    )
+    starts_at = local_datetime_field(_l("Campaign starts"))
+    ends_at = local_datetime_field(_l("Campaign ends"))
     team_limit = IntegerField(
         _l("Teams in all (optional)"), validators=[Optional(), NumberRange(1, 100_000)]
     )
@@ -76,10 +63,9 @@ class GroupBuyForm(FlaskForm):
     )
 
 
-class JoinForm(FamilyForm, CardForm):
+class JoinForm(CardFields, Honeypot, FamilyForm):
     """A parent opening or joining a team; the card fields only in test mode."""
 
     consent = BooleanField(
         validators=[DataRequired(_l("Please agree so that we can contact you."))]
     )
-    website = StringField()  # honeypot

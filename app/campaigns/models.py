@@ -142,9 +142,6 @@ class Team(TenantScoped, Base):
     def seats_left(self) -> int:
         return max(self.team_size - self.member_count, 0)
 
-    def is_joinable(self, now: datetime) -> bool:
-        return self.status == TeamStatus.FORMING and self.expires_at > now and self.seats_left > 0
-
     @property
     def topic(self) -> str:
         """The outbox topic of the leader's nudge (cancelled when the team is decided)."""

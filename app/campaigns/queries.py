@@ -6,10 +6,19 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
-from app.campaigns.models import GroupBuy, MemberStatus, Team, TeamMember, TeamStatus
+from app.campaigns.models import (
+    ACTIVE_MEMBER,
+    CampaignStatus,
+    GroupBuy,
+    MemberStatus,
+    Team,
+    TeamMember,
+    TeamStatus,
+)
+from app.contacts.models import Contact
+from app.db import scoped_select
 from app.extensions import db
 from app.payments.models import Payment, PaymentStatus
-from app.tenancy import scoped_select
 
 
 def group_buy_by_code(institution, code: str) -> GroupBuy | None:
@@ -33,8 +42,77 @@ def opened_team_ids() -> Select:
     )
 
 
-def all_group_buys() -> list[GroupBuy]:
-    return list(db.session.scalars(scoped_select(GroupBuy).order_by(GroupBuy.created_at.desc())))
+def all_group_buys(institution) -> list[GroupBuy]:
+    return list(
+        db.session.scalars(
+            scoped_select(GroupBuy, institution).order_by(GroupBuy.created_at.desc())
+        )
+    )
+
+
+def teams_opened(group_buy_id: int, now: datetime) -> int:
+    """Teams that count against the campaign's limit: any with a member whose hold
+    succeeded, and those still being opened (a leader paying right now)."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Team)
+        .where(
+            Team.group_buy_id == group_buy_id,
+            Team.id.in_(opened_team_ids())
+            | ((Team.status == TeamStatus.FORMING) & (Team.expires_at > now)),
+        )
+    )
+
+
+def active_places(group_buy: GroupBuy, contact: Contact) -> list[TeamMember]:
+    """The family's places in the campaign's teams that are paying, held or paid."""
+    return list(
+        db.session.scalars(
+            select(TeamMember)
+            .join(Team, Team.id == TeamMember.team_id)
+            .where(
+                Team.group_buy_id == group_buy.id,
+                TeamMember.contact_id == contact.id,
+                TeamMember.status.in_(ACTIVE_MEMBER),
+            )
+        )
+    )
+
+
+# --- across institutions: what the sweeper looks for --------------------------------------------
+
+
+def group_buys_past_end(now: datetime) -> list[GroupBuy]:
+    return list(
+        db.session.scalars(
+            select(GroupBuy)
+            .where(GroupBuy.status == CampaignStatus.PUBLISHED, GroupBuy.ends_at <= now)
+            .execution_options(all_institutions=True)
+        )
+    )
+
+
+def teams_past_deadline(now: datetime) -> list[Team]:
+    """Teams still forming after their deadline (their deadline job was lost)."""
+    return list(
+        db.session.scalars(
+            select(Team)
+            .where(Team.status == TeamStatus.FORMING, Team.expires_at <= now)
+            .execution_options(all_institutions=True)
+        )
+    )
+
+
+def teams_not_settled() -> list[Team]:
+    """Teams that filled but are not settled yet (their settlement job was lost, or is
+    retrying a capture)."""
+    return list(
+        db.session.scalars(
+            select(Team)
+            .where(Team.status == TeamStatus.SUCCEEDED, Team.settled_at.is_(None))
+            .execution_options(all_institutions=True)
+        )
+    )
 
 
 def joinable_teams(group_buy: GroupBuy, now: datetime, limit: int = 10) -> list[Team]:

@@ -21,13 +21,12 @@ from datetime import datetime, timedelta
 
 import stripe
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import queries as account_queries
 from app.campaigns import queries
 from app.campaigns.models import (
-    ACTIVE_MEMBER,
     MAX_TEAM_HOURS,
     CampaignStatus,
     GroupBuy,
@@ -38,20 +37,19 @@ from app.campaigns.models import (
     TeamStatus,
 )
 from app.contacts import services as contacts
-from app.contacts.models import Contact, EventKind
+from app.contacts.models import Contact, EventKind, FamilyDetails
 from app.courses import services as courses
 from app.courses.models import Course, EnrolmentSource
-from app.db import utcnow
+from app.db import assign, utcnow
 from app.errors import ServiceError
 from app.extensions import db
-from app.institutions.models import Institution
 from app.jobs import enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
 from app.notifications import services as notifications
-from app.payments import gateway
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentStatus
+from app.tenancy import institution_by_id
 from app.urls import external_url
 
 log = logging.getLogger(__name__)
@@ -111,8 +109,7 @@ def save_group_buy(institution, group_buy: GroupBuy | None, **values) -> GroupBu
     if group_buy is None:
         group_buy = GroupBuy(institution_id=institution.id, currency=institution.currency)
         db.session.add(group_buy)
-    for name, value in values.items():
-        setattr(group_buy, name, value)
+    assign(group_buy, values)
     db.session.flush()
     return group_buy
 
@@ -120,7 +117,7 @@ def save_group_buy(institution, group_buy: GroupBuy | None, **values) -> GroupBu
 def publish_group_buy(institution, group_buy: GroupBuy, actor) -> None:
     if group_buy.status != CampaignStatus.DRAFT:
         return
-    if not gateway.is_configured(institution.id):
+    if not payments.accepts_payments(institution.id):
         raise ServiceError(
             _l("Set up online payments before publishing a group buy."), code="payments_off"
         )
@@ -150,7 +147,7 @@ def start_join(
     institution,
     group_buy: GroupBuy,
     team: Team | None,
-    details: courses.Registration,
+    details: FamilyDetails,
     touch: contacts.Touch,
 ) -> TeamMember:
     """Open a team (team=None) or join one: the family is found or created, and a pending
@@ -163,7 +160,7 @@ def start_join(
             raise ServiceError(_l("This group buy is not taking new teams."), code="closed")
     else:
         _check_joinable(group_buy, team, now)
-    contact, student = courses.find_family(institution, details, touch)
+    contact, student = contacts.find_family(institution, details, touch)
     contact = db.session.scalar(select(Contact).where(Contact.id == contact.id).with_for_update())
     _check_family_limits(group_buy, team, contact)
     is_leader = team is None
@@ -194,8 +191,7 @@ def start_join(
     contacts.add_event(
         contact, EventKind.CAMPAIGN, {"action": "joined", "campaign": group_buy.title}
     )
-    if leads.open_lead(contact) is None:  # a new family is a lead in the pipeline too
-        leads.create_lead(institution, contact, source=(touch.utm_source or "group_buy")[:100])
+    leads.ensure_lead(institution, contact, source=touch.utm_source or "group_buy")
     db.session.flush()
     return member
 
@@ -218,17 +214,7 @@ def _check_joinable(group_buy: GroupBuy, team: Team, now: datetime) -> None:
 def _check_family_limits(group_buy: GroupBuy, team: Team | None, contact: Contact) -> None:
     """Under the family's row lock: one place per team, and at most the campaign's number
     of teams per family."""
-    active = list(
-        db.session.scalars(
-            select(TeamMember)
-            .join(Team, Team.id == TeamMember.team_id)
-            .where(
-                Team.group_buy_id == group_buy.id,
-                TeamMember.contact_id == contact.id,
-                TeamMember.status.in_(ACTIVE_MEMBER),
-            )
-        )
-    )
+    active = queries.active_places(group_buy, contact)
     if team is not None and any(member.team_id == team.id for member in active):
         raise ServiceError(_l("You are already in this team."), code="already_member")
     if len({member.team_id for member in active}) >= group_buy.per_contact_limit:
@@ -244,7 +230,10 @@ def _check_family_limits(group_buy: GroupBuy, team: Team | None, contact: Contac
 def _open_team(group_buy: GroupBuy, now: datetime) -> Team:
     # The campaign's row lock serialises the openings, so the team limit holds.
     db.session.scalar(select(GroupBuy.id).where(GroupBuy.id == group_buy.id).with_for_update())
-    if group_buy.team_limit is not None and teams_opened(group_buy.id, now) >= group_buy.team_limit:
+    if (
+        group_buy.team_limit is not None
+        and queries.teams_opened(group_buy.id, now) >= group_buy.team_limit
+    ):
         raise ServiceError(_l("All the teams of this group buy are taken."), code="sold_out")
     team = Team(
         institution_id=group_buy.institution_id,
@@ -255,30 +244,14 @@ def _open_team(group_buy: GroupBuy, now: datetime) -> Team:
     )
     db.session.add(team)
     db.session.flush()
-    from app.campaigns.tasks import fail_team_job
-
     enqueue_after_commit(
-        fail_team_job,
+        "campaigns.fail_team",
         team.institution_id,
         team.id,
         job_id=f"fail-team-{team.id}",
         at=team.expires_at,
     )
     return team
-
-
-def teams_opened(group_buy_id: int, now: datetime) -> int:
-    """Teams that count against the limit: any with a member whose hold succeeded, and
-    those still being opened (a leader paying right now)."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Team)
-        .where(
-            Team.group_buy_id == group_buy_id,
-            Team.id.in_(queries.opened_team_ids())
-            | ((Team.status == TeamStatus.FORMING) & (Team.expires_at > now)),
-        )
-    )
 
 
 @payments.on_transition(PURPOSE)
@@ -291,7 +264,7 @@ def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
     )
     if member is None:
         return
-    institution = db.session.get(Institution, member.institution_id)
+    institution = institution_by_id(member.institution_id)
     if payment.status == PaymentStatus.AUTHORISED:
         _claim_seat(institution, member)
     elif payment.status == PaymentStatus.CAPTURED:
@@ -358,10 +331,8 @@ def _claim_seat(institution, member: TeamMember) -> None:
     team.succeeded_at = now
     notifications.cancel_topic(team.institution_id, team.topic)
     db.session.flush()
-    from app.campaigns.tasks import settle_team_job
-
     enqueue_after_commit(
-        settle_team_job, team.institution_id, team.id, job_id=f"settle-team-{team.id}"
+        "campaigns.settle_team", team.institution_id, team.id, job_id=f"settle-team-{team.id}"
     )
     log.info("team %s filled (%s members)", team.id, count)
 
@@ -383,9 +354,9 @@ def _release_hold(member: TeamMember, cause: str) -> None:
         payments.release(member.payment, cause)
     except stripe.StripeError:
         log.exception("could not release payment %s now; queued", member.payment_id)
-        from app.payments.tasks import release_payment
-
-        enqueue_after_commit(release_payment, member.institution_id, member.payment_id, cause)
+        enqueue_after_commit(
+            "payments.release_payment", member.institution_id, member.payment_id, cause
+        )
 
 
 def _leave_team(institution, member: TeamMember, reason: ReleaseReason) -> None:
@@ -493,33 +464,20 @@ def _enrol(institution, team: Team, member: TeamMember) -> None:
     _notify(institution, member, "team_succeeded")
 
 
-def sweep(now: datetime) -> tuple[list[Team], list[Team]]:
-    """Teams past their deadline still forming, and filled teams not settled yet (their jobs
-    may have been lost); campaigns past their end are marked ended."""
-    for group_buy in db.session.scalars(
-        select(GroupBuy)
-        .where(GroupBuy.status == CampaignStatus.PUBLISHED, GroupBuy.ends_at <= now)
-        .execution_options(all_institutions=True)
-    ):
+def end_campaigns_past_their_end(now: datetime) -> int:
+    """Mark every institution's published campaigns whose end has passed as ended (the
+    sweeper's doing: a campaign's end needs no job of its own)."""
+    ended = queries.group_buys_past_end(now)
+    for group_buy in ended:
         end_group_buy(None, group_buy)
-    expired = db.session.scalars(
-        select(Team)
-        .where(Team.status == TeamStatus.FORMING, Team.expires_at <= now)
-        .execution_options(all_institutions=True)
-    )
-    unsettled = db.session.scalars(
-        select(Team)
-        .where(Team.status == TeamStatus.SUCCEEDED, Team.settled_at.is_(None))
-        .execution_options(all_institutions=True)
-    )
-    return list(expired), list(unsettled)
+    return len(ended)
 
 
 # --- messages --------------------------------------------------------------------------------
 
 
 def team_url(team: Team) -> str:
-    institution = db.session.get(Institution, team.institution_id)
+    institution = institution_by_id(team.institution_id)
     return external_url(
         "campaigns_public.team_page",
         institution_slug=institution.slug,

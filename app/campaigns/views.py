@@ -23,27 +23,25 @@ from app.campaigns.models import (
 from app.contacts.models import SourceKind
 from app.contacts.services import Touch
 from app.courses import queries as course_queries
-from app.courses.services import Registration
 from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
 from app.images import image_response, qr_response, update_cover
+from app.localtime import from_local, to_local
 from app.money import format_money, to_major, to_minor
-from app.payments import gateway
+from app.payments import checkout
+from app.payments import services as payments
 from app.payments.models import PAYMENT_STATUS_LABELS
-from app.payments.views import checkout, drop_card_fields
 from app.tenancy import (
     current_institution,
-    from_local,
     get_or_404,
     public_blueprint,
     require_role,
     staff_blueprint,
-    to_local,
 )
 from app.urls import external_url
-from app.web import current_language
+from app.web import bot_answer, current_language
 
 staff = staff_blueprint("campaigns", __name__)
 public = public_blueprint("campaigns_public", __name__)
@@ -63,7 +61,7 @@ SESSION_KEY = "group_buy_members"  # the places this browser's family took
 
 @staff.get("/campaigns")
 def campaign_list():
-    group_buys = queries.all_group_buys()
+    group_buys = queries.all_group_buys(current_institution())
     return render_template(
         "campaigns/campaign_list.html",
         group_buys=group_buys,
@@ -77,7 +75,7 @@ def _save(group_buy: GroupBuy | None):
     institution = current_institution()
     form = GroupBuyForm(obj=group_buy) if group_buy else GroupBuyForm()
     form.course_id.choices = [
-        SelectChoice(course.id, course.title) for course in course_queries.all_courses()
+        SelectChoice(course.id, course.title) for course in course_queries.all_courses(institution)
     ]
     if request.method == "GET" and group_buy is not None:
         currency = group_buy.currency
@@ -85,8 +83,8 @@ def _save(group_buy: GroupBuy | None):
         form.group_price.data = to_major(group_buy.group_price_amount, currency)
         if group_buy.leader_price_amount is not None:
             form.leader_price.data = to_major(group_buy.leader_price_amount, currency)
-        form.starts_at.data = to_local(group_buy.starts_at)
-        form.ends_at.data = to_local(group_buy.ends_at)
+        form.starts_at.data = to_local(group_buy.starts_at, institution.zone)
+        form.ends_at.data = to_local(group_buy.ends_at, institution.zone)
     if form.validate_on_submit():
         currency = institution.currency
         try:
@@ -105,8 +103,8 @@ def _save(group_buy: GroupBuy | None):
                 ),
                 team_size=form.team_size.data,
                 team_hours=form.team_hours.data,
-                starts_at=from_local(form.starts_at.data),
-                ends_at=from_local(form.ends_at.data),
+                starts_at=from_local(form.starts_at.data, institution.zone),
+                ends_at=from_local(form.ends_at.data, institution.zone),
                 team_limit=form.team_limit.data,
                 per_contact_limit=form.per_contact_limit.data,
             )
@@ -152,7 +150,7 @@ def campaign_detail(group_buy_id: int):
         figures=queries.figures([group_buy.id])[group_buy.id],
         teams=queries.teams_of(group_buy),
         confirm_form=ConfirmForm(),
-        payments_ready=gateway.is_configured(current_institution().id),
+        payments_ready=payments.accepts_payments(current_institution().id),
         now=utcnow(),
         **LABELS,
     )
@@ -235,38 +233,31 @@ def _remember(member: TeamMember) -> None:
 
 
 def _join_form() -> JoinForm:
-    return drop_card_fields(JoinForm())
+    return checkout.prepare(JoinForm())
 
 
 def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
     """Open (team=None) or join a team: write the place, commit it, then hold the money.
-    Returns a redirect, or None to show the form again with its errors."""
+    Returns a response, or None to show the form again with its errors."""
     institution = current_institution()
-    if form.website.data:  # the honeypot: a bot
-        abort(404)
-    details = Registration(
-        parent_name=form.parent_name.data,
-        phone=form.phone.data,
-        email=form.email.data or None,
-        student_name=form.student_name.data,
-        student_grade=form.student_grade.data or None,
-        consent_text=_consent_text(institution),
-        locale=current_language(),
-    )
+    if form.is_bot():
+        return bot_answer()
+    details = form.details(consent_text=_consent_text(institution), locale=current_language())
     touch = Touch.from_request(SourceKind.CAMPAIGN, group_buy.code, request.args, request.referrer)
     try:
         member = services.start_join(institution, group_buy, team, details, touch)
     except ServiceError as error:
         report(error, form)
         return None
-    # The place and its pending payment are committed before Stripe is called: a crash in
-    # between leaves a row that reconciliation finishes, never a hold nobody knows about.
-    db.session.commit()
     _remember(member)
     team_page_url = url_for(".team_page", code=group_buy.code, team_code=member.team.code)
-    response = checkout(member.payment, form, group_buy.title, team_page_url)
-    if response is not None:  # the Payment Element: the parent comes back to the team page
-        return response
+    # The place and its pending payment are committed before Stripe is called: a crash in
+    # between leaves a row that its deadline job finishes, never a hold nobody knows about.
+    page = checkout.commit_then_charge(
+        member.payment, card=form.card(), title=group_buy.title, next_path=team_page_url
+    )
+    if page is not None:  # the Payment Element: the parent comes back to the team page
+        return redirect(page)
     db.session.refresh(member)
     if member.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED):
         flash(_("You are in the team."), "success")

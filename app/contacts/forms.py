@@ -15,18 +15,52 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
-from app.contacts.models import SourceKind
+from app.contacts.models import SOURCE_LABELS, FamilyDetails
 from app.forms import strip_filter
 from app.leads.models import Stage
 
-SOURCE_LABELS = {
-    SourceKind.FORM: _l("Lead form"),
-    SourceKind.CAMPAIGN: _l("Campaign"),
-    SourceKind.COURSE: _l("Course"),
-    SourceKind.REFERRAL: _l("Referral"),
-    SourceKind.IMPORT: _l("Import"),
-    SourceKind.STAFF: _l("Added by staff"),
-}
+
+class FamilyForm(FlaskForm):
+    """Who the family is, as a parent says it on a public page (registering for a course,
+    joining a group buy) and as staff type it when they enrol a child by hand. The
+    contacts service finds or creates the family from it (services.find_family)."""
+
+    parent_name = StringField(
+        _l("Parent's name"),
+        filters=[strip_filter],
+        validators=[DataRequired(), Length(max=80)],
+        render_kw={"autocomplete": "name"},
+    )
+    phone = StringField(
+        _l("Phone"),
+        filters=[strip_filter],
+        validators=[DataRequired(), Length(max=32)],
+        render_kw={"type": "tel", "inputmode": "tel", "autocomplete": "tel"},
+    )
+    email = EmailField(
+        _l("E-mail (optional, for reminders)"),
+        filters=[strip_filter],
+        validators=[Optional(), Email(), Length(max=254)],
+        render_kw={"autocomplete": "email"},
+    )
+    student_name = StringField(
+        _l("Child's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
+    )
+    student_grade = StringField(
+        _l("Child's grade"), filters=[strip_filter], validators=[Length(max=40)]
+    )
+
+    def details(self, *, consent_text: str | None = None, locale: str | None = None):
+        """What the contacts service needs to find or create the family."""
+        return FamilyDetails(
+            parent_name=self.parent_name.data,
+            phone=self.phone.data,
+            email=self.email.data or None,
+            student_name=self.student_name.data,
+            student_grade=self.student_grade.data or None,
+            consent_text=consent_text,
+            locale=locale,
+        )
 
 
 class ContactForm(FlaskForm):

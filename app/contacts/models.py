@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -20,6 +21,16 @@ class SourceKind(enum.StrEnum):
     REFERRAL = "referral"
     IMPORT = "import"
     STAFF = "staff"
+
+
+SOURCE_LABELS = {
+    SourceKind.FORM: _l("Lead form"),
+    SourceKind.CAMPAIGN: _l("Campaign"),
+    SourceKind.COURSE: _l("Course"),
+    SourceKind.REFERRAL: _l("Referral"),
+    SourceKind.IMPORT: _l("Import"),
+    SourceKind.STAFF: _l("Added by staff"),
+}
 
 
 class EventKind(enum.StrEnum):
@@ -42,6 +53,19 @@ CAMPAIGN_EVENT_LABELS = {
 
 def new_referral_code() -> str:
     return secrets.token_urlsafe(6)
+
+
+@dataclass
+class FamilyDetails:
+    """A family as a parent describes it on a public page: one parent, one child."""
+
+    parent_name: str
+    phone: str
+    student_name: str
+    student_grade: str | None = None
+    email: str | None = None
+    consent_text: str | None = None
+    locale: str | None = None  # the language of the page they used
 
 
 # Fields a public action may fill in but never overwrite once staff have edited them.

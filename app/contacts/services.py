@@ -22,10 +22,12 @@ from app.contacts.models import (
     ContactEvent,
     ContactTouch,
     EventKind,
+    FamilyDetails,
     SourceKind,
     Student,
     Tag,
 )
+from app.contacts.queries import contact_by_phone
 from app.db import Base, utcnow
 from app.errors import ServiceError
 from app.extensions import db
@@ -91,12 +93,6 @@ def normalise_phone(institution, raw: str) -> str:
     return number
 
 
-def contact_by_phone(institution, phone: str) -> Contact | None:
-    return db.session.scalar(
-        select(Contact).where(Contact.institution_id == institution.id, Contact.phone == phone)
-    )
-
-
 def parent_page_url(institution, contact: Contact) -> str:
     """A link that opens the family's own page for PARENT_LINK_MAX_AGE; put in every
     message to a parent, so any message is a way back to their page."""
@@ -141,6 +137,31 @@ def find_or_create_contact(
     record_touch(contact, touch, actor)
     db.session.flush()
     return contact, created
+
+
+def find_family(
+    institution, details: FamilyDetails, touch: Touch, actor=None
+) -> tuple[Contact, Student]:
+    """The family (found by phone, or created) and the child named in `details`, who is
+    added to the family if new: what every public action that names a child starts with
+    (a trial registration, a group-buy join, a purchase)."""
+    contact, _created = find_or_create_contact(
+        institution,
+        phone=details.phone,
+        details=ContactDetails(
+            parent_name=details.parent_name,
+            email=details.email,
+            consent_text=details.consent_text,
+            students=[StudentDetails(details.student_name, details.student_grade)],
+        ),
+        touch=touch,
+        actor=actor,
+    )
+    if details.locale:
+        contact.locale = details.locale
+    wanted = details.student_name.strip().casefold()
+    student = next(s for s in contact.students if s.name.strip().casefold() == wanted)
+    return contact, student
 
 
 def _merge_details(contact: Contact, details: ContactDetails) -> None:

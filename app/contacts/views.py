@@ -8,11 +8,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from app.accounts.forms import member_choices
+from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.contacts import queries, services
 from app.contacts.forms import (
-    SOURCE_LABELS,
     ContactForm,
     FilterForm,
     ImportForm,
@@ -20,12 +19,14 @@ from app.contacts.forms import (
     NoteForm,
     StudentForm,
 )
-from app.contacts.models import CAMPAIGN_EVENT_LABELS, Contact, SourceKind
+from app.contacts.models import CAMPAIGN_EVENT_LABELS, SOURCE_LABELS, Contact, SourceKind
 from app.courses import models as course_models
 from app.courses import queries as course_queries
 from app.csvfile import csv_response
 from app.errors import ServiceError, form_status, report
 from app.extensions import db
+from app.forms import member_choices
+from app.leads import queries as lead_queries
 from app.leads.models import Stage
 from app.tenancy import current_institution, get_or_404, require_role, staff_blueprint
 from app.web import list_page
@@ -35,12 +36,17 @@ BLUEPRINTS = [staff]
 PER_PAGE = 50
 
 
+def _member_choices(blank_label) -> list[SelectChoice]:
+    return member_choices(account_queries.institution_members(current_institution()), blank_label)
+
+
 def _filters() -> tuple[FilterForm, queries.ContactFilters]:
+    institution = current_institution()
     form = FilterForm(request.args)
-    form.owner.choices = member_choices(_("Anyone"))
+    form.owner.choices = _member_choices(_("Anyone"))
     form.tag.choices = [
         SelectChoice("", _("Any tag")),
-        *(SelectChoice(name, name) for name in queries.tag_names()),
+        *(SelectChoice(name, name) for name in queries.tag_names(institution)),
     ]
     form.validate()  # bad dates or an over-long search are ignored, not an error page
     owner = request.args.get("owner", type=int)
@@ -49,7 +55,11 @@ def _filters() -> tuple[FilterForm, queries.ContactFilters]:
     filters = queries.ContactFilters(
         q="" if form.q.errors else (form.q.data or ""),
         owner_id=owner,
-        stage=stage if stage in {s.value for s in Stage} else None,
+        among=(
+            lead_queries.contact_ids_in_stage(institution, Stage(stage))
+            if stage in set(Stage)
+            else None
+        ),
         source=SourceKind(source) if source in set(SourceKind) else None,
         tag=request.args.get("tag", "")[:40],
         created_from=None if form.created_from.errors else form.created_from.data,
@@ -61,15 +71,15 @@ def _filters() -> tuple[FilterForm, queries.ContactFilters]:
 @staff.get("/contacts")
 def contact_list():
     form, filters = _filters()
-    page, args = list_page()
-    contacts, total = queries.page_of(queries.filtered_contacts(filters), page, PER_PAGE)
+    number, args = list_page()
+    page = queries.page_of(
+        queries.filtered_contacts(current_institution(), filters), number, PER_PAGE
+    )
     return render_template(
         "contacts/contact_list.html",
         form=form,
-        contacts=contacts,
-        total=total,
+        contacts=page.items,
         page=page,
-        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
         args=args,
         source_labels=SOURCE_LABELS,
     )
@@ -79,7 +89,7 @@ def contact_list():
 @require_role(*MANAGERS)
 def contact_export():
     _form, filters = _filters()
-    contacts = db.session.scalars(queries.filtered_contacts(filters)).all()
+    contacts = db.session.scalars(queries.filtered_contacts(current_institution(), filters)).all()
     zone = current_institution().zone
     rows = (
         [
@@ -113,7 +123,7 @@ def contact_export():
 
 def _contact_form(contact: Contact | None = None) -> ContactForm:
     form = ContactForm(obj=contact)
-    form.owner_id.choices = member_choices(_l("Nobody"))
+    form.owner_id.choices = _member_choices(_l("Nobody"))
     if contact is not None and not form.is_submitted():
         form.owner_id.data = str(contact.owner_id or "")
         form.tags.data = ", ".join(tag.name for tag in contact.tags)
@@ -242,7 +252,7 @@ def contact_merge(contact_id: int):
     if form.validate_on_submit():
         try:
             number = services.normalise_phone(current_institution(), form.phone.data)
-            duplicate = queries.contact_by_phone_in_current(number)
+            duplicate = queries.contact_by_phone(current_institution(), number)
             if duplicate is None or duplicate.id == survivor.id:
                 raise ServiceError(_("No other contact has this phone number."), field="phone")
             if request.form.get("confirm") == "yes":

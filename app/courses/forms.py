@@ -2,31 +2,30 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileAllowed, FileField
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
     DecimalField,
-    EmailField,
     IntegerField,
     SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import URL, DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
 
+from app.contacts.forms import FamilyForm
 from app.courses.models import KIND_LABELS
-from app.forms import MultiCheckboxField, strip_filter
-from app.payments.forms import CardForm
-
-DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-IMAGE_TYPES = FileAllowed(
-    ["png", "jpg", "jpeg", "webp"], _l("The image must be a PNG, JPEG or WebP file.")
+from app.forms import (
+    CardFields,
+    CoverFields,
+    Honeypot,
+    MultiCheckboxField,
+    local_datetime_field,
+    strip_filter,
 )
 
 
-class CourseForm(FlaskForm):
+class CourseForm(CoverFields, FlaskForm):
     title = StringField(
         _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
@@ -43,12 +42,6 @@ class CourseForm(FlaskForm):
     description = TextAreaField(
         _l("Description"), filters=[strip_filter], validators=[Length(max=4000)]
     )
-    cover = FileField(
-        _l("Cover picture"),
-        validators=[IMAGE_TYPES],
-        description=_l("PNG, JPEG or WebP, at most 1 MB. Shown on the page and in link previews."),
-    )
-    remove_cover = BooleanField(_l("Remove the cover picture"))
     teacher_id = SelectField(_l("Teacher"), default="")
     price = DecimalField(
         _l("Price"),
@@ -65,9 +58,7 @@ class CourseForm(FlaskForm):
 
 class LessonForm(FlaskForm):
     title = StringField(_l("Lesson title"), filters=[strip_filter], validators=[Length(max=120)])
-    starts_at = DateTimeLocalField(
-        _l("Starts at"), validators=[DataRequired()], format=DATETIME_FORMATS
-    )
+    starts_at = local_datetime_field(_l("Starts at"))
     duration_minutes = IntegerField(
         _l("Length in minutes"), default=60, validators=[DataRequired(), NumberRange(5, 600)]
     )
@@ -85,46 +76,16 @@ class LessonForm(FlaskForm):
     )
 
 
-class FamilyForm(FlaskForm):
-    """Who the family is: what registering and enrolling by hand both ask."""
-
-    parent_name = StringField(
-        _l("Parent's name"),
-        filters=[strip_filter],
-        validators=[DataRequired(), Length(max=80)],
-        render_kw={"autocomplete": "name"},
-    )
-    phone = StringField(
-        _l("Phone"),
-        filters=[strip_filter],
-        validators=[DataRequired(), Length(max=32)],
-        render_kw={"type": "tel", "inputmode": "tel", "autocomplete": "tel"},
-    )
-    email = EmailField(
-        _l("E-mail (optional, for reminders)"),
-        filters=[strip_filter],
-        validators=[Optional(), Email(), Length(max=254)],
-        render_kw={"autocomplete": "email"},
-    )
-    student_name = StringField(
-        _l("Child's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
-    )
-    student_grade = StringField(
-        _l("Child's grade"), filters=[strip_filter], validators=[Length(max=40)]
-    )
-
-
-class RegistrationForm(FamilyForm):
+class RegistrationForm(Honeypot, FamilyForm):
     """The public registration form; the lessons' choices are set by the view."""
 
     lessons = MultiCheckboxField(_l("Lessons"), coerce=int, validate_choice=False)
     consent = BooleanField(
         validators=[DataRequired(_l("Please agree so that we can contact you."))]
     )
-    website = StringField()  # honeypot
 
 
-class PaidRegistrationForm(RegistrationForm, CardForm):
+class PaidRegistrationForm(CardFields, RegistrationForm):
     """Registering for a paid course: the card fields only with the test card checkout."""
 
 

@@ -67,6 +67,10 @@ class Course(TenantScoped, Base):
     def upcoming_lessons(self, now: datetime) -> list[Lesson]:
         return [lesson for lesson in self.lessons if lesson.is_bookable(now)]
 
+    def can_register_online(self, payments_ready: bool) -> bool:
+        """Free courses always; paid ones once the institution takes payments online."""
+        return self.is_free or payments_ready
+
 
 class LessonStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
@@ -174,6 +178,7 @@ class Attendance(enum.StrEnum):
     ABSENT = "absent"
 
 
+TAKEN = (SeatStatus.BOOKED, SeatStatus.HELD)  # the seats that count against capacity
 SEAT_STATUS_LABELS = {
     SeatStatus.BOOKED: _l("Booked"),
     SeatStatus.HELD: _l("Awaiting payment"),
@@ -224,3 +229,11 @@ class Seat(TenantScoped, Base):
     def topic(self) -> str:
         """The outbox topic of this seat's messages (reminders to cancel with it)."""
         return f"seat:{self.id}"
+
+    def parent_can_cancel(self, now: datetime) -> bool:
+        """Parents cancel their own trial seats online, until the lesson starts."""
+        return (
+            self.status in (SeatStatus.BOOKED, SeatStatus.WAITLISTED)
+            and self.lesson.course.kind == CourseKind.TRIAL
+            and self.lesson.is_bookable(now)
+        )

@@ -7,6 +7,7 @@ from sqlalchemy.orm import joinedload
 
 from app.contacts.models import Contact, Student
 from app.courses.models import (
+    TAKEN,
     Attendance,
     Course,
     Enrolment,
@@ -16,8 +17,11 @@ from app.courses.models import (
     Seat,
     SeatStatus,
 )
+from app.db import scoped_select
 from app.extensions import db
-from app.tenancy import scoped_select
+from app.payments.models import Payment
+
+PURPOSE = "course_registration"  # the purpose of a paid registration's payments
 
 
 def course_by_code(institution, code: str) -> Course | None:
@@ -26,8 +30,10 @@ def course_by_code(institution, code: str) -> Course | None:
     )
 
 
-def all_courses() -> list[Course]:
-    return list(db.session.scalars(scoped_select(Course).order_by(Course.created_at.desc())))
+def all_courses(institution) -> list[Course]:
+    return list(
+        db.session.scalars(scoped_select(Course, institution).order_by(Course.created_at.desc()))
+    )
 
 
 def seat_counts(lesson_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -80,8 +86,8 @@ def enrolment_counts(course_ids: list[int]) -> dict[int, int]:
 
 def course_enrolments(course: Course) -> Select:
     return (
-        scoped_select(Enrolment)
-        .where(Enrolment.course_id == course.id)
+        select(Enrolment)
+        .where(Enrolment.institution_id == course.institution_id, Enrolment.course_id == course.id)
         .options(joinedload(Enrolment.contact), joinedload(Enrolment.student))
         .order_by(Enrolment.created_at.desc(), Enrolment.id.desc())
     )
@@ -121,12 +127,12 @@ def waitlist(lesson: Lesson) -> list[Seat]:
     )
 
 
-def absences(since: datetime, now: datetime) -> list[Seat]:
+def absences(institution, since: datetime, now: datetime) -> list[Seat]:
     """Booked seats marked absent in lessons since `since`, latest lesson first: the
     families to call back."""
     return list(
         db.session.scalars(
-            scoped_select(Seat)
+            scoped_select(Seat, institution)
             .join(Lesson, Seat.lesson_id == Lesson.id)
             .where(
                 Seat.attendance == Attendance.ABSENT,
@@ -149,3 +155,92 @@ def family_seats(contact: Contact) -> list[Seat]:
             .order_by(case((Lesson.status == LessonStatus.CANCELLED, 1), else_=0), Lesson.starts_at)
         )
     )
+
+
+def taken_count(lesson_id: int) -> int:
+    """Seats that count against capacity: booked, or held for a payment in progress."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Seat)
+        .where(Seat.lesson_id == lesson_id, Seat.status.in_(TAKEN))
+    )
+
+
+def seats_of_lesson(lesson: Lesson, *statuses: SeatStatus) -> list[Seat]:
+    """The lesson's seats in these states, in the order the families queued."""
+    return list(
+        db.session.scalars(
+            select(Seat)
+            .where(Seat.lesson_id == lesson.id, Seat.status.in_(statuses))
+            .order_by(Seat.queued_at, Seat.id)
+        )
+    )
+
+
+def waitlist_position(seat: Seat) -> int | None:
+    """1 for the first family waiting for the lesson, and so on; None if not waiting."""
+    if seat.status != SeatStatus.WAITLISTED:
+        return None
+    ahead = db.session.scalar(
+        select(func.count())
+        .select_from(Seat)
+        .where(
+            Seat.lesson_id == seat.lesson_id,
+            Seat.status == SeatStatus.WAITLISTED,
+            (Seat.queued_at < seat.queued_at)
+            | ((Seat.queued_at == seat.queued_at) & (Seat.id < seat.id)),
+        )
+    )
+    return ahead + 1
+
+
+def pending_payment(enrolment: Enrolment) -> Payment | None:
+    """The payment the enrolment's held seats wait for, if any."""
+    return db.session.scalar(
+        select(Payment)
+        .join(Seat, Seat.payment_id == Payment.id)
+        .where(Seat.enrolment_id == enrolment.id, Seat.status == SeatStatus.HELD)
+        .limit(1)
+    )
+
+
+def latest_payment(enrolment: Enrolment) -> Payment | None:
+    """The enrolment's last registration payment, whatever became of it."""
+    return db.session.scalar(
+        select(Payment)
+        .where(
+            Payment.institution_id == enrolment.institution_id,
+            Payment.purpose == PURPOSE,
+            Payment.reference == enrolment.id,
+        )
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
+
+
+def enrolment_of(course: Course, student_id: int) -> Enrolment | None:
+    return db.session.scalar(
+        select(Enrolment).where(
+            Enrolment.course_id == course.id, Enrolment.student_id == student_id
+        )
+    )
+
+
+def enrolment_by_code(course: Course, code: str) -> Enrolment | None:
+    return db.session.scalar(
+        select(Enrolment).where(Enrolment.course_id == course.id, Enrolment.code == code)
+    )
+
+
+def seat_of(lesson_id: int, enrolment_id: int) -> Seat | None:
+    return db.session.scalar(
+        select(Seat).where(Seat.lesson_id == lesson_id, Seat.enrolment_id == enrolment_id)
+    )
+
+
+def family_seat(contact: Contact, seat_id: int) -> Seat | None:
+    """A seat of this family, or None (another family's seat is not theirs to see)."""
+    seat = db.session.get(Seat, seat_id)
+    if seat is None or seat.enrolment.contact_id != contact.id:
+        return None
+    return seat

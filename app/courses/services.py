@@ -9,18 +9,17 @@ topic: cancelling the seat, or moving the lesson, cancels the rows not yet sent.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 
-from flask import current_app
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.contacts import services as contacts
-from app.contacts.models import Contact, EventKind, SourceKind, Student
+from app.contacts.models import Contact, EventKind, FamilyDetails, SourceKind, Student
+from app.courses import queries
 from app.courses.models import (
+    TAKEN,
     Attendance,
     Course,
     CourseKind,
@@ -32,23 +31,18 @@ from app.courses.models import (
     Seat,
     SeatStatus,
 )
-from app.db import utcnow
+from app.courses.queries import PURPOSE
+from app.db import assign, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.institutions.models import Institution
-from app.jobs import enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
 from app.notifications import services as notifications
-from app.payments import gateway
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentStatus
-from app.payments.tasks import reconcile_payment
 
 log = logging.getLogger(__name__)
-
-PURPOSE = "course_registration"  # the payments of paid registrations
-TAKEN = (SeatStatus.BOOKED, SeatStatus.HELD)
 
 
 # --- courses and lessons (staff) -------------------------------------------------------------
@@ -59,8 +53,7 @@ def save_course(institution, course: Course | None, **values) -> Course:
     if course is None:
         course = Course(institution_id=institution.id, currency=institution.currency)
         db.session.add(course)
-    for name, value in values.items():
-        setattr(course, name, value)
+    assign(course, values)
     db.session.flush()
     return course
 
@@ -102,7 +95,7 @@ def update_lesson(institution, lesson: Lesson, actor, **values) -> Lesson:
         return lesson
     lesson.schedule_version += 1
     db.session.flush()
-    for seat in _seats(lesson, SeatStatus.BOOKED, SeatStatus.WAITLISTED):
+    for seat in queries.seats_of_lesson(lesson, SeatStatus.BOOKED, SeatStatus.WAITLISTED):
         notifications.cancel_topic(lesson.institution_id, seat.topic)
         if seat.status == SeatStatus.BOOKED:
             schedule_reminders(institution, seat)
@@ -127,7 +120,7 @@ def cancel_lesson(institution, lesson: Lesson, actor) -> None:
         return
     lesson.status = LessonStatus.CANCELLED
     db.session.flush()
-    for seat in _seats(lesson, SeatStatus.BOOKED, SeatStatus.WAITLISTED):
+    for seat in queries.seats_of_lesson(lesson, SeatStatus.BOOKED, SeatStatus.WAITLISTED):
         notifications.cancel_topic(lesson.institution_id, seat.topic)
         notifications.notify_contact(
             institution,
@@ -139,44 +132,14 @@ def cancel_lesson(institution, lesson: Lesson, actor) -> None:
     log.info("lesson %s cancelled by %s", lesson.id, actor)
 
 
-def _seats(lesson: Lesson, *statuses: SeatStatus) -> list[Seat]:
-    return list(
-        db.session.scalars(
-            select(Seat)
-            .where(Seat.lesson_id == lesson.id, Seat.status.in_(statuses))
-            .order_by(Seat.queued_at, Seat.id)
-        )
-    )
-
-
-def taken_count(lesson_id: int) -> int:
-    """Seats that count against capacity: booked, or held for a payment in progress."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Seat)
-        .where(Seat.lesson_id == lesson_id, Seat.status.in_(TAKEN))
-    )
-
-
 # --- registration ----------------------------------------------------------------------------
-
-
-@dataclass
-class Registration:
-    parent_name: str
-    phone: str
-    student_name: str
-    student_grade: str | None = None
-    email: str | None = None
-    consent_text: str | None = None
-    locale: str | None = None
 
 
 def register(
     institution,
     course: Course,
     lesson_ids: list[int],
-    details: Registration,
+    details: FamilyDetails,
     touch: contacts.Touch,
 ) -> Enrolment:
     """Register a child for lessons of a course from its public page.
@@ -191,18 +154,18 @@ def register(
     now = utcnow()
     if not course.is_open:
         raise ServiceError(_l("This course is not taking registrations."), code="closed")
-    if not can_register_online(course):
+    if not course.can_register_online(payments.accepts_payments(institution.id)):
         raise ServiceError(_l("Online payment is not available yet."), code="payments_off")
     bookable = {lesson.id: lesson for lesson in course.upcoming_lessons(now)}
     chosen = sorted({lesson_id for lesson_id in lesson_ids if lesson_id in bookable})
     if not chosen:
         raise ServiceError(_l("Choose at least one lesson."), field="lessons", code="no_lesson")
-    contact, student = find_family(institution, details, touch)
+    contact, student = contacts.find_family(institution, details, touch)
     if not course.is_free:
         # The family's row lock serialises their own attempts: one payment at a time.
         db.session.scalar(select(Contact.id).where(Contact.id == contact.id).with_for_update())
-    if leads.open_lead(contact) is None and (course.kind == CourseKind.TRIAL or not course.is_free):
-        leads.create_lead(institution, contact, source=(touch.utm_source or "course")[:100])
+    if course.kind == CourseKind.TRIAL or not course.is_free:
+        leads.ensure_lead(institution, contact, source=touch.utm_source or "course")
     enrolment = enrol(institution, course, contact, student, EnrolmentSource.FORM)
     if not course.is_free:
         hold_seats(institution, enrolment, chosen)
@@ -218,18 +181,13 @@ def register(
     return enrolment
 
 
-def can_register_online(course: Course) -> bool:
-    """Free courses always; paid ones once the institution can take payments online."""
-    return course.is_free or gateway.is_configured(course.institution_id)
-
-
 def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Payment:
     """Hold a seat in each lesson for a paid registration, with the pending payment that
     will pay for them (the caller holds the family's row lock). Every lesson must have a
     free seat: nobody pays for a waitlist place. The seats are booked when the payment
-    succeeds and freed if it fails or is not finished within PAYMENT_PENDING_TIMEOUT."""
+    succeeds, and freed if it fails or is not paid by its deadline (payments own it)."""
     course = enrolment.course
-    if pending_payment(enrolment) is not None:
+    if queries.pending_payment(enrolment) is not None:
         raise ServiceError(
             _l("A payment for this child is already in progress. Finish it or try again later."),
             code="payment_in_progress",
@@ -259,7 +217,7 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
     )
     for lesson_id in wanted:  # in id order, like take_seat: no deadlock between two rushes
         lesson = _locked_lesson(lesson_id)
-        if taken_count(lesson.id) >= course.capacity:
+        if queries.taken_count(lesson.id) >= course.capacity:
             raise ServiceError(
                 _l(
                     "%(when)s is full. Please choose another lesson.",
@@ -271,34 +229,7 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
         seat = _occupy(enrolment, lesson, existing.get(lesson_id), SeatStatus.HELD)
         seat.payment_id = payment.id
     db.session.flush()
-    # The deadline is a job (and the periodic reconciliation, should the job be lost).
-    enqueue_after_commit(
-        reconcile_payment,
-        institution.id,
-        payment.id,
-        job_id=f"payment-deadline-{payment.id}",
-        at=payment.created_at + current_app.config["PAYMENT_PENDING_TIMEOUT"],
-    )
     return payment
-
-
-def pending_payment(enrolment: Enrolment) -> Payment | None:
-    """The payment the enrolment's held seats wait for, if any."""
-    return db.session.scalar(
-        select(Payment)
-        .join(Seat, Seat.payment_id == Payment.id)
-        .where(Seat.enrolment_id == enrolment.id, Seat.status == SeatStatus.HELD)
-        .limit(1)
-    )
-
-
-def latest_payment(enrolment: Enrolment) -> Payment | None:
-    return db.session.scalar(
-        select(Payment)
-        .where(Payment.purpose == PURPOSE, Payment.reference == enrolment.id)
-        .order_by(Payment.id.desc())
-        .limit(1)
-    )
 
 
 @payments.on_transition(PURPOSE)
@@ -348,39 +279,11 @@ def _free_held(institution, seat: Seat) -> None:
         _give_up(institution, lesson, seat)
 
 
-def find_family(
-    institution, details: Registration, touch: contacts.Touch, actor=None
-) -> tuple[Contact, Student]:
-    """The family (found or created by the contacts service) and the child named in
-    `details`, whom that service adds to the family if new."""
-    contact, _created = contacts.find_or_create_contact(
-        institution,
-        phone=details.phone,
-        details=contacts.ContactDetails(
-            parent_name=details.parent_name,
-            email=details.email,
-            consent_text=details.consent_text,
-            students=[contacts.StudentDetails(details.student_name, details.student_grade)],
-        ),
-        touch=touch,
-        actor=actor,
-    )
-    if details.locale:
-        contact.locale = details.locale
-    wanted = details.student_name.strip().casefold()
-    student = next(s for s in contact.students if s.name.strip().casefold() == wanted)
-    return contact, student
-
-
 def enrol(
     institution, course: Course, contact: Contact, student: Student, source: EnrolmentSource
 ) -> Enrolment:
     """The student's enrolment in the course, created (or reactivated) if needed."""
-    enrolment = db.session.scalar(
-        select(Enrolment).where(
-            Enrolment.course_id == course.id, Enrolment.student_id == student.id
-        )
-    )
+    enrolment = queries.enrolment_of(course, student.id)
     if enrolment is None:
         enrolment = Enrolment(
             institution_id=institution.id,
@@ -408,12 +311,10 @@ def take_seat(institution, enrolment: Enrolment, lesson_id: int) -> Seat:
     """A seat for the enrolment in the lesson if one is free, else a waitlist place. The
     lesson row is locked while the seats are counted, which is what makes capacity hold."""
     lesson = _locked_lesson(lesson_id)
-    seat = db.session.scalar(
-        select(Seat).where(Seat.lesson_id == lesson.id, Seat.enrolment_id == enrolment.id)
-    )
+    seat = queries.seat_of(lesson.id, enrolment.id)
     if seat is not None and seat.status != SeatStatus.CANCELLED:
         return seat
-    free = taken_count(lesson.id) < lesson.course.capacity
+    free = queries.taken_count(lesson.id) < lesson.course.capacity
     seat = _occupy(enrolment, lesson, seat, SeatStatus.BOOKED if free else SeatStatus.WAITLISTED)
     db.session.flush()
     if free:
@@ -529,9 +430,9 @@ def _give_up(institution, lesson: Lesson, seat: Seat) -> Seat | None:
 
 
 def _promote_first_waiting(institution, lesson: Lesson) -> Seat | None:
-    if taken_count(lesson.id) >= lesson.course.capacity:
+    if queries.taken_count(lesson.id) >= lesson.course.capacity:
         return None
-    waiting = _seats(lesson, SeatStatus.WAITLISTED)
+    waiting = queries.seats_of_lesson(lesson, SeatStatus.WAITLISTED)
     if not waiting:
         return None
     seat = waiting[0]
@@ -549,30 +450,14 @@ def _promote_first_waiting(institution, lesson: Lesson) -> Seat | None:
     return seat
 
 
-def waitlist_position(seat: Seat) -> int | None:
-    if seat.status != SeatStatus.WAITLISTED:
-        return None
-    ahead = db.session.scalar(
-        select(func.count())
-        .select_from(Seat)
-        .where(
-            Seat.lesson_id == seat.lesson_id,
-            Seat.status == SeatStatus.WAITLISTED,
-            (Seat.queued_at < seat.queued_at)
-            | ((Seat.queued_at == seat.queued_at) & (Seat.id < seat.id)),
-        )
-    )
-    return ahead + 1
-
-
 # --- staff: enrolling by hand and attendance -------------------------------------------------
 
 
-def enrol_by_staff(institution, course: Course, details: Registration, actor) -> Enrolment:
+def enrol_by_staff(institution, course: Course, details: FamilyDetails, actor) -> Enrolment:
     """Enrol a child by hand (a family who paid at the desk): the contact is found or
     created, and the child takes a seat, or a waitlist place, in every upcoming lesson."""
     touch = contacts.Touch(kind=SourceKind.STAFF, ref=course.code)
-    contact, student = find_family(institution, details, touch, actor)
+    contact, student = contacts.find_family(institution, details, touch, actor)
     return enrol_in_upcoming(institution, course, contact, student, EnrolmentSource.STAFF)
 
 
@@ -611,20 +496,3 @@ def mark_attendance(seat: Seat, attendance: Attendance, actor) -> None:
     if attendance != Attendance.ABSENT and lesson.course.kind == CourseKind.TRIAL:
         leads.advance_lead(contact, Stage.TRIAL_ATTENDED, actor)
     db.session.flush()
-
-
-def seat_for_portal(contact: Contact, seat_id: int) -> Seat | None:
-    """A seat of this family, or None (another family's seat is not theirs to see)."""
-    seat = db.session.get(Seat, seat_id)
-    if seat is None or seat.enrolment.contact_id != contact.id:
-        return None
-    return seat
-
-
-def parent_can_cancel(seat: Seat, now: datetime) -> bool:
-    """Parents cancel their own trial seats online, until the lesson starts."""
-    return (
-        seat.status in (SeatStatus.BOOKED, SeatStatus.WAITLISTED)
-        and seat.lesson.course.kind == CourseKind.TRIAL
-        and seat.lesson.is_bookable(now)
-    )

@@ -6,10 +6,9 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import current_user
 from icalendar import Calendar, Event
-from sqlalchemy import select
 from wtforms import SelectChoice
 
-from app.accounts.forms import member_choices
+from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.contacts.models import SourceKind
 from app.contacts.services import Touch
@@ -36,26 +35,26 @@ from app.courses.models import (
     SeatStatus,
 )
 from app.csvfile import csv_response
-from app.db import paginate, utcnow
+from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
-from app.forms import ConfirmForm
+from app.forms import ConfirmForm, member_choices
 from app.images import image_response, qr_response, update_cover
+from app.localtime import from_local, to_local
 from app.money import to_major, to_minor
-from app.payments import gateway
+from app.paging import paginate
+from app.payments import checkout
+from app.payments import services as payments
 from app.payments.models import PaymentStatus
-from app.payments.views import checkout, checkout_url, drop_card_fields
 from app.tenancy import (
     current_institution,
-    from_local,
     get_or_404,
     public_blueprint,
     require_role,
     staff_blueprint,
-    to_local,
 )
 from app.urls import external_url
-from app.web import current_language, list_page
+from app.web import bot_answer, current_language, list_page
 
 staff = staff_blueprint("courses", __name__)
 public = public_blueprint("courses_public", __name__)
@@ -75,7 +74,7 @@ LABELS = {
 
 @staff.get("/courses")
 def course_list():
-    courses = queries.all_courses()
+    courses = queries.all_courses(current_institution())
     ids = [course.id for course in courses]
     return render_template(
         "courses/course_list.html",
@@ -89,7 +88,9 @@ def course_list():
 def _save_course(course: Course | None):
     institution = current_institution()
     form = CourseForm(obj=course) if course else CourseForm()
-    form.teacher_id.choices = member_choices(_("Nobody yet"))
+    form.teacher_id.choices = member_choices(
+        account_queries.institution_members(institution), _("Nobody yet")
+    )
     if request.method == "GET" and course is not None:
         form.teacher_id.data = str(course.teacher_id or "")
         form.price.data = to_major(course.price_amount, course.currency)
@@ -139,20 +140,20 @@ def _share_url(course: Course) -> str:
 @staff.get("/courses/<int:course_id>")
 def course_detail(course_id: int):
     course = get_or_404(Course, course_id)
-    page, args = list_page()
-    enrolments, total = paginate(queries.course_enrolments(course), page, PER_PAGE)
+    number, args = list_page()
+    page = paginate(queries.course_enrolments(course), number, PER_PAGE)
     return render_template(
         "courses/course_detail.html",
         course=course,
         share_url=_share_url(course),
         counts=queries.seat_counts([lesson.id for lesson in course.lessons]),
-        can_register_online=services.can_register_online(course),
+        can_register_online=course.can_register_online(
+            payments.accepts_payments(course.institution_id)
+        ),
         lesson_form=LessonForm(formdata=None),
         enrol_form=EnrolForm(formdata=None),
-        enrolments=enrolments,
-        total=total,
+        enrolments=page.items,
         page=page,
-        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
         args=args,
         confirm_form=ConfirmForm(),
         now=utcnow(),
@@ -199,7 +200,7 @@ def enrol(course_id: int):
     if form.validate_on_submit():
         try:
             enrolment = services.enrol_by_staff(
-                current_institution(), course, _registration(form, None), current_user
+                current_institution(), course, form.details(), current_user
             )
         except ServiceError as error:
             report(error, form)
@@ -219,7 +220,7 @@ def enrol(course_id: int):
 def _lesson_values(form: LessonForm) -> dict:
     return {
         "title": form.title.data or None,
-        "starts_at": from_local(form.starts_at.data),
+        "starts_at": from_local(form.starts_at.data, current_institution().zone),
         "duration_minutes": form.duration_minutes.data,
         "place": form.place.data or None,
         "online_url": form.online_url.data or None,
@@ -252,7 +253,7 @@ def lesson_edit(lesson_id: int):
     lesson = get_or_404(Lesson, lesson_id)
     form = LessonForm(obj=lesson)
     if request.method == "GET":
-        form.starts_at.data = to_local(lesson.starts_at)
+        form.starts_at.data = to_local(lesson.starts_at, current_institution().zone)
     if form.validate_on_submit():
         try:
             services.update_lesson(
@@ -332,22 +333,12 @@ def absences():
     """Children marked absent in the last 30 days: families to call back."""
     now = utcnow()
     return render_template(
-        "courses/absences.html", seats=queries.absences(now - timedelta(days=30), now)
+        "courses/absences.html",
+        seats=queries.absences(current_institution(), now - timedelta(days=30), now),
     )
 
 
 # --- the public course page ------------------------------------------------------------------
-
-
-def _registration(form, locale: str | None) -> services.Registration:
-    return services.Registration(
-        parent_name=form.parent_name.data,
-        phone=form.phone.data,
-        email=form.email.data or None,
-        student_name=form.student_name.data,
-        student_grade=form.student_grade.data or None,
-        locale=locale,
-    )
 
 
 def _course_key() -> str:
@@ -365,13 +356,13 @@ def course_page(code: str):
     course = queries.course_by_code(institution, code) or abort(404)
     now = utcnow()
     lessons = course.upcoming_lessons(now)
-    form = RegistrationForm() if course.is_free else drop_card_fields(PaidRegistrationForm())
+    form = RegistrationForm() if course.is_free else checkout.prepare(PaidRegistrationForm())
     form.lessons.choices = [SelectChoice(lesson.id, "") for lesson in lessons]
     if request.method == "GET":
         form.lessons.data = [lesson.id for lesson in lessons]
     elif form.validate_on_submit():
-        if form.website.data:  # the honeypot: a bot
-            abort(404)
+        if form.is_bot():
+            return bot_answer()
         response = _register(institution, course, form)
         if response is not None:
             return response
@@ -382,8 +373,9 @@ def course_page(code: str):
         counts=queries.seat_counts([lesson.id for lesson in lessons]),
         form=form,
         consent_text=_consent_text(institution),
-        can_register=course.is_open and services.can_register_online(course),
-        pay_minutes=int(current_app.config["PAYMENT_PENDING_TIMEOUT"].total_seconds() // 60),
+        can_register=course.is_open
+        and course.can_register_online(payments.accepts_payments(institution.id)),
+        pay_minutes=int(payments.pay_window().total_seconds() // 60),
         **LABELS,
     ), form_status(form)
 
@@ -391,26 +383,25 @@ def course_page(code: str):
 def _register(institution, course: Course, form: RegistrationForm):
     """Register, and for a paid course take the payment (the seats are held meanwhile).
     Returns a redirect, or None to show the form again with its errors."""
-    registration = _registration(form, current_language())
-    registration.consent_text = _consent_text(institution)
+    details = form.details(consent_text=_consent_text(institution), locale=current_language())
     touch = Touch.from_request(SourceKind.COURSE, course.code, request.args, request.referrer)
     try:
-        enrolment = services.register(
-            institution, course, form.lessons.data or [], registration, touch
-        )
+        enrolment = services.register(institution, course, form.lessons.data or [], details, touch)
     except ServiceError as error:
         report(error, form)
         return None
-    payment = services.pending_payment(enrolment)
-    # The held seats and their pending payment are committed before Stripe is called: a
-    # crash in between leaves rows that the payment's deadline frees.
-    db.session.commit()
+    payment = queries.pending_payment(enrolment)
     done = url_for(".registered", code=course.code, enrolment_code=enrolment.code)
     if payment is None:
+        db.session.commit()
         return redirect(done)
-    response = checkout(payment, form, course.title, done)
-    if response is not None:  # the Payment Element: Stripe brings the parent back to `done`
-        return response
+    # The held seats and their pending payment are committed before Stripe is called: a
+    # crash in between leaves rows that the payment's deadline frees.
+    page = checkout.commit_then_charge(
+        payment, card=form.card(), title=course.title, next_path=done
+    )
+    if page is not None:  # the Payment Element: Stripe brings the parent back to `done`
+        return redirect(page)
     if payment.status == PaymentStatus.FAILED:
         # Declined: the seats are released; the form is shown again to try another card.
         message = _(
@@ -431,10 +422,7 @@ def _consent_text(institution) -> str:
 
 def _enrolment_by_code(code: str, enrolment_code: str) -> Enrolment:
     course = queries.course_by_code(current_institution(), code) or abort(404)
-    enrolment = db.session.scalar(
-        select(Enrolment).where(Enrolment.course_id == course.id, Enrolment.code == enrolment_code)
-    )
-    return enrolment or abort(404)
+    return queries.enrolment_by_code(course, enrolment_code) or abort(404)
 
 
 @public.get("/c/<code>/r/<enrolment_code>")
@@ -443,26 +431,16 @@ def registered(code: str, enrolment_code: str):
     and for a paid course what became of the payment."""
     enrolment = _enrolment_by_code(code, enrolment_code)
     seats = [s for s in enrolment.seats if s.status != SeatStatus.CANCELLED]
-    payment = None if enrolment.course.is_free else services.latest_payment(enrolment)
-    pay_url = None
-    if (
-        payment is not None
-        and payment.status == PaymentStatus.PENDING
-        and payment.intent_id
-        and not gateway.uses_test_card()
-    ):  # left the Payment Element before paying: the way back to it
-        pay_url = checkout_url(payment, enrolment.course.title, request.path)
+    payment = None if enrolment.course.is_free else queries.latest_payment(enrolment)
     return render_template(
         "courses/public_registered.html",
         enrolment=enrolment,
         course=enrolment.course,
         seats=sorted(seats, key=lambda s: s.lesson.starts_at),
-        positions={s.id: services.waitlist_position(s) for s in seats},
+        positions={s.id: queries.waitlist_position(s) for s in seats},
         payment=payment,
-        pay_url=pay_url,
-        pay_by=payment.created_at + current_app.config["PAYMENT_PENDING_TIMEOUT"]
-        if payment
-        else None,
+        # Left the Payment Element before paying: the way back to it.
+        pay_url=checkout.resume_url(payment, enrolment.course.title, request.path),
         **LABELS,
     )
 

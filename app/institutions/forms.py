@@ -19,8 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from app.forms import password_fields, strip_filter, to_e164
-from app.institutions.models import CURRENCIES, LOCALES
-from app.institutions.services import slug_problem
+from app.institutions.models import CURRENCIES, LOCALES, slug_problem
 
 LOCALE_NAMES = {"zh_CN": "简体中文", "en": "English"}
 

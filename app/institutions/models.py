@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import LargeBinary, String
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
@@ -119,3 +121,15 @@ CURRENCIES = (
     "CHF",
 )
 LOCALES = ("zh_CN", "en")
+
+
+def slug_problem(slug: str):
+    """Why `slug` cannot be used (a translatable message), or None."""
+    if not re.fullmatch(SLUG_PATTERN, slug or ""):
+        return _l(
+            "Use 3 to 48 lowercase letters, digits and hyphens, starting and ending with "
+            "a letter or digit."
+        )
+    if slug in RESERVED_SLUGS:
+        return _l("This address is reserved. Try another one.")
+    return None

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from zoneinfo import available_timezones
 
 import phonenumbers
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import services as accounts
@@ -16,23 +14,12 @@ from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.images import checked_image
-from app.institutions.models import CURRENCIES, LOCALES, RESERVED_SLUGS, SLUG_PATTERN, Institution
+from app.institutions import queries
+from app.institutions.models import CURRENCIES, LOCALES, Institution, slug_problem
 from app.notifications.services import queue_email
 from app.urls import external_url
 
 SLUG_TAKEN = _l("This address is already taken. Try another one.")
-
-
-def slug_problem(slug: str):
-    """Why `slug` cannot be used (a translatable message), or None."""
-    if not re.fullmatch(SLUG_PATTERN, slug or ""):
-        return _l(
-            "Use 3 to 48 lowercase letters, digits and hyphens, starting and ending with "
-            "a letter or digit."
-        )
-    if slug in RESERVED_SLUGS:
-        return _l("This address is reserved. Try another one.")
-    return None
 
 
 def _check_choices(timezone: str, currency: str, locale: str) -> None:
@@ -51,7 +38,7 @@ def create_institution(
     if problem:
         raise ServiceError(problem, field="slug", code="slug_invalid")
     _check_choices(timezone, currency, locale)
-    if db.session.scalar(select(Institution.id).where(Institution.slug == slug)):
+    if queries.slug_taken(slug):
         raise ServiceError(SLUG_TAKEN, field="slug", code="slug_taken")
     institution = Institution(
         name=name.strip(), slug=slug, timezone=timezone, currency=currency, locale=locale

@@ -70,13 +70,13 @@ def signup():
 @staff.get("/")
 def home():
     institution = current_institution()
-    members = account_queries.institution_members()
-    invitations = account_queries.pending_invitations()
+    members = account_queries.institution_members(institution)
+    invitations = account_queries.pending_invitations(institution)
     return render_template(
         "institutions/home.html",
         members=members,
         invitations=invitations,
-        failed_messages=failed_count(),
+        failed_messages=failed_count(institution),
         setup_done={
             "logo": institution.has_logo,
             "contact": bool(institution.contact_phone or institution.contact_email),

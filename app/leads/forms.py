@@ -2,11 +2,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileAllowed, FileField
 from wtforms import (
     BooleanField,
     DateField,
-    DateTimeLocalField,
     Form,
     FormField,
     HiddenField,
@@ -20,7 +18,13 @@ from wtforms import (
 from wtforms.fields import FieldList
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
 
-from app.forms import MultiCheckboxField, strip_filter
+from app.forms import (
+    CoverFields,
+    Honeypot,
+    MultiCheckboxField,
+    local_datetime_field,
+    strip_filter,
+)
 from app.leads.models import ALWAYS_ON, BUILTIN_FIELDS, FIELD_KIND_LABELS, STAGE_LABELS
 
 OPTIONAL_BUILTINS = [key for key in BUILTIN_FIELDS if key not in ALWAYS_ON]
@@ -48,23 +52,11 @@ class CustomFieldForm(Form):
     position = IntegerField(_l("Order"), validators=[Optional(), NumberRange(0, 99)])
 
 
-class LeadFormForm(FlaskForm):
+class LeadFormForm(CoverFields, FlaskForm):
     title = StringField(
         _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
     intro = TextAreaField(_l("Introduction"), filters=[strip_filter], validators=[Length(max=2000)])
-    cover = FileField(
-        _l("Cover picture"),
-        validators=[
-            FileAllowed(
-                ["png", "jpg", "jpeg", "webp"], _l("The image must be a PNG, JPEG or WebP file.")
-            )
-        ],
-        description=_l(
-            "PNG, JPEG or WebP, at most 1 MB. Shown at the top of the page and in link previews."
-        ),
-    )
-    remove_cover = BooleanField(_l("Remove the cover picture"))
     builtins = FieldList(
         FormField(BuiltinFieldForm),
         min_entries=len(OPTIONAL_BUILTINS),
@@ -86,19 +78,16 @@ class LeadFormForm(FlaskForm):
         validators=[Optional(), Length(max=500), URL(require_tld=True)],
     )
     is_open = BooleanField(_l("Taking answers"), default=True)
-    closes_at = DateTimeLocalField(
-        _l("Close on"), validators=[Optional()], format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-    )
+    closes_at = local_datetime_field(_l("Close on"), required=False)
     submission_cap = IntegerField(
         _l("At most this many submissions"), validators=[Optional(), NumberRange(1, 1_000_000)]
     )
 
 
-class PublicForm(FlaskForm):
+class PublicForm(Honeypot, FlaskForm):
     """The fixed part of a public lead form: CSRF, the honeypot and the consent box. The
     questions themselves come from the LeadForm and are checked by the service."""
 
-    website = StringField()  # honeypot: hidden from people, filled in by bots
     consent = BooleanField()
     # Where the parent came from, read on the first visit: on the POST it would be us.
     referrer = HiddenField(validators=[Length(max=500)])
@@ -122,9 +111,7 @@ class FollowUpForm(FlaskForm):
     text = TextAreaField(
         _l("Follow-up note"), filters=[strip_filter], validators=[DataRequired(), Length(max=4000)]
     )
-    next_contact_at = DateTimeLocalField(
-        _l("Next contact"), validators=[Optional()], format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-    )
+    next_contact_at = local_datetime_field(_l("Next contact"), required=False)
 
 
 class BulkAssignForm(FlaskForm):

@@ -6,9 +6,17 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
+from app.db import scoped_select
 from app.extensions import db
-from app.leads.models import FormSourceStat, FormSubmission, Lead, LeadForm, Stage
-from app.tenancy import current_institution, local_day_start, scoped_select
+from app.leads.models import (
+    FormSourceStat,
+    FormSubmission,
+    Lead,
+    LeadAssignee,
+    LeadForm,
+    Stage,
+)
+from app.localtime import local_day_start
 
 
 @dataclass
@@ -21,8 +29,8 @@ class LeadFilters:
     created_to: date | None = None
 
 
-def filtered_leads(filters: LeadFilters) -> Select:
-    query = scoped_select(Lead).options(
+def filtered_leads(institution, filters: LeadFilters) -> Select:
+    query = scoped_select(Lead, institution).options(
         selectinload(Lead.contact), selectinload(Lead.owner), selectinload(Lead.form)
     )
     if filters.stage:
@@ -34,31 +42,33 @@ def filtered_leads(filters: LeadFilters) -> Select:
     if filters.source:
         query = query.where(Lead.source == filters.source)
     if filters.created_from:
-        query = query.where(Lead.created_at >= local_day_start(filters.created_from))
+        query = query.where(
+            Lead.created_at >= local_day_start(filters.created_from, institution.zone)
+        )
     if filters.created_to:
         query = query.where(
-            Lead.created_at < local_day_start(filters.created_to + timedelta(days=1))
+            Lead.created_at
+            < local_day_start(filters.created_to + timedelta(days=1), institution.zone)
         )
     return query.order_by(Lead.created_at.desc(), Lead.id.desc())
 
 
-def board(filters: LeadFilters, per_column: int = 50) -> dict[Stage, list[Lead]]:
+def board(institution, filters: LeadFilters, per_column: int = 50) -> dict[Stage, list[Lead]]:
     """Leads by stage for the board, newest first, at most `per_column` each."""
     columns = {}
     for stage in Stage:
-        query = filtered_leads(LeadFilters(**{**filters.__dict__, "stage": stage}))
+        query = filtered_leads(institution, LeadFilters(**{**filters.__dict__, "stage": stage}))
         columns[stage] = db.session.scalars(query.limit(per_column)).all()
     return columns
 
 
-def follow_ups_due(user_id: int, now: datetime) -> list[Lead]:
+def follow_ups_due(institution, user_id: int, now: datetime) -> list[Lead]:
     """The user's open leads to contact by the end of today (institution time), overdue
     first."""
-    today_end = local_day_start(
-        now.astimezone(current_institution().zone).date() + timedelta(days=1)
-    )
+    zone = institution.zone
+    today_end = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
     return db.session.scalars(
-        scoped_select(Lead)
+        scoped_select(Lead, institution)
         .options(selectinload(Lead.contact))
         .where(
             Lead.owner_id == user_id,
@@ -69,8 +79,10 @@ def follow_ups_due(user_id: int, now: datetime) -> list[Lead]:
     ).all()
 
 
-def all_forms() -> list[LeadForm]:
-    return db.session.scalars(scoped_select(LeadForm).order_by(LeadForm.created_at.desc())).all()
+def all_forms(institution) -> list[LeadForm]:
+    return db.session.scalars(
+        scoped_select(LeadForm, institution).order_by(LeadForm.created_at.desc())
+    ).all()
 
 
 def form_by_code(institution, code: str) -> LeadForm | None:
@@ -81,16 +93,22 @@ def form_by_code(institution, code: str) -> LeadForm | None:
 
 def source_stats(form: LeadForm) -> list[FormSourceStat]:
     return db.session.scalars(
-        scoped_select(FormSourceStat)
-        .where(FormSourceStat.form_id == form.id)
+        select(FormSourceStat)
+        .where(
+            FormSourceStat.institution_id == form.institution_id,
+            FormSourceStat.form_id == form.id,
+        )
         .order_by(FormSourceStat.views.desc())
     ).all()
 
 
 def submissions(form: LeadForm, limit: int | None = 200) -> list[FormSubmission]:
     query = (
-        scoped_select(FormSubmission)
-        .where(FormSubmission.form_id == form.id)
+        select(FormSubmission)
+        .where(
+            FormSubmission.institution_id == form.institution_id,
+            FormSubmission.form_id == form.id,
+        )
         .options(selectinload(FormSubmission.contact))
         .order_by(FormSubmission.created_at.desc())
     )
@@ -99,6 +117,20 @@ def submissions(form: LeadForm, limit: int | None = 200) -> list[FormSubmission]
     return db.session.scalars(query).all()
 
 
-def contact_ids_in_stage(stage: str) -> Select:
-    """The ids of contacts with a lead in `stage`, as a subquery for the contacts list."""
-    return select(Lead.contact_id).where(Lead.stage == Stage(stage))
+def contact_ids_in_stage(institution, stage: Stage) -> Select:
+    """The ids of the institution's contacts with a lead in `stage` (a subquery for the
+    contacts list)."""
+    return select(Lead.contact_id).where(Lead.institution_id == institution.id, Lead.stage == stage)
+
+
+def leads_by_ids(institution, lead_ids: list[int]) -> list[Lead]:
+    """The institution's leads among these ids (others' ids are ignored)."""
+    return list(db.session.scalars(scoped_select(Lead, institution).where(Lead.id.in_(lead_ids))))
+
+
+def round_robin_user_ids(institution) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(LeadAssignee.user_id).where(LeadAssignee.institution_id == institution.id)
+        )
+    )

@@ -18,7 +18,7 @@ from app.accounts import queries as account_queries
 from app.accounts.models import User
 from app.contacts import services as contacts
 from app.contacts.models import Contact, EventKind
-from app.db import utcnow
+from app.db import assign, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.leads.models import (
@@ -37,6 +37,7 @@ from app.leads.models import (
     Stage,
 )
 from app.notifications.services import queue_email
+from app.tenancy import institution_by_id
 from app.urls import external_url
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,7 @@ def save_form(institution, form: LeadForm | None, **values) -> LeadForm:
     if form is None:
         form = LeadForm(institution_id=institution.id, view_count=0, submission_count=0)
         db.session.add(form)
-    for name, value in values.items():
-        setattr(form, name, value)
+    assign(form, values)
     db.session.flush()
     return form
 
@@ -304,9 +304,7 @@ def submit_form(
             consent_text=form.consent_text if consent_given else None,
         ),
     )
-    lead = open_lead(contact)
-    if lead is None:
-        lead = create_lead(institution, contact, form=form, source=_source_of(touch))
+    lead = ensure_lead(institution, contact, form=form, source=_source_of(touch))
     submission = FormSubmission(
         institution_id=institution.id,
         form_id=form.id,
@@ -361,6 +359,16 @@ def open_lead(contact: Contact) -> Lead | None:
             Lead.contact_id == contact.id,
             Lead.stage.in_(OPEN_STAGES),
         )
+    )
+
+
+def ensure_lead(
+    institution, contact: Contact, *, source: str | None, form: LeadForm | None = None
+) -> Lead:
+    """The family's open lead, or a new one if they have none: every public action (a form
+    submission, a registration, a group-buy join) puts the family in the pipeline once."""
+    return open_lead(contact) or create_lead(
+        institution, contact, form=form, source=(source or "")[:100] or None
     )
 
 
@@ -440,7 +448,7 @@ def move_lead(lead: Lead, stage: Stage, actor, lost_reason: str | None = None) -
     if previous == Stage.LOST and stage != Stage.NEW:
         raise ServiceError(_l("Reopen a lost lead as new first."), code="reopen_first")
     if stage == Stage.LOST:
-        if lost_reason not in lost_reason_names(lead.institution_id):
+        if lost_reason not in lost_reason_names(institution_by_id(lead.institution_id)):
             raise ServiceError(
                 _l("Choose why the family was lost."), field="lost_reason", code="lost_reason"
             )
@@ -506,28 +514,22 @@ def add_follow_up(lead: Lead, actor, text: str, next_contact_at: datetime | None
     db.session.flush()
 
 
-def lost_reason_names(institution_id: int) -> list[str]:
-    return list(
+def lost_reason_names(institution) -> list[str]:
+    """The institution's reasons a lead is lost, in their order; until it has saved its
+    own, the default ones in its language (nothing is written to read them)."""
+    names = list(
         db.session.scalars(
             select(LostReason.name)
-            .where(LostReason.institution_id == institution_id)
+            .where(LostReason.institution_id == institution.id)
             .order_by(LostReason.position, LostReason.id)
         )
     )
-
-
-def ensure_lost_reasons(institution) -> None:
-    """Give an institution the default lost reasons, in its language, the first time."""
+    if names:
+        return names
     from flask_babel import force_locale
 
-    if lost_reason_names(institution.id):
-        return
     with force_locale(institution.locale):
-        for position, name in enumerate(DEFAULT_LOST_REASONS):
-            db.session.add(
-                LostReason(institution_id=institution.id, name=str(name), position=position)
-            )
-    db.session.flush()
+        return [str(name) for name in DEFAULT_LOST_REASONS]
 
 
 def set_lost_reasons(institution, names: list[str]) -> None:
@@ -549,11 +551,3 @@ def set_lost_reasons(institution, names: list[str]) -> None:
         reason.position = position
         db.session.add(reason)
     db.session.flush()
-
-
-def round_robin_user_ids(institution) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(LeadAssignee.user_id).where(LeadAssignee.institution_id == institution.id)
-        )
-    )

@@ -8,17 +8,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from app.accounts.forms import member_choices
+from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
-from app.accounts.queries import institution_members
 from app.contacts import queries as contact_queries
-from app.contacts.forms import SOURCE_LABELS
-from app.contacts.models import SourceKind
+from app.contacts.models import SOURCE_LABELS, SourceKind
 from app.contacts.services import Touch
 from app.csvfile import csv_response
-from app.db import paginate, utcnow
+from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
+from app.forms import member_choices
 from app.images import image_response, qr_response, update_cover
 from app.leads import queries, services
 from app.leads.forms import (
@@ -34,18 +33,17 @@ from app.leads.forms import (
     StageForm,
 )
 from app.leads.models import BUILTIN_FIELDS, Lead, LeadForm, Stage
+from app.localtime import from_local, to_local
+from app.paging import paginate
 from app.tenancy import (
     current_institution,
-    from_local,
     get_or_404,
     public_blueprint,
     require_role,
-    scoped_select,
     staff_blueprint,
-    to_local,
 )
 from app.urls import external_url
-from app.web import list_page
+from app.web import bot_answer, list_page
 
 staff = staff_blueprint("leads", __name__)
 public = public_blueprint("lead_forms_public", __name__)
@@ -58,7 +56,7 @@ PER_PAGE = 50
 
 @staff.get("/forms")
 def form_list():
-    return render_template("leads/form_list.html", forms=queries.all_forms())
+    return render_template("leads/form_list.html", forms=queries.all_forms(current_institution()))
 
 
 def _builder(lead_form: LeadForm | None) -> LeadFormForm:
@@ -72,7 +70,7 @@ def _builder(lead_form: LeadForm | None) -> LeadFormForm:
     if lead_form is None:
         form.is_open.data = True
     else:
-        form.closes_at.data = to_local(lead_form.closes_at)
+        form.closes_at.data = to_local(lead_form.closes_at, current_institution().zone)
     for entry, key in zip(form.builtins, OPTIONAL_BUILTINS, strict=True):
         field = by_key.get(key)
         entry.key.data = key
@@ -142,7 +140,7 @@ def _save_builder(lead_form: LeadForm | None):
                 thank_you_message=form.thank_you_message.data or None,
                 redirect_url=form.redirect_url.data or None,
                 is_open=form.is_open.data,
-                closes_at=from_local(form.closes_at.data),
+                closes_at=from_local(form.closes_at.data, current_institution().zone),
                 submission_cap=form.submission_cap.data,
             )
             update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
@@ -282,8 +280,8 @@ def form_page(code: str):
             services.record_view(lead_form, touch)
             db.session.commit()
     elif closed_reason is None and public_form.validate_on_submit():
-        if public_form.website.data:  # the honeypot: a bot; say thanks, keep nothing
-            return redirect(url_for(".form_thanks", code=code))
+        if public_form.is_bot():
+            return bot_answer()
         try:
             services.submit_form(
                 institution,
@@ -332,12 +330,16 @@ def form_thanks(code: str):
 # --- the pipeline ----------------------------------------------------------------------------
 
 
+def _member_choices(blank_label) -> list[SelectChoice]:
+    return member_choices(account_queries.institution_members(current_institution()), blank_label)
+
+
 def _lead_filters() -> tuple[LeadFilterForm, queries.LeadFilters]:
     form = LeadFilterForm(request.args)
-    form.owner.choices = member_choices(_("Anyone"))
+    form.owner.choices = _member_choices(_("Anyone"))
     form.form.choices = [
         SelectChoice("", _("Any form")),
-        *(SelectChoice(str(f.id), f.title) for f in queries.all_forms()),
+        *(SelectChoice(str(f.id), f.title) for f in queries.all_forms(current_institution())),
     ]
     form.validate()
     stage = request.args.get("stage", "")
@@ -355,17 +357,15 @@ def _lead_filters() -> tuple[LeadFilterForm, queries.LeadFilters]:
 @staff.get("/leads")
 def lead_list():
     form, filters = _lead_filters()
-    page, args = list_page()
-    leads, total = paginate(queries.filtered_leads(filters), page, PER_PAGE)
+    number, args = list_page()
+    page = paginate(queries.filtered_leads(current_institution(), filters), number, PER_PAGE)
     bulk = BulkAssignForm()
-    bulk.owner_id.choices = member_choices(_("Nobody"))
+    bulk.owner_id.choices = _member_choices(_("Nobody"))
     return render_template(
         "leads/lead_list.html",
         form=form,
-        leads=leads,
-        total=total,
+        leads=page.items,
         page=page,
-        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
         args=args,
         bulk=bulk,
         now=utcnow(),
@@ -378,7 +378,7 @@ def lead_board():
     return render_template(
         "leads/lead_board.html",
         form=form,
-        columns=queries.board(filters),
+        columns=queries.board(current_institution(), filters),
         args={k: v for k, v in request.args.items() if v},
         now=utcnow(),
         stage_form=StageForm(),
@@ -389,7 +389,9 @@ def lead_board():
 def lead_due():
     """My follow-ups due today, overdue first."""
     return render_template(
-        "leads/lead_due.html", leads=queries.follow_ups_due(current_user.id, utcnow()), now=utcnow()
+        "leads/lead_due.html",
+        leads=queries.follow_ups_due(current_institution(), current_user.id, utcnow()),
+        now=utcnow(),
     )
 
 
@@ -409,7 +411,7 @@ def lead_export():
             lead.source or "",
             lead.created_at.astimezone(zone).isoformat(),
         ]
-        for lead in db.session.scalars(queries.filtered_leads(filters))
+        for lead in db.session.scalars(queries.filtered_leads(current_institution(), filters))
     )
     return csv_response(
         f"leads-{current_institution().slug}.csv",
@@ -420,11 +422,9 @@ def lead_export():
 
 def _lead_page(lead: Lead, stage_form=None, owner_form=None, follow_up=None, status=200):
     stage_form = stage_form or StageForm(stage=lead.stage.value)
-    stage_form.lost_reason.choices = [
-        SelectChoice(n, n) for n in services.lost_reason_names(lead.institution_id)
-    ]
+    stage_form.lost_reason.choices = _lost_reason_choices()
     owner_form = owner_form or OwnerForm(owner_id=str(lead.owner_id or ""))
-    owner_form.owner_id.choices = member_choices(_("Nobody"))
+    owner_form.owner_id.choices = _member_choices(_("Nobody"))
     return render_template(
         "leads/lead_detail.html",
         lead=lead,
@@ -439,21 +439,23 @@ def _lead_page(lead: Lead, stage_form=None, owner_form=None, follow_up=None, sta
     ), status
 
 
+def _lost_reason_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice("", _("Choose a reason")),
+        *(SelectChoice(n, n) for n in services.lost_reason_names(current_institution())),
+    ]
+
+
 @staff.get("/leads/<int:lead_id>")
 def lead_detail(lead_id: int):
-    lead = get_or_404(Lead, lead_id)
-    services.ensure_lost_reasons(current_institution())
-    db.session.commit()
-    return _lead_page(lead)
+    return _lead_page(get_or_404(Lead, lead_id))
 
 
 @staff.post("/leads/<int:lead_id>/stage")
 def lead_stage(lead_id: int):
     lead = get_or_404(Lead, lead_id)
     form = StageForm()
-    form.lost_reason.choices = [
-        SelectChoice(n, n) for n in services.lost_reason_names(lead.institution_id)
-    ]
+    form.lost_reason.choices = _lost_reason_choices()
     if form.validate_on_submit():
         try:
             services.move_lead(
@@ -477,7 +479,7 @@ def lead_stage(lead_id: int):
 def lead_owner(lead_id: int):
     lead = get_or_404(Lead, lead_id)
     form = OwnerForm()
-    form.owner_id.choices = member_choices(_("Nobody"))
+    form.owner_id.choices = _member_choices(_("Nobody"))
     if not form.validate_on_submit():
         return _lead_page(lead, owner_form=form, status=422)
     owner = _member_user(form.owner_id.data)
@@ -490,7 +492,7 @@ def lead_owner(lead_id: int):
 def _member_user(user_id: str):
     if not user_id:
         return None
-    for membership in institution_members():
+    for membership in account_queries.institution_members(current_institution()):
         if str(membership.user_id) == user_id:
             return membership.user
     abort(404)
@@ -503,7 +505,10 @@ def lead_follow_up(lead_id: int):
     if not form.validate_on_submit():
         return _lead_page(lead, follow_up=form, status=422)
     services.add_follow_up(
-        lead, current_user, form.text.data, from_local(form.next_contact_at.data)
+        lead,
+        current_user,
+        form.text.data,
+        from_local(form.next_contact_at.data, current_institution().zone),
     )
     db.session.commit()
     flash(_("Follow-up saved."), "success")
@@ -514,10 +519,9 @@ def lead_follow_up(lead_id: int):
 @require_role(*MANAGERS)
 def lead_bulk_assign():
     form = BulkAssignForm()
-    form.owner_id.choices = member_choices(_("Nobody"))
+    form.owner_id.choices = _member_choices(_("Nobody"))
     if form.validate_on_submit() and form.lead_ids.data:
-        leads = db.session.scalars(scoped_select(Lead).where(Lead.id.in_(form.lead_ids.data)))
-        leads = list(leads)
+        leads = queries.leads_by_ids(current_institution(), form.lead_ids.data)
         services.assign_leads(leads, _member_user(form.owner_id.data), current_user)
         db.session.commit()
         flash(_("%(n)s leads assigned.", n=len(leads)), "success")
@@ -530,8 +534,7 @@ def lead_bulk_assign():
 @require_role(*MANAGERS)
 def pipeline_settings():
     institution = current_institution()
-    services.ensure_lost_reasons(institution)
-    members = institution_members()
+    members = account_queries.institution_members(institution)
     form = PipelineSettingsForm()
     form.round_robin.choices = [SelectChoice(m.user_id, m.user.name) for m in members]
     if form.validate_on_submit():
@@ -545,7 +548,6 @@ def pipeline_settings():
             flash(_("Pipeline settings saved."), "success")
             return redirect(url_for("leads.pipeline_settings"))
     elif not form.is_submitted():
-        form.lost_reasons.data = "\n".join(services.lost_reason_names(institution.id))
-        form.round_robin.data = services.round_robin_user_ids(institution)
-    db.session.commit()
+        form.lost_reasons.data = "\n".join(services.lost_reason_names(institution))
+        form.round_robin.data = queries.round_robin_user_ids(institution)
     return render_template("leads/pipeline_settings.html", form=form), form_status(form)

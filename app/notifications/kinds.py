@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from babel.numbers import format_currency
 from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.config import PROJECT_ROOT
+from app.localtime import format_time
 from app.money import to_major
 
 DEFAULTS_DIR = PROJECT_ROOT / "templates" / "messages"
@@ -94,7 +92,6 @@ SAMPLE_CONTEXT = {
     "expires_at": "2026-12-06T11:00:00+00:00",
     "team_link": "https://cohort.example/sunrise/gb/…/t/…",
 }
-_TIME_FORMATS = {"zh_CN": "M月d日 EEE HH:mm", "en": "EEE d MMM, HH:mm"}
 
 _lenient = SandboxedEnvironment(undefined=Undefined, autoescape=False)
 _strict = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -107,19 +104,6 @@ def default_text(kind: str, locale: str) -> tuple[str, str]:
         path = DEFAULTS_DIR / f"{kind}.en.txt"
     subject, _blank, body = path.read_text(encoding="utf-8").partition("\n\n")
     return subject.strip(), body.strip()
-
-
-def format_time(value: str | datetime | None, timezone: str, locale: str) -> str:
-    if not value:
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return format_datetime(
-        value,
-        _TIME_FORMATS.get(locale, _TIME_FORMATS["en"]),
-        tzinfo=ZoneInfo(timezone),
-        locale=locale,
-    )
 
 
 def variables(context: dict, locale: str) -> dict:

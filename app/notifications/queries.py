@@ -5,10 +5,10 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from app.db import paginate
+from app.db import scoped_select
 from app.extensions import db
 from app.notifications.models import Channel, OutboxMessage, OutboxStatus
-from app.tenancy import scoped_select
+from app.paging import Page, paginate
 
 
 def due_messages(now: datetime, limit: int = 1000) -> list[OutboxMessage]:
@@ -31,9 +31,9 @@ class OutboxFilters:
     recipient: str = ""
 
 
-def institution_messages(filters: OutboxFilters, page: int, per_page: int = 50):
-    """The current institution's messages, newest first, with the total for paging."""
-    query = scoped_select(OutboxMessage)
+def institution_messages(institution, filters: OutboxFilters, page: int, per_page: int) -> Page:
+    """One page of the institution's messages, newest first."""
+    query = scoped_select(OutboxMessage, institution)
     if filters.status is not None:
         query = query.where(OutboxMessage.status == filters.status)
     if filters.channel is not None:
@@ -46,6 +46,8 @@ def institution_messages(filters: OutboxFilters, page: int, per_page: int = 50):
     return paginate(query, page, per_page)
 
 
-def failed_count() -> int:
-    query = scoped_select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+def failed_count(institution) -> int:
+    query = scoped_select(OutboxMessage, institution).where(
+        OutboxMessage.status == OutboxStatus.FAILED
+    )
     return db.session.scalar(select(func.count()).select_from(query.subquery()))

@@ -19,6 +19,7 @@ from app.contacts.models import Contact
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
+from app.jobs import enqueue_after_commit
 from app.notifications import channels, kinds
 from app.notifications.models import (
     Channel,
@@ -92,11 +93,16 @@ def _find(institution_id: int | None, dedupe_key: str) -> OutboxMessage | None:
 
 
 def _schedule_delivery(message: OutboxMessage) -> None:
-    from app.jobs import enqueue_after_commit  # imported here: jobs imports tenancy and db
-    from app.notifications.tasks import deliver_outbox_message
-
     at = message.send_at if message.send_at > utcnow() else None
-    enqueue_after_commit(deliver_outbox_message, message.id, job_id=message.job_id, at=at)
+    enqueue_after_commit(*delivery_job(message), job_id=message.job_id, at=at)
+
+
+def delivery_job(message: OutboxMessage) -> tuple:
+    """The job that delivers `message` and its arguments: an institution's message is
+    delivered inside its institution, a platform e-mail (a password reset) outside any."""
+    if message.institution_id is None:
+        return ("notifications.deliver_platform_message", message.id)
+    return ("notifications.deliver_message", message.institution_id, message.id)
 
 
 def render_email(message: OutboxMessage) -> tuple[str, str, str]:
@@ -163,16 +169,22 @@ def _send(message: OutboxMessage, config) -> None:
     # In-app messages need no transport: being sent is being visible on the parent's page.
 
 
-def deliver_message(message_id: int, now: datetime | None = None) -> bool:
-    """Send one outbox message if it is still due; return True if it was sent now.
+def deliver_message(institution_id: int | None, message_id: int, now: datetime | None = None):
+    """Send one outbox message of the institution (None: a platform message) if it is
+    still due; return True if it was sent now.
 
     The row is locked for the whole attempt, so two deliveries of the same message (the
     scheduled job and the sweeper's) run one after the other, and the second finds it sent.
     """
     now = now or utcnow()
+    owner = (
+        OutboxMessage.institution_id.is_(None)
+        if institution_id is None
+        else OutboxMessage.institution_id == institution_id
+    )
     message = db.session.scalar(
         select(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
+        .where(OutboxMessage.id == message_id, owner)
         .with_for_update()
         .execution_options(all_institutions=True)
     )

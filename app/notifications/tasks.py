@@ -1,24 +1,33 @@
+"""Outbox jobs: delivering a message, and the sweeper that finds messages whose delivery
+job was lost."""
+
 from __future__ import annotations
 
 from app.db import utcnow
-from app.jobs import enqueue, job, job_is_waiting, periodic
+from app.jobs import enqueue, job, job_is_waiting, periodic, platform_job
 from app.notifications import queries, services
 
 
 @job(queue="notifications", timeout=60)
-def deliver_outbox_message(message_id: int) -> bool:
-    """Deliver one outbox message if it is still due (idempotent)."""
-    return services.deliver_message(message_id)
+def deliver_message(institution, message_id: int) -> bool:
+    """Deliver one of the institution's outbox messages if it is still due (idempotent)."""
+    return services.deliver_message(institution.id, message_id)
+
+
+@platform_job(queue="notifications", timeout=60)
+def deliver_platform_message(message_id: int) -> bool:
+    """Deliver a message that belongs to no institution (a password reset)."""
+    return services.deliver_message(None, message_id)
 
 
 @periodic("SWEEP_INTERVAL_SECONDS")
-@job(queue="notifications", timeout=300)
+@platform_job(queue="notifications", timeout=300)
 def sweep_outbox() -> int:
     """Re-enqueue every due message whose delivery job is not waiting in Redis (lost to a
     flush, a restart or a killed worker). Returns how many it enqueued."""
     enqueued = 0
     for message in queries.due_messages(utcnow()):
         if not job_is_waiting(message.job_id):
-            enqueue(deliver_outbox_message, message.id, job_id=message.job_id)
+            enqueue(*services.delivery_job(message), job_id=message.job_id)
             enqueued += 1
     return enqueued

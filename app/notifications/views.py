@@ -69,15 +69,13 @@ def _outbox_filters() -> tuple[OutboxFilterForm, queries.OutboxFilters]:
 def outbox():
     """What was sent, what is scheduled and what failed, newest first, filterable."""
     form, filters = _outbox_filters()
-    page, args = list_page()
-    messages, total = queries.institution_messages(filters, page, PER_PAGE)
+    number, args = list_page()
+    page = queries.institution_messages(current_institution(), filters, number, PER_PAGE)
     return render_template(
         "notifications/outbox.html",
         form=form,
-        messages=messages,
-        total=total,
+        messages=page.items,
         page=page,
-        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
         args=args,
         confirm_form=ConfirmForm(),
         status_labels=STATUS_LABELS,

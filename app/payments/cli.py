@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 def reconcile_payments_command():
     """Read every unfinished payment back from Stripe now and apply what it says."""
     from app.db import utcnow
-    from app.payments.services import payments_to_reconcile
+    from app.payments.queries import payments_to_reconcile
     from app.payments.tasks import reconcile_payment
 
     payments = payments_to_reconcile(utcnow(), settle_after_seconds=0)

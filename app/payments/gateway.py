@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import stripe
 from flask import current_app
-from sqlalchemy import select
 
-from app.extensions import db
-from app.payments.models import Payment, StripeAccount
+from app.payments.models import Payment
+from app.payments.queries import account_of
 
 
 class NotConfigured(Exception):
@@ -26,14 +25,6 @@ class Declined(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-def account_for(institution_id: int) -> StripeAccount | None:
-    return db.session.scalar(
-        select(StripeAccount)
-        .where(StripeAccount.institution_id == institution_id)
-        .execution_options(all_institutions=True)
-    )
 
 
 CHECKOUTS = ("test_card", "payment_element")
@@ -69,7 +60,7 @@ def is_configured(institution_id: int) -> bool:
 def browser_keys(institution_id: int) -> tuple[str, str | None]:
     """What Stripe.js is started with: the publishable key, and the connected account it
     acts for (None for an institution with its own keys)."""
-    account = account_for(institution_id)
+    account = account_of(institution_id)
     if account and account.publishable_key and not account.is_connected:
         return account.publishable_key, None
     connected = account.connected_account_id if account else None
@@ -78,7 +69,7 @@ def browser_keys(institution_id: int) -> tuple[str, str | None]:
 
 def _client(institution_id: int) -> stripe.StripeClient:
     config = current_app.config
-    account = account_for(institution_id)
+    account = account_of(institution_id)
     options: dict = {"max_network_retries": 2}
     if config["STRIPE_API_BASE"]:
         options["base_addresses"] = {"api": config["STRIPE_API_BASE"]}
@@ -183,7 +174,7 @@ def refund_intent(payment: Payment):
 def verify_event(institution_id: int, payload: bytes, signature: str | None) -> stripe.Event:
     """The event in `payload` if its signature is the institution's; raises
     stripe.SignatureVerificationError (or ValueError for a body that is not an event)."""
-    account = account_for(institution_id)
+    account = account_of(institution_id)
     if account is None or not account.webhook_secret:
         raise stripe.SignatureVerificationError("no webhook secret is set", signature)
     return stripe.Webhook.construct_event(payload, signature, account.webhook_secret)

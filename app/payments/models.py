@@ -41,7 +41,6 @@ class PaymentStatus(enum.StrEnum):
     FAILED = "failed"  # declined, abandoned or a capture that did not go through
 
 
-FINAL = frozenset({PaymentStatus.RELEASED, PaymentStatus.REFUNDED, PaymentStatus.FAILED})
 # The state machine: from each state, where a payment may go. Anything else is refused,
 # which is what makes repeated and out-of-order Stripe events harmless.
 TRANSITIONS = {
@@ -99,6 +98,9 @@ class Payment(TenantScoped, Base):
     intent_id: Mapped[str | None] = mapped_column(String(255))
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Not paid by then, it is abandoned: a job at this instant (and reconciliation, should
+    # the job be lost) cancels it, and its domain frees what it held.
+    pay_by: Mapped[datetime]
     authorised_at: Mapped[datetime | None]
     captured_at: Mapped[datetime | None]
     released_at: Mapped[datetime | None]
@@ -109,10 +111,6 @@ class Payment(TenantScoped, Base):
     )
 
     @property
-    def is_final(self) -> bool:
-        return self.status in FINAL
-
-    @property
     def hold_expires_at(self) -> datetime | None:
         if self.status != PaymentStatus.AUTHORISED or self.authorised_at is None:
             return None
@@ -120,6 +118,14 @@ class Payment(TenantScoped, Base):
 
     def can_become(self, status: PaymentStatus) -> bool:
         return status in TRANSITIONS[self.status]
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == PaymentStatus.PENDING
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Still unpaid after its deadline."""
+        return self.status == PaymentStatus.PENDING and self.pay_by <= now
 
 
 class PaymentTransition(TenantScoped, Base):

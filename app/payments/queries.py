@@ -1,1 +1,48 @@
-"""Read-only queries of payments (none yet: the campaigns' queries join payments)."""
+"""Read-only queries of payments."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.payments.models import Payment, PaymentStatus, StripeAccount
+
+
+def account_of(institution_id: int) -> StripeAccount | None:
+    return db.session.scalar(
+        select(StripeAccount)
+        .where(StripeAccount.institution_id == institution_id)
+        .execution_options(all_institutions=True)
+    )
+
+
+def payment_of(institution, payment_id: int) -> Payment | None:
+    return db.session.scalar(
+        select(Payment).where(Payment.institution_id == institution.id, Payment.id == payment_id)
+    )
+
+
+def payment_by_intent(institution_id: int, intent_id: str | None) -> Payment | None:
+    return db.session.scalar(
+        select(Payment).where(
+            Payment.institution_id == institution_id, Payment.intent_id == intent_id
+        )
+    )
+
+
+def payments_to_reconcile(now: datetime, settle_after_seconds: int = 60) -> list[Payment]:
+    """Every institution's payments not final yet (pending or held) that have had a moment
+    to settle on their own."""
+    return list(
+        db.session.scalars(
+            select(Payment)
+            .where(
+                Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.AUTHORISED]),
+                Payment.updated_at <= now - timedelta(seconds=settle_after_seconds),
+            )
+            .order_by(Payment.id)
+            .execution_options(all_institutions=True)
+        )
+    )

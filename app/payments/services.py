@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
-from app.payments import gateway
+from app.jobs import enqueue_after_commit
+from app.payments import gateway, queries
 from app.payments.models import (
     Payment,
     PaymentStatus,
@@ -55,10 +56,20 @@ def on_transition(purpose: str):
 # --- settings --------------------------------------------------------------------------------
 
 
+def accepts_payments(institution_id: int) -> bool:
+    """Whether the institution can take money online (it has a Stripe account to charge)."""
+    return gateway.is_configured(institution_id)
+
+
+def pay_window() -> timedelta:
+    """How long a family has to pay once a payment is started (PAYMENT_PENDING_MINUTES)."""
+    return current_app.config["PAYMENT_PENDING_TIMEOUT"]
+
+
 def save_account(institution, **values) -> StripeAccount:
     """Store the institution's Stripe settings. A secret left empty keeps the stored one
     (secrets are never shown again, so the form cannot send them back)."""
-    account = gateway.account_for(institution.id)
+    account = queries.account_of(institution.id)
     if account is None:
         account = StripeAccount(institution_id=institution.id)
         db.session.add(account)
@@ -85,10 +96,13 @@ def start_payment(
     contact_id: int | None,
     manual_capture: bool,
 ) -> Payment:
-    """A pending payment row. The caller commits it before Stripe is called, so that a
-    crash between the two leaves a row that reconciliation finishes."""
-    if not gateway.is_configured(institution.id):
+    """A pending payment row, to be paid by `pay_window()` from now. The caller commits it
+    before Stripe is called (payments.checkout), so that a crash between the two leaves a
+    row that its deadline job finishes: at `pay_by` the payment is read back from Stripe
+    and, still unpaid, cancelled there and failed here (its domain frees what it held)."""
+    if not accepts_payments(institution.id):
         raise ServiceError(_l("Online payment is not available yet."), code="payments_off")
+    now = utcnow()
     payment = Payment(
         institution_id=institution.id,
         purpose=purpose,
@@ -97,9 +111,18 @@ def start_payment(
         amount=amount,
         currency=institution.currency,
         is_manual_capture=manual_capture,
+        created_at=now,
+        pay_by=now + pay_window(),
     )
     db.session.add(payment)
     db.session.flush()
+    enqueue_after_commit(
+        "payments.reconcile_payment",
+        institution.id,
+        payment.id,
+        job_id=f"payment-deadline-{payment.id}",
+        at=payment.pay_by,
+    )
     return payment
 
 
@@ -291,39 +314,17 @@ def process_event(event: StripeEvent) -> None:
         return
     data = (event.payload.get("data") or {}).get("object") or {}
     if data.get("object") == "payment_intent":
-        payment = db.session.scalar(
-            select(Payment).where(
-                Payment.institution_id == event.institution_id,
-                Payment.intent_id == data.get("id"),
-            )
-        )
+        payment = queries.payment_by_intent(event.institution_id, data.get("id"))
         if payment is not None:
             sync(payment, f"webhook {event.type} {event.event_id}")
     event.processed_at = utcnow()
     db.session.flush()
 
 
-def payments_to_reconcile(now: datetime, settle_after_seconds: int = 60) -> list[Payment]:
-    """Every payment not final yet (pending, held, or captured and maybe refunded since)
-    that has had a moment to settle on its own."""
-    return list(
-        db.session.scalars(
-            select(Payment)
-            .where(
-                Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.AUTHORISED]),
-                Payment.updated_at <= now - timedelta(seconds=settle_after_seconds),
-            )
-            .order_by(Payment.id)
-            .execution_options(all_institutions=True)
-        )
-    )
-
-
 def reconcile(payment: Payment, now: datetime) -> PaymentStatus:
-    """Bring one payment in line with Stripe; a checkout left pending past its time limit
-    is cancelled there and failed here (its domain frees what it held)."""
+    """Bring one payment in line with Stripe; a payment still unpaid at its deadline is
+    cancelled there and failed here (its domain frees what it held)."""
     status = sync(payment, "reconciliation")
-    timeout = current_app.config["PAYMENT_PENDING_TIMEOUT"]
-    if status == PaymentStatus.PENDING and payment.created_at <= now - timeout:
+    if payment.is_overdue(now):
         return release(payment, "checkout timed out")
     return status

@@ -1,21 +1,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import stripe
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from app import tokens
 from app.accounts.models import Role
 from app.errors import ServiceError, form_status
 from app.extensions import csrf, db, limiter, talisman
 from app.jobs import enqueue_after_commit
-from app.payments import gateway, services
-from app.payments.forms import CardForm, StripeSettingsForm
+from app.payments import checkout, gateway, queries, services
+from app.payments.forms import StripeSettingsForm
 from app.payments.models import Payment, PaymentStatus
-from app.payments.tasks import process_stripe_event
 from app.tenancy import (
     current_institution,
     institution_by_slug,
@@ -42,54 +39,16 @@ CHECKOUT_POLICY = {
     "connect-src": ["'self'", "https://api.stripe.com"],
     "img-src": ["'self'", "data:", "https://*.stripe.com"],
 }
-CHECKOUT_LINK_AGE = timedelta(days=1)
 
 
-# --- the parent's checkout -------------------------------------------------------------------
-
-
-def checkout(payment: Payment, form: CardForm, title: str, next_url: str):
-    """Pay for a pending payment the caller has committed, the same way for every domain.
-
-    With the test card form (localstripe) the card in `form` is charged here and None is
-    returned: the caller reads the outcome from its own rows, which the payment's
-    transition handler has already updated. With Stripe's Payment Element, the
-    PaymentIntent is created and the parent is sent to the checkout page; Stripe brings
-    them back to our return page, which reads the payment back and goes on to `next_url`
-    (a path of this site).
-    """
-    if gateway.uses_test_card():
-        services.pay(payment, form.card())
-        db.session.commit()
-        return None
-    services.begin(payment)
-    db.session.commit()
-    return redirect(checkout_url(payment, title, next_url))
-
-
-def checkout_url(payment: Payment, title: str, next_url: str) -> str:
-    """The checkout page of a payment begun for the Payment Element (valid for a day)."""
-    token = tokens.sign("checkout", {"payment": payment.id, "title": title, "next": next_url})
-    return url_for("payments_public.checkout_page", token=token)
-
-
-def drop_card_fields(form: CardForm) -> CardForm:
-    """The form without its test card fields when Stripe.js collects the card instead."""
-    if not gateway.uses_test_card():
-        for name in ("card_number", "card_expiry", "card_cvc"):
-            delattr(form, name)
-    return form
+# --- the parent's checkout (Payment Element) ---------------------------------------------------
 
 
 def _checkout(token: str) -> tuple[Payment, dict]:
     try:
-        data = tokens.load("checkout", token, CHECKOUT_LINK_AGE)
+        return checkout.open_checkout(current_institution(), token)
     except ServiceError:
         abort(404)
-    payment = db.session.get(Payment, data["payment"])
-    if payment is None or payment.institution_id != current_institution().id:
-        abort(404)
-    return payment, data
 
 
 @public.get("/pay/<token>")
@@ -143,7 +102,7 @@ def webhook(institution_slug: str):
         return jsonify(error="bad_signature"), 400
     if event is None:
         return jsonify(received=True, duplicate=True)
-    enqueue_after_commit(process_stripe_event, institution.id, event.id)
+    enqueue_after_commit("payments.process_stripe_event", institution.id, event.id)
     db.session.commit()
     return jsonify(received=True)
 
@@ -153,7 +112,7 @@ def webhook(institution_slug: str):
 def settings():
     """The institution's Stripe account. Secrets are written, never read back."""
     institution = current_institution()
-    account = gateway.account_for(institution.id)
+    account = queries.account_of(institution.id)
     form = StripeSettingsForm(
         formdata=None if request.method == "GET" else request.form,
         publishable_key=account.publishable_key if account else None,

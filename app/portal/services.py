@@ -8,6 +8,7 @@ import secrets
 from flask import current_app
 from sqlalchemy import select
 
+from app.contacts import queries as contact_queries
 from app.contacts import services as contacts
 from app.contacts.models import Contact
 from app.db import utcnow
@@ -29,7 +30,7 @@ def send_sign_in_link(institution, phone: str, channel: Channel) -> SignInLink |
     do not know, and the page says the same either way, so it cannot be used to find out
     who is a customer."""
     number = contacts.normalise_phone(institution, phone)
-    contact = contacts.contact_by_phone(institution, number)
+    contact = contact_queries.contact_by_phone(institution, number)
     if contact is None:
         return None
     reachable = []

@@ -63,9 +63,11 @@ def page():
         past=[s for s in seats if s.lesson.ends_at <= now][-10:],
         enrolments=course_queries.contact_enrolments(contact),
         messages=queries.inbox(contact),
-        can_cancel={s.id for s in seats if courses.parent_can_cancel(s, now)},
+        can_cancel={s.id for s in seats if s.parent_can_cancel(now)},
         positions={
-            s.id: courses.waitlist_position(s) for s in seats if s.status == SeatStatus.WAITLISTED
+            s.id: course_queries.waitlist_position(s)
+            for s in seats
+            if s.status == SeatStatus.WAITLISTED
         },
         seat_labels=SEAT_STATUS_LABELS,
         confirm_form=ConfirmForm(),
@@ -121,8 +123,8 @@ def sign_in_link(code: str):
 @public.post("/me/seats/<int:seat_id>/cancel")
 def cancel_seat(seat_id: int):
     contact = signed_in_contact() or abort(404)
-    seat = courses.seat_for_portal(contact, seat_id) or abort(404)
-    if not ConfirmForm().validate_on_submit() or not courses.parent_can_cancel(seat, utcnow()):
+    seat = course_queries.family_seat(contact, seat_id) or abort(404)
+    if not ConfirmForm().validate_on_submit() or not seat.parent_can_cancel(utcnow()):
         flash(_("This place can no longer be cancelled online. Please call us."), "error")
         return redirect(url_for(".page"))
     courses.cancel_seat(current_institution(), seat)

@@ -9,8 +9,8 @@ import time_machine
 from app.db import utcnow
 from app.extensions import db
 from app.jobs import run_burst
-from tests.conftest import link_in
-from tests.factories import PASSWORD, login, make_member
+from tests.factories import PASSWORD, make_member
+from tests.helpers import link_in, login
 
 
 def test_login_with_any_email_case_lands_on_the_institution(client, institution, owner):

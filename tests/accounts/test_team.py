@@ -11,8 +11,8 @@ from app.accounts.models import Invitation, Membership, Role, User
 from app.db import utcnow
 from app.extensions import db
 from app.jobs import run_burst
-from tests.conftest import link_in
-from tests.factories import login, make_member, make_user
+from tests.factories import make_member, make_user
+from tests.helpers import link_in, login
 
 
 def invite(client, institution, email, role="staff"):

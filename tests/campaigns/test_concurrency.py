@@ -10,22 +10,23 @@ import pytest
 
 from app.accounts.models import Role
 from app.campaigns.models import MemberStatus, ReleaseReason, Team, TeamStatus
-from app.campaigns.tasks import settle_team_job
+from app.campaigns.tasks import settle_team
 from app.extensions import db
 from app.payments import gateway
 from app.payments.models import PaymentStatus
-from tests.campaigns.conftest import (
+from tests.factories import make_group_buy, make_institution, make_member
+from tests.helpers import (
+    ON_POSTGRESQL,
+    captures_of,
+    committed_data,
+    intent,
     join_team,
-    make_group_buy,
     members,
     only_team,
     open_team,
     parent,
+    run_in_parallel,
 )
-from tests.checkout import captures_of, intent
-from tests.concurrency import committed_data, run_in_parallel
-from tests.conftest import TEST_DATABASE_URL
-from tests.factories import make_institution, make_member
 
 
 def _committed_institution(made):
@@ -38,7 +39,7 @@ def _committed_institution(made):
 
 @pytest.mark.committed
 @pytest.mark.skipif(
-    not TEST_DATABASE_URL,
+    not ON_POSTGRESQL,
     reason="SQLite has one writer at a time, which serialises the race away; "
     "this runs against PostgreSQL (TEST_DATABASE_URL, as CI sets it)",
 )
@@ -96,7 +97,7 @@ def _settle_and_die_after_captures(app, institution_id: int, team_id: int, captu
             return result
 
         gateway.capture_intent = capture_then_die
-        settle_team_job(institution_id, team_id)
+        settle_team(institution_id, team_id)
     os._exit(0)
 
 
@@ -130,7 +131,7 @@ def test_a_worker_killed_mid_settlement_restarts_without_capturing_twice(app):
         assert {m.status for m in members(team)} == {MemberStatus.AUTHORISED}  # nothing committed
         db.session.remove()
 
-        settle_team_job(institution_id, team_id)  # the restarted worker, or the sweeper
+        settle_team(institution_id, team_id)  # the restarted worker, or the sweeper
 
         team = db.session.get(Team, team_id)
         assert team.settled_at is not None

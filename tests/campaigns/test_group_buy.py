@@ -8,7 +8,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from app.campaigns.models import MemberStatus, ReleaseReason, Team, TeamMember, TeamStatus
-from app.campaigns.tasks import settle_team_job, sweep_teams
+from app.campaigns.tasks import settle_team, sweep_teams
 from app.contacts.models import Contact
 from app.courses.models import Enrolment, EnrolmentSource, Seat, SeatStatus
 from app.db import utcnow
@@ -17,9 +17,18 @@ from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.payments.models import Payment, PaymentStatus, PaymentTransition
-from tests.campaigns.conftest import join_team, make_group_buy, members, only_team, open_team
-from tests.checkout import DECLINED, captures_of, intent, pay_like_stripe_js
-from tests.factories import login
+from tests.factories import make_group_buy
+from tests.helpers import (
+    DECLINED,
+    captures_of,
+    intent,
+    join_team,
+    login,
+    members,
+    only_team,
+    open_team,
+    pay_like_stripe_js,
+)
 
 
 def messages(institution, kind: str) -> list[OutboxMessage]:
@@ -56,7 +65,7 @@ def test_team_of_three_fills_and_every_hold_is_captured_exactly_once_even_when_s
     assert all(intent(m.payment.intent_id)["status"] == "requires_capture" for m in members(team))
 
     run_burst()  # the settlement queued when the third hold succeeded
-    settle_team_job(institution.id, team.id)  # and again, as the sweeper might
+    settle_team(institution.id, team.id)  # and again, as the sweeper might
 
     db.session.refresh(team)
     assert team.settled_at is not None

@@ -19,7 +19,8 @@ from app.contacts.services import (
 )
 from app.errors import ServiceError
 from app.extensions import db
-from tests.factories import login, make_member
+from tests.factories import make_member
+from tests.helpers import login
 
 
 def arrive(institution, phone, name="Parent", touch=None, **details):

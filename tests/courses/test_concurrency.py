@@ -11,9 +11,8 @@ from app.accounts.models import Role
 from app.courses.models import Seat, SeatStatus
 from app.db import utcnow
 from app.extensions import db
-from tests.concurrency import committed_data, run_in_parallel
-from tests.courses.conftest import FAMILY, make_course
-from tests.factories import make_institution, make_member
+from tests.factories import make_course, make_institution, make_member
+from tests.helpers import FAMILY, committed_data, run_in_parallel
 
 
 @pytest.mark.committed
@@ -56,7 +55,7 @@ def test_twenty_parallel_registrations_for_five_seats_give_five_seats_and_fiftee
 @pytest.mark.committed
 def test_ten_parallel_paid_registrations_for_two_seats_charge_exactly_two_families(app):
     from app.payments.models import Payment, PaymentStatus
-    from tests.checkout import VISA
+    from tests.helpers import VISA
 
     with committed_data() as made:
         institution = make_institution()

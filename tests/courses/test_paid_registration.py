@@ -8,7 +8,7 @@ from datetime import timedelta
 import time_machine
 from sqlalchemy import func, select
 
-from app.contacts.models import Contact
+from app.contacts.models import Contact, FamilyDetails
 from app.courses import services
 from app.courses.models import Enrolment, EnrolmentStatus, Seat, SeatStatus
 from app.db import utcnow
@@ -17,10 +17,9 @@ from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import OutboxMessage
 from app.payments.models import Payment, PaymentStatus
-from app.tenancy import bind_institution, unbind_institution
-from tests.checkout import DECLINED, VISA, captures_of, intent, pay_like_stripe_js
-from tests.courses.conftest import FAMILY, make_course, register
-from tests.factories import make_institution
+from app.tenancy import bound
+from tests.factories import make_course, make_institution
+from tests.helpers import DECLINED, FAMILY, VISA, captures_of, intent, pay_like_stripe_js, register
 
 PRICE = 19900  # ¥199.00
 CARD = {"card_number": VISA, "card_expiry": "12/30", "card_cvc": "123"}
@@ -170,14 +169,13 @@ def test_a_held_seat_given_up_by_staff_goes_to_the_waitlist_and_late_money_is_re
     course = make_course(institution, price_amount=PRICE, capacity=1)
     response = register(client, institution, course)  # holds the only seat, pays slowly
     payment = db.session.scalars(select(Payment)).one()
-    bind_institution(institution)
-    desk = services.enrol_by_staff(  # paid at the desk: waits, as the seat is held
-        institution, course, services.Registration("Li Na", "13900139000", "Mimi"), actor=None
-    )
-    held = db.session.scalars(select(Seat).where(Seat.status == SeatStatus.HELD)).one()
-    promoted = services.cancel_seat(institution, held)  # staff give the held seat up
-    unbind_institution()
-    db.session.commit()
+    with bound(institution):
+        desk = services.enrol_by_staff(  # paid at the desk: waits, as the seat is held
+            institution, course, FamilyDetails("Li Na", "13900139000", "Mimi"), actor=None
+        )
+        held = db.session.scalars(select(Seat).where(Seat.status == SeatStatus.HELD)).one()
+        promoted = services.cancel_seat(institution, held)  # staff give the held seat up
+        db.session.commit()
 
     pay_like_stripe_js(payment.intent_id)
     client.get(f"{response.headers['Location']}/done?redirect_status=succeeded")

@@ -10,8 +10,8 @@ from app.extensions import db
 from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import Channel, OutboxMessage
-from tests.courses.conftest import FAMILY, make_course, register
-from tests.factories import login, make_institution
+from tests.factories import make_course, make_institution
+from tests.helpers import FAMILY, login, register
 
 
 def count(model) -> int:

@@ -13,9 +13,9 @@ from app.courses.models import Enrolment, Seat, SeatStatus
 from app.extensions import db, redis_connection
 from app.jobs import run_burst
 from app.notifications.models import Channel, OutboxMessage, OutboxStatus
-from app.notifications.tasks import deliver_outbox_message, sweep_outbox
-from tests.courses.conftest import make_course, register, reminders
-from tests.factories import login
+from app.notifications.tasks import deliver_message, sweep_outbox
+from tests.factories import make_course
+from tests.helpers import login, register, reminders
 
 # 1 December 2026, 10:00 in Shanghai (UTC+8); the lesson is on 3 December at 19:00 there.
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
@@ -139,7 +139,7 @@ def test_reminders_survive_a_redis_flushall_and_are_delivered_exactly_once(
         with time_machine.travel(message.send_at + timedelta(seconds=5), tick=False):
             assert sweep_outbox() >= 1
             sweep_outbox()  # the scheduler fires again before the worker gets to it
-            deliver_outbox_message(message.id)  # and a stray job runs it directly
+            deliver_message(message.institution_id, message.id)  # and a stray job runs it directly
             run_burst()
     with time_machine.travel(LESSON, tick=False):
         assert sweep_outbox() == 0

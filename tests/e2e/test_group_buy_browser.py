@@ -6,8 +6,8 @@ from __future__ import annotations
 from app.campaigns.models import MemberStatus, TeamStatus
 from app.extensions import db
 from app.jobs import run_burst
-from tests.campaigns.conftest import make_group_buy, members, only_team
-from tests.e2e.conftest import PHONE
+from tests.factories import make_group_buy
+from tests.helpers import PHONE, members, only_team
 
 
 def _fill_and_pay(page, name: str, phone_number: str, child: str) -> None:

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from app.courses.models import Seat, SeatStatus
 from app.extensions import db
 from app.payments.models import Payment, PaymentStatus
-from tests.checkout import DECLINED
-from tests.courses.conftest import make_course
+from tests.factories import make_course
+from tests.helpers import DECLINED
 
 
 def test_parent_pays_for_a_course_after_a_declined_card(live_server, phone, institution, tmp_path):

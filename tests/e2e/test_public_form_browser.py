@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.contacts.models import Contact, ContactTouch
 from app.extensions import db
 from app.leads.models import FormSubmission, Lead
-from tests.leads.conftest import make_form
+from tests.factories import make_form
 
 
 def test_parent_fills_in_a_shared_form_on_a_phone(live_server, phone, institution, owner, tmp_path):

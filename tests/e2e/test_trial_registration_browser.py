@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from app.courses.models import Enrolment, Seat, SeatStatus
 from app.extensions import db
 from app.jobs import run_burst
-from tests.conftest import link_in
-from tests.courses.conftest import make_course
+from tests.factories import make_course
+from tests.helpers import link_in
 
 
 def test_parent_registers_for_a_trial_and_opens_their_page_from_the_email(

@@ -8,7 +8,8 @@ from PIL import Image
 
 from app.accounts.models import Role
 from app.extensions import db
-from tests.factories import login, make_member
+from tests.factories import make_member
+from tests.helpers import login
 
 VALID = {
     "name": "Renamed School",

@@ -10,9 +10,8 @@ from app.accounts.models import Role
 from app.contacts.models import Contact
 from app.extensions import db
 from app.leads.models import FormSubmission, Lead, LeadForm
-from tests.concurrency import committed_data, run_in_parallel
-from tests.factories import make_institution, make_member
-from tests.leads.conftest import make_form
+from tests.factories import make_form, make_institution, make_member
+from tests.helpers import committed_data, run_in_parallel
 
 ANSWERS = {"parent_name": "Wang Fang", "child_name": "Leo", "subject": "Maths", "consent": "y"}
 

@@ -17,13 +17,13 @@ from app.extensions import db
 from app.leads import services
 from app.leads.forms import OPTIONAL_BUILTINS
 from app.leads.models import Lead, LeadForm, Stage
-from app.tenancy import bind_institution, unbind_institution
-from tests.factories import login, make_member
+from app.tenancy import bound
+from tests.factories import make_member
+from tests.helpers import login, png_bytes
 
 
 def new_lead(institution, phone="13800138000", name="Wang Fang") -> Lead:
-    bind_institution(institution)
-    try:
+    with bound(institution):
         contact, _ = find_or_create_contact(
             institution,
             phone=phone,
@@ -31,10 +31,7 @@ def new_lead(institution, phone="13800138000", name="Wang Fang") -> Lead:
             touch=Touch(SourceKind.FORM),
         )
         lead = services.create_lead(institution, contact)
-        services.ensure_lost_reasons(institution)
-    finally:
-        unbind_institution()
-    db.session.commit()
+        db.session.commit()
     return lead
 
 
@@ -131,18 +128,14 @@ def test_stage_changes_are_recorded_with_who_and_need_a_lost_reason(
     assert events[2].actor_id == owner.id and events[2].data["reason"] == "Price"
 
 
-def test_enrolled_is_final_and_advance_only_moves_forward(institution, owner):
+def test_enrolled_is_final_and_advance_only_moves_forward(institution, owner, tenant):
     lead = new_lead(institution)
-    bind_institution(institution)
-    try:
-        services.advance_lead(lead.contact, Stage.TRIAL_ATTENDED)
-        services.advance_lead(lead.contact, Stage.TRIAL_BOOKED)  # behind: no change
-        assert lead.stage == Stage.TRIAL_ATTENDED
-        services.move_lead(lead, Stage.ENROLLED, owner)
-        with pytest.raises(ServiceError):
-            services.move_lead(lead, Stage.NEW, owner)
-    finally:
-        unbind_institution()
+    services.advance_lead(lead.contact, Stage.TRIAL_ATTENDED)
+    services.advance_lead(lead.contact, Stage.TRIAL_BOOKED)  # behind: no change
+    assert lead.stage == Stage.TRIAL_ATTENDED
+    services.move_lead(lead, Stage.ENROLLED, owner)
+    with pytest.raises(ServiceError):
+        services.move_lead(lead, Stage.NEW, owner)
 
 
 def test_follow_up_sets_next_contact_and_shows_due_and_overdue(client, institution):
@@ -191,7 +184,7 @@ def test_owner_assignment_by_hand_in_bulk_and_round_robin(owner_client, institut
     owners = [new_lead(institution, f"1370013{n:04d}", f"P{n}").owner_id for n in range(4)]
     assert sorted(owners) == sorted([a.id, b.id, a.id, b.id])
     assert owners[0] != owners[1] and owners[2] != owners[3]
-    assert services.lost_reason_names(institution.id) == ["Price", "Too far"]
+    assert services.lost_reason_names(institution) == ["Price", "Too far"]
 
 
 def test_list_filters_by_stage_owner_and_source(owner_client, institution, owner):
@@ -223,8 +216,6 @@ def test_staff_cannot_build_forms_or_change_pipeline_settings(client, institutio
 
 
 def test_cover_picture_is_checked_served_and_previewed(owner_client, client, institution):
-    from tests.institutions.test_settings import png_bytes
-
     fake = owner_client.post(
         f"{base(institution)}/forms/new",
         data={"title": "Camp", "cover": (io.BytesIO(b"<svg onload=alert(1)>"), "cover.png")},

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.jobs import run_burst
 from app.notifications.models import MessageTemplate
-from tests.courses.conftest import make_course, register
-from tests.factories import login
+from tests.factories import make_course
+from tests.helpers import login, register
 
 EDIT = "/staff/{slug}/notifications/templates/registration_confirmed/en"
 

@@ -11,9 +11,10 @@ from app.db import utcnow
 from app.extensions import db, redis_connection
 from app.jobs import run_burst
 from app.notifications.models import OutboxMessage, OutboxStatus
-from app.notifications.services import deliver_message, queue_email
-from app.notifications.tasks import deliver_outbox_message, sweep_outbox
-from tests.factories import login, make_member
+from app.notifications.services import queue_email
+from app.notifications.tasks import deliver_message, sweep_outbox
+from tests.factories import make_member
+from tests.helpers import login
 
 
 def queue_test_email(institution, dedupe_key="test:1", send_at=None) -> OutboxMessage:
@@ -65,7 +66,7 @@ def test_message_survives_a_redis_flush_between_scheduling_and_sending(instituti
 
     # Sweeping again finds nothing to do, and a stray second delivery job is a no-op.
     assert sweep_outbox() == 0
-    deliver_outbox_message(message.id)
+    deliver_message(message.institution_id, message.id)
     run_burst()
     assert len(mail_server.to("parent@example.com")) == 1
 
@@ -81,7 +82,7 @@ def test_scheduled_message_waits_for_its_time(institution, mail_server):
     redis_connection.client.flushdb()
 
     assert sweep_outbox() == 0
-    assert deliver_message(message.id) is False
+    assert deliver_message(message.institution_id, message.id) is False
     with time_machine.travel(later + timedelta(seconds=1), tick=False):
         assert sweep_outbox() == 1
         run_burst()

@@ -14,15 +14,8 @@ from app.jobs import run_burst
 from app.notifications.models import OutboxMessage
 from app.payments.models import PaymentStatus
 from app.payments.tasks import reconcile_payments
-from tests.campaigns.conftest import (
-    join_team,
-    make_group_buy,
-    members,
-    only_team,
-    open_team,
-    parent,
-)
-from tests.checkout import stripe_client
+from tests.factories import make_group_buy
+from tests.helpers import join_team, members, only_team, open_team, parent, stripe_client
 
 
 def test_a_hold_that_expires_at_stripe_is_found_and_its_seat_freed(client, institution):
@@ -56,17 +49,16 @@ def test_a_hold_that_expires_at_stripe_is_found_and_its_seat_freed(client, insti
 def test_a_checkout_left_pending_is_cancelled_after_its_time_limit(client, institution, app):
     group_buy = make_group_buy(institution, team_size=3)
     from app.campaigns import services
-    from app.contacts.models import SourceKind
+    from app.contacts.models import FamilyDetails, SourceKind
     from app.contacts.services import Touch
-    from app.courses.services import Registration
-    from app.tenancy import bind_institution
+    from app.tenancy import bound
 
-    bind_institution(institution)
     details = {k: v for k, v in parent(1).items() if k in ("parent_name", "phone", "student_name")}
-    member = services.start_join(
-        institution, group_buy, None, Registration(**details), Touch(SourceKind.CAMPAIGN)
-    )
-    db.session.commit()  # the request died before Stripe was called
+    with bound(institution):
+        member = services.start_join(
+            institution, group_buy, None, FamilyDetails(**details), Touch(SourceKind.CAMPAIGN)
+        )
+        db.session.commit()  # the request died before Stripe was called
 
     with time_machine.travel(utcnow() + timedelta(minutes=16), tick=False):
         reconcile_payments()

@@ -14,8 +14,9 @@ from app.extensions import db
 from app.jobs import run_burst
 from app.payments import services
 from app.payments.models import PaymentStatus, PaymentTransition, StripeEvent
-from app.tenancy import bind_institution, unbind_institution
-from tests.campaigns.conftest import join_team, make_group_buy, members, only_team, open_team
+from app.tenancy import bound
+from tests.factories import make_group_buy
+from tests.helpers import join_team, members, only_team, open_team
 
 SECRET = "whsec_test_cohort"
 
@@ -39,10 +40,9 @@ def event(event_id: str, kind: str, intent_id: str, status: str) -> bytes:
 
 
 def with_webhook_secret(institution) -> None:
-    bind_institution(institution)
-    services.save_account(institution, webhook_secret=SECRET)
-    unbind_institution()
-    db.session.commit()
+    with bound(institution):
+        services.save_account(institution, webhook_secret=SECRET)
+        db.session.commit()
 
 
 def count(model) -> int:
@@ -140,7 +140,7 @@ def test_a_webhook_finishes_a_checkout_the_browser_never_came_back_from(client, 
 
 
 def test_settings_keep_secrets_and_never_show_them_again(client, institution, owner):
-    from tests.factories import login
+    from tests.helpers import login
 
     login(client, owner)
     url = f"/staff/{institution.slug}/settings/payments"
@@ -159,9 +159,9 @@ def test_settings_keep_secrets_and_never_show_them_again(client, institution, ow
     assert "sk_test_secret123" not in page and "whsec_s3cret" not in page
     assert "pk_test_abc" in page
     assert f"/stripe/webhook/{institution.slug}" in page
-    from app.payments.gateway import account_for
+    from app.payments.queries import account_of
 
-    account = account_for(institution.id)
+    account = account_of(institution.id)
     assert (account.secret_key, account.webhook_secret) == ("sk_test_secret123", "whsec_s3cret")
     bad = client.post(url, data={"secret_key": "password"})
     assert bad.status_code == 422

@@ -12,8 +12,8 @@ from app.db import utcnow
 from app.extensions import db
 from app.jobs import run_burst
 from app.notifications.models import OutboxMessage, OutboxStatus
-from tests.conftest import link_in
-from tests.courses.conftest import make_course, register
+from tests.factories import make_course
+from tests.helpers import link_in, register
 
 
 def test_the_link_in_the_confirmation_opens_the_familys_page(client, institution, mail_server):
