@@ -15,8 +15,10 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    ForeignKeyConstraint,
     MetaData,
     Select,
+    UniqueConstraint,
     create_engine,
     event,
     select,
@@ -39,7 +41,8 @@ NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    # column_0_N_name: a composite key (institution_id, parent_id) is named by both columns.
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
 
@@ -113,6 +116,11 @@ class TenantScoped:
     `institution_id` is NOT NULL and indexed; while an institution is bound to the session
     (`app.tenancy.bound`), every ORM SELECT of a TenantScoped class is filtered to
     it, a safety net under the scoped lookups rather than a replacement for them.
+
+    In the schema, every tenant table is UNIQUE on (institution_id, id), and a reference to
+    another tenant row (a `parent_id` column) is a foreign key on (institution_id, that
+    column) to the parent's (institution_id, id): the database itself refuses a child
+    whose institution differs from its parent's.
     """
 
     @declared_attr
@@ -120,6 +128,46 @@ class TenantScoped:
         return mapped_column(
             ForeignKey("institutions.id", ondelete="CASCADE"), index=True, nullable=False
         )
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)  # the declarative base maps the class first
+        table = cls.__dict__.get("__table__")
+        if table is None:
+            return
+        if "id" in table.c:
+            table.append_constraint(UniqueConstraint("institution_id", "id"))
+        for column in table.c:
+            if "tenant_parent" not in column.info:
+                continue
+            target, ondelete, use_alter = column.info["tenant_parent"]
+            table.append_constraint(
+                ForeignKeyConstraint(
+                    ["institution_id", column.name],
+                    [f"{target}.institution_id", f"{target}.id"],
+                    ondelete=ondelete,
+                    use_alter=use_alter,
+                )
+            )
+
+
+def parent_id(
+    target: str,
+    *,
+    ondelete: str | None = None,
+    index: bool = False,
+    use_alter: bool = False,
+    primary_key: bool = False,
+):
+    """A column naming a row of the tenant table `target` of the same institution (see
+    TenantScoped). `ondelete="CASCADE"` for a child that goes with its parent; a nullable
+    reference has no ON DELETE action (SET NULL would also clear institution_id), so a
+    parent referenced that way is never deleted alone (a merged contact's references are
+    moved to the survivor first)."""
+    return mapped_column(
+        index=index,
+        primary_key=primary_key,
+        info={"tenant_parent": (target, ondelete, use_alter)},
+    )
 
 
 class Database:

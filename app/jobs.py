@@ -41,11 +41,14 @@ def get_queue(name: str) -> Queue:
     return Queue(name, connection=redis_connection.client, is_async=current_app.config["RQ_ASYNC"])
 
 
-def _declare(fn: Callable, run: Callable, queue: str, timeout: int, retries: int) -> Callable:
+def _declare(
+    fn: Callable, run: Callable, queue: str, timeout: int, retries: int, for_institution: bool
+) -> Callable:
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     domain = fn.__module__.split(".")[-2]  # app.campaigns.tasks -> campaigns
     run.job_name = f"{domain}.{fn.__name__}"
+    run.for_institution = for_institution
     run.queue_name = queue
     run.timeout = timeout
     run.retries = retries
@@ -75,7 +78,7 @@ def job(queue: str = "default", timeout: int = 120, retries: int = 0):
                 db.session.rollback()
                 raise
 
-        return _declare(fn, run, queue, timeout, retries)
+        return _declare(fn, run, queue, timeout, retries, for_institution=True)
 
     return decorator
 
@@ -95,7 +98,7 @@ def platform_job(queue: str = "default", timeout: int = 120, retries: int = 0):
                 db.session.rollback()
                 raise
 
-        return _declare(fn, run, queue, timeout, retries)
+        return _declare(fn, run, queue, timeout, retries, for_institution=False)
 
     return decorator
 

@@ -127,8 +127,13 @@ def _rebuild_schema(database_url: str) -> None:
     """Drop whatever a previous run left and build the schema from the migrations, so
     every run also proves that the migrations apply."""
     with db.engine.begin() as connection:
-        Base.metadata.drop_all(connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        if connection.dialect.name == "postgresql":
+            # Whatever schema an earlier version of the code left, whole.
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        else:
+            Base.metadata.drop_all(connection)
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     db.engine.dispose()
     migrate.upgrade(database_url)
 

@@ -5,12 +5,12 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.contacts.models import Contact, Student
 from app.courses.models import Course
-from app.db import Base, TenantScoped, str_enum, utcnow
+from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
 from app.payments.models import Payment
 
 MAX_TEAM_HOURS = 6 * 24  # card holds last about 7 days; a team must settle well before
@@ -47,9 +47,7 @@ class GroupBuy(TenantScoped, Base):
     cover: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     cover_content_type: Mapped[str | None] = mapped_column(String(32))
     cover_updated_at: Mapped[datetime | None]
-    course_id: Mapped[int] = mapped_column(
-        ForeignKey("courses.id", ondelete="RESTRICT"), index=True
-    )
+    course_id: Mapped[int] = parent_id("courses", ondelete="RESTRICT", index=True)
     currency: Mapped[str] = mapped_column(String(3))
     list_price_amount: Mapped[int]
     group_price_amount: Mapped[int]
@@ -68,7 +66,7 @@ class GroupBuy(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    course: Mapped[Course] = relationship()
+    course: Mapped[Course] = relationship(foreign_keys=[course_id])
 
     @property
     def has_cover(self) -> bool:
@@ -121,9 +119,7 @@ class Team(TenantScoped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), default=new_code)
-    group_buy_id: Mapped[int] = mapped_column(
-        ForeignKey("group_buys.id", ondelete="CASCADE"), index=True
-    )
+    group_buy_id: Mapped[int] = parent_id("group_buys", ondelete="CASCADE", index=True)
     team_size: Mapped[int]  # the campaign's, copied when the team opens
     member_count: Mapped[int] = mapped_column(default=0)
     status: Mapped[TeamStatus] = mapped_column(str_enum(TeamStatus), default=TeamStatus.FORMING)
@@ -133,9 +129,9 @@ class Team(TenantScoped, Base):
     failed_at: Mapped[datetime | None]
     settled_at: Mapped[datetime | None]  # every hold captured (or failed) and enrolled
 
-    group_buy: Mapped[GroupBuy] = relationship()
+    group_buy: Mapped[GroupBuy] = relationship(foreign_keys=[group_buy_id])
     members: Mapped[list[TeamMember]] = relationship(
-        back_populates="team", order_by="TeamMember.id"
+        back_populates="team", order_by="TeamMember.id", foreign_keys="TeamMember.team_id"
     )
 
     @property
@@ -206,17 +202,11 @@ class TeamMember(TenantScoped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), default=new_code)
-    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
-    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
-    payment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("payments.id", ondelete="SET NULL"), index=True
-    )
-    enrolment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrolments.id", ondelete="SET NULL")
-    )
+    team_id: Mapped[int] = parent_id("teams", ondelete="CASCADE", index=True)
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
+    student_id: Mapped[int] = parent_id("students", ondelete="CASCADE")
+    payment_id: Mapped[int | None] = parent_id("payments", index=True)
+    enrolment_id: Mapped[int | None] = parent_id("enrolments")
     is_leader: Mapped[bool] = mapped_column(default=False)
     price_amount: Mapped[int]
     status: Mapped[MemberStatus] = mapped_column(
@@ -226,10 +216,10 @@ class TeamMember(TenantScoped, Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]
 
-    team: Mapped[Team] = relationship(back_populates="members")
-    contact: Mapped[Contact] = relationship()
-    student: Mapped[Student] = relationship()
-    payment: Mapped[Payment | None] = relationship()
+    team: Mapped[Team] = relationship(back_populates="members", foreign_keys=[team_id])
+    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
+    student: Mapped[Student] = relationship(foreign_keys=[student_id])
+    payment: Mapped[Payment | None] = relationship(foreign_keys=[payment_id])
 
     @property
     def masked_name(self) -> str:

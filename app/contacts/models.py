@@ -11,7 +11,7 @@ from sqlalchemy.ext.associationproxy import association_proxy
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import User
-from app.db import Base, TenantScoped, str_enum, utcnow
+from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
 
 
 class SourceKind(enum.StrEnum):
@@ -85,11 +85,9 @@ class ContactTag(TenantScoped, Base):
 
     __tablename__ = "contact_tags"
 
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
-    tag: Mapped[Tag] = relationship(lazy="joined")
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", primary_key=True)
+    tag_id: Mapped[int] = parent_id("tags", ondelete="CASCADE", primary_key=True)
+    tag: Mapped[Tag] = relationship(lazy="joined", foreign_keys=[tag_id])
 
 
 class Contact(TenantScoped, Base):
@@ -117,20 +115,21 @@ class Contact(TenantScoped, Base):
     referral_code: Mapped[str] = mapped_column(String(16), default=new_referral_code)
     # Names of fields staff have edited by hand; public actions leave those alone.
     staff_edited: Mapped[list] = mapped_column(JSON, default=list)
-    first_touch_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contact_touches.id", use_alter=True, ondelete="SET NULL")
-    )
-    latest_touch_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contact_touches.id", use_alter=True, ondelete="SET NULL")
-    )
+    first_touch_id: Mapped[int | None] = parent_id("contact_touches", use_alter=True)
+    latest_touch_id: Mapped[int | None] = parent_id("contact_touches", use_alter=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User | None] = relationship()
     students: Mapped[list[Student]] = relationship(
-        back_populates="contact", order_by="Student.id", cascade="all, delete-orphan"
+        back_populates="contact",
+        order_by="Student.id",
+        cascade="all, delete-orphan",
+        foreign_keys="Student.contact_id",
     )
-    tag_links: Mapped[list[ContactTag]] = relationship(cascade="all, delete-orphan")
+    tag_links: Mapped[list[ContactTag]] = relationship(
+        cascade="all, delete-orphan", foreign_keys="ContactTag.contact_id"
+    )
     tags = association_proxy(
         "tag_links",
         "tag",
@@ -154,16 +153,14 @@ class Student(TenantScoped, Base):
     __tablename__ = "students"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
     name: Mapped[str] = mapped_column(String(80))
     grade: Mapped[str | None] = mapped_column(String(40))
     birth_year: Mapped[int | None]
     school: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    contact: Mapped[Contact] = relationship(back_populates="students")
+    contact: Mapped[Contact] = relationship(back_populates="students", foreign_keys=[contact_id])
 
 
 class ContactTouch(TenantScoped, Base):
@@ -173,9 +170,7 @@ class ContactTouch(TenantScoped, Base):
     __table_args__ = (Index("ix_contact_touches_source", "institution_id", "kind", "ref"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
     kind: Mapped[SourceKind] = mapped_column(str_enum(SourceKind))
     ref: Mapped[str | None] = mapped_column(String(64))  # form code, campaign code, ...
     referral_code: Mapped[str | None] = mapped_column(String(64))
@@ -192,9 +187,7 @@ class ContactEvent(TenantScoped, Base):
     __tablename__ = "contact_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
     kind: Mapped[EventKind] = mapped_column(str_enum(EventKind))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

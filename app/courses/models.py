@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.accounts.models import User
 from app.contacts.models import Contact, Student
-from app.db import Base, TenantScoped, str_enum, utcnow
+from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
 
 
 def new_code() -> str:
@@ -53,7 +53,10 @@ class Course(TenantScoped, Base):
 
     teacher: Mapped[User | None] = relationship()
     lessons: Mapped[list[Lesson]] = relationship(
-        back_populates="course", order_by="Lesson.starts_at", cascade="all, delete-orphan"
+        back_populates="course",
+        order_by="Lesson.starts_at",
+        cascade="all, delete-orphan",
+        foreign_keys="Lesson.course_id",
     )
 
     @property
@@ -82,7 +85,7 @@ class Lesson(TenantScoped, Base):
     __table_args__ = (Index("ix_lessons_course_starts", "course_id", "starts_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = parent_id("courses", ondelete="CASCADE")
     title: Mapped[str | None] = mapped_column(String(120))
     starts_at: Mapped[datetime]
     duration_minutes: Mapped[int]
@@ -97,7 +100,7 @@ class Lesson(TenantScoped, Base):
     schedule_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    course: Mapped[Course] = relationship(back_populates="lessons")
+    course: Mapped[Course] = relationship(back_populates="lessons", foreign_keys=[course_id])
 
     @property
     def ends_at(self) -> datetime:
@@ -147,11 +150,9 @@ class Enrolment(TenantScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # The confirmation page's unguessable address.
     code: Mapped[str] = mapped_column(String(16), default=new_code)
-    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
-    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = parent_id("courses", ondelete="CASCADE")
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
+    student_id: Mapped[int] = parent_id("students", ondelete="CASCADE")
     source: Mapped[EnrolmentSource] = mapped_column(str_enum(EnrolmentSource))
     status: Mapped[EnrolmentStatus] = mapped_column(
         str_enum(EnrolmentStatus), default=EnrolmentStatus.ACTIVE
@@ -159,10 +160,12 @@ class Enrolment(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None]
 
-    course: Mapped[Course] = relationship()
-    contact: Mapped[Contact] = relationship()
-    student: Mapped[Student] = relationship()
-    seats: Mapped[list[Seat]] = relationship(back_populates="enrolment", order_by="Seat.id")
+    course: Mapped[Course] = relationship(foreign_keys=[course_id])
+    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
+    student: Mapped[Student] = relationship(foreign_keys=[student_id])
+    seats: Mapped[list[Seat]] = relationship(
+        back_populates="enrolment", order_by="Seat.id", foreign_keys="Seat.enrolment_id"
+    )
 
 
 class SeatStatus(enum.StrEnum):
@@ -203,15 +206,11 @@ class Seat(TenantScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
-    enrolment_id: Mapped[int] = mapped_column(
-        ForeignKey("enrolments.id", ondelete="CASCADE"), index=True
-    )
+    lesson_id: Mapped[int] = parent_id("lessons", ondelete="CASCADE")
+    enrolment_id: Mapped[int] = parent_id("enrolments", ondelete="CASCADE", index=True)
     status: Mapped[SeatStatus] = mapped_column(str_enum(SeatStatus))
     # The payment that holds (then paid for) the seat, for a paid course.
-    payment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("payments.id", ondelete="SET NULL"), index=True
-    )
+    payment_id: Mapped[int | None] = parent_id("payments", index=True)
     # Waiting order: the time the family joined the waitlist (or took the seat).
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     attendance: Mapped[Attendance | None] = mapped_column(str_enum(Attendance))
@@ -222,8 +221,8 @@ class Seat(TenantScoped, Base):
     cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    lesson: Mapped[Lesson] = relationship()
-    enrolment: Mapped[Enrolment] = relationship(back_populates="seats")
+    lesson: Mapped[Lesson] = relationship(foreign_keys=[lesson_id])
+    enrolment: Mapped[Enrolment] = relationship(back_populates="seats", foreign_keys=[enrolment_id])
 
     @property
     def topic(self) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.accounts.models import User
 from app.contacts.models import Contact
-from app.db import Base, TenantScoped, str_enum, utcnow
+from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
 
 
 def new_form_code() -> str:
@@ -118,9 +118,7 @@ class FormSourceStat(TenantScoped, Base):
     __table_args__ = (UniqueConstraint("form_id", "source"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    form_id: Mapped[int] = mapped_column(
-        ForeignKey("lead_forms.id", ondelete="CASCADE"), index=True
-    )
+    form_id: Mapped[int] = parent_id("lead_forms", ondelete="CASCADE", index=True)
     source: Mapped[str] = mapped_column(String(100))
     views: Mapped[int] = mapped_column(default=0)
     submissions: Mapped[int] = mapped_column(default=0)
@@ -133,13 +131,9 @@ class FormSubmission(TenantScoped, Base):
     __table_args__ = (Index("ix_form_submissions_form_phone", "form_id", "phone", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    form_id: Mapped[int] = mapped_column(
-        ForeignKey("lead_forms.id", ondelete="CASCADE"), index=True
-    )
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
-    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    form_id: Mapped[int] = parent_id("lead_forms", ondelete="CASCADE", index=True)
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
+    lead_id: Mapped[int | None] = parent_id("leads")
     phone: Mapped[str] = mapped_column(String(20))
     answers: Mapped[dict] = mapped_column(JSON, default=dict)
     source: Mapped[str] = mapped_column(String(100))
@@ -147,8 +141,8 @@ class FormSubmission(TenantScoped, Base):
     referrer: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    form: Mapped[LeadForm] = relationship()
-    contact: Mapped[Contact] = relationship()
+    form: Mapped[LeadForm] = relationship(foreign_keys=[form_id])
+    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
 
 
 class Stage(enum.StrEnum):
@@ -196,14 +190,10 @@ class Lead(TenantScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
     stage: Mapped[Stage] = mapped_column(str_enum(Stage), default=Stage.NEW)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    form_id: Mapped[int | None] = mapped_column(
-        ForeignKey("lead_forms.id", ondelete="SET NULL"), index=True
-    )
+    form_id: Mapped[int | None] = parent_id("lead_forms", index=True)
     source: Mapped[str | None] = mapped_column(String(100))  # the arrival's utm_source
     lost_reason: Mapped[str | None] = mapped_column(String(80))
     next_contact_at: Mapped[datetime | None]
@@ -211,9 +201,9 @@ class Lead(TenantScoped, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None]
 
-    contact: Mapped[Contact] = relationship()
+    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
     owner: Mapped[User | None] = relationship()
-    form: Mapped[LeadForm | None] = relationship()
+    form: Mapped[LeadForm | None] = relationship(foreign_keys=[form_id])
 
     def is_overdue(self, now: datetime) -> bool:
         return (

@@ -3,7 +3,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, TenantScoped, str_enum, utcnow
@@ -51,6 +60,13 @@ class OutboxMessage(Base):
         ),
         Index("ix_outbox_messages_due", "status", "send_at"),
         Index("ix_outbox_messages_topic", "institution_id", "topic"),
+        # A parent message's family is of the message's institution (TenantScoped's rule,
+        # written out: this table is not TenantScoped, platform messages have neither).
+        ForeignKeyConstraint(
+            ["institution_id", "contact_id"],
+            ["contacts.institution_id", "contacts.id"],
+            ondelete="CASCADE",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,9 +74,7 @@ class OutboxMessage(Base):
         ForeignKey("institutions.id", ondelete="CASCADE"), index=True
     )
     # The family a parent message is for (in-app messages are found through it).
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(index=True)
     # What the message is about ("seat:42"), so that the messages of a cancelled seat or a
     # moved lesson can be found and cancelled before they are sent.
     topic: Mapped[str | None] = mapped_column(String(64))

@@ -4,10 +4,10 @@ import enum
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, TenantScoped, str_enum, utcnow
+from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
 
 # Stripe releases an uncaptured card hold after about 7 days; we plan as if it were 6.
 HOLD_LIFETIME = timedelta(days=6)
@@ -86,9 +86,7 @@ class Payment(TenantScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(32))
     reference: Mapped[int]
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
-    )
+    contact_id: Mapped[int | None] = parent_id("contacts", index=True)
     amount: Mapped[int]  # minor units
     currency: Mapped[str] = mapped_column(String(3))
     is_manual_capture: Mapped[bool] = mapped_column(default=False)
@@ -107,7 +105,10 @@ class Payment(TenantScoped, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     transitions: Mapped[list[PaymentTransition]] = relationship(
-        back_populates="payment", order_by="PaymentTransition.id", cascade="all, delete-orphan"
+        back_populates="payment",
+        order_by="PaymentTransition.id",
+        cascade="all, delete-orphan",
+        foreign_keys="PaymentTransition.payment_id",
     )
 
     @property
@@ -134,15 +135,13 @@ class PaymentTransition(TenantScoped, Base):
     __tablename__ = "payment_transitions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    payment_id: Mapped[int] = mapped_column(
-        ForeignKey("payments.id", ondelete="CASCADE"), index=True
-    )
+    payment_id: Mapped[int] = parent_id("payments", ondelete="CASCADE", index=True)
     from_status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus))
     to_status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus))
     cause: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    payment: Mapped[Payment] = relationship(back_populates="transitions")
+    payment: Mapped[Payment] = relationship(back_populates="transitions", foreign_keys=[payment_id])
 
 
 class StripeEvent(TenantScoped, Base):

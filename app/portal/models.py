@@ -3,10 +3,10 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, TenantScoped, utcnow
+from app.db import Base, TenantScoped, parent_id, utcnow
 
 
 def hash_code(code: str) -> str:
@@ -20,9 +20,7 @@ class SignInLink(TenantScoped, Base):
     __tablename__ = "portal_sign_in_links"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
