@@ -21,6 +21,12 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from app.phones import e164
 
 PASSWORD_MIN = 10
+
+
+def strip_filter(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 # What a datetime-local input sends, and what people type where the browser has none.
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 
@@ -60,17 +66,32 @@ def local_datetime_field(label, required: bool = True, **kwargs) -> DateTimeLoca
     )
 
 
-class CoverFields:
-    """A cover picture to upload or remove (checked by content in app.images)."""
+def image_field(label, description, type_message) -> FileField:
+    """An uploaded picture (a logo, a cover), checked again by its content in app.images."""
+    return FileField(
+        label,
+        validators=[FileAllowed(["png", "jpg", "jpeg", "webp"], type_message)],
+        description=description,
+    )
 
-    cover = FileField(
+
+def phone_field(label, required: bool = True) -> StringField:
+    """A phone number as people type it (app.phones normalises it to E.164)."""
+    return StringField(
+        label,
+        filters=[strip_filter],
+        validators=[DataRequired() if required else Optional(), Length(max=32)],
+        render_kw={"type": "tel", "inputmode": "tel", "autocomplete": "tel"},
+    )
+
+
+class CoverFields:
+    """A cover picture to upload or remove."""
+
+    cover = image_field(
         _l("Cover picture"),
-        validators=[
-            FileAllowed(
-                ["png", "jpg", "jpeg", "webp"], _l("The image must be a PNG, JPEG or WebP file.")
-            )
-        ],
-        description=_l("PNG, JPEG or WebP, at most 1 MB. Shown on the page and in link previews."),
+        _l("PNG, JPEG or WebP, at most 1 MB. Shown on the page and in link previews."),
+        _l("The image must be a PNG, JPEG or WebP file."),
     )
     remove_cover = BooleanField(_l("Remove the cover picture"))
 
@@ -142,7 +163,3 @@ def to_e164(raw: str, region: str) -> str:
     if number is None:
         raise ValidationError(_l("Enter a valid phone number."))
     return number
-
-
-def strip_filter(value):
-    return value.strip() if isinstance(value, str) else value

@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,6 +57,16 @@ def _declare(
     return run
 
 
+@contextmanager
+def _unit_of_work() -> Iterator[None]:
+    """A job's work is one transaction: what it did not commit is rolled back."""
+    try:
+        yield
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
 def job(queue: str = "default", timeout: int = 120, retries: int = 0):
     """Declare a job for one institution: called as fn(institution_id, *args), it runs as
     fn(institution, *args) inside `bound(institution)`, as one unit of work (commit on
@@ -65,7 +76,7 @@ def job(queue: str = "default", timeout: int = 120, retries: int = 0):
     def decorator(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(institution_id: int, *args, **kwargs):
-            try:
+            with _unit_of_work():
                 institution = institution_by_id(institution_id)
                 if institution is None:
                     log.info("%s: institution %s no longer exists", run.job_name, institution_id)
@@ -74,9 +85,6 @@ def job(queue: str = "default", timeout: int = 120, retries: int = 0):
                     result = fn(institution, *args, **kwargs)
                     db.session.commit()
                 return result
-            except BaseException:
-                db.session.rollback()
-                raise
 
         return _declare(fn, run, queue, timeout, retries, for_institution=True)
 
@@ -90,13 +98,10 @@ def platform_job(queue: str = "default", timeout: int = 120, retries: int = 0):
     def decorator(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            try:
+            with _unit_of_work():
                 result = fn(*args, **kwargs)
                 db.session.commit()
                 return result
-            except BaseException:
-                db.session.rollback()
-                raise
 
         return _declare(fn, run, queue, timeout, retries, for_institution=False)
 

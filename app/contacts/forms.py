@@ -16,7 +16,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from app.contacts.models import SOURCE_LABELS, FamilyDetails
-from app.forms import strip_filter
+from app.forms import phone_field, strip_filter
 from app.leads.models import Stage
 
 
@@ -31,12 +31,7 @@ class FamilyForm(FlaskForm):
         validators=[DataRequired(), Length(max=80)],
         render_kw={"autocomplete": "name"},
     )
-    phone = StringField(
-        _l("Phone"),
-        filters=[strip_filter],
-        validators=[DataRequired(), Length(max=32)],
-        render_kw={"type": "tel", "inputmode": "tel", "autocomplete": "tel"},
-    )
+    phone = phone_field(_l("Phone"))
     email = EmailField(
         _l("E-mail (optional, for reminders)"),
         filters=[strip_filter],

@@ -7,7 +7,6 @@ from babel import Locale
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileAllowed, FileField
 from wtforms import (
     BooleanField,
     EmailField,
@@ -18,7 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
-from app.forms import password_fields, strip_filter, to_e164
+from app.forms import image_field, password_fields, phone_field, strip_filter, to_e164
 from app.institutions.models import CURRENCIES, LOCALES, slug_problem
 
 LOCALE_NAMES = {"zh_CN": "简体中文", "en": "English"}
@@ -116,20 +115,14 @@ class SettingsForm(InstitutionFields, FlaskForm):
         filters=[strip_filter],
         validators=[Optional(), Length(max=254), Email(check_deliverability=False)],
     )
-    contact_phone = StringField(
-        _l("Contact phone"), filters=[strip_filter], validators=[Optional(), Length(max=32)]
-    )
+    contact_phone = phone_field(_l("Contact phone"), required=False)
     address = TextAreaField(
         _l("Address"), filters=[strip_filter], validators=[Optional(), Length(max=300)]
     )
-    logo = FileField(
+    logo = image_field(
         _l("Logo"),
-        validators=[
-            FileAllowed(
-                ["png", "jpg", "jpeg", "webp"], _l("The logo must be a PNG, JPEG or WebP image.")
-            )
-        ],
-        description=_l("PNG, JPEG or WebP, at most 1 MB."),
+        _l("PNG, JPEG or WebP, at most 1 MB."),
+        _l("The logo must be a PNG, JPEG or WebP image."),
     )
     remove_logo = BooleanField(_l("Remove the current logo"))
 
