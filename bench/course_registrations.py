@@ -44,29 +44,29 @@ def prepare(
     from app.courses.models import CourseKind
     from app.db import utcnow
     from app.extensions import db
-    from app.tenancy import bind_institution
+    from app.tenancy import bound
     from tests.factories import make_institution
 
     app = fresh_app(database_url, redis_url, **config)
     with app.app_context():
         institution = make_institution(slug="bench-school")
-        bind_institution(institution)
-        course = courses.save_course(
-            institution,
-            None,
-            title="Bench course",
-            kind=CourseKind.REGULAR if price_amount else CourseKind.TRIAL,
-            capacity=capacity,
-            price_amount=price_amount,
-        )
-        ids = [
-            courses.add_lesson(
-                course, starts_at=utcnow() + timedelta(days=2 + n), duration_minutes=60
-            ).id
-            for n in range(lessons)
-        ]
-        result = institution.slug, course.code, ids
-        db.session.commit()
+        with bound(institution):
+            course = courses.save_course(
+                institution,
+                None,
+                title="Bench course",
+                kind=CourseKind.REGULAR if price_amount else CourseKind.TRIAL,
+                capacity=capacity,
+                price_amount=price_amount,
+            )
+            ids = [
+                courses.add_lesson(
+                    course, starts_at=utcnow() + timedelta(days=2 + n), duration_minutes=60
+                ).id
+                for n in range(lessons)
+            ]
+            result = institution.slug, course.code, ids
+            db.session.commit()
     return result
 
 

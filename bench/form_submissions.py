@@ -36,28 +36,28 @@ def prepare(database_url: str, redis_url: str) -> tuple[str, str]:
     """A fresh database with the schema, one school and one form; returns (slug, code)."""
     from app.extensions import db
     from app.leads import services as leads
-    from app.tenancy import bind_institution
+    from app.tenancy import bound
     from tests.factories import make_institution
 
     app = fresh_app(database_url, redis_url)
     with app.app_context():
         institution = make_institution(slug="bench-school")
-        bind_institution(institution)
-        form = leads.save_form(
-            institution,
-            None,
-            title="Bench form",
-            intro=None,
-            fields=[*leads.default_fields(), {"key": "subject", "required": True}],
-            consent_text=None,
-            thank_you_message=None,
-            redirect_url=None,
-            is_open=True,
-            closes_at=None,
-            submission_cap=None,
-        )
-        result = institution.slug, form.code
-        db.session.commit()
+        with bound(institution):
+            form = leads.save_form(
+                institution,
+                None,
+                title="Bench form",
+                intro=None,
+                fields=[*leads.default_fields(), {"key": "subject", "required": True}],
+                consent_text=None,
+                thank_you_message=None,
+                redirect_url=None,
+                is_open=True,
+                closes_at=None,
+                submission_cap=None,
+            )
+            result = institution.slug, form.code
+            db.session.commit()
     return result
 
 

@@ -42,53 +42,53 @@ def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
     leader whose hold succeeded; returns (slug, campaign code, team codes)."""
     from app.campaigns import services as campaigns
     from app.campaigns.models import CampaignStatus
-    from app.contacts.models import SourceKind
+    from app.contacts.models import FamilyDetails, SourceKind
     from app.contacts.services import Touch
     from app.courses import services as courses
     from app.courses.models import CourseKind
     from app.db import utcnow
     from app.extensions import db
     from app.payments import services as payments
-    from app.tenancy import bind_institution
+    from app.tenancy import bound
     from tests.factories import make_institution
 
     app = fresh_app(args.database, args.redis, **stripe_config(stripe_url))
     with app.app_context():
         institution = make_institution(slug="bench-school")
-        bind_institution(institution)
-        course = courses.save_course(
-            institution, None, title="Bench course", kind=CourseKind.REGULAR, capacity=1000
-        )
-        courses.add_lesson(course, starts_at=utcnow() + timedelta(days=9), duration_minutes=60)
-        group_buy = campaigns.save_group_buy(
-            institution,
-            None,
-            title="Bench group buy",
-            course_id=course.id,
-            list_price_amount=49900,
-            group_price_amount=19900,
-            leader_price_amount=None,
-            team_size=args.team_size,
-            team_hours=24,
-            starts_at=utcnow() - timedelta(hours=1),
-            ends_at=utcnow() + timedelta(days=3),
-            team_limit=None,
-            per_contact_limit=1,
-        )
-        group_buy.status = CampaignStatus.PUBLISHED
-        codes = []
-        for n in range(args.teams):
-            leader = courses.Registration(
-                parent_name=f"Leader {n}", phone=f"138{n:08d}", student_name=f"Leader child {n}"
+        with bound(institution):
+            course = courses.save_course(
+                institution, None, title="Bench course", kind=CourseKind.REGULAR, capacity=1000
             )
-            member = campaigns.start_join(
-                institution, group_buy, None, leader, Touch(SourceKind.CAMPAIGN)
+            courses.add_lesson(course, starts_at=utcnow() + timedelta(days=9), duration_minutes=60)
+            group_buy = campaigns.save_group_buy(
+                institution,
+                None,
+                title="Bench group buy",
+                course_id=course.id,
+                list_price_amount=49900,
+                group_price_amount=19900,
+                leader_price_amount=None,
+                team_size=args.team_size,
+                team_hours=24,
+                starts_at=utcnow() - timedelta(hours=1),
+                ends_at=utcnow() + timedelta(days=3),
+                team_limit=None,
+                per_contact_limit=1,
             )
-            db.session.commit()
-            payments.pay(member.payment, ("4242424242424242", 12, 2030, "123"))
-            db.session.commit()
-            codes.append(member.team.code)
-        result = institution.slug, group_buy.code, codes
+            group_buy.status = CampaignStatus.PUBLISHED
+            codes = []
+            for n in range(args.teams):
+                leader = FamilyDetails(
+                    parent_name=f"Leader {n}", phone=f"138{n:08d}", student_name=f"Leader child {n}"
+                )
+                member = campaigns.start_join(
+                    institution, group_buy, None, leader, Touch(SourceKind.CAMPAIGN)
+                )
+                db.session.commit()
+                payments.pay(member.payment, ("4242424242424242", 12, 2030, "123"))
+                db.session.commit()
+                codes.append(member.team.code)
+            result = institution.slug, group_buy.code, codes
     return result
 
 
