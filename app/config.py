@@ -73,6 +73,8 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "OUTBOX_MAX_ATTEMPTS": int(env.get("OUTBOX_MAX_ATTEMPTS", "5")),
         "OUTBOX_RETRY_BASE_SECONDS": int(env.get("OUTBOX_RETRY_BASE_SECONDS", "30")),
         "SWEEP_INTERVAL_SECONDS": int(env.get("SWEEP_INTERVAL_SECONDS", "30")),
+        # Page views are counted in Redis and written back to the database this often.
+        "COUNTER_INTERVAL_SECONDS": int(env.get("COUNTER_INTERVAL_SECONDS", "60")),
         # Tokens sent by e-mail.
         "PASSWORD_RESET_MAX_AGE": timedelta(hours=1),
         "INVITATION_MAX_AGE": timedelta(days=7),

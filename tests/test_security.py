@@ -6,8 +6,10 @@ import pytest
 import redis
 
 from app.config import ConfigError, load_config
+from app.contacts.models import Contact
 from app.extensions import redis_connection
-from tests.helpers import login
+from tests.factories import make_course, make_form, make_group_buy
+from tests.helpers import FAMILY, count, login, parent
 
 # Routes that take POST without a CSRF token: only Stripe's webhook, which is verified by
 # its signature on the raw body instead (tests/payments/test_webhooks.py).
@@ -114,3 +116,26 @@ def test_next_parameter_cannot_redirect_off_site(client, owner):
             "/staff/" + owner.memberships[0].institution.slug + "/",
         )
         client.post("/logout")
+
+
+def test_every_public_form_answers_a_filled_honeypot_the_same_way_and_keeps_nothing(
+    client, institution
+):
+    """A bot that fills the hidden field gets the same thank-you from every public form,
+    and nothing of what it sent is kept."""
+
+    lead_form, course, group_buy = (
+        make_form(institution),
+        make_course(institution),
+        make_group_buy(institution),
+    )
+    posts = [
+        (f"/{institution.slug}/f/{lead_form.code}", {**FAMILY, "subject": "Maths"}),
+        (f"/{institution.slug}/c/{course.code}", {**FAMILY, "lessons": course.lessons[0].id}),
+        (f"/{institution.slug}/gb/{group_buy.code}", parent(1)),
+    ]
+    for path, data in posts:
+        response = client.post(path, data={**data, "website": "https://spam.example"})
+        assert response.status_code == 200, path
+        assert "Thank you!" in response.get_data(as_text=True), path
+    assert count(Contact) == 0

@@ -250,3 +250,44 @@ def test_no_institution_slug_can_shadow_a_top_level_path(app):
         if rule.rule.strip("/") and not rule.rule.startswith("/<")
     }
     assert first_segments <= RESERVED_SLUGS, first_segments - RESERVED_SLUGS
+
+
+def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
+    """Every staff page of A as A's owner, and A's public pages: not one INSERT, UPDATE or
+    DELETE (a GET that writes queues behind row locks, and a crawler could change data)."""
+    from sqlalchemy import event
+
+    from app.campaigns.models import GroupBuy
+    from app.courses.models import Course
+    from app.leads.models import LeadForm
+
+    a, _b, _b_owner, ids = two_institutions
+    login(client, make_member(a, Role.OWNER))
+    course = db.session.get(Course, ids["course_id"])
+    group_buy = db.session.get(GroupBuy, ids["group_buy_id"])
+    group_buy.status = "published"
+    db.session.commit()
+    team = db.session.scalar(select(Team).where(Team.group_buy_id == group_buy.id))
+    paths = [path for _rule, method, path in _requests(app, a.slug, ids) if method == "GET"]
+    paths += [
+        f"/{a.slug}/f/{db.session.get(LeadForm, ids['form_id']).code}",
+        f"/{a.slug}/c/{course.code}",
+        f"/{a.slug}/gb/{group_buy.code}",
+        f"/{a.slug}/gb/{group_buy.code}/t/{team.code}",
+        f"/{a.slug}/me",
+        "/healthz",
+    ]
+    writes = []
+
+    def catch(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement.split("\n")[0])
+
+    event.listen(db.engine, "before_cursor_execute", catch)
+    try:
+        for path in paths:
+            response = client.get(path)
+            assert response.status_code < 400, (path, response.status_code)
+            assert not writes, (path, writes)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", catch)

@@ -14,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import counters
 from app.accounts import queries as account_queries
 from app.accounts.models import User
 from app.contacts import services as contacts
@@ -173,21 +174,39 @@ def _source_of(touch: contacts.Touch) -> str:
     return (touch.utm_source or "direct")[:100]
 
 
+VIEWS = "lead_form_views"  # the app.counters kind of public form views
+
+
 def record_view(form: LeadForm, touch: contacts.Touch) -> None:
-    """Count a view of the public page, in total and for its traffic source. Counted with
-    UPDATE ... + 1 so concurrent views are never lost."""
-    db.session.execute(
-        update(LeadForm).where(LeadForm.id == form.id).values(view_count=LeadForm.view_count + 1)
-    )
-    _bump_stat(form, _source_of(touch), "views")
+    """Count a view of the public page, in total and for its traffic source: in Redis, so
+    that a GET writes nothing to the database (`add_views` writes the sums back)."""
+    counters.bump(VIEWS, form.institution_id, form.id, "total", f"source:{_source_of(touch)}")
 
 
-def _bump_stat(form: LeadForm, source: str, column: str) -> None:
+def add_views(institution, counts: dict[int, dict[str, int]]) -> None:
+    """Add counted views ({form id: {"total": n, "source:<utm>": n}}) to the forms'
+    totals and their per-source figures."""
+    for form_id, names in sorted(counts.items()):
+        total = names.get("total", 0)
+        updated = db.session.execute(
+            update(LeadForm)
+            .where(LeadForm.institution_id == institution.id, LeadForm.id == form_id)
+            .values(view_count=LeadForm.view_count + total)
+        ).rowcount
+        if not updated:  # the form was deleted meanwhile
+            continue
+        for name, value in names.items():
+            if name.startswith("source:"):
+                _bump_stat(institution.id, form_id, name.removeprefix("source:"), "views", value)
+    db.session.flush()
+
+
+def _bump_stat(institution_id: int, form_id: int, source: str, column: str, by: int = 1) -> None:
     stat_table = FormSourceStat.__table__
     bumped = db.session.execute(
         update(stat_table)
-        .where(stat_table.c.form_id == form.id, stat_table.c.source == source)
-        .values({column: stat_table.c[column] + 1})
+        .where(stat_table.c.form_id == form_id, stat_table.c.source == source)
+        .values({column: stat_table.c[column] + by})
     ).rowcount
     if bumped:
         return
@@ -195,15 +214,15 @@ def _bump_stat(form: LeadForm, source: str, column: str) -> None:
         with db.session.begin_nested():
             db.session.add(
                 FormSourceStat(
-                    institution_id=form.institution_id,
-                    form_id=form.id,
+                    institution_id=institution_id,
+                    form_id=form_id,
                     source=source,
-                    views=int(column == "views"),
-                    submissions=int(column == "submissions"),
+                    views=by if column == "views" else 0,
+                    submissions=by if column == "submissions" else 0,
                 )
             )
     except IntegrityError:  # another request created the row first
-        _bump_stat(form, source, column)
+        _bump_stat(institution_id, form_id, source, column, by)
 
 
 def validate_answers(form: LeadForm, raw: dict, consent_given: bool) -> dict:
@@ -319,7 +338,7 @@ def submit_form(
     )
     db.session.add(submission)
     form.submission_count += 1
-    _bump_stat(form, _source_of(touch), "submissions")
+    _bump_stat(form.institution_id, form.id, _source_of(touch), "submissions")
     db.session.flush()
     _notify_new_submission(institution, form, lead, submission)
     return submission

@@ -278,7 +278,6 @@ def form_page(code: str):
         public_form.referrer.data = (request.referrer or "")[:500]
         if closed_reason is None:
             services.record_view(lead_form, touch)
-            db.session.commit()
     elif closed_reason is None and public_form.validate_on_submit():
         if public_form.is_bot():
             return bot_answer()
