@@ -87,7 +87,10 @@ def dev(host: str, port: int):
     if not config["STRIPE_API_BASE"] and not config["STRIPE_SECRET_KEY"]:
         from app.devtools.localstripe import LocalStripe
 
-        stripe = LocalStripe("127.0.0.1", 0).start()
+        # Its store is kept in instance/, so a restarted `cohort dev` finds the payments the
+        # database points at.
+        stripe = LocalStripe("127.0.0.1", 0, Path(app.instance_path) / "localstripe.pickle")
+        stripe.start()
         config["STRIPE_API_BASE"] = stripe.url
         config["STRIPE_SECRET_KEY"] = "sk_test_cohort_dev"  # noqa: S105 - localstripe only
         config["STRIPE_PUBLISHABLE_KEY"] = "pk_test_cohort_dev"

@@ -123,14 +123,26 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
-        "STRIPE_TIMEOUT": float(env.get("STRIPE_TIMEOUT", "20")),
+        # Seconds one call to Stripe may take, and how often the SDK retries it (with the
+        # same idempotency key): a parent waits at most timeout x (retries + 1).
+        "STRIPE_TIMEOUT": float(env.get("STRIPE_TIMEOUT", "10")),
+        "STRIPE_NETWORK_RETRIES": int(env.get("STRIPE_NETWORK_RETRIES", "1")),
         "STRIPE_CHECKOUT": env.get("STRIPE_CHECKOUT", ""),
         # A checkout not paid within this time is abandoned (and its seats freed).
         "PAYMENT_PENDING_TIMEOUT": timedelta(minutes=int(env.get("PAYMENT_PENDING_MINUTES", "15"))),
         "RECONCILE_INTERVAL_SECONDS": int(env.get("RECONCILE_INTERVAL_SECONDS", "300")),
+        "RECONCILE_BATCH": int(env.get("RECONCILE_BATCH", "50")),
         "JOIN_LIMIT_PER_IP": env.get("JOIN_LIMIT_PER_IP", "10 per minute;60 per hour"),
-        # RQ.
+        # RQ. A worker beats every JOB_MONITORING_SECONDS while it runs a job; a job whose
+        # worker has not beaten for JOB_LOST_AFTER_SECONDS (SIGKILLed, its machine gone)
+        # is lost, and the sweepers run it again. The scheduler's lock lives
+        # SCHEDULER_LOCK_SECONDS: a second scheduler takes over within that time.
         "RQ_ASYNC": True,
+        "WORKER_TTL_SECONDS": int(env.get("WORKER_TTL_SECONDS", "30")),
+        "JOB_MONITORING_SECONDS": int(env.get("JOB_MONITORING_SECONDS", "5")),
+        "JOB_LOST_AFTER_SECONDS": int(env.get("JOB_LOST_AFTER_SECONDS", "20")),
+        "WORKER_MAINTENANCE_SECONDS": int(env.get("WORKER_MAINTENANCE_SECONDS", "60")),
+        "SCHEDULER_LOCK_SECONDS": int(env.get("SCHEDULER_LOCK_SECONDS", "15")),
     }
     if overrides:
         config.update(overrides)

@@ -53,6 +53,7 @@ ERROR_TEXT = {
     413: (_l("File too large"), _l("The file you sent is larger than we accept.")),
     429: (_l("Too many attempts"), _l("Please wait a moment before trying again.")),
     500: (_l("Something went wrong"), _l("We have been told and are looking into it.")),
+    503: (_l("Please try again in a moment"), _l("This is unavailable for a moment.")),
 }
 
 
@@ -61,11 +62,17 @@ def _wants_json() -> bool:
     return request.is_json or best == "application/json"
 
 
-def render_error(status: int, detail=None):
+def render_error(status: int, detail=None, retry_url: str | None = None, code: str | None = None):
+    """The error page (or JSON) for `status`; `retry_url`, a path of this site to try
+    again from (a 503 offers it)."""
     title, text = ERROR_TEXT.get(status, ERROR_TEXT[500])
     if _wants_json():
-        return jsonify(error=_CODES.get(status, "error"), message=str(detail or text)), status
-    return render_template("errors/error.html", title=title, text=detail or text), status
+        return jsonify(
+            error=code or _CODES.get(status, "error"), message=str(detail or text)
+        ), status
+    return render_template(
+        "errors/error.html", title=title, text=detail or text, retry_url=retry_url
+    ), status
 
 
 _CODES = {
@@ -76,6 +83,7 @@ _CODES = {
     413: "too_large",
     429: "rate_limited",
     500: "server_error",
+    503: "unavailable",
 }
 
 

@@ -17,16 +17,21 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
+import time
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+import redis
 from flask import current_app
 from rq import Queue, Retry, SimpleWorker, Worker
-from rq.cron import CronScheduler
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.scheduler import RQScheduler
 
 from app.db import after_commit
 from app.extensions import db, redis_connection
@@ -34,7 +39,9 @@ from app.tenancy import bound, institution_by_id
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("payments", "notifications", "default")  # highest priority first
+# Highest priority first. Reconciliation (reading every unfinished payment back from
+# Stripe) has a queue of its own, last, so that it never holds reminders back.
+QUEUES = ("payments", "notifications", "default", "reconcile")
 JOBS: dict[str, Callable] = {}  # "campaigns.settle_team" -> the job function
 
 
@@ -154,18 +161,52 @@ def enqueue_after_commit(
     after_commit(db.session(), send)
 
 
-def job_is_waiting(job_id: str) -> bool:
-    """True if a job with this id is queued, scheduled, deferred or running in Redis."""
+def job_is_alive(job_id: str) -> bool:
+    """Whether the job with this id is on its way: queued, deferred, scheduled for a time
+    not long past, or running on a worker that still beats. A job STARTED by a worker that
+    stopped beating (SIGKILLed) or ran past its timeout, or SCHEDULED long past its time
+    (the scheduler is gone), is lost, and so is a job Redis no longer has."""
+    connection = redis_connection.client
     try:
-        status = Job.fetch(job_id, connection=redis_connection.client).get_status()
+        job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
         return False
-    return status in (
-        JobStatus.QUEUED,
-        JobStatus.SCHEDULED,
-        JobStatus.DEFERRED,
-        JobStatus.STARTED,
-    )
+    status = job.get_status(refresh=False)
+    grace = current_app.config["JOB_LOST_AFTER_SECONDS"]
+    now = datetime.now(UTC)
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED):
+        return True
+    if status == JobStatus.SCHEDULED:
+        due = connection.zscore(ScheduledJobRegistry(job.origin, connection=connection).key, job.id)
+        return due is not None and due > now.timestamp() - grace
+    if status == JobStatus.STARTED:
+        beat = job.last_heartbeat or job.started_at
+        if beat is None:
+            return False
+        beat = beat.replace(tzinfo=UTC) if beat.tzinfo is None else beat
+        started = job.started_at.replace(tzinfo=UTC) if job.started_at else beat
+        overran = job.timeout and started + timedelta(seconds=job.timeout + grace) < now
+        return not overran and (now - beat).total_seconds() < grace
+    return False
+
+
+def redrive(name: str | Callable, *args, job_id: str) -> bool:
+    """Enqueue the job `name` again unless it is on its way (`job_is_alive`): what the
+    sweepers do for work whose job was lost to a flush, a restart or a killed worker.
+    Every job is idempotent, so running twice is safe; returns whether it enqueued."""
+    if job_is_alive(job_id):
+        return False
+    fn = _job_named(name)
+    connection = redis_connection.client
+    # Out of the registries that say it is running or waiting for its time: RQ's own
+    # clean-up would otherwise fail (or retry) the old run after the new one is queued.
+    started = StartedJobRegistry(fn.queue_name, connection=connection)
+    for entry in connection.zrange(started.key, 0, -1):
+        if entry.decode().split(":", 1)[0] == job_id:  # "<job id>:<execution id>"
+            connection.zrem(started.key, entry)
+    ScheduledJobRegistry(fn.queue_name, connection=connection).remove(job_id)
+    enqueue(fn, *args, job_id=job_id)
+    return True
 
 
 # --- periodic jobs -------------------------------------------------------------------------
@@ -192,21 +233,54 @@ def periodic(interval_config: str):
 
 # --- processes -----------------------------------------------------------------------------
 
+SCHEDULER_LOCK = "cohort:scheduler"
+
+
+def _recoverable(error: BaseException) -> bool:
+    """Errors a worker or the scheduler waits out (Redis or the database restarting)."""
+    from sqlalchemy.exc import DBAPIError
+
+    return isinstance(error, redis.RedisError | DBAPIError | OSError)
+
 
 def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> None:
-    """Run an RQ worker with its scheduler (for jobs enqueued with `at=`) in an app context.
+    """Run an RQ worker in an app context until it is told to stop (SIGTERM: it finishes
+    the job in hand first). A Redis or database outage does not end it: RQ's worker
+    returns or raises on a Redis error in the middle of a job, so a new worker starts
+    after a backoff (1 s, doubling, at most 30 s). Run it under a supervisor all the same
+    (README: systemd), for what no loop survives.
 
     RQ forks a work horse per job; the horse must not reuse the parent's database
-    connections, so the engine's pool is discarded in the child right after the fork.
+    connections, so the engine's pool is discarded in the child right after the fork. The
+    worker beats every JOB_MONITORING_SECONDS while a job runs, so the sweepers can tell a
+    job whose worker was killed (app.jobs.job_is_alive) within JOB_LOST_AFTER_SECONDS.
     """
     with app.app_context():
+        config = app.config
         engine = db.engine
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-        connection = redis_connection.client
-        worker = Worker(
-            [Queue(name, connection=connection) for name in queues], connection=connection
-        )
-        worker.work(with_scheduler=True, burst=burst)
+        backoff = 1.0
+        while True:
+            worker = None
+            try:
+                connection = redis_connection.client
+                worker = Worker(
+                    [Queue(name, connection=connection) for name in queues],
+                    connection=connection,
+                    worker_ttl=config["WORKER_TTL_SECONDS"],
+                    job_monitoring_interval=config["JOB_MONITORING_SECONDS"],
+                    maintenance_interval=config["WORKER_MAINTENANCE_SECONDS"],
+                )
+                worker.work(burst=burst, with_scheduler=False)
+                if burst or worker._stop_requested:
+                    return
+                log.warning("worker %s stopped on its own; starting a new one", worker.name)
+            except Exception as error:
+                if not _recoverable(error) or (worker is not None and worker._stop_requested):
+                    raise
+                log.warning("worker: %s; trying again in %.0f s", error, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
 
 
 def run_burst(queues: tuple[str, ...] = QUEUES) -> bool:
@@ -219,15 +293,89 @@ def run_burst(queues: tuple[str, ...] = QUEUES) -> bool:
     return worker.work(burst=True, with_scheduler=True)
 
 
-def run_scheduler(app) -> None:
-    """Run the one periodic scheduler (RQ's CronScheduler) that enqueues the PERIODIC jobs."""
-    with app.app_context():
-        scheduler = CronScheduler(connection=redis_connection.client)
-        for entry in PERIODIC:
-            scheduler.register(
-                entry.fn,
-                queue_name=entry.fn.queue_name,
-                interval=app.config[entry.interval_config],
-                job_timeout=entry.fn.timeout,
+class Scheduler:
+    """The one scheduler: it moves delayed jobs (`enqueue(..., at=)`) to their queues when
+    they are due, and enqueues the PERIODIC jobs at their intervals. Only the holder of
+    the Redis lock SCHEDULER_LOCK does either; the lock lives SCHEDULER_LOCK_SECONDS and
+    its holder renews it every tick, so a second scheduler waits, and takes over within
+    that time if the first one dies. A periodic job still on its way is not enqueued
+    again, so an outage never piles them up."""
+
+    def __init__(self, app, identity: str | None = None):
+        self.app = app
+        self.identity = identity or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.next_due: dict[str, float] = {}
+        self.holds_lock = False
+        self.stop_requested = False
+
+    def _take_lock(self, connection) -> bool:
+        ttl = self.app.config["SCHEDULER_LOCK_SECONDS"]
+        # Renew our own lock, or take a free one; never take another holder's.
+        held = connection.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then "
+            "return redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) else "
+            "return redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) end",
+            1,
+            SCHEDULER_LOCK,
+            self.identity,
+            ttl,
+        )
+        return bool(held)
+
+    def tick(self) -> None:
+        connection = redis_connection.client
+        holds = self._take_lock(connection)
+        if holds != self.holds_lock:
+            log.info(
+                "scheduler %s %s", self.identity, "holds the lock" if holds else "waits for it"
             )
-        scheduler.start()
+            self.holds_lock = holds
+            self.next_due.clear()
+        if not holds:
+            return
+        mover = RQScheduler(QUEUES, connection=connection)
+        mover.prepare_registries(QUEUES)
+        mover.enqueue_scheduled_jobs()
+        now = time.monotonic()
+        for entry in PERIODIC:
+            name = entry.fn.job_name
+            if now < self.next_due.get(name, 0.0):
+                continue
+            self.next_due[name] = now + self.app.config[entry.interval_config]
+            if redrive(entry.fn, job_id=f"periodic-{name}"):
+                log.info("scheduler: enqueued periodic %s", name)
+
+    def release(self) -> None:
+        connection = redis_connection.client
+        connection.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+            "else return 0 end",
+            1,
+            SCHEDULER_LOCK,
+            self.identity,
+        )
+
+    def run(self, tick_seconds: float = 1.0) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop_requested", True))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stop_requested", True))
+        with self.app.app_context():
+            backoff = 1.0
+            while not self.stop_requested:
+                try:
+                    self.tick()
+                    backoff = 1.0
+                    time.sleep(tick_seconds)
+                except Exception as error:
+                    if not _recoverable(error):
+                        raise
+                    log.warning("scheduler: %s; trying again in %.0f s", error, backoff)
+                    self.holds_lock = False
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+            with suppress(redis.RedisError):  # else the lock expires by itself
+                self.release()
+
+
+def run_scheduler(app) -> None:
+    """Run the one scheduler (see Scheduler) until SIGTERM."""
+    Scheduler(app).run()

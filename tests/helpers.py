@@ -71,10 +71,17 @@ FAMILY = {
 }
 
 
-def register(client, institution, course: Course, lessons: list[Lesson] | None = None, **family):
+def register(
+    client,
+    institution,
+    course: Course,
+    lessons: list[Lesson] | None = None,
+    headers: dict | None = None,
+    **family,
+):
     data = {**FAMILY, **family}
     data["lessons"] = [lesson.id for lesson in (course.lessons if lessons is None else lessons)]
-    return client.post(f"/{institution.slug}/c/{course.code}", data=data)
+    return client.post(f"/{institution.slug}/c/{course.code}", data=data, headers=headers)
 
 
 def reminders(institution, channel: Channel = Channel.EMAIL, status=OutboxStatus.PENDING):

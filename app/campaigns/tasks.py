@@ -9,7 +9,7 @@ from app.campaigns import queries, services
 from app.campaigns.models import Team
 from app.db import utcnow
 from app.extensions import db
-from app.jobs import enqueue, job, job_is_waiting, periodic, platform_job
+from app.jobs import job, periodic, platform_job, redrive
 
 
 def _team(institution, team_id: int) -> Team | None:
@@ -36,7 +36,8 @@ def settle_team(institution, team_id: int) -> bool:
 @platform_job(queue="payments", timeout=300)
 def sweep_teams() -> int:
     """Enqueue the deadline of every team past it and the settlement of every filled team
-    not yet settled, unless their job is already waiting; end campaigns past their end."""
+    not yet settled, unless their job is on its way (a lost job is: app.jobs.job_is_alive);
+    end campaigns past their end."""
     now = utcnow()
     services.end_campaigns_past_their_end(now)
     enqueued = 0
@@ -45,8 +46,5 @@ def sweep_teams() -> int:
         (settle_team, queries.teams_not_settled(), "settle-team"),
     ):
         for team in teams:
-            job_id = f"{prefix}-{team.id}"
-            if not job_is_waiting(job_id):
-                enqueue(fn, team.institution_id, team.id, job_id=job_id)
-                enqueued += 1
+            enqueued += redrive(fn, team.institution_id, team.id, job_id=f"{prefix}-{team.id}")
     return enqueued

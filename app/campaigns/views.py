@@ -279,7 +279,7 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
         flash(
             _(
                 "The payment did not go through: %(reason)s Nothing is taken from your card.",
-                reason=member.payment.failure_message or "",
+                reason=member.payment.failure_text,
             ),
             "error",
         )

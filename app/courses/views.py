@@ -406,7 +406,7 @@ def _register(institution, course: Course, form: RegistrationForm):
         # Declined: the seats are released; the form is shown again to try another card.
         message = _(
             "The payment did not go through: %(reason)s Nothing is taken from your card.",
-            reason=payment.failure_message or "",
+            reason=payment.failure_text,
         )
         report(ServiceError(message, field="card_number", code="declined"), form)
         return None

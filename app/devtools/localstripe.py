@@ -2,26 +2,52 @@
 served on loopback from a thread of this process.
 
 Its own CLI binds every interface and pickles its store to a fixed file in /tmp, which
-would leak one run's payments into the next; here it listens on 127.0.0.1 only and keeps
-its store in memory. `cohort dev` starts one and the test fixtures start another; the
-official SDK talks to it over HTTP through STRIPE_API_BASE.
+would leak one run's payments into another project's; here it listens on 127.0.0.1 only,
+and keeps its store in memory (tests, benchmarks) or in a file of our choosing
+(`cohort dev` keeps it in instance/, so that a restarted dev server still finds the
+payments its database points at). The official SDK talks to it over HTTP through
+STRIPE_API_BASE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import pickle
 import socket
 import threading
 import warnings
+from pathlib import Path
 
 import requests
 
 
+def _keep_store_in(resources, path: Path) -> None:
+    """Load localstripe's store from `path` and write it back there after every change
+    (atomically, so a killed dev server leaves the last whole store)."""
+
+    def dump(store) -> None:
+        partial = path.with_suffix(".partial")
+        with open(partial, "wb") as file:
+            pickle.dump(dict(store), file, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, path)
+
+    resources.Store.dump_to_disk = dump
+    if path.exists():
+        with open(path, "rb") as file:
+            saved = pickle.load(file)  # noqa: S301 - our own file, written just above
+        dict.clear(resources.store)
+        dict.update(resources.store, saved)
+
+
 class LocalStripe:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, store_file: Path | None = None):
         from localstripe import resources
 
-        resources.Store.dump_to_disk = lambda self: None  # memory only, see above
+        if store_file is None:
+            resources.Store.dump_to_disk = lambda self: None  # memory only, see above
+        else:
+            _keep_store_in(resources, store_file)
         self.host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app import counters
-from app.jobs import enqueue, job, job_is_waiting, periodic, platform_job
+from app.jobs import job, periodic, platform_job, redrive
 from app.leads import services
 
 
@@ -24,10 +24,7 @@ def write_back_form_views(institution) -> int:
 @platform_job(queue="default", timeout=120)
 def sweep_form_views() -> int:
     """Enqueue the write-back of form views for every institution that has some."""
-    enqueued = 0
-    for institution_id in counters.waiting(services.VIEWS):
-        job_id = f"form-views-{institution_id}"
-        if not job_is_waiting(job_id):
-            enqueue(write_back_form_views, institution_id, job_id=job_id)
-            enqueued += 1
-    return enqueued
+    return sum(
+        redrive(write_back_form_views, institution_id, job_id=f"form-views-{institution_id}")
+        for institution_id in counters.waiting(services.VIEWS)
+    )

@@ -4,7 +4,7 @@ job was lost."""
 from __future__ import annotations
 
 from app.db import utcnow
-from app.jobs import enqueue, job, job_is_waiting, periodic, platform_job
+from app.jobs import job, periodic, platform_job, redrive
 from app.notifications import queries, services
 
 
@@ -23,11 +23,9 @@ def deliver_platform_message(message_id: int) -> bool:
 @periodic("SWEEP_INTERVAL_SECONDS")
 @platform_job(queue="notifications", timeout=300)
 def sweep_outbox() -> int:
-    """Re-enqueue every due message whose delivery job is not waiting in Redis (lost to a
-    flush, a restart or a killed worker). Returns how many it enqueued."""
-    enqueued = 0
-    for message in queries.due_messages(utcnow()):
-        if not job_is_waiting(message.job_id):
-            enqueue(*services.delivery_job(message), job_id=message.job_id)
-            enqueued += 1
-    return enqueued
+    """Re-enqueue every due message whose delivery job is lost (to a flush, a restart or a
+    killed worker: app.jobs.job_is_alive). Returns how many it enqueued."""
+    return sum(
+        redrive(*services.delivery_job(message), job_id=message.job_id)
+        for message in queries.due_messages(utcnow())
+    )

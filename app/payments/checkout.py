@@ -6,6 +6,10 @@ place where a request commits before it calls Stripe: the rows exist before Stri
 of them, so a crash or a timeout in between leaves a pending payment that its deadline job
 finishes (`services.reconcile`), never money held for rows nobody wrote.
 
+If Stripe cannot be reached or does not answer in time, `gateway.Unavailable` reaches the
+view with the payment failed (and what it held freed by its domain): the parent gets a 503
+page saying that nothing was taken and to try again (app.payments.views).
+
 Two ways to pay, chosen by STRIPE_CHECKOUT (see gateway.uses_test_card):
 - the test card (localstripe): the card typed into the domain's own form is charged here;
 - Stripe's Payment Element (real Stripe): the PaymentIntent is created here and the parent
@@ -23,7 +27,7 @@ from app import tokens
 from app.errors import ServiceError
 from app.extensions import db
 from app.payments import gateway, queries, services
-from app.payments.models import Payment
+from app.payments.models import Payment, PaymentStatus
 
 CHECKOUT_LINK_AGE = timedelta(days=1)
 
@@ -49,12 +53,22 @@ def commit_then_charge(payment: Payment, *, card, title: str, next_path: str) ->
     back to `next_path` (a path of this site) through our return page.
     """
     db.session.commit()
-    if collects_card():
-        services.pay(payment, card)
+    try:
+        if collects_card():
+            services.pay(payment, card)
+        else:
+            services.begin(payment)
+    except gateway.Unavailable as error:
+        db.session.rollback()
+        status = services.settle_unreachable(payment, f"checkout: {error}")
         db.session.commit()
-        return None
-    services.begin(payment)
+        if status == PaymentStatus.FAILED:
+            # Nothing was taken (any hold made is cancelled by then or later, see
+            # services.settle_unreachable) and the family can try again at once.
+            raise
     db.session.commit()
+    if collects_card() or not payment.is_pending:
+        return None
     return checkout_url(payment, title, next_path)
 
 

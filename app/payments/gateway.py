@@ -7,6 +7,9 @@ PaymentIntent carries the institution id and our payment id in its metadata.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import stripe
 from flask import current_app
 
@@ -18,13 +21,47 @@ class NotConfigured(Exception):
     """The institution has no Stripe account to charge through."""
 
 
-class Declined(Exception):
-    """The card said no; `message` is Stripe's explanation for the cardholder."""
+class Unavailable(Exception):
+    """Stripe could not be reached or did not answer in time, refused for now (rate
+    limit), or failed on its side (5xx): nothing is known about what happened there."""
 
-    def __init__(self, message: str, code: str | None = None):
+
+class Forgotten(Exception):
+    """Stripe does not know the object (a localstripe restarted without its store, or an
+    account switched): what it held is gone with it."""
+
+
+class Declined(Exception):
+    """The card said no; `message` is Stripe's explanation for the cardholder, `code` and
+    `decline_code` say why (payments.declines turns them into the parent's language)."""
+
+    def __init__(self, message: str, code: str | None = None, decline_code: str | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.decline_code = decline_code
+
+
+@contextmanager
+def _calling_stripe() -> Iterator[None]:
+    """Stripe's failures as ours: a decline, an unknown object, or Stripe unavailable.
+    Anything else (a bad request: our bug) propagates as it is."""
+    try:
+        yield
+    except stripe.CardError as error:
+        raise Declined(
+            error.user_message or str(error), error.code, getattr(error, "decline_code", None)
+        ) from error
+    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        raise Unavailable(str(error)) from error
+    except stripe.InvalidRequestError as error:
+        if error.code == "resource_missing" or error.http_status == 404:
+            raise Forgotten(str(error)) from error
+        raise
+    except stripe.StripeError as error:
+        if error.http_status is None or error.http_status >= 500:
+            raise Unavailable(str(error)) from error
+        raise
 
 
 CHECKOUTS = ("test_card", "payment_element")
@@ -70,7 +107,9 @@ def browser_keys(institution_id: int) -> tuple[str, str | None]:
 def _client(institution_id: int) -> stripe.StripeClient:
     config = current_app.config
     account = account_of(institution_id)
-    options: dict = {"max_network_retries": 2}
+    # The SDK retries a failed call (with the same idempotency key, so real Stripe does it
+    # once); a request waits at most timeout x (retries + 1) before we say so.
+    options: dict = {"max_network_retries": config["STRIPE_NETWORK_RETRIES"]}
     if config["STRIPE_API_BASE"]:
         options["base_addresses"] = {"api": config["STRIPE_API_BASE"]}
     options["http_client"] = stripe.RequestsClient(timeout=config["STRIPE_TIMEOUT"])
@@ -99,31 +138,37 @@ def _metadata(payment: Payment) -> dict:
     }
 
 
-def create_test_card(institution_id: int, number: str, exp_month: int, exp_year: int, cvc: str):
-    """A PaymentMethod from a test card typed into our own form (test mode only: real
-    card numbers never reach our servers; Stripe.js collects them in production)."""
+def create_test_card(institution_id: int, card: tuple[str, int, int, str]) -> tuple[str, str]:
+    """A PaymentMethod from a test card typed into our own form, attached to a new
+    Customer as Stripe.js would have done, so that the test cards Stripe documents as
+    declined are declined (localstripe declines most of them only when attaching); returns
+    (payment method id, customer id). Test mode only: real card numbers never reach our
+    servers, Stripe.js collects them in production."""
     if not is_local():
         raise RuntimeError("card numbers are only accepted against localstripe")
-    try:
-        method = _client(institution_id).v1.payment_methods.create(
-            params={
-                "type": "card",
-                "card": {
-                    "number": number,
-                    "exp_month": exp_month,
-                    "exp_year": exp_year,
-                    "cvc": cvc,
-                },
-            }
-        )
-    except stripe.CardError as error:
-        raise Declined(error.user_message or str(error), error.code) from error
-    except stripe.InvalidRequestError as error:
-        raise Declined("The card details are not valid.", "invalid_card") from error
-    return method.id
+    number, exp_month, exp_year, cvc = card
+    client = _client(institution_id)
+    with _calling_stripe():
+        try:
+            method = client.v1.payment_methods.create(
+                params={
+                    "type": "card",
+                    "card": {
+                        "number": number,
+                        "exp_month": exp_month,
+                        "exp_year": exp_year,
+                        "cvc": cvc,
+                    },
+                }
+            )
+        except stripe.InvalidRequestError as error:
+            raise Declined("The card details are not valid.", "invalid_card") from error
+        customer = client.v1.customers.create()
+        client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    return method.id, customer.id
 
 
-def create_intent(payment: Payment, payment_method: str | None = None):
+def create_intent(payment: Payment, payment_method: str | None = None, customer: str | None = None):
     """Create the payment's PaymentIntent: confirmed at once with a test card's
     PaymentMethod, or, without one, unconfirmed for the Payment Element to confirm in the
     browser with whatever way of paying the parent picks there."""
@@ -136,39 +181,67 @@ def create_intent(payment: Payment, payment_method: str | None = None):
     if payment_method:
         params["payment_method"] = payment_method
         params["confirm"] = True
+        if customer:
+            params["customer"] = customer
     elif is_local():  # localstripe knows no automatic payment methods
         params["payment_method_types"] = ["card"]
     else:
         params["automatic_payment_methods"] = {"enabled": True}
-    try:
+    with _calling_stripe():
         return _client(payment.institution_id).v1.payment_intents.create(
             params=params, options={"idempotency_key": _key(payment, "create")}
         )
-    except stripe.CardError as error:
-        raise Declined(error.user_message or str(error), error.code) from error
 
 
-def retrieve_intent(payment: Payment):
-    return _client(payment.institution_id).v1.payment_intents.retrieve(payment.intent_id)
+def find_intents(payment: Payment) -> list:
+    """Every PaymentIntent at Stripe made for this payment (by our ids in its metadata),
+    newest first: how a payment whose create call timed out learns what Stripe did. A
+    retried create can have made more than one against localstripe, which ignores
+    idempotency keys. The list API is used, not Search, which answers late."""
+    params: dict = {"limit": 100}
+    if not is_local():  # localstripe's list takes no filter
+        params["created"] = {"gte": int(payment.created_at.timestamp()) - 300}
+    found = []
+    with _calling_stripe():
+        page = _client(payment.institution_id).v1.payment_intents.list(params=params)
+        for intent in page.auto_paging_iter():
+            metadata = intent.to_dict().get("metadata") or {}
+            if metadata.get("payment_id") == str(payment.id) and metadata.get(
+                "institution_id"
+            ) == str(payment.institution_id):
+                found.append(intent)
+    return sorted(found, key=lambda intent: intent["created"], reverse=True)
+
+
+def retrieve_intent(payment: Payment, intent_id: str | None = None):
+    with _calling_stripe():
+        return _client(payment.institution_id).v1.payment_intents.retrieve(
+            intent_id or payment.intent_id
+        )
 
 
 def capture_intent(payment: Payment):
-    return _client(payment.institution_id).v1.payment_intents.capture(
-        payment.intent_id, options={"idempotency_key": _key(payment, "capture")}
-    )
+    with _calling_stripe():
+        return _client(payment.institution_id).v1.payment_intents.capture(
+            payment.intent_id, options={"idempotency_key": _key(payment, "capture")}
+        )
 
 
-def cancel_intent(payment: Payment):
-    return _client(payment.institution_id).v1.payment_intents.cancel(
-        payment.intent_id, options={"idempotency_key": _key(payment, "cancel")}
-    )
+def cancel_intent(payment: Payment, intent_id: str | None = None):
+    intent_id = intent_id or payment.intent_id
+    with _calling_stripe():
+        return _client(payment.institution_id).v1.payment_intents.cancel(
+            intent_id, options={"idempotency_key": _key(payment, f"cancel-{intent_id}")}
+        )
 
 
-def refund_intent(payment: Payment):
-    return _client(payment.institution_id).v1.refunds.create(
-        params={"payment_intent": payment.intent_id, "metadata": _metadata(payment)},
-        options={"idempotency_key": _key(payment, "refund")},
-    )
+def refund_intent(payment: Payment, intent_id: str | None = None):
+    intent_id = intent_id or payment.intent_id
+    with _calling_stripe():
+        return _client(payment.institution_id).v1.refunds.create(
+            params={"payment_intent": intent_id, "metadata": _metadata(payment)},
+            options={"idempotency_key": _key(payment, f"refund-{intent_id}")},
+        )
 
 
 def verify_event(institution_id: int, payload: bytes, signature: str | None) -> stripe.Event:

@@ -70,6 +70,24 @@ PAYMENT_STATUS_LABELS = {
 }
 
 
+# What a parent is told when a payment fails, by Stripe's decline code (or ours). Lost and
+# stolen cards read as a plain decline, as Stripe advises.
+DECLINE_MESSAGES = {
+    "insufficient_funds": _l("The card has insufficient funds."),
+    "expired_card": _l("The card has expired."),
+    "incorrect_cvc": _l("The card's security code (CVC) is incorrect."),
+    "incorrect_number": _l("The card number is incorrect."),
+    "invalid_card": _l("The card details are not valid."),
+    "processing_error": _l("The card could not be processed. Please try again."),
+    "authentication_required": _l(
+        "Your bank asks you to confirm this payment. Please try again and follow its steps."
+    ),
+    "unavailable": _l("Payment is unavailable right now."),
+    "capture_refused": _l("The payment could not be taken."),
+}
+DECLINED = _l("The card was declined. Please use another card or ask your bank.")
+
+
 class Payment(TenantScoped, Base):
     """One attempt to take money from a family, mirrored from one Stripe PaymentIntent.
 
@@ -94,7 +112,13 @@ class Payment(TenantScoped, Base):
         str_enum(PaymentStatus), default=PaymentStatus.PENDING
     )
     intent_id: Mapped[str | None] = mapped_column(String(255))
-    failure_message: Mapped[str | None] = mapped_column(Text)
+    failure_message: Mapped[str | None] = mapped_column(Text)  # Stripe's words, for staff
+    # Why it failed, as a code (a Stripe decline code, "unavailable"): what the parent is
+    # told, in their language (DECLINE_MESSAGES).
+    failure_code: Mapped[str | None] = mapped_column(String(40))
+    # Failed while Stripe could not be reached: reconciliation still has to ask Stripe
+    # whether it made an intent for it, and cancel any hold.
+    stripe_check_pending: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Not paid by then, it is abandoned: a job at this instant (and reconciliation, should
     # the job be lost) cancels it, and its domain frees what it held.
@@ -123,6 +147,11 @@ class Payment(TenantScoped, Base):
     @property
     def is_pending(self) -> bool:
         return self.status == PaymentStatus.PENDING
+
+    @property
+    def failure_text(self):
+        """Why the payment failed, for the parent, in the page's language."""
+        return DECLINE_MESSAGES.get(self.failure_code or "", DECLINED)
 
     def is_overdue(self, now: datetime) -> bool:
         """Still unpaid after its deadline."""

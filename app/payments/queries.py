@@ -34,15 +34,32 @@ def payment_by_intent(institution_id: int, intent_id: str | None) -> Payment | N
 
 def payments_to_reconcile(now: datetime, settle_after_seconds: int = 60) -> list[Payment]:
     """Every institution's payments not final yet (pending or held) that have had a moment
-    to settle on their own."""
+    to settle on their own, and those failed while Stripe was out of reach (a hold may
+    have been made for them)."""
     return list(
         db.session.scalars(
             select(Payment)
             .where(
-                Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.AUTHORISED]),
-                Payment.updated_at <= now - timedelta(seconds=settle_after_seconds),
+                (
+                    Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.AUTHORISED])
+                    & (Payment.updated_at <= now - timedelta(seconds=settle_after_seconds))
+                )
+                | Payment.stripe_check_pending.is_(True)
             )
-            .order_by(Payment.id)
+            .order_by(Payment.institution_id, Payment.id)
+            .execution_options(all_institutions=True)
+        )
+    )
+
+
+def overdue_payments(now: datetime) -> list[Payment]:
+    """Every institution's payments still pending after their deadline (their deadline
+    job was lost)."""
+    return list(
+        db.session.scalars(
+            select(Payment)
+            .where(Payment.status == PaymentStatus.PENDING, Payment.pay_by <= now)
+            .order_by(Payment.pay_by)
             .execution_options(all_institutions=True)
         )
     )

@@ -171,8 +171,9 @@ def transition(payment: Payment, status: PaymentStatus, cause: str) -> bool:
     return True
 
 
-def _fail(payment: Payment, message: str, cause: str) -> None:
+def _fail(payment: Payment, message: str, cause: str, code: str | None = None) -> None:
     payment.failure_message = message[:500]
+    payment.failure_code = code
     transition(payment, PaymentStatus.FAILED, cause)
 
 
@@ -190,23 +191,30 @@ def apply_intent(payment: Payment, intent, cause: str) -> PaymentStatus:
         else:  # a hold cancelled by us, by staff at Stripe, or expired there
             transition(payment, PaymentStatus.RELEASED, cause)
     elif status == "requires_payment_method" and intent.get("last_payment_error"):
-        _fail(payment, intent["last_payment_error"].get("message") or "declined", cause)
+        error = intent["last_payment_error"]
+        code = error.get("decline_code") or error.get("code") or "card_declined"
+        _fail(payment, error.get("message") or "declined", cause, code)
     return payment.status
+
+
+def _adopt(payment: Payment, intent, cause: str) -> PaymentStatus:
+    payment.intent_id = intent["id"]
+    db.session.flush()
+    return apply_intent(payment, intent, cause)
 
 
 def pay(payment: Payment, card: tuple[str, int, int, str]) -> Payment:
     """Pay with a card typed into the test card form (number, month, year, CVC): create
     its PaymentMethod, then create and confirm the PaymentIntent, and apply the answer. A
-    declined card fails the payment and nothing else."""
+    declined card fails the payment and nothing else; Stripe out of reach raises
+    gateway.Unavailable (see checkout and `settle_unreachable`)."""
     try:
-        method = gateway.create_test_card(payment.institution_id, *card)
-        intent = gateway.create_intent(payment, method)
+        method, customer = gateway.create_test_card(payment.institution_id, card)
+        intent = gateway.create_intent(payment, method, customer)
     except gateway.Declined as declined:
-        _fail(payment, declined.message, "card declined")
+        _fail(payment, declined.message, "card declined", declined.decline_code or declined.code)
         return payment
-    payment.intent_id = intent["id"]
-    db.session.flush()
-    apply_intent(payment, intent, "checkout")
+    _adopt(payment, intent, "checkout")
     return payment
 
 
@@ -219,6 +227,85 @@ def begin(payment: Payment) -> Payment:
         payment.intent_id = intent["id"]
         db.session.flush()
     return payment
+
+
+def settle_unreachable(payment: Payment, cause: str) -> PaymentStatus:
+    """Stripe failed us in the middle of a checkout (a refused connection, a timeout, a
+    5xx): we do not know whether it made a PaymentIntent. Ask it which it made; if one
+    went through, the payment goes on with it (the others are cancelled). If Stripe
+    answers that none did, the payment fails. If Stripe cannot even answer, the payment
+    fails all the same, so that the family can try again at once, and it is marked to be
+    checked: reconciliation asks again until Stripe answers, and cancels any hold (refunds
+    any charge) made for it. Either way nothing stays held for a payment we call failed."""
+    payment = _locked(payment.id)
+    if payment.status != PaymentStatus.PENDING:
+        return payment.status
+    try:
+        intents = gateway.find_intents(payment)
+    except gateway.Unavailable:
+        payment.stripe_check_pending = True
+        _fail(payment, "Stripe could not be reached", f"{cause}; to be checked", "unavailable")
+        return payment.status
+    return _apply_found(payment, intents, cause)
+
+
+def _apply_found(payment: Payment, intents: list, cause: str) -> PaymentStatus:
+    """Go on with the intent made for this pending payment that is still alive (the
+    newest), undo any other; with none, the payment fails."""
+    alive = [i for i in intents if i["status"] not in ("canceled", "requires_payment_method")]
+    keep = alive[0] if alive else None
+    for intent in intents:
+        if intent is not keep:
+            _undo(payment, intent)
+    payment.stripe_check_pending = False
+    if keep is not None:
+        return _adopt(payment, keep, f"{cause}; found at Stripe")
+    declined = next((i for i in intents if i.get("last_payment_error")), None)
+    if declined is not None:
+        return _adopt(payment, declined, f"{cause}; found at Stripe")
+    _fail(payment, "Stripe made no payment", cause, "unavailable")
+    return payment.status
+
+
+def _undo(payment: Payment, intent) -> None:
+    """Cancel an intent we will not use (a stray hold), or refund it if it was charged."""
+    status = intent["status"]
+    if status == "succeeded":
+        gateway.refund_intent(payment, intent["id"])
+        log.warning("payment %s: refunded stray intent %s", payment.id, intent["id"])
+    elif status != "canceled":
+        gateway.cancel_intent(payment, intent["id"])
+        log.warning("payment %s: cancelled stray intent %s", payment.id, intent["id"])
+
+
+def check_strays(payment: Payment) -> None:
+    """For a payment failed while Stripe could not be reached: cancel (or refund) every
+    intent Stripe made for it. Raises gateway.Unavailable while Stripe still cannot be
+    reached (reconciliation asks again)."""
+    payment = _locked(payment.id)
+    if not payment.stripe_check_pending:
+        return
+    for intent in gateway.find_intents(payment):
+        _undo(payment, intent)
+    payment.stripe_check_pending = False
+    db.session.flush()
+
+
+def _forgotten(payment: Payment, cause: str) -> PaymentStatus:
+    """Stripe does not know the payment's intent (a localstripe restarted without its
+    store): what it held is gone with it, so the payment ends, with a line in the log."""
+    log.warning(
+        "payment %s: Stripe does not know intent %s; ending it as %s (%s)",
+        payment.id,
+        payment.intent_id,
+        "failed" if payment.is_pending else "released",
+        cause,
+    )
+    if payment.is_pending:
+        _fail(payment, "unknown at Stripe", f"{cause}; unknown at Stripe", "unavailable")
+    else:
+        transition(payment, PaymentStatus.RELEASED, f"{cause}; unknown at Stripe")
+    return payment.status
 
 
 def client_secret(payment: Payment) -> str | None:
@@ -234,35 +321,45 @@ def client_secret(payment: Payment) -> str | None:
 def capture(payment: Payment, cause: str) -> PaymentStatus:
     """Take the held money. Safe to run twice, and after a crash: Stripe's own state is
     read first, so a hold that a killed worker already captured is recorded, not captured
-    again. A capture Stripe refuses fails the payment (the hold may have expired)."""
+    again. A capture Stripe refuses fails the payment (the hold may have expired). Raises
+    gateway.Unavailable while Stripe cannot be reached (the job retries)."""
     payment = _locked(payment.id)
     if payment.status != PaymentStatus.AUTHORISED:
         return payment.status
-    current = gateway.retrieve_intent(payment)
+    try:
+        current = gateway.retrieve_intent(payment)
+    except gateway.Forgotten:
+        return _forgotten(payment, cause)
     if current["status"] != "requires_capture":
         return apply_intent(payment, current, f"{cause}; read back")
     try:
         intent = gateway.capture_intent(payment)
-    except stripe.StripeError as error:
+    except (gateway.Declined, stripe.InvalidRequestError) as error:
         current = gateway.retrieve_intent(payment)
         if current["status"] in ("succeeded", "canceled"):
             return apply_intent(payment, current, f"{cause}; read back after an error")
-        _fail(payment, f"capture refused: {error.user_message or error}", cause)
+        _fail(payment, f"capture refused: {error}", cause, "capture_refused")
         return payment.status
     return apply_intent(payment, intent, cause)
 
 
 def release(payment: Payment, cause: str) -> PaymentStatus:
     """Cancel the hold (or the unfinished payment): nothing is taken from the card. Safe to
-    run twice. Raises stripe.StripeError if Stripe cannot be reached (callers retry)."""
+    run twice. A payment whose create call never answered is looked up at Stripe first, so
+    a hold made for it is cancelled too. Raises gateway.Unavailable if Stripe cannot be
+    reached (callers retry)."""
     payment = _locked(payment.id)
     if payment.status not in (PaymentStatus.PENDING, PaymentStatus.AUTHORISED):
         return payment.status
-    if payment.intent_id is None:  # Stripe never heard of it
+    if payment.intent_id is None:
+        for intent in gateway.find_intents(payment):
+            _undo(payment, intent)
         _fail(payment, "abandoned before payment", cause)
         return payment.status
     try:
         intent = gateway.cancel_intent(payment)
+    except gateway.Forgotten:
+        return _forgotten(payment, cause)
     except stripe.InvalidRequestError:
         intent = gateway.retrieve_intent(payment)  # already cancelled or captured there
     return apply_intent(payment, intent, cause)
@@ -279,10 +376,16 @@ def refund(payment: Payment, cause: str) -> PaymentStatus:
 
 
 def sync(payment: Payment, cause: str) -> PaymentStatus:
-    """Read the PaymentIntent back from Stripe and apply it."""
+    """Read the PaymentIntent back from Stripe and apply it; a payment whose create call
+    never answered is looked up by our ids."""
     if payment.intent_id is None:
-        return payment.status
-    return apply_intent(payment, gateway.retrieve_intent(payment), cause)
+        if not payment.is_pending:
+            return payment.status
+        return _apply_found(payment, gateway.find_intents(payment), cause)
+    try:
+        return apply_intent(payment, gateway.retrieve_intent(payment), cause)
+    except gateway.Forgotten:
+        return _forgotten(payment, cause)
 
 
 # --- webhooks and reconciliation -------------------------------------------------------------
@@ -323,7 +426,13 @@ def process_event(event: StripeEvent) -> None:
 
 def reconcile(payment: Payment, now: datetime) -> PaymentStatus:
     """Bring one payment in line with Stripe; a payment still unpaid at its deadline is
-    cancelled there and failed here (its domain frees what it held)."""
+    cancelled there and failed here (its domain frees what it held); a payment failed
+    while Stripe was out of reach has any hold made for it cancelled."""
+    if payment.stripe_check_pending:
+        check_strays(payment)
+        return payment.status
+    if payment.intent_id is None and not payment.is_overdue(now):
+        return payment.status  # a checkout still on its way to Stripe: leave it be
     status = sync(payment, "reconciliation")
     if payment.is_overdue(now):
         return release(payment, "checkout timed out")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from itertools import groupby
+
+from flask import current_app
 from sqlalchemy import select
 
 from app.db import utcnow
 from app.extensions import db
-from app.jobs import enqueue, job, job_is_waiting, periodic, platform_job
-from app.payments import queries, services
+from app.jobs import job, periodic, platform_job, redrive
+from app.payments import gateway, queries, services
 from app.payments.models import StripeEvent
+
+log = logging.getLogger(__name__)
 
 
 @job(queue="payments", timeout=60, retries=5)
@@ -42,16 +48,57 @@ def release_payment(institution, payment_id: int, cause: str) -> str | None:
     return services.release(payment, cause).value
 
 
+@job(queue="reconcile", timeout=600)
+def reconcile_batch(institution, payment_ids: list[int]) -> int:
+    """Reconcile some of the institution's payments, one after the other; a payment
+    Stripe cannot answer for now is left for the next round. Returns how many were read."""
+    done = 0
+    for payment_id in payment_ids:
+        payment = queries.payment_of(institution, payment_id)
+        if payment is None:
+            continue
+        try:
+            services.reconcile(payment, utcnow())
+        except gateway.Unavailable as error:
+            log.warning("reconciliation of payment %s waits for Stripe: %s", payment_id, error)
+            db.session.rollback()
+            break
+        db.session.commit()
+        done += 1
+    return done
+
+
 @periodic("RECONCILE_INTERVAL_SECONDS")
-@platform_job(queue="payments", timeout=300)
+@platform_job(queue="reconcile", timeout=300)
 def reconcile_payments() -> int:
-    """Enqueue a reconciliation of every payment that is not final: webhooks can be late,
-    repeated, out of order or missing (localstripe sends few and never retries), and a
-    card hold can expire at Stripe without any event reaching us."""
+    """Enqueue the reconciliation of every payment that is not final, in batches of
+    RECONCILE_BATCH per institution on the `reconcile` queue: webhooks can be late,
+    repeated, out of order or missing (localstripe sends few and never retries), a card
+    hold can expire at Stripe without any event reaching us, and a payment failed while
+    Stripe was out of reach may have a hold to cancel."""
+    size = current_app.config["RECONCILE_BATCH"]
     enqueued = 0
-    for payment in queries.payments_to_reconcile(utcnow()):
-        job_id = f"reconcile-payment-{payment.id}"
-        if not job_is_waiting(job_id):
-            enqueue(reconcile_payment, payment.institution_id, payment.id, job_id=job_id)
-            enqueued += 1
+    payments = queries.payments_to_reconcile(utcnow())
+    for institution_id, group in groupby(payments, key=lambda payment: payment.institution_id):
+        ids = [payment.id for payment in group]
+        for start in range(0, len(ids), size):
+            batch = ids[start : start + size]
+            job_id = f"reconcile-{institution_id}-{batch[0]}-{batch[-1]}"
+            enqueued += redrive(reconcile_batch, institution_id, batch, job_id=job_id)
     return enqueued
+
+
+@periodic("SWEEP_INTERVAL_SECONDS")
+@platform_job(queue="payments", timeout=120)
+def sweep_payment_deadlines() -> int:
+    """Run again the deadline of every payment still unpaid after it whose deadline job
+    was lost (its seats or place must not stay held)."""
+    return sum(
+        redrive(
+            reconcile_payment,
+            payment.institution_id,
+            payment.id,
+            job_id=f"payment-deadline-{payment.id}",
+        )
+        for payment in queries.overdue_payments(utcnow())
+    )

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 
 from app.accounts.models import Role
-from app.errors import ServiceError, form_status
+from app.errors import ServiceError, form_status, render_error
 from app.extensions import csrf, db, limiter, talisman
 from app.jobs import enqueue_after_commit
 from app.payments import checkout, gateway, queries, services
@@ -39,6 +39,24 @@ CHECKOUT_POLICY = {
     "connect-src": ["'self'", "https://api.stripe.com"],
     "img-src": ["'self'", "data:", "https://*.stripe.com"],
 }
+
+
+@public.app_errorhandler(gateway.Unavailable)
+def stripe_unavailable(error: gateway.Unavailable):
+    """Stripe could not be reached, wherever it happened: what the request wrote without
+    a commit is rolled back, and the page says so plainly. (A checkout that met it has
+    already failed its payment and freed what it held: payments.checkout.)"""
+    db.session.rollback()
+    log.warning("Stripe unavailable during %s %s: %s", request.method, request.path, error)
+    return render_error(
+        503,
+        _(
+            "Online payment is unavailable right now. Nothing was taken from your card. "
+            "Please try again in a few minutes."
+        ),
+        retry_url=request.full_path if request.method == "GET" else request.path,
+        code="payments_unavailable",
+    )
 
 
 # --- the parent's checkout (Payment Element) ---------------------------------------------------

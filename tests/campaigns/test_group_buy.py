@@ -160,7 +160,7 @@ def test_a_declined_card_takes_no_seat_and_says_nothing_was_taken(client, instit
     response = join_team(client, institution, group_buy, team, 2, card_number=DECLINED)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
 
-    assert "Your card was declined" in page
+    assert "The card was declined. Please use another card or ask your bank." in page
     assert "Nothing is taken from your card" in page
     member = members(team)[1]
     assert (member.status, member.release_reason) == (MemberStatus.FAILED, ReleaseReason.DECLINED)
