@@ -102,6 +102,10 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         # Rate limits (Flask-Limiter); storage is Redis, set in create_app once REDIS_URL is known.
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis down: count in memory meanwhile, and never let the limiter's storage turn
+        # a request (or its response headers, after the handler committed) into a 500.
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "cohort-limits"),
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per minute;200 per hour"),
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;30 per hour"),

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 
 from flask import Response
 
+from app.text import clean_line
+
 # A cell starting with one of these is run as a formula by Excel and friends.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,5 +50,5 @@ def read_csv(data: bytes, max_rows: int) -> tuple[list[str], list[dict[str, str]
     for row in reader:
         if len(rows) >= max_rows:
             raise ValueError("too_many_rows")
-        rows.append({key: (value or "").strip() for key, value in row.items() if key})
+        rows.append({key: clean_line(value or "").strip() for key, value in row.items() if key})
     return header, rows

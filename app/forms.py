@@ -1,6 +1,7 @@
-"""Form pieces shared by every domain: the fields every form of a kind asks the same way
-(passwords, a cover picture, local date-times, the test card), the honeypot every public
-form carries, and small helpers."""
+"""Form pieces shared by every domain: the base of every form (which cleans what people
+type), the fields every form of a kind asks the same way (passwords, a cover picture,
+local date-times, phone numbers, the test card), the honeypot every public form carries,
+and small helpers."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from wtforms import (
     SelectChoice,
     SelectMultipleField,
     StringField,
+    TextAreaField,
 )
+from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.phones import e164
+from app.text import clean_line, clean_text
 
 PASSWORD_MIN = 10
 
@@ -27,11 +31,37 @@ def strip_filter(value):
     return value.strip() if isinstance(value, str) else value
 
 
+class CleanMeta(DefaultMeta):
+    """Every text field cleans what it is given before anything else sees it (a name goes
+    into e-mail headers, SMS, CSV files and PDFs): clean_line for one-line fields,
+    clean_text for text areas. Passwords are left exactly as typed."""
+
+    def bind_field(self, form, unbound_field, options):
+        field_class = unbound_field.field_class
+        cleaner = None
+        if issubclass(field_class, TextAreaField):
+            cleaner = clean_text
+        elif issubclass(field_class, StringField) and not issubclass(field_class, PasswordField):
+            cleaner = clean_line
+        if cleaner is not None:
+            kwargs = dict(unbound_field.kwargs)
+            kwargs["filters"] = [cleaner, *kwargs.get("filters", ())]
+            unbound_field = unbound_field.field_class(*unbound_field.args, **kwargs)
+        return super().bind_field(form, unbound_field, options)
+
+
+class CohortForm(FlaskForm):
+    """The base of every form of Cohort: CSRF (Flask-WTF) and cleaned text (CleanMeta)."""
+
+    class Meta(CleanMeta):
+        pass
+
+
 # What a datetime-local input sends, and what people type where the browser has none.
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(CohortForm):
     """A form with no fields: a button that POSTs with a CSRF token."""
 
 

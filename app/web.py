@@ -9,6 +9,7 @@ from babel import Locale
 from flask import (
     Blueprint,
     Flask,
+    abort,
     current_app,
     has_request_context,
     jsonify,
@@ -141,8 +142,24 @@ CONTENT_SECURITY_POLICY = {
 }
 
 
+def refuse_nul() -> None:
+    """No request may carry a NUL character (in its path, query or form): no one types
+    one, PostgreSQL refuses it in text, and letting it through would end in a 500. Other
+    control characters are cleaned by the forms (app.forms.CleanMeta)."""
+    values = [request.path, *request.args.keys(), *request.args.values()]
+    if request.method != "GET" and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        values += [*request.form.keys(), *request.form.values()]
+    if any("\x00" in value for value in values):
+        abort(400)
+
+
 def init_security(app: Flask) -> None:
-    """Security headers (Flask-Talisman) and, behind a proxy, the real client address."""
+    """Security headers (Flask-Talisman), the NUL guard and, behind a proxy, the real
+    client address."""
+    app.before_request(refuse_nul)
     talisman.init_app(
         app,
         force_https=app.config["FORCE_HTTPS"],

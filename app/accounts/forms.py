@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -13,7 +12,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length
 
 from app.accounts.models import Role
-from app.forms import password_fields, strip_filter
+from app.forms import CohortForm, password_fields, strip_filter
 
 
 def email_field(label=None):
@@ -24,28 +23,28 @@ def email_field(label=None):
     )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(CohortForm):
     email = email_field()
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
     remember = BooleanField(_l("Keep me signed in on this device"))
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(CohortForm):
     email = email_field()
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(CohortForm):
     password, confirm = password_fields()
 
 
-class AcceptInvitationForm(FlaskForm):
+class AcceptInvitationForm(CohortForm):
     name = StringField(
         _l("Your name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
     )
     password, confirm = password_fields()
 
 
-class InviteForm(FlaskForm):
+class InviteForm(CohortForm):
     email = email_field(_l("E-mail of the person to invite"))
     role = SelectField(_l("Role"), default=Role.STAFF.value)
 
@@ -53,5 +52,5 @@ class InviteForm(FlaskForm):
         self.role.choices = [SelectChoice(role.value, role.label) for role in roles]
 
 
-class RoleForm(FlaskForm):
+class RoleForm(CohortForm):
     role = SelectField(_l("Role"), choices=[SelectChoice(role.value, role.label) for role in Role])

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -14,10 +13,17 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.campaigns.models import MAX_TEAM_HOURS
 from app.contacts.forms import FamilyForm
-from app.forms import CardFields, CoverFields, Honeypot, local_datetime_field, strip_filter
+from app.forms import (
+    CardFields,
+    CohortForm,
+    CoverFields,
+    Honeypot,
+    local_datetime_field,
+    strip_filter,
+)
 
 
-class GroupBuyForm(CoverFields, FlaskForm):
+class GroupBuyForm(CoverFields, CohortForm):
     title = StringField(
         _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )

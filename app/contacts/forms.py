@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from wtforms import (
     DateField,
@@ -16,11 +15,11 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from app.contacts.models import SOURCE_LABELS, FamilyDetails
-from app.forms import phone_field, strip_filter
+from app.forms import CohortForm, phone_field, strip_filter
 from app.leads.models import Stage
 
 
-class FamilyForm(FlaskForm):
+class FamilyForm(CohortForm):
     """Who the family is, as a parent says it on a public page (registering for a course,
     joining a group buy) and as staff type it when they enrol a child by hand. The
     contacts service finds or creates the family from it (services.find_family)."""
@@ -58,7 +57,7 @@ class FamilyForm(FlaskForm):
         )
 
 
-class ContactForm(FlaskForm):
+class ContactForm(CohortForm):
     parent_name = StringField(
         _l("Parent's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
     )
@@ -83,7 +82,7 @@ class ContactForm(FlaskForm):
     notes = TextAreaField(_l("Notes"), filters=[strip_filter], validators=[Length(max=4000)])
 
 
-class StudentForm(FlaskForm):
+class StudentForm(CohortForm):
     name = StringField(
         _l("Child's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
     )
@@ -94,13 +93,13 @@ class StudentForm(FlaskForm):
     school = StringField(_l("School"), filters=[strip_filter], validators=[Length(max=120)])
 
 
-class NoteForm(FlaskForm):
+class NoteForm(CohortForm):
     text = TextAreaField(
         _l("Note"), filters=[strip_filter], validators=[DataRequired(), Length(max=4000)]
     )
 
 
-class MergeForm(FlaskForm):
+class MergeForm(CohortForm):
     phone = StringField(
         _l("Phone of the duplicate contact"),
         filters=[strip_filter],
@@ -108,14 +107,14 @@ class MergeForm(FlaskForm):
     )
 
 
-class ImportForm(FlaskForm):
+class ImportForm(CohortForm):
     file = FileField(
         _l("CSV file"), validators=[FileAllowed(["csv", "txt"], _l("Upload a .csv file."))]
     )
     csv_text = HiddenField()
 
 
-class FilterForm(FlaskForm):
+class FilterForm(CohortForm):
     """The list's search and filters (a GET form: no CSRF)."""
 
     class Meta:

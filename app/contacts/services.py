@@ -32,6 +32,7 @@ from app.db import Base, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.phones import e164
+from app.text import clean_line
 from app.urls import external_url
 
 INVALID_PHONE = _l("Enter a valid phone number.")
@@ -55,7 +56,7 @@ class Touch:
         cut to the columns' sizes: these come from anyone's link."""
 
         def arg(name: str, size: int = 100) -> str | None:
-            value = (args.get(name) or "").strip()
+            value = clean_line(args.get(name) or "").strip()
             return value[:size] or None
 
         return cls(
@@ -65,7 +66,7 @@ class Touch:
             utm_source=arg("utm_source"),
             utm_medium=arg("utm_medium"),
             utm_campaign=arg("utm_campaign"),
-            referrer=(referrer or "")[:500] or None,
+            referrer=clean_line(referrer or "")[:500] or None,
         )
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -17,6 +16,7 @@ from app.contacts.forms import FamilyForm
 from app.courses.models import KIND_LABELS
 from app.forms import (
     CardFields,
+    CohortForm,
     CoverFields,
     Honeypot,
     MultiCheckboxField,
@@ -25,7 +25,7 @@ from app.forms import (
 )
 
 
-class CourseForm(CoverFields, FlaskForm):
+class CourseForm(CoverFields, CohortForm):
     title = StringField(
         _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
@@ -56,7 +56,7 @@ class CourseForm(CoverFields, FlaskForm):
     is_open = BooleanField(_l("Taking registrations"), default=True)
 
 
-class LessonForm(FlaskForm):
+class LessonForm(CohortForm):
     title = StringField(_l("Lesson title"), filters=[strip_filter], validators=[Length(max=120)])
     starts_at = local_datetime_field(_l("Starts at"))
     duration_minutes = IntegerField(

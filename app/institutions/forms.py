@@ -6,7 +6,6 @@ import phonenumbers
 from babel import Locale
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -17,7 +16,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
-from app.forms import image_field, password_fields, phone_field, strip_filter, to_e164
+from app.forms import CohortForm, image_field, password_fields, phone_field, strip_filter, to_e164
 from app.institutions.models import CURRENCIES, LOCALES, slug_problem
 
 LOCALE_NAMES = {"zh_CN": "简体中文", "en": "English"}
@@ -69,7 +68,7 @@ class InstitutionFields:
         self.currency.choices = currency_choices()
 
 
-class SignupForm(InstitutionFields, FlaskForm):
+class SignupForm(InstitutionFields, CohortForm):
     name = StringField(
         _l("Institution name"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
@@ -101,7 +100,7 @@ class SignupForm(InstitutionFields, FlaskForm):
             raise ValidationError(problem)
 
 
-class SettingsForm(InstitutionFields, FlaskForm):
+class SettingsForm(InstitutionFields, CohortForm):
     name = StringField(
         _l("Institution name"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -19,6 +18,8 @@ from wtforms.fields import FieldList
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
 
 from app.forms import (
+    CleanMeta,
+    CohortForm,
     CoverFields,
     Honeypot,
     MultiCheckboxField,
@@ -32,6 +33,8 @@ CUSTOM_SLOTS = 3  # empty custom-question rows offered below the existing ones
 
 
 class BuiltinFieldForm(Form):
+    Meta = CleanMeta
+
     # Which built-in this row is: rows whose boxes are unticked send nothing else, so the
     # key, not the row's position, says which question a row is about.
     key = HiddenField()
@@ -41,6 +44,8 @@ class BuiltinFieldForm(Form):
 
 
 class CustomFieldForm(Form):
+    Meta = CleanMeta
+
     key = StringField()
     kind = SelectField(
         _l("Type"), choices=[SelectChoice(k.value, v) for k, v in FIELD_KIND_LABELS.items()]
@@ -52,7 +57,7 @@ class CustomFieldForm(Form):
     position = IntegerField(_l("Order"), validators=[Optional(), NumberRange(0, 99)])
 
 
-class LeadFormForm(CoverFields, FlaskForm):
+class LeadFormForm(CoverFields, CohortForm):
     title = StringField(
         _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
     )
@@ -84,7 +89,7 @@ class LeadFormForm(CoverFields, FlaskForm):
     )
 
 
-class PublicForm(Honeypot, FlaskForm):
+class PublicForm(Honeypot, CohortForm):
     """The fixed part of a public lead form: CSRF, the honeypot and the consent box. The
     questions themselves come from the LeadForm and are checked by the service."""
 
@@ -98,28 +103,28 @@ def stage_choices(include_blank=False):
     return [SelectChoice("", _l("Any stage")), *choices] if include_blank else choices
 
 
-class StageForm(FlaskForm):
+class StageForm(CohortForm):
     stage = SelectField(_l("Stage"), choices=stage_choices())
     lost_reason = SelectField(_l("Reason"), validate_choice=False)
 
 
-class OwnerForm(FlaskForm):
+class OwnerForm(CohortForm):
     owner_id = SelectField(_l("Assigned to"))
 
 
-class FollowUpForm(FlaskForm):
+class FollowUpForm(CohortForm):
     text = TextAreaField(
         _l("Follow-up note"), filters=[strip_filter], validators=[DataRequired(), Length(max=4000)]
     )
     next_contact_at = local_datetime_field(_l("Next contact"), required=False)
 
 
-class BulkAssignForm(FlaskForm):
+class BulkAssignForm(CohortForm):
     owner_id = SelectField(_l("Assign the selected leads to"))
     lead_ids = SelectMultipleField(validate_choice=False, coerce=int)
 
 
-class LeadFilterForm(FlaskForm):
+class LeadFilterForm(CohortForm):
     class Meta:
         csrf = False
 
@@ -133,7 +138,7 @@ class LeadFilterForm(FlaskForm):
     created_to = DateField(_l("Added until"), validators=[Optional()])
 
 
-class PipelineSettingsForm(FlaskForm):
+class PipelineSettingsForm(CohortForm):
     lost_reasons = TextAreaField(
         _l("Reasons a lead is lost, one per line"), validators=[DataRequired(), Length(max=2000)]
     )

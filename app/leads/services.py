@@ -39,6 +39,7 @@ from app.leads.models import (
 )
 from app.notifications.services import queue_email
 from app.tenancy import institution_by_id
+from app.text import clean_line, clean_text
 from app.urls import external_url
 
 log = logging.getLogger(__name__)
@@ -231,9 +232,11 @@ def validate_answers(form: LeadForm, raw: dict, consent_given: bool) -> dict:
     for field in form.fields:
         key, kind = field["key"], FieldKind(field["kind"])
         if kind == FieldKind.MULTI_CHOICE:
-            value = [v for v in raw.get(key, []) if v]
+            value = [clean_line(v).strip() for v in raw.get(key, []) if v]
+        elif kind == FieldKind.LONG_TEXT:
+            value = clean_text(raw.get(key) or "").strip()
         else:
-            value = (raw.get(key) or "").strip()
+            value = clean_line(raw.get(key) or "").strip()
         if not value:
             if field["required"]:
                 errors[key] = _l("This field is required.")
@@ -295,16 +298,7 @@ def submit_form(
         phone = contacts.normalise_phone(institution, answers["phone"])
     except ServiceError as error:
         raise SubmissionInvalid({"phone": error.message}) from error
-    earlier = db.session.scalar(
-        select(FormSubmission)
-        .where(
-            FormSubmission.form_id == form.id,
-            FormSubmission.phone == phone,
-            FormSubmission.created_at > now - DOUBLE_SUBMIT_WINDOW,
-        )
-        .order_by(FormSubmission.id.desc())
-        .limit(1)
-    )
+    earlier = _same_submission(form, phone, answers, now)
     if earlier is not None:
         return earlier
 
@@ -342,6 +336,28 @@ def submit_form(
     db.session.flush()
     _notify_new_submission(institution, form, lead, submission)
     return submission
+
+
+def _same_submission(
+    form: LeadForm, phone: str, answers: dict, now: datetime
+) -> FormSubmission | None:
+    """The family's earlier submission of this form within the double-submit window that
+    this one repeats (a second tap, a resent page), if any. One that names a child the
+    earlier ones did not (a second child of the family) is new, not a repeat."""
+    child = (answers.get("child_name") or "").casefold()
+    recent = db.session.scalars(
+        select(FormSubmission)
+        .where(
+            FormSubmission.form_id == form.id,
+            FormSubmission.phone == phone,
+            FormSubmission.created_at > now - DOUBLE_SUBMIT_WINDOW,
+        )
+        .order_by(FormSubmission.id.desc())
+    )
+    return next(
+        (s for s in recent if not child or (s.answers.get("child_name") or "").casefold() == child),
+        None,
+    )
 
 
 def _notify_new_submission(

@@ -11,6 +11,8 @@ import urllib.request
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from app.text import clean_line
+
 
 class GatewayError(Exception):
     """The SMS gateway answered, but not with a 2xx status."""
@@ -28,8 +30,9 @@ def send_email(
     """Send one e-mail over SMTP with the settings in `config`; return its Message-ID."""
     message = EmailMessage()
     message["From"] = config["MAIL_FROM"]
-    message["To"] = to
-    message["Subject"] = subject
+    message["To"] = clean_line(to)
+    # A subject is built from names people typed: never a line break in a header.
+    message["Subject"] = clean_line(subject)
     message["Message-ID"] = make_msgid(domain=message_id_domain)
     message.set_content(text)
     if html:

@@ -3,11 +3,10 @@ from __future__ import annotations
 import re
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from app.forms import MultiCheckboxField, strip_filter
+from app.forms import CohortForm, MultiCheckboxField, strip_filter
 from app.notifications.models import Channel
 
 CHANNEL_LABELS = {
@@ -28,7 +27,7 @@ def _minutes_list(form, field):
     field.minutes = minutes
 
 
-class ReminderSettingsForm(FlaskForm):
+class ReminderSettingsForm(CohortForm):
     morning_time = StringField(
         _l("On the day of the lesson, at"),
         filters=[strip_filter],
@@ -51,7 +50,7 @@ class ReminderSettingsForm(FlaskForm):
     )
 
 
-class MessageTemplateForm(FlaskForm):
+class MessageTemplateForm(CohortForm):
     subject = StringField(
         _l("Subject line"), filters=[strip_filter], validators=[DataRequired(), Length(max=200)]
     )
@@ -64,7 +63,7 @@ class MessageTemplateForm(FlaskForm):
     )
 
 
-class OutboxFilterForm(FlaskForm):
+class OutboxFilterForm(CohortForm):
     class Meta:
         csrf = False
 

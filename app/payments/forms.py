@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import Length, Optional, Regexp, ValidationError
 
-from app.forms import strip_filter
+from app.forms import CohortForm, strip_filter
 
 
 def _secret_field(label, pattern: str, message) -> PasswordField:
@@ -18,7 +17,7 @@ def _secret_field(label, pattern: str, message) -> PasswordField:
     )
 
 
-class StripeSettingsForm(FlaskForm):
+class StripeSettingsForm(CohortForm):
     publishable_key = StringField(
         _l("Publishable key"),
         filters=[strip_filter],

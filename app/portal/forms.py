@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectChoice
 
-from app.forms import phone_field
+from app.forms import CohortForm, phone_field
 
 
-class SignInForm(FlaskForm):
+class SignInForm(CohortForm):
     phone = phone_field(_l("Your phone number"))
     channel = RadioField(
         _l("Send the link by"),

@@ -164,3 +164,16 @@ def test_views_and_submissions_are_counted_by_source(client, owner_client, insti
 def test_unknown_form_code_is_404(client, institution, lead_form):
     assert client.get(f"/{institution.slug}/f/nope").status_code == 404
     assert client.get(f"/other-school/f/{lead_form.code}").status_code == 404
+
+
+def test_a_second_child_of_the_family_is_added_not_taken_for_a_repeat(
+    client, institution, lead_form
+):
+    link = url(institution, lead_form)
+    assert client.post(link, data=ANSWERS).status_code == 302
+    assert client.post(link, data=ANSWERS).status_code == 302  # the same child: a repeat
+    assert client.post(link, data={**ANSWERS, "child_name": "Mia"}).status_code == 302
+
+    contact = db.session.scalar(select(Contact))
+    assert sorted(s.name for s in contact.students) == ["Leo", "Mia"]
+    assert (count(FormSubmission), count(Lead)) == (2, 1)
