@@ -71,7 +71,7 @@ def init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
     login_manager.session_protection = "basic"
-    login_manager.user_loader(user_by_auth_token)
+    login_manager.user_loader(tenancy.user_loader(user_by_auth_token))
     from flask_babel import lazy_gettext as _l
 
     login_manager.login_message = _l("Please sign in to see this page.")

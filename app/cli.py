@@ -34,6 +34,16 @@ def db_upgrade():
     migrate.upgrade(current_app.config["DATABASE_URL"])
 
 
+@cli.command("db-grant")
+@click.argument("roles", nargs=-1, required=True)
+@with_appcontext
+def db_grant(roles: tuple[str, ...]):
+    """Grant the application's and the platform's database roles (created by your
+    administrator) the use of every table, now and after later migrations."""
+    migrate.grant(current_app.config["DATABASE_URL"], *roles)
+    click.echo(f"granted to {', '.join(roles)}")
+
+
 @cli.command("seed-demo")
 @with_appcontext
 def seed_demo():

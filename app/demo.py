@@ -20,6 +20,7 @@ from app.institutions.models import Institution
 from app.leads import services as leads
 from app.leads.models import LeadForm
 from app.payments import services as payments
+from app.tenancy import bound
 
 DEMO_SLUG = "sunrise"
 DEMO_EMAIL = "owner@sunrise.example"
@@ -55,6 +56,18 @@ def seed() -> Demo:
         )
         institution.contact_phone = "+8613800138000"
         institution.address = "上海市徐汇区漕溪北路 88 号"
+        db.session.commit()
+    with bound(institution):  # as the institution's own staff would, in its own rows
+        _seed(institution, created)
+        codes = _codes(institution)
+    # Plain values only: touching the ORM object after this would open a new transaction,
+    # and on SQLite an idle open transaction blocks the web server and the worker.
+    db.session.remove()
+    return Demo(DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD, created, *codes)
+
+
+def _seed(institution: Institution, created: bool) -> None:
+    if created:
         _seed_form(institution)
         db.session.commit()
     if db.session.scalar(select(Course.id).where(Course.institution_id == institution.id)) is None:
@@ -66,6 +79,9 @@ def seed() -> Demo:
     ):
         _seed_group_buy(institution)
         db.session.commit()
+
+
+def _codes(institution: Institution) -> tuple:
     course_code = db.session.scalar(
         select(Course.code)
         .where(Course.institution_id == institution.id, Course.kind == CourseKind.TRIAL)
@@ -82,19 +98,7 @@ def seed() -> Demo:
     form_code = db.session.scalar(
         select(LeadForm.code).where(LeadForm.institution_id == institution.id).limit(1)
     )
-    # Plain values only: touching the ORM object after this would open a new transaction,
-    # and on SQLite an idle open transaction blocks the web server and the worker.
-    db.session.remove()
-    return Demo(
-        DEMO_SLUG,
-        DEMO_EMAIL,
-        DEMO_PASSWORD,
-        created,
-        form_code,
-        course_code,
-        paid_course_code,
-        group_buy_code,
-    )
+    return form_code, course_code, paid_course_code, group_buy_code
 
 
 def _seed_form(institution: Institution) -> None:

@@ -99,13 +99,14 @@ def job(queue: str = "default", timeout: int = 120, retries: int = 0):
 
 
 def platform_job(queue: str = "default", timeout: int = 120, retries: int = 0):
-    """Declare a job that works across institutions (a sweeper): no institution is bound,
-    so what it finds it hands on to `@job`s, one per institution."""
+    """Declare a job that works across institutions (a sweeper): no institution is bound
+    and it runs on the platform database role (db.platform()), which row-level security
+    does not limit; what it finds it hands on to `@job`s, one per institution."""
 
     def decorator(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            with _unit_of_work():
+            with db.platform(), _unit_of_work():
                 result = fn(*args, **kwargs)
                 db.session.commit()
                 return result

@@ -23,3 +23,29 @@ def upgrade(database_url: str | None = None, revision: str = "head") -> None:
 
 def downgrade(database_url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def grant(database_url: str, *roles: str) -> None:
+    """Let `roles` (the application's and the platform's, which the database's
+    administrator created: README, "Database roles") read and write every table of the
+    schema, now and in later migrations. Run as the role that owns the tables."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            for role in roles:
+                quoted = connection.dialect.identifier_preparer.quote(role)
+                for statement in (
+                    f"GRANT USAGE ON SCHEMA public TO {quoted}",
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                    f"TO {quoted}",
+                    f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
+                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {quoted}",
+                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                    f"GRANT USAGE, SELECT ON SEQUENCES TO {quoted}",
+                ):
+                    connection.execute(text(statement))
+    finally:
+        engine.dispose()

@@ -22,7 +22,7 @@ from flask import Blueprint, Flask, abort, g
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.db import TENANT_KEY
+from app.db import TENANT_KEY, USER_KEY
 from app.extensions import db, login_manager
 
 # How staff pages find the signed-in user's membership of an institution; the accounts
@@ -55,10 +55,11 @@ def current_membership():
 @contextmanager
 def bound(institution) -> Iterator:
     """Work for `institution` until the block ends, then go back to what was bound before
-    (nothing, or an outer binding)."""
+    (nothing, or an outer binding). The database session's transactions name it to
+    PostgreSQL, whose row-level security then admits only its rows."""
     previous = g.get("institution"), db.session.info.get(TENANT_KEY)
     g.institution = institution
-    db.session.info[TENANT_KEY] = institution.id
+    db.set_row_context(TENANT_KEY, institution.id)
     try:
         yield institution
     finally:
@@ -66,13 +67,24 @@ def bound(institution) -> Iterator:
             g.pop("institution", None)
         else:
             g.institution = previous[0]
-        if previous[1] is None:
-            db.session.info.pop(TENANT_KEY, None)
-        else:
-            db.session.info[TENANT_KEY] = previous[1]
+        db.set_row_context(TENANT_KEY, previous[1])
 
 
-def _bind_for_request(institution) -> None:
+def user_loader(find_user: Callable) -> Callable:
+    """Flask-Login's loader: the user `find_user` finds by the session's token, named to
+    the database too (row-level security admits a user's own memberships of every
+    institution, for the institution switcher)."""
+
+    def load(token: str):
+        user = find_user(token)
+        if user is not None:
+            db.set_row_context(USER_KEY, user.id)
+        return user
+
+    return load
+
+
+def bind_request(institution) -> None:
     """`bound(institution)` for the rest of the request: the binding is left when the
     request's app context ends (init_app)."""
     scope = g.get("_tenant_scope")
@@ -145,10 +157,12 @@ def staff_blueprint(name: str, import_name: str) -> Blueprint:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         institution = institution_by_slug(g.institution_slug or "")
-        membership = _membership_loader(current_user, institution) if institution else None
+        if institution is None:
+            abort(404)
+        bind_request(institution)  # first: the membership is one of its rows
+        membership = _membership_loader(current_user, institution)
         if membership is None:
             abort(404)
-        _bind_for_request(institution)
         g.membership = membership
         return None
 
@@ -170,7 +184,7 @@ def public_blueprint(name: str, import_name: str) -> Blueprint:
         institution = institution_by_slug(g.institution_slug or "")
         if institution is None:
             abort(404)
-        _bind_for_request(institution)
+        bind_request(institution)
 
     _add_slug_to_urls(bp)
     return bp

@@ -102,3 +102,11 @@ def managers(institution) -> list[User]:
             .execution_options(all_institutions=True)
         )
     )
+
+
+def institution_id_of_invitation(invitation_id) -> int | None:
+    return db.session.scalar(
+        select(Invitation.institution_id)
+        .where(Invitation.id == invitation_id)
+        .execution_options(all_institutions=True)
+    )

@@ -19,6 +19,7 @@ from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.notifications.services import queue_email
+from app.tenancy import institution_by_id
 from app.tokens import LINK_EXPIRED, LINK_INVALID
 from app.urls import external_url
 
@@ -208,7 +209,9 @@ def resend_invitation(institution, invitation: Invitation, sender: User) -> None
 def _send_invitation(institution, invitation: Invitation, sender: User) -> None:
     invitation.sent_count += 1
     db.session.flush()
-    token = tokens.sign("invite", {"i": invitation.id, "n": invitation.sent_count})
+    token = tokens.sign(
+        "invite", {"i": invitation.id, "n": invitation.sent_count, "t": institution.id}
+    )
     queue_email(
         institution_id=institution.id,
         recipient=invitation.email,
@@ -229,6 +232,20 @@ def revoke_invitation(invitation: Invitation) -> None:
     if invitation.accepted_at is None and invitation.revoked_at is None:
         invitation.revoked_at = utcnow()
         db.session.flush()
+
+
+def institution_of_invitation(token: str):
+    """The institution an invitation link is for (to bind before reading the invitation),
+    or None for a link that is not one. Links sent before they named it are looked up."""
+    try:
+        data = tokens.load("invite", token, current_app.config["INVITATION_MAX_AGE"])
+    except ServiceError:
+        return None
+    institution_id = data.get("t")
+    if institution_id is None:
+        with db.platform():
+            institution_id = queries.institution_id_of_invitation(data.get("i"))
+    return institution_by_id(institution_id) if institution_id else None
 
 
 def invitation_for_token(token: str, now: datetime | None = None) -> Invitation:

@@ -27,6 +27,7 @@ from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
 from app.tenancy import (
+    bind_request,
     current_institution,
     current_membership,
     get_or_404,
@@ -127,6 +128,9 @@ def reset_password(token: str):
 
 @auth.route("/invite/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str):
+    institution = services.institution_of_invitation(token)
+    if institution is not None:
+        bind_request(institution)  # the invitation and the membership are its rows
     try:
         invitation = services.invitation_for_token(token)
     except ServiceError as error:

@@ -17,6 +17,7 @@ from app.images import checked_image
 from app.institutions import queries
 from app.institutions.models import CURRENCIES, LOCALES, Institution, slug_problem
 from app.notifications.services import queue_email
+from app.tenancy import bound
 from app.urls import external_url
 
 SLUG_TAKEN = _l("This address is already taken. Try another one.")
@@ -71,19 +72,24 @@ def sign_up(
         name=name, slug=slug, timezone=timezone, currency=currency, locale=locale
     )
     owner = accounts.create_user(email, owner_name, password)
-    accounts.add_membership(institution, owner, Role.OWNER)
-    queue_email(
-        institution_id=institution.id,
-        recipient=owner.email,
-        template="welcome",
-        context={
-            "name": owner.name,
-            "institution_name": institution.name,
-            "action_url": external_url("institutions.home", institution_slug=institution.slug),
-        },
-        locale=institution.locale,
-        dedupe_key=f"welcome:{owner.id}",
-    )
+    db.session.flush()  # the institution's id, to bind it
+    # A new tenant: its first rows are written as its own (row-level security checks
+    # them), and flushed before the binding ends.
+    with bound(institution):
+        accounts.add_membership(institution, owner, Role.OWNER)
+        queue_email(
+            institution_id=institution.id,
+            recipient=owner.email,
+            template="welcome",
+            context={
+                "name": owner.name,
+                "institution_name": institution.name,
+                "action_url": external_url("institutions.home", institution_slug=institution.slug),
+            },
+            locale=institution.locale,
+            dedupe_key=f"welcome:{owner.id}",
+        )
+        db.session.flush()
     return institution, owner
 
 

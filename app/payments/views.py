@@ -14,6 +14,7 @@ from app.payments import checkout, gateway, queries, services
 from app.payments.forms import StripeSettingsForm
 from app.payments.models import Payment, PaymentStatus
 from app.tenancy import (
+    bind_request,
     current_institution,
     institution_by_slug,
     public_blueprint,
@@ -111,6 +112,7 @@ def webhook(institution_slug: str):
     """Verify and store a Stripe event, queue its processing, answer at once. A repeat is
     a 200 that changes nothing; a bad signature is a 400 that stores nothing."""
     institution = institution_by_slug(institution_slug) or abort(404)
+    bind_request(institution)
     try:
         event = services.record_event(
             institution, request.get_data(), request.headers.get("Stripe-Signature")
