@@ -6,11 +6,17 @@ a field error or a flashed message. Nothing a user can send reaches the 500 hand
 
 from __future__ import annotations
 
+import logging
+from contextlib import suppress
+
 from flask import Flask, flash, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -90,6 +96,21 @@ _CODES = {
 def register_error_handlers(app: Flask) -> None:
     for status in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(status, lambda exc, status=status: render_error(status))
+
+    @app.errorhandler(DBAPIError)
+    def database_unavailable(error: DBAPIError):
+        """The database went away (a restart, a fail-over): nothing of the request was
+        committed, so say so and let the visitor try again, rather than a 500."""
+        if not (error.connection_invalidated or isinstance(error, OperationalError)):
+            raise error
+        log.warning("database unavailable: %s", error.orig)
+        with suppress(Exception):
+            db.session.rollback()
+        return render_error(
+            503,
+            _l("We could not save this just now; nothing was changed. Please try again."),
+            retry_url=request.full_path if request.method == "GET" else request.path,
+        )
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):

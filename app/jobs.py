@@ -273,15 +273,20 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
                     maintenance_interval=config["WORKER_MAINTENANCE_SECONDS"],
                 )
                 worker.work(burst=burst, with_scheduler=False)
-                if burst or worker._stop_requested:
+                if burst or _asked_to_stop(worker):
                     return
                 log.warning("worker %s stopped on its own; starting a new one", worker.name)
             except Exception as error:
-                if not _recoverable(error) or (worker is not None and worker._stop_requested):
+                if not _recoverable(error) or (worker is not None and _asked_to_stop(worker)):
                     raise
                 log.warning("worker: %s; trying again in %.0f s", error, backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+
+def _asked_to_stop(worker: Worker) -> bool:
+    """SIGTERM or SIGINT reached the worker (RQ records when, busy or idle)."""
+    return worker._stop_requested or getattr(worker, "_shutdown_requested_date", None) is not None
 
 
 def run_burst(queues: tuple[str, ...] = QUEUES) -> bool:
@@ -343,7 +348,7 @@ class Scheduler:
             if now < self.next_due.get(name, 0.0):
                 continue
             self.next_due[name] = now + self.app.config[entry.interval_config]
-            if redrive(entry.fn, job_id=f"periodic-{name}"):
+            if redrive(entry.fn, job_id="periodic-" + name.replace(".", "-")):
                 log.info("scheduler: enqueued periodic %s", name)
 
     def release(self) -> None:

@@ -68,9 +68,13 @@ def test_start() -> datetime:
 
 
 @pytest.fixture(autouse=True)
-def _clock(test_start):
+def _clock(test_start, request):
     """Every test runs from the same instant of the day (see TEST_CLOCK); time ticks on
-    from there, and tests may travel further."""
+    from there, and tests may travel further. Tests of a whole stack (tests/faults) keep
+    the real clock: their processes do."""
+    if request.node.get_closest_marker("stack"):
+        yield
+        return
     with time_machine.travel(test_start, tick=True):
         yield
 
@@ -149,7 +153,7 @@ def _context(_clock, app, mail_server, request):
         redis_connection.client.flushdb()
         limiter.reset()
         mail_server.clear()
-        if request.node.get_closest_marker("committed"):
+        if request.node.get_closest_marker("committed") or request.node.get_closest_marker("stack"):
             try:
                 yield
             finally:
