@@ -18,13 +18,13 @@ of it sees the restart too: run it by hand, never in CI.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
