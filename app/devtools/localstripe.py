@@ -44,6 +44,7 @@ class LocalStripe:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, store_file: Path | None = None):
         from localstripe import resources
 
+        self._keeps_store = store_file is not None
         if store_file is None:
             resources.Store.dump_to_disk = lambda self: None  # memory only, see above
         else:
@@ -62,7 +63,16 @@ class LocalStripe:
 
         with warnings.catch_warnings():  # localstripe registers plain functions as handlers
             warnings.simplefilter("ignore", DeprecationWarning)
+            from localstripe.resources import store
             from localstripe.server import app
+
+        if self._keeps_store:
+            # localstripe writes its store when an object is added, not when one changes
+            # (a PaymentIntent confirmed, captured): write it after every request too.
+            async def keep(request, response) -> None:
+                store.dump_to_disk()
+
+            app.on_response_prepare.append(keep)
 
         started = threading.Event()
 
