@@ -1,9 +1,10 @@
 """Start a Cohort background process inside an app context.
 
-python worker.py                 an RQ worker on every queue, with RQ's scheduler for
-                                 jobs enqueued to run later (run as many as needed)
+python worker.py                 an RQ worker on every queue (run as many as needed)
 python worker.py --queues payments
-python worker.py --scheduler     the one periodic scheduler (outbox sweeper, ...)
+python worker.py --deliver       a deliverer of the outbox (e-mail, SMS, in-app; one or more)
+python worker.py --scheduler     the scheduler: delayed jobs and periodic jobs (one, or
+                                 more as stand-bys: only the holder of its lock schedules)
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--scheduler", action="store_true", help="run the periodic scheduler instead of a worker"
+        "--scheduler", action="store_true", help="run the scheduler instead of a worker"
+    )
+    parser.add_argument(
+        "--deliver", action="store_true", help="deliver the outbox instead of running jobs"
     )
     parser.add_argument(
         "--queues",
@@ -35,6 +39,10 @@ def main() -> None:
     app = create_app()
     if args.scheduler:
         run_scheduler(app)
+    elif args.deliver:
+        from app.notifications.tasks import run_deliverer
+
+        run_deliverer(app)
     else:
         run_worker(app, tuple(args.queues), burst=args.burst)
 

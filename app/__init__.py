@@ -48,13 +48,14 @@ def configure_logging(app: Flask) -> None:
 
 
 def init_extensions(app: Flask) -> None:
-    from app import tenancy
+    from app import pagecache, tenancy
     from app.accounts.queries import membership_of, user_by_auth_token
     from app.extensions import csrf, db, limiter, login_manager, redis_connection
     from app.web import init_i18n, init_security, init_templates
 
     db.init_app(app)
     tenancy.init_app(app)
+    pagecache.init_app(app)
     tenancy.set_membership_loader(membership_of)
     redis_connection.init_app(app)  # before the limiter: it may start the embedded Redis
     url = app.config["REDIS_URL"]
@@ -89,7 +90,9 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_tasks() -> None:
-    """Import every domain's tasks so that their periodic jobs are registered."""
+    """Import every domain's tasks (and the core's counters) so that their jobs and
+    periodic jobs are registered."""
+    importlib.import_module("app.counters")
     for domain in DOMAINS:
         importlib.import_module(f"app.{domain}.tasks")
 

@@ -130,6 +130,7 @@ def dev(host: str, port: int):
     children = [
         subprocess.Popen([sys.executable, worker_py], env=child_env),  # noqa: S603
         subprocess.Popen([sys.executable, worker_py, "--scheduler"], env=child_env),  # noqa: S603
+        subprocess.Popen([sys.executable, worker_py, "--deliver"], env=child_env),  # noqa: S603
     ]
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
 
@@ -147,7 +148,7 @@ def dev(host: str, port: int):
         click.echo(f"  group buy       {base}/{seeded.slug}/gb/{seeded.group_buy_code}")
     click.echo(f"  parent's page   {base}/{seeded.slug}/me")
     click.echo(f"  sign up         {base}/signup")
-    click.echo(f"  health          {base}/healthz")
+    click.echo(f"  health          {base}/healthz/deep")
     click.echo(f"  e-mails         printed here and kept in {mail_dir}")
     if sms_sink:
         click.echo(f"  text messages   printed here (local gateway {sms_sink.url})")
@@ -155,7 +156,7 @@ def dev(host: str, port: int):
         click.echo(f"  payments        localstripe at {stripe.url} (test card 4242 4242 4242 4242)")
     click.echo(f"  database        {config['DATABASE_URL']}")
     click.echo(f"  redis           {config['REDIS_URL']}")
-    click.echo("  Ctrl-C stops the web server, the worker and the scheduler.\n")
+    click.echo("  Ctrl-C stops the web server, the worker, the deliverer and the scheduler.\n")
     app.config["PUBLIC_URL"] = base
     try:
         # Not app.run(): Flask ignores it inside its own CLI.

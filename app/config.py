@@ -76,6 +76,10 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "OUTBOX_MAX_ATTEMPTS": int(env.get("OUTBOX_MAX_ATTEMPTS", "5")),
         "OUTBOX_RETRY_BASE_SECONDS": int(env.get("OUTBOX_RETRY_BASE_SECONDS", "30")),
         "SWEEP_INTERVAL_SECONDS": int(env.get("SWEEP_INTERVAL_SECONDS", "30")),
+        # Public pages are served from Redis for at most this long (0: never), and the
+        # institution they belong to is kept there this long (app.pagecache).
+        "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "30")),
+        "INSTITUTION_CACHE_SECONDS": int(env.get("INSTITUTION_CACHE_SECONDS", "60")),
         # Page views are counted in Redis and written back to the database this often.
         "COUNTER_INTERVAL_SECONDS": int(env.get("COUNTER_INTERVAL_SECONDS", "60")),
         # Tokens sent by e-mail.

@@ -4,7 +4,8 @@ A shared link is opened by hundreds of phones in a minute; a view counter kept a
 UPDATE of the page's row would make every view a write transaction queued behind that
 row's lock. Instead a view is an HINCRBY in Redis, and a job writes the sums back: a
 platform sweeper finds the institutions with counts waiting (`waiting`), and a job per
-institution takes them (`take`) and adds them to its rows.
+institution takes them (`take`) and hands them to the domain's function registered for
+their kind (`@writes_back(kind)`), which adds them to its rows.
 
 Counting is best effort: with Redis down a view is not counted and the page is served all
 the same. Keys of one kind and institution live in one hash, `counts:<kind>:<institution>`,
@@ -16,10 +17,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 
 import redis
 
 from app.extensions import redis_connection
+from app.jobs import job, periodic, platform_job, redrive
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,20 @@ def _waiting_key(kind: str) -> str:
     return f"counts:{kind}:waiting"
 
 
-def bump(kind: str, institution_id: int, object_id: int, *names: str) -> None:
+WRITERS: dict[str, Callable] = {}  # kind -> fn(institution, {ref: {name: n}})
+
+
+def writes_back(kind: str):
+    """Register the service that adds counts of `kind` to the institution's rows."""
+
+    def decorator(fn: Callable) -> Callable:
+        WRITERS[kind] = fn
+        return fn
+
+    return decorator
+
+
+def bump(kind: str, institution_id: int, object_id: int | str, *names: str) -> None:
     """Add one to each of `names` of an object (a page view, and its traffic source)."""
     try:
         pipe = redis_connection.client.pipeline(transaction=False)
@@ -49,8 +65,8 @@ def waiting(kind: str) -> list[int]:
     return sorted(int(member) for member in redis_connection.client.smembers(_waiting_key(kind)))
 
 
-def take(kind: str, institution_id: int) -> dict[int, dict[str, int]]:
-    """Take the institution's counts of this kind out of Redis: {object id: {name: n}}.
+def take(kind: str, institution_id: int) -> dict[str, dict[str, int]]:
+    """Take the institution's counts of this kind out of Redis: {object ref: {name: n}}.
     Counts bumped while they are taken start a new hash, so none is lost or taken twice."""
     client = redis_connection.client
     client.srem(_waiting_key(kind), institution_id)  # first: a bump after this marks it again
@@ -61,14 +77,14 @@ def take(kind: str, institution_id: int) -> dict[int, dict[str, int]]:
         return {}
     raw = client.hgetall(taking)
     client.delete(taking)
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
     for field, value in raw.items():
-        object_id, _, name = field.decode().partition(":")
-        counts[int(object_id)][name] = int(value)
+        ref, _, name = field.decode().partition(":")
+        counts[ref][name] = int(value)
     return dict(counts)
 
 
-def give_back(kind: str, institution_id: int, counts: dict[int, dict[str, int]]) -> None:
+def give_back(kind: str, institution_id: int, counts: dict[str, dict[str, int]]) -> None:
     """Put taken counts back (their write-back failed), to be taken again later."""
     for object_id, names in counts.items():
         for name, value in names.items():
@@ -76,3 +92,30 @@ def give_back(kind: str, institution_id: int, counts: dict[int, dict[str, int]])
                 _key(kind, institution_id), f"{object_id}:{name}", value
             )
     redis_connection.client.sadd(_waiting_key(kind), institution_id)
+
+
+# --- writing back --------------------------------------------------------------------------
+
+
+@job(queue="default", timeout=120)
+def write_back(institution, kind: str) -> int:
+    """Add the institution's counts of `kind` kept in Redis to its rows; returns how many
+    objects had some. If the write fails, the counts go back to Redis for the next run."""
+    counts = take(kind, institution.id)
+    try:
+        WRITERS[kind](institution, counts)
+    except Exception:
+        give_back(kind, institution.id, counts)
+        raise
+    return len(counts)
+
+
+@periodic("COUNTER_INTERVAL_SECONDS")
+@platform_job(queue="default", timeout=120)
+def sweep_counts() -> int:
+    """Enqueue the write-back of every kind of count for every institution with some."""
+    return sum(
+        redrive(write_back, institution_id, kind, job_id=f"counts-{kind}-{institution_id}")
+        for kind in WRITERS
+        for institution_id in waiting(kind)
+    )

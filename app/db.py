@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -301,6 +302,15 @@ def _run_after_commit(session: Session) -> None:
 def _drop_after_commit(session: Session, previous_transaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_AFTER_COMMIT_KEY, None)
+
+
+def lock_for_transaction(session: Session, name: str) -> None:
+    """Hold a lock named `name` until the current transaction ends (PostgreSQL's advisory
+    lock): for what must not happen twice at once but has no row to lock (a family
+    sending the same form twice). SQLite takes the whole database for every write
+    transaction anyway (BEGIN IMMEDIATE), so there it does nothing."""
+    if session.bind.dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
 
 
 # --- tenancy safety net ---------------------------------------------------------------------

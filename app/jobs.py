@@ -237,7 +237,7 @@ def periodic(interval_config: str):
 SCHEDULER_LOCK = "cohort:scheduler"
 
 
-def _recoverable(error: BaseException) -> bool:
+def recoverable(error: BaseException) -> bool:
     """Errors a worker or the scheduler waits out (Redis or the database restarting)."""
     from sqlalchemy.exc import DBAPIError
 
@@ -277,7 +277,7 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
                     return
                 log.warning("worker %s stopped on its own; starting a new one", worker.name)
             except Exception as error:
-                if not _recoverable(error) or (worker is not None and _asked_to_stop(worker)):
+                if not recoverable(error) or (worker is not None and _asked_to_stop(worker)):
                     raise
                 log.warning("worker: %s; trying again in %.0f s", error, backoff)
             time.sleep(backoff)
@@ -289,14 +289,27 @@ def _asked_to_stop(worker: Worker) -> bool:
     return worker._stop_requested or getattr(worker, "_shutdown_requested_date", None) is not None
 
 
+AFTER_BURST: list[Callable] = []
+
+
+def after_burst(fn: Callable) -> Callable:
+    """Register work `run_burst` does after the queued jobs (the outbox's deliverer)."""
+    AFTER_BURST.append(fn)
+    return fn
+
+
 def run_burst(queues: tuple[str, ...] = QUEUES) -> bool:
     """Move scheduled jobs that are due onto their queues, run every queued job in this
-    process, and return (the tests' worker)."""
+    process, then what is registered with `after_burst` (deliver the outbox), and return
+    (the tests' worker)."""
     connection = redis_connection.client
     worker = SimpleWorker(
         [Queue(name, connection=connection) for name in queues], connection=connection
     )
-    return worker.work(burst=True, with_scheduler=True)
+    worked = worker.work(burst=True, with_scheduler=True)
+    for fn in AFTER_BURST:
+        fn()
+    return worked
 
 
 class Scheduler:
@@ -372,7 +385,7 @@ class Scheduler:
                     backoff = 1.0
                     time.sleep(tick_seconds)
                 except Exception as error:
-                    if not _recoverable(error):
+                    if not recoverable(error):
                         raise
                     log.warning("scheduler: %s; trying again in %.0f s", error, backoff)
                     self.holds_lock = False

@@ -14,16 +14,19 @@ confirm it exists.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
+from datetime import datetime
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, g
+import redis
+from flask import Blueprint, Flask, abort, current_app, g
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.db import TENANT_KEY, USER_KEY
-from app.extensions import db, login_manager
+from app.db import TENANT_KEY, USER_KEY, after_commit
+from app.extensions import db, login_manager, redis_connection
 
 # How staff pages find the signed-in user's membership of an institution; the accounts
 # domain provides it (create_app registers it), so this core module imports no domain.
@@ -107,6 +110,51 @@ def institution_by_slug(slug: str):
     return db.session.scalar(select(Institution).where(Institution.slug == slug))
 
 
+_PUBLIC_COLUMNS = None  # the Institution columns a public page reads (all but the logo)
+
+
+def institution_for_public_pages(slug: str):
+    """The institution of a public URL, from Redis when it is there: a shared link's
+    pages are served without a database query (app.pagecache). The object is not in the
+    session; it carries the columns, never the logo's bytes. Kept for
+    INSTITUTION_CACHE_SECONDS, and forgotten when the institution changes."""
+    from app.institutions.models import Institution
+
+    global _PUBLIC_COLUMNS
+    if _PUBLIC_COLUMNS is None:
+        _PUBLIC_COLUMNS = [c.key for c in Institution.__mapper__.column_attrs if c.key != "logo"]
+    key = f"institution:{slug}"
+    try:
+        cached = redis_connection.client.get(key)
+    except redis.RedisError:
+        cached = None
+    if cached is not None:
+        values = json.loads(cached)
+        for name in ("created_at", "updated_at", "logo_updated_at"):
+            if values.get(name):
+                values[name] = datetime.fromisoformat(values[name])
+        return Institution(**values)
+    institution = institution_by_slug(slug)
+    if institution is not None:
+        values = {name: getattr(institution, name) for name in _PUBLIC_COLUMNS}
+        text = json.dumps(values, default=lambda value: value.isoformat())
+        with suppress(redis.RedisError):
+            redis_connection.client.set(
+                key, text, ex=current_app.config["INSTITUTION_CACHE_SECONDS"]
+            )
+    return institution
+
+
+def institution_changed(institution) -> None:
+    """Forget the public pages' copy of the institution once the transaction commits."""
+
+    def forget() -> None:
+        with suppress(redis.RedisError):  # else it expires by itself
+            redis_connection.client.delete(f"institution:{institution.slug}")
+
+    after_commit(db.session(), forget)
+
+
 def institution_by_id(institution_id: int):
     from app.institutions.models import Institution
 
@@ -181,7 +229,7 @@ def public_blueprint(name: str, import_name: str) -> Blueprint:
 
     @bp.before_request
     def bind_from_url():
-        institution = institution_by_slug(g.institution_slug or "")
+        institution = institution_for_public_pages(g.institution_slug or "")
         if institution is None:
             abort(404)
         bind_request(institution)

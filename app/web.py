@@ -181,6 +181,14 @@ def init_security(app: Flask) -> None:
 
 @core.get("/healthz")
 def healthz():
+    """200 while this process serves requests: what a load balancer asks every few
+    seconds. It touches neither the database nor Redis (a blip of either must not take
+    every instance out of rotation at once); /healthz/deep does."""
+    return jsonify(status="ok")
+
+
+@core.get("/healthz/deep")
+def healthz_deep():
     """200 when the database and Redis answer, 503 naming what failed."""
     checks = {}
     try:

@@ -104,6 +104,7 @@ def main() -> None:
         stack.cohort("seed-demo")
         stack.start_web()
         stack.start_worker()
+        stack.start_deliverer()
         stack.start_scheduler()
         with stack.engine().connect() as connection:
             path = "/sunrise/f/" + connection.scalar(text("SELECT code FROM lead_forms"))
@@ -168,7 +169,8 @@ def main() -> None:
         )
         print(f"duplicates      {duplicates} (submissions or e-mails twice)")
         print(
-            f"worker alive    {stack.alive('worker')}; scheduler alive {stack.alive('scheduler')}"
+            f"alive           worker {stack.alive('worker')}, deliverer "
+            f"{stack.alive('deliverer')}, scheduler {stack.alive('scheduler')}"
         )
     mail.stop()
     stripe.stop()

@@ -45,9 +45,6 @@ def two_institutions():
             select(Membership).where(Membership.user_id == a_owner.id)
         )
         invitation = invite_member(a, a_owner_membership, "new@example.com", Role.STAFF)
-        message = db.session.scalar(
-            select(OutboxMessage).where(OutboxMessage.institution_id == a.id)
-        )
         contact, _ = find_or_create_contact(
             a,
             phone="13800138000",
@@ -110,6 +107,7 @@ def two_institutions():
         )
         db.session.add(member)
         db.session.commit()
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
     a_staff_membership = db.session.scalar(
         select(Membership).where(Membership.user_id == a_staff.id)
     )

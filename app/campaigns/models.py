@@ -63,6 +63,10 @@ class GroupBuy(TenantScoped, Base):
     )
     published_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    # Kept as things happen, so that the public page never counts (captured places; page
+    # views counted in Redis and written back: app.counters).
+    seats_sold: Mapped[int] = mapped_column(default=0)
+    view_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -83,6 +87,12 @@ class GroupBuy(TenantScoped, Base):
 
     def has_started(self, now: datetime) -> bool:
         return self.starts_at <= now
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """When its public page next changes by itself: at its start, then at its end."""
+        if now < self.starts_at:
+            return self.starts_at
+        return self.ends_at if now < self.ends_at else None
 
     def price_for(self, is_leader: bool) -> int:
         if is_leader and self.leader_price_amount is not None:

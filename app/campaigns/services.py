@@ -24,6 +24,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import counters, pagecache
 from app.accounts import queries as account_queries
 from app.campaigns import queries
 from app.campaigns.models import (
@@ -111,6 +112,7 @@ def save_group_buy(institution, group_buy: GroupBuy | None, **values) -> GroupBu
         db.session.add(group_buy)
     assign(group_buy, values)
     db.session.flush()
+    pagecache.changed(institution.id, "group_buy", group_buy.code)
     return group_buy
 
 
@@ -125,6 +127,7 @@ def publish_group_buy(institution, group_buy: GroupBuy, actor) -> None:
         raise ServiceError(_l("This campaign's end has already passed."), code="past")
     group_buy.status = CampaignStatus.PUBLISHED
     group_buy.published_at = utcnow()
+    pagecache.changed(group_buy.institution_id, "group_buy", group_buy.code)
     db.session.flush()
     log.info("group buy %s published by %s", group_buy.id, actor)
 
@@ -136,6 +139,7 @@ def end_group_buy(institution, group_buy: GroupBuy, actor=None) -> None:
         return
     group_buy.status = CampaignStatus.ENDED
     group_buy.ended_at = utcnow()
+    pagecache.changed(group_buy.institution_id, "group_buy", group_buy.code)
     db.session.flush()
     log.info("group buy %s ended by %s", group_buy.id, actor or "its end date")
 
@@ -268,8 +272,16 @@ def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
     if payment.status == PaymentStatus.AUTHORISED:
         _claim_seat(institution, member)
     elif payment.status == PaymentStatus.CAPTURED:
-        if member.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED):
+        if member.status == MemberStatus.AUTHORISED:
             member.status = MemberStatus.CAPTURED
+            db.session.execute(
+                update(GroupBuy)
+                .where(GroupBuy.id == member.team.group_buy_id)
+                .values(seats_sold=GroupBuy.seats_sold + 1)
+                .execution_options(synchronize_session=False)
+            )
+        elif member.status == MemberStatus.CAPTURED:
+            pass
         else:  # money taken for a place no longer held (captured at Stripe by hand)
             payments.refund(payment, "captured for a released team place")
     elif payment.status == PaymentStatus.RELEASED:
@@ -285,7 +297,14 @@ def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
         elif member.status == MemberStatus.AUTHORISED:
             _decide(member, MemberStatus.FAILED, ReleaseReason.CAPTURE_FAILED)
             _alert_staff_capture_failed(institution, member, payment)
+    _pages_changed(member.team)
     db.session.flush()
+
+
+def _pages_changed(team: Team) -> None:
+    """The team's page and its campaign's page show the change (app.pagecache)."""
+    pagecache.changed(team.institution_id, "team", team.code)
+    pagecache.changed(team.institution_id, "group_buy", team.group_buy.code)
 
 
 def _decide(member: TeamMember, status: MemberStatus, reason: ReleaseReason | None = None):
@@ -389,6 +408,7 @@ def release_member(institution, member: TeamMember, actor) -> None:
         raise ServiceError(_l("Only a held place in a forming team can be released."), code="state")
     _leave_team(institution, member, ReleaseReason.STAFF)
     _release_hold(member, f"released by {actor.email if actor else 'staff'}")
+    _pages_changed(team)
     log.info("member %s of team %s released by %s", member.id, team.id, actor)
 
 
@@ -409,6 +429,7 @@ def fail_team(institution, team: Team, now: datetime | None = None) -> bool:
         return False
     team.status = TeamStatus.FAILED
     team.failed_at = now
+    _pages_changed(team)
     notifications.cancel_topic(team.institution_id, team.topic)
     for member in team.members:
         if member.status != MemberStatus.AUTHORISED:
@@ -447,6 +468,7 @@ def settle_team(institution, team: Team) -> bool:
     if any(member.status == MemberStatus.AUTHORISED for member in team.members):
         return False
     team.settled_at = team.settled_at or utcnow()
+    _pages_changed(team)
     db.session.flush()
     return True
 
@@ -474,6 +496,22 @@ def end_campaigns_past_their_end(now: datetime) -> int:
 
 
 # --- messages --------------------------------------------------------------------------------
+
+
+VIEWS = "group_buy_views"  # the app.counters kind of campaign and team page views
+
+
+@counters.writes_back(VIEWS)
+def add_views(institution, counts: dict[str, dict[str, int]]) -> None:
+    """Add counted page views ({campaign code: {"total": n}}) to the campaigns."""
+    for code, names in sorted(counts.items()):
+        db.session.execute(
+            update(GroupBuy)
+            .where(GroupBuy.institution_id == institution.id, GroupBuy.code == code)
+            .values(view_count=GroupBuy.view_count + names.get("total", 0))
+            .execution_options(synchronize_session=False)
+        )
+    db.session.flush()
 
 
 def team_url(team: Team) -> str:

@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from app import counters, pagecache
 from app.accounts.models import MANAGERS
 from app.campaigns import queries, services
 from app.campaigns.forms import GroupBuyForm, JoinForm
@@ -19,6 +20,7 @@ from app.campaigns.models import (
     ReleaseReason,
     Team,
     TeamMember,
+    TeamStatus,
 )
 from app.contacts.models import SourceKind
 from app.contacts.services import Touch
@@ -302,11 +304,14 @@ def _public_group_buy(code: str) -> GroupBuy:
 
 def _render_campaign(group_buy: GroupBuy, form: JoinForm, preview: bool = False):
     now = utcnow()
+    teams = queries.joinable_teams(group_buy, now)
+    pagecache.fresh_until(group_buy.next_change(now))
+    for team in teams:
+        pagecache.fresh_until(team.expires_at)
     return render_template(
         "campaigns/public_campaign.html",
         group_buy=group_buy,
-        teams=queries.joinable_teams(group_buy, now),
-        figures=queries.figures([group_buy.id])[group_buy.id],
+        teams=teams,
         my_members=[] if preview else _my_members(group_buy),
         form=form,
         consent_text=_consent_text(current_institution()),
@@ -329,6 +334,14 @@ def _join_limits(view):
 @_join_limits
 def campaign_page(code: str):
     """The campaign: price, open teams to join, and opening a team of one's own."""
+    if request.method == "GET":
+        _count_view(code)
+        return pagecache.serve(
+            "group_buy",
+            code,
+            lambda: _render_campaign(_public_group_buy(code), _join_form()),
+            personal=bool(session.get(SESSION_KEY)),
+        )
     group_buy = _public_group_buy(code)
     form = _join_form()
     if form.validate_on_submit():
@@ -342,14 +355,32 @@ def campaign_page(code: str):
 @_join_limits
 def team_page(code: str, team_code: str):
     """One team: its members (names masked), seats left, its countdown, and joining."""
+    if request.method == "GET":
+        _count_view(code)
+        return pagecache.serve(
+            "team",
+            team_code,
+            lambda: _render_team(code, team_code, _join_form()),
+            personal=bool(session.get(SESSION_KEY)),
+        )
+    return _render_team(code, team_code, _join_form())
+
+
+def _count_view(code: str) -> None:
+    counters.bump(services.VIEWS, current_institution().id, code, "total")
+
+
+def _render_team(code: str, team_code: str, form: JoinForm):
     group_buy = _public_group_buy(code)
     team = queries.team_by_code(group_buy, team_code) or abort(404)
-    form = _join_form()
     if form.validate_on_submit():
         response = _join(group_buy, team, form)
         if response is not None:
             return response
     now = utcnow()
+    pagecache.fresh_until(group_buy.next_change(now))
+    if team.status == TeamStatus.FORMING:
+        pagecache.fresh_until(team.expires_at)
     mine = [m for m in _my_members(group_buy) if m.team_id == team.id]
     return render_template(
         "campaigns/public_team.html",

@@ -48,6 +48,7 @@ class Course(TenantScoped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     capacity: Mapped[int]  # seats per lesson
     is_open: Mapped[bool] = mapped_column(default=True)  # taking registrations
+    view_count: Mapped[int] = mapped_column(default=0)  # written back from Redis
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -95,6 +96,9 @@ class Lesson(TenantScoped, Base):
     status: Mapped[LessonStatus] = mapped_column(
         str_enum(LessonStatus), default=LessonStatus.SCHEDULED
     )
+    # Booked and held seats, kept by conditional UPDATEs as seats are taken and given up
+    # (app.courses.services._claim_seat): the count capacity is checked against.
+    taken_seats: Mapped[int] = mapped_column(default=0)
     # Goes up each time the lesson moves: reminders carry it in their dedupe keys, so the
     # reminders for the new time are new messages even if the lesson moves back.
     schedule_version: Mapped[int] = mapped_column(default=1)

@@ -7,7 +7,6 @@ from sqlalchemy.orm import joinedload
 
 from app.contacts.models import Contact, Student
 from app.courses.models import (
-    TAKEN,
     Attendance,
     Course,
     Enrolment,
@@ -154,15 +153,6 @@ def family_seats(contact: Contact) -> list[Seat]:
             .where(Enrolment.contact_id == contact.id, Seat.status != SeatStatus.CANCELLED)
             .order_by(case((Lesson.status == LessonStatus.CANCELLED, 1), else_=0), Lesson.starts_at)
         )
-    )
-
-
-def taken_count(lesson_id: int) -> int:
-    """Seats that count against capacity: booked, or held for a payment in progress."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Seat)
-        .where(Seat.lesson_id == lesson_id, Seat.status.in_(TAKEN))
     )
 
 

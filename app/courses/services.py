@@ -12,9 +12,10 @@ import logging
 
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import counters, pagecache
 from app.contacts import services as contacts
 from app.contacts.models import Contact, EventKind, FamilyDetails, SourceKind, Student
 from app.courses import queries
@@ -45,6 +46,22 @@ from app.payments.models import Payment, PaymentStatus
 log = logging.getLogger(__name__)
 
 
+VIEWS = "course_views"  # the app.counters kind of course page views
+
+
+@counters.writes_back(VIEWS)
+def add_views(institution, counts: dict[str, dict[str, int]]) -> None:
+    """Add counted page views ({course code: {"total": n}}) to the courses."""
+    for code, names in sorted(counts.items()):
+        db.session.execute(
+            update(Course)
+            .where(Course.institution_id == institution.id, Course.code == code)
+            .values(view_count=Course.view_count + names.get("total", 0))
+            .execution_options(synchronize_session=False)
+        )
+    db.session.flush()
+
+
 # --- courses and lessons (staff) -------------------------------------------------------------
 
 
@@ -55,7 +72,13 @@ def save_course(institution, course: Course | None, **values) -> Course:
         db.session.add(course)
     assign(course, values)
     db.session.flush()
+    _page_changed(course)
     return course
+
+
+def _page_changed(course: Course) -> None:
+    """The course's public page shows the change (app.pagecache)."""
+    pagecache.changed(course.institution_id, "course", course.code)
 
 
 def add_lesson(course: Course, **values) -> Lesson:
@@ -64,6 +87,7 @@ def add_lesson(course: Course, **values) -> Lesson:
     lesson = Lesson(institution_id=course.institution_id, course_id=course.id, **values)
     db.session.add(lesson)
     db.session.flush()
+    _page_changed(course)
     return lesson
 
 
@@ -90,6 +114,7 @@ def update_lesson(institution, lesson: Lesson, actor, **values) -> Lesson:
         raise ServiceError(_l("Choose a time in the future."), field="starts_at", code="past")
     for name, value in values.items():
         setattr(lesson, name, value)
+    _page_changed(lesson.course)
     if not moved:
         db.session.flush()
         return lesson
@@ -119,6 +144,7 @@ def cancel_lesson(institution, lesson: Lesson, actor) -> None:
     if lesson.is_cancelled:
         return
     lesson.status = LessonStatus.CANCELLED
+    _page_changed(lesson.course)
     db.session.flush()
     for seat in queries.seats_of_lesson(lesson, SeatStatus.BOOKED, SeatStatus.WAITLISTED):
         notifications.cancel_topic(lesson.institution_id, seat.topic)
@@ -215,9 +241,12 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
         contact_id=enrolment.contact_id,
         manual_capture=False,
     )
-    for lesson_id in wanted:  # in id order, like take_seat: no deadlock between two rushes
-        lesson = _locked_lesson(lesson_id)
-        if queries.taken_count(lesson.id) >= course.capacity:
+    # The seats last, each one conditional UPDATE of its lesson's counter: the lessons'
+    # rows are locked from here to the commit only. In id order, like take_seat: no
+    # deadlock between two rushes.
+    for lesson_id in wanted:
+        lesson = db.session.get(Lesson, lesson_id)
+        if not _claim_seat(lesson, course.capacity):
             raise ServiceError(
                 _l(
                     "%(when)s is full. Please choose another lesson.",
@@ -308,18 +337,40 @@ def enrol(
 
 
 def take_seat(institution, enrolment: Enrolment, lesson_id: int) -> Seat:
-    """A seat for the enrolment in the lesson if one is free, else a waitlist place. The
-    lesson row is locked while the seats are counted, which is what makes capacity hold."""
-    lesson = _locked_lesson(lesson_id)
+    """A seat for the enrolment in the lesson if one is free, else a waitlist place. A seat
+    is claimed by one conditional UPDATE of the lesson's counter (`_claim_seat`), which is
+    what makes capacity hold, and locks the lesson's row only from then to the commit."""
+    lesson = db.session.get(Lesson, lesson_id)
     seat = queries.seat_of(lesson.id, enrolment.id)
     if seat is not None and seat.status != SeatStatus.CANCELLED:
         return seat
-    free = queries.taken_count(lesson.id) < lesson.course.capacity
+    free = _claim_seat(lesson, lesson.course.capacity)
     seat = _occupy(enrolment, lesson, seat, SeatStatus.BOOKED if free else SeatStatus.WAITLISTED)
     db.session.flush()
     if free:
         schedule_reminders(institution, seat)
     return seat
+
+
+def _claim_seat(lesson: Lesson, capacity: int) -> bool:
+    """One more taken seat in the lesson if it has one free: True if claimed."""
+    claimed = db.session.scalar(
+        update(Lesson)
+        .where(Lesson.id == lesson.id, Lesson.taken_seats < capacity)
+        .values(taken_seats=Lesson.taken_seats + 1)
+        .returning(Lesson.id)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed is not None
+
+
+def _free_seat(lesson: Lesson) -> None:
+    db.session.execute(
+        update(Lesson)
+        .where(Lesson.id == lesson.id, Lesson.taken_seats > 0)
+        .values(taken_seats=Lesson.taken_seats - 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _occupy(enrolment: Enrolment, lesson: Lesson, seat: Seat | None, status: SeatStatus) -> Seat:
@@ -335,20 +386,20 @@ def _occupy(enrolment: Enrolment, lesson: Lesson, seat: Seat | None, status: Sea
         db.session.add(seat)
     else:
         seat.status, seat.queued_at, seat.cancelled_at = status, utcnow(), None
+    _page_changed(lesson.course)
     return seat
 
 
-def schedule_reminders(institution, seat: Seat) -> list:
+def schedule_reminders(institution, seat: Seat) -> None:
     """Queue the seat's reminders at the institution's offsets. The dedupe key carries the
     lesson's schedule version, so scheduling twice queues nothing new, and a moved lesson
     gets new messages rather than the cancelled ones back."""
     lesson = seat.lesson
     settings = notifications.reminder_settings(institution.id)
-    messages = []
     for key, send_at in notifications.reminder_times(
         settings, lesson.starts_at, institution.zone, utcnow()
     ):
-        messages += notifications.notify_contact(
+        notifications.notify_contact(
             institution,
             seat.enrolment.contact,
             "lesson_reminder",
@@ -358,7 +409,6 @@ def schedule_reminders(institution, seat: Seat) -> list:
             topic=seat.topic,
             channels_=settings.channels,
         )
-    return messages
 
 
 def _lesson_context(seat: Seat) -> dict:
@@ -418,6 +468,9 @@ def _give_up(institution, lesson: Lesson, seat: Seat) -> Seat | None:
     took_a_seat = seat.status in TAKEN
     seat.status = SeatStatus.CANCELLED
     seat.cancelled_at = utcnow()
+    if took_a_seat:
+        _free_seat(lesson)
+    _page_changed(lesson.course)
     notifications.cancel_topic(seat.institution_id, seat.topic)
     enrolment = seat.enrolment
     if all(other.status == SeatStatus.CANCELLED for other in enrolment.seats):
@@ -430,10 +483,10 @@ def _give_up(institution, lesson: Lesson, seat: Seat) -> Seat | None:
 
 
 def _promote_first_waiting(institution, lesson: Lesson) -> Seat | None:
-    if queries.taken_count(lesson.id) >= lesson.course.capacity:
-        return None
+    """The freed seat to the family first on the waitlist (under the lesson's lock, taken
+    by the caller, so the seat cannot go to a newcomer first)."""
     waiting = queries.seats_of_lesson(lesson, SeatStatus.WAITLISTED)
-    if not waiting:
+    if not waiting or not _claim_seat(lesson, lesson.course.capacity):
         return None
     seat = waiting[0]
     seat.status = SeatStatus.BOOKED

@@ -8,6 +8,7 @@ from flask_login import current_user
 from icalendar import Calendar, Event
 from wtforms import SelectChoice
 
+from app import counters, pagecache
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.contacts.models import SourceKind
@@ -352,10 +353,19 @@ def _course_key() -> str:
 )
 def course_page(code: str):
     """The course and its registration form; a paid course is paid for here too."""
+    if request.method == "GET":
+        counters.bump(services.VIEWS, current_institution().id, code, "total")
+        return pagecache.serve("course", code, lambda: _course_page(code))
+    return _course_page(code)
+
+
+def _course_page(code: str):
     institution = current_institution()
     course = queries.course_by_code(institution, code) or abort(404)
     now = utcnow()
     lessons = course.upcoming_lessons(now)
+    if lessons:  # the first lesson leaves the page when it starts
+        pagecache.fresh_until(lessons[0].starts_at)
     form = RegistrationForm() if course.is_free else checkout.prepare(PaidRegistrationForm())
     form.lessons.choices = [SelectChoice(lesson.id, "") for lesson in lessons]
     if request.method == "GET":
@@ -370,7 +380,6 @@ def course_page(code: str):
         "courses/public_course.html",
         course=course,
         lessons=lessons,
-        counts=queries.seat_counts([lesson.id for lesson in lessons]),
         form=form,
         consent_text=_consent_text(institution),
         can_register=course.is_open

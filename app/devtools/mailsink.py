@@ -22,6 +22,7 @@ class MailSink:
         on_message: Callable[[EmailMessage], None] | None = None,
     ) -> None:
         self.messages: list[EmailMessage] = []
+        self._peers: set = set()  # the client ends of the connections the messages came on
         self._lock = threading.Lock()
         self._on_message = on_message
         self.port = port or _free_port(host)
@@ -37,14 +38,22 @@ class MailSink:
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
+            self._peers.clear()
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)
+            self._peers.add(tuple(session.peer))
         if self._on_message:
             self._on_message(message)
         return "250 OK"
+
+    @property
+    def connections(self) -> int:
+        """How many SMTP connections the messages since `clear()` came over."""
+        with self._lock:
+            return len(self._peers)
 
     def to(self, address: str) -> list[EmailMessage]:
         with self._lock:

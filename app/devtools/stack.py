@@ -234,6 +234,9 @@ class Stack:
     def start_scheduler(self, name: str = "scheduler") -> subprocess.Popen:
         return self._start(name, "--scheduler")
 
+    def start_deliverer(self, name: str = "deliverer") -> subprocess.Popen:
+        return self._start(name, "--deliver")
+
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:

@@ -17,7 +17,7 @@ from app.images import checked_image
 from app.institutions import queries
 from app.institutions.models import CURRENCIES, LOCALES, Institution, slug_problem
 from app.notifications.services import queue_email
-from app.tenancy import bound
+from app.tenancy import bound, institution_changed
 from app.urls import external_url
 
 SLUG_TAKEN = _l("This address is already taken. Try another one.")
@@ -116,6 +116,8 @@ def update_settings(
     institution.contact_email = contact_email or None
     institution.contact_phone = contact_phone or None
     institution.address = (address or "").strip() or None
+    institution.updated_at = utcnow()  # the pages that show it are rendered anew
+    institution_changed(institution)
     db.session.flush()
 
 
@@ -123,7 +125,8 @@ def set_logo(institution: Institution, data: bytes, max_bytes: int) -> None:
     """Store a logo after checking that it really is an image (app.images)."""
     institution.logo_content_type = checked_image(data, max_bytes, field="logo")
     institution.logo = data
-    institution.logo_updated_at = utcnow()
+    institution.logo_updated_at = institution.updated_at = utcnow()
+    institution_changed(institution)
     db.session.flush()
 
 
@@ -131,4 +134,6 @@ def remove_logo(institution: Institution) -> None:
     institution.logo = None
     institution.logo_content_type = None
     institution.logo_updated_at = None
+    institution.updated_at = utcnow()
+    institution_changed(institution)
     db.session.flush()

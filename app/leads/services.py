@@ -14,12 +14,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import counters
+from app import counters, pagecache
 from app.accounts import queries as account_queries
 from app.accounts.models import User
 from app.contacts import services as contacts
 from app.contacts.models import Contact, EventKind
-from app.db import assign, utcnow
+from app.db import after_commit, assign, lock_for_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.leads.models import (
@@ -44,6 +44,7 @@ from app.urls import external_url
 
 log = logging.getLogger(__name__)
 DOUBLE_SUBMIT_WINDOW = timedelta(minutes=10)
+FORM_CLOSED = _l("This form is no longer taking answers.")
 MAX_FIELDS = 30
 MAX_CHOICES = 20
 
@@ -165,6 +166,7 @@ def save_form(institution, form: LeadForm | None, **values) -> LeadForm:
         db.session.add(form)
     assign(form, values)
     db.session.flush()
+    pagecache.changed(institution.id, "lead_form", form.code)
     return form
 
 
@@ -178,27 +180,32 @@ def _source_of(touch: contacts.Touch) -> str:
 VIEWS = "lead_form_views"  # the app.counters kind of public form views
 
 
-def record_view(form: LeadForm, touch: contacts.Touch) -> None:
-    """Count a view of the public page, in total and for its traffic source: in Redis, so
-    that a GET writes nothing to the database (`add_views` writes the sums back)."""
-    counters.bump(VIEWS, form.institution_id, form.id, "total", f"source:{_source_of(touch)}")
+def record_view(institution, form_code: str, touch: contacts.Touch) -> None:
+    """Count a view of a public form's page, in total and for its traffic source: in
+    Redis, so that a GET writes nothing to the database (`add_views` writes the sums
+    back)."""
+    counters.bump(VIEWS, institution.id, form_code, "total", f"source:{_source_of(touch)}")
 
 
-def add_views(institution, counts: dict[int, dict[str, int]]) -> None:
-    """Add counted views ({form id: {"total": n, "source:<utm>": n}}) to the forms'
+@counters.writes_back(VIEWS)
+def add_views(institution, counts: dict[str, dict[str, int]]) -> None:
+    """Add counted views ({form code: {"total": n, "source:<utm>": n}}) to the forms'
     totals and their per-source figures."""
-    for form_id, names in sorted(counts.items()):
-        total = names.get("total", 0)
-        updated = db.session.execute(
+    for code, names in sorted(counts.items()):
+        form_id = db.session.scalar(
             update(LeadForm)
-            .where(LeadForm.institution_id == institution.id, LeadForm.id == form_id)
-            .values(view_count=LeadForm.view_count + total)
-        ).rowcount
-        if not updated:  # the form was deleted meanwhile
+            .where(LeadForm.institution_id == institution.id, LeadForm.code == code)
+            .values(view_count=LeadForm.view_count + names.get("total", 0))
+            .returning(LeadForm.id)
+        )
+        if form_id is None:  # no such form (a mistyped link was counted)
             continue
         for name, value in names.items():
             if name.startswith("source:"):
                 _bump_stat(institution.id, form_id, name.removeprefix("source:"), "views", value)
+            elif name.startswith("submitted:"):
+                source = name.removeprefix("submitted:")
+                _bump_stat(institution.id, form_id, source, "submissions", value)
     db.session.flush()
 
 
@@ -278,26 +285,24 @@ def submit_form(
 ) -> FormSubmission:
     """Accept a submission of a public form; see the module docstring.
 
-    The form row is locked first, so the submission cap holds under concurrency. The same
-    phone on the same form within DOUBLE_SUBMIT_WINDOW is the same submission: it is
-    returned again and nothing new is written.
+    Nothing locks the form while the submission is written: many families send the same
+    form at once. What must not happen twice is serialised where it belongs: the same
+    family sending the same form again (the same phone within DOUBLE_SUBMIT_WINDOW is the
+    same submission, returned again with nothing new written) waits on a lock of that
+    family and form only; and the form's counter, which holds its cap, is the last
+    statement (`_count_submission`), so the form's row is locked for the moment before
+    the commit.
     """
     now = now or utcnow()
-    # populate_existing: the view has loaded this form already, and without it the locked
-    # row's fresh submission_count would be ignored in favour of the stale one in memory.
-    form = db.session.scalar(
-        select(LeadForm)
-        .where(LeadForm.id == form_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if form is None or not form.accepts_submissions(now):
-        raise ServiceError(_l("This form is no longer taking answers."), code="form_closed")
+    form = db.session.get(LeadForm, form_id)
+    if form is None or form.institution_id != institution.id or not form.accepts_submissions(now):
+        raise ServiceError(FORM_CLOSED, code="form_closed")
     answers = validate_answers(form, raw, consent_given)
     try:
         phone = contacts.normalise_phone(institution, answers["phone"])
     except ServiceError as error:
         raise SubmissionInvalid({"phone": error.message}) from error
+    lock_for_transaction(db.session(), f"lead-form:{form.id}:{phone}")
     earlier = _same_submission(form, phone, answers, now)
     if earlier is not None:
         return earlier
@@ -331,11 +336,32 @@ def submit_form(
         created_at=now,
     )
     db.session.add(submission)
-    form.submission_count += 1
-    _bump_stat(form.institution_id, form.id, _source_of(touch), "submissions")
     db.session.flush()
     _notify_new_submission(institution, form, lead, submission)
+    source = _source_of(touch)
+    after_commit(
+        db.session(),
+        lambda: counters.bump(VIEWS, institution.id, form.code, f"submitted:{source}"),
+    )
+    _count_submission(form)
     return submission
+
+
+def _count_submission(form: LeadForm) -> None:
+    """One more submission, within the form's cap: the last statement of a submission,
+    so the form's row is locked only until the commit that follows."""
+    limit = LeadForm.submission_count < form.submission_cap if form.submission_cap else True
+    count = db.session.scalar(
+        update(LeadForm)
+        .where(LeadForm.id == form.id, limit)
+        .values(submission_count=LeadForm.submission_count + 1)
+        .returning(LeadForm.submission_count)
+        .execution_options(synchronize_session=False)
+    )
+    if count is None:  # another family took the last place a moment ago
+        raise ServiceError(FORM_CLOSED, code="form_closed")
+    if form.submission_cap and count >= form.submission_cap:
+        pagecache.changed(form.institution_id, "lead_form", form.code)  # now full
 
 
 def _same_submission(

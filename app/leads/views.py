@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from app import pagecache
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.contacts import queries as contact_queries
@@ -265,20 +266,17 @@ def _raw_answers(lead_form: LeadForm) -> dict:
 )
 def form_page(code: str):
     institution = current_institution()
+    if request.method == "GET":
+        touch = Touch.from_request(SourceKind.FORM, code, request.args, request.referrer)
+        services.record_view(institution, code, touch)
+        return pagecache.serve("lead_form", code, lambda: _render_form(code))
     lead_form = queries.form_by_code(institution, code) or abort(404)
     public_form = PublicForm()
     touch = Touch.from_request(
-        SourceKind.FORM,
-        lead_form.code,
-        request.args,
-        public_form.referrer.data if public_form.is_submitted() else request.referrer,
+        SourceKind.FORM, lead_form.code, request.args, public_form.referrer.data
     )
     errors, closed_reason = {}, lead_form.closed_reason(utcnow())
-    if request.method == "GET":
-        public_form.referrer.data = (request.referrer or "")[:500]
-        if closed_reason is None:
-            services.record_view(lead_form, touch)
-    elif closed_reason is None and public_form.validate_on_submit():
+    if closed_reason is None and public_form.validate_on_submit():
         if public_form.is_bot():
             return bot_answer()
         try:
@@ -300,6 +298,18 @@ def form_page(code: str):
             if lead_form.redirect_url:
                 return redirect(lead_form.redirect_url)
             return redirect(url_for(".form_thanks", code=code))
+    return _render_form(code, lead_form, public_form, errors, closed_reason)
+
+
+def _render_form(code, lead_form=None, public_form=None, errors=None, closed_reason=None):
+    """The public form: blank (GET, which app.pagecache may keep), or sent back with the
+    problems of a submission (POST)."""
+    if lead_form is None:
+        lead_form = queries.form_by_code(current_institution(), code) or abort(404)
+        closed_reason = lead_form.closed_reason(utcnow())
+        pagecache.fresh_until(lead_form.closes_at)
+    errors = errors or {}
+    public_form = public_form or PublicForm(formdata=None)
     status = 410 if closed_reason else (422 if errors or public_form.errors else 200)
     return render_template(
         "leads/public_form.html",

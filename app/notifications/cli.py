@@ -4,17 +4,17 @@ import click
 from flask.cli import with_appcontext
 
 from app.extensions import db
-from app.notifications.tasks import sweep_outbox
+from app.notifications.services import deliver_due
 
 
-@click.command("sweep-outbox")
+@click.command("deliver-outbox")
 @with_appcontext
-def sweep_outbox_command():
-    """Enqueue delivery of every due outbox message whose job is missing (as the scheduler
-    does every SWEEP_INTERVAL_SECONDS)."""
-    count = sweep_outbox()
-    db.session.commit()
-    click.echo(f"enqueued {count} message(s)")
+def deliver_outbox_command():
+    """Send every outbox message that is due now, here (what the deliverer does all the
+    time: python worker.py --deliver)."""
+    with db.platform():
+        count = deliver_due()
+    click.echo(f"sent {count} message(s)")
 
 
-COMMANDS = [sweep_outbox_command]
+COMMANDS = [deliver_outbox_command]

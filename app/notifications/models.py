@@ -33,7 +33,7 @@ class OutboxStatus(enum.StrEnum):
 
 class OutboxMessage(Base):
     """A notification to deliver: written in the same transaction as the change that causes
-    it, delivered by a job, re-found by the sweeper if that job is lost.
+    it, delivered by the deliverer (app.notifications.tasks), which claims due rows.
 
     Not TenantScoped: platform messages (a password reset for a user of several institutions)
     belong to no institution, so `institution_id` is nullable here, and it is the one
@@ -94,16 +94,13 @@ class OutboxMessage(Base):
     subject: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    # A deliverer is sending it: others leave it alone until then (and take it up after,
+    # should that deliverer have died).
+    claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def is_due(self, now: datetime) -> bool:
         return self.status == OutboxStatus.PENDING and self.send_at <= now
-
-    @property
-    def job_id(self) -> str:
-        """The RQ job id of this message's current attempt; lets the sweeper tell a message
-        whose job is waiting in Redis from one whose job was lost."""
-        return f"outbox-{self.id}-{self.attempts}"
 
 
 class MessageTemplate(TenantScoped, Base):

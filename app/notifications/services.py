@@ -7,19 +7,21 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import redis
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from jinja2 import Template
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.contacts import services as contact_services
 from app.contacts.models import Contact
-from app.db import utcnow
+from app.db import after_commit, utcnow
 from app.errors import ServiceError
-from app.extensions import db
-from app.jobs import enqueue_after_commit
+from app.extensions import db, redis_connection
 from app.notifications import channels, kinds
 from app.notifications.models import (
     Channel,
@@ -30,6 +32,9 @@ from app.notifications.models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+_PENDING = "cohort_outbox"  # session.info: the messages the transaction queued
 
 
 def queue_message(
@@ -44,65 +49,82 @@ def queue_message(
     send_at: datetime | None = None,
     contact_id: int | None = None,
     topic: str | None = None,
-) -> OutboxMessage:
-    """Write a message to the outbox and enqueue its delivery after the commit.
-
-    A message with the same dedupe key (per institution) is returned as it is instead of
-    being queued twice, so callers can be retried safely.
-    """
-    existing = _find(institution_id, dedupe_key)
-    if existing is not None:
-        return existing
-    message = OutboxMessage(
-        institution_id=institution_id,
-        channel=channel,
-        recipient=recipient,
-        template=template,
-        context=context,
-        locale=locale,
-        dedupe_key=dedupe_key,
-        send_at=send_at or utcnow(),
-        contact_id=contact_id,
-        topic=topic,
+) -> None:
+    """Queue a message in the caller's transaction. The transaction's messages are
+    written together in one INSERT just before it commits (`_write_queued`), and a message
+    whose dedupe key (per institution) is already in the outbox is left as it is, so
+    callers can be retried safely. Delivery is the deliverer's (`deliver_due`)."""
+    queued = db.session.info.setdefault(_PENDING, {})
+    queued.setdefault(
+        (institution_id, dedupe_key),
+        {
+            "institution_id": institution_id,
+            "channel": channel.value,
+            "recipient": recipient,
+            "template": template,
+            "context": context,
+            "locale": locale,
+            "dedupe_key": dedupe_key,
+            "send_at": send_at or utcnow(),
+            "contact_id": contact_id,
+            "topic": topic,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "created_at": utcnow(),
+        },
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:  # a concurrent request queued the same message first
-        return _find(institution_id, dedupe_key)
-    _schedule_delivery(message)
-    return message
 
 
-def queue_email(**values) -> OutboxMessage:
+def queue_email(**values) -> None:
     """`queue_message` on the e-mail channel (staff and platform e-mails)."""
-    return queue_message(channel=Channel.EMAIL, **values)
+    queue_message(channel=Channel.EMAIL, **values)
 
 
-def _find(institution_id: int | None, dedupe_key: str) -> OutboxMessage | None:
-    institution_clause = (
-        OutboxMessage.institution_id.is_(None)
-        if institution_id is None
-        else OutboxMessage.institution_id == institution_id
-    )
-    return db.session.scalar(
-        select(OutboxMessage)
-        .where(institution_clause, OutboxMessage.dedupe_key == dedupe_key)
-        .execution_options(all_institutions=True)
-    )
+@event.listens_for(Session, "before_commit")
+def _write_queued(session: Session) -> None:
+    """One INSERT for every message the transaction queued (a registration queues a
+    dozen reminders), existing dedupe keys skipped; the deliverer is woken after the
+    commit."""
+    queued = session.info.pop(_PENDING, None)
+    if not queued:
+        return
+    rows = list(queued.values())
+    dialect = session.bind.dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for institution_bound, where in (
+        (True, OutboxMessage.institution_id.is_not(None)),
+        (False, OutboxMessage.institution_id.is_(None)),
+    ):
+        batch = [row for row in rows if (row["institution_id"] is not None) == institution_bound]
+        if not batch:
+            continue
+        keys = ["institution_id", "dedupe_key"] if institution_bound else ["dedupe_key"]
+        session.execute(
+            insert_(OutboxMessage)
+            .values(batch)
+            .on_conflict_do_nothing(index_elements=keys, index_where=where)
+        )
+    after_commit(session, wake_deliverer)
 
 
-def _schedule_delivery(message: OutboxMessage) -> None:
-    at = message.send_at if message.send_at > utcnow() else None
-    enqueue_after_commit(*delivery_job(message), job_id=message.job_id, at=at)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_queued(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
-def delivery_job(message: OutboxMessage) -> tuple:
-    """The job that delivers `message` and its arguments: an institution's message is
-    delivered inside its institution, a platform e-mail (a password reset) outside any."""
-    if message.institution_id is None:
-        return ("notifications.deliver_platform_message", message.id)
-    return ("notifications.deliver_message", message.institution_id, message.id)
+WAKE = "outbox:wake"
+
+
+def wake_deliverer() -> None:
+    """Tell a waiting deliverer there is something to send (it looks every second
+    anyway, so a lost wake-up only delays a message that long)."""
+    try:
+        client = redis_connection.client
+        client.lpush(WAKE, 1)
+        client.ltrim(WAKE, 0, 0)
+    except redis.RedisError:
+        pass
 
 
 def render_email(message: OutboxMessage) -> tuple[str, str, str]:
@@ -140,11 +162,11 @@ def render_parent_message(message: OutboxMessage) -> tuple[str, str]:
     return kinds.render(subject, body, message.context, message.locale)
 
 
-def _send(message: OutboxMessage, config) -> None:
+def _send(message: OutboxMessage, config, senders: channels.Senders) -> None:
     """Render the message for its channel and hand it over; raises if delivery failed."""
     if message.template not in kinds.KINDS:
         subject, text, html = render_email(message)
-        channels.send_email(config, to=message.recipient, subject=subject, text=text, html=html)
+        senders.email(to=message.recipient, subject=subject, text=text, html=html)
         message.subject, message.body = subject[:200], text
         return
     subject, text = render_parent_message(message)
@@ -157,11 +179,10 @@ def _send(message: OutboxMessage, config) -> None:
                 text=text,
                 action_url=message.context.get("link"),
             )
-        channels.send_email(config, to=message.recipient, subject=subject, text=text, html=html)
+        senders.email(to=message.recipient, subject=subject, text=text, html=html)
     elif message.channel == Channel.SMS:
         signature = message.context.get("institution_name", "")
-        channels.send_sms(
-            config,
+        senders.sms(
             to=message.recipient,
             text=f"【{signature}】{text}",
             reference=message.dedupe_key,
@@ -169,48 +190,82 @@ def _send(message: OutboxMessage, config) -> None:
     # In-app messages need no transport: being sent is being visible on the parent's page.
 
 
-def deliver_message(institution_id: int | None, message_id: int, now: datetime | None = None):
-    """Send one outbox message of the institution (None: a platform message) if it is
-    still due; return True if it was sent now.
-
-    The row is locked for the whole attempt, so two deliveries of the same message (the
-    scheduled job and the sweeper's) run one after the other, and the second finds it sent.
-    """
-    now = now or utcnow()
-    owner = (
-        OutboxMessage.institution_id.is_(None)
-        if institution_id is None
-        else OutboxMessage.institution_id == institution_id
-    )
-    message = db.session.scalar(
-        select(OutboxMessage)
-        .where(OutboxMessage.id == message_id, owner)
-        .with_for_update()
+def claim_due(now: datetime, limit: int, lease: timedelta) -> list[int]:
+    """Claim up to `limit` messages due now that no deliverer holds: each is this
+    deliverer's for `lease` (another skips it meanwhile, and takes it up after, should this
+    one die). Committed at once, so the claim holds no row lock while messages are sent."""
+    free = (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now)
+    due = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.send_at <= now, free)
+        .order_by(OutboxMessage.send_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
         .execution_options(all_institutions=True)
     )
+    ids = db.session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(claimed_until=now + lease)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    return sorted(ids)
+
+
+def deliver(message_id: int, senders: channels.Senders, now: datetime | None = None) -> bool:
+    """Send one claimed message if it is still due, and record what happened in its own
+    commit (the commit is not waited for on disk: a crash loses at most the record of the
+    last sends, which are then sent again, as a kill between send and commit would);
+    returns whether it was sent now."""
+    now = now or utcnow()
+    message = db.session.get(OutboxMessage, message_id, populate_existing=True)
     if message is None or not message.is_due(now):
+        db.session.rollback()
         return False
     try:
-        _send(message, current_app.config)
+        _send(message, current_app.config, senders)
     except Exception as exc:  # any failure of this attempt is recorded and retried
         _record_failure(message, exc, now)
-        return False
-    message.attempts += 1
-    message.status = OutboxStatus.SENT
-    message.sent_at = now
-    message.last_error = None
-    db.session.flush()
-    log.info(
-        "outbox message %s (%s, %s) sent to %s",
-        message.id,
-        message.template,
-        message.channel,
-        message.recipient,
-    )
-    return True
+        sent = False
+    else:
+        message.attempts += 1
+        message.status = OutboxStatus.SENT
+        message.sent_at = now
+        message.last_error = None
+        log.info(
+            "outbox message %s (%s, %s) sent to %s",
+            message.id,
+            message.template,
+            message.channel,
+            message.recipient,
+        )
+        sent = True
+    message.claimed_until = None
+    if db.enforces_row_security:
+        db.session.execute(text("SET LOCAL synchronous_commit = off"))
+    db.session.commit()
+    return sent
+
+
+def deliver_due(batch: int = 100, lease: timedelta = timedelta(minutes=2)) -> int:
+    """Claim and send what is due, batch after batch, until nothing is; returns how many
+    were sent. E-mail goes out over one SMTP connection per batch, text messages over one
+    kept-alive HTTP connection."""
+    sent = 0
+    while True:
+        ids = claim_due(utcnow(), batch, lease)
+        if not ids:
+            return sent
+        with channels.Senders(current_app.config) as senders:
+            for message_id in ids:
+                sent += deliver(message_id, senders)
 
 
 def _record_failure(message: OutboxMessage, exc: Exception, now: datetime) -> None:
+    """This attempt failed: try again later (doubling the wait), or give up after
+    OUTBOX_MAX_ATTEMPTS (staff can send it again from the outbox page)."""
     config = current_app.config
     message.attempts += 1
     message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -227,8 +282,6 @@ def _record_failure(message: OutboxMessage, exc: Exception, now: datetime) -> No
             delay,
             message.last_error,
         )
-        _schedule_delivery(message)
-    db.session.flush()
 
 
 def retry_message(message: OutboxMessage) -> None:
@@ -238,13 +291,19 @@ def retry_message(message: OutboxMessage) -> None:
     message.status = OutboxStatus.PENDING
     message.attempts = 0
     message.send_at = utcnow()
+    message.claimed_until = None
     db.session.flush()
-    _schedule_delivery(message)
+    after_commit(db.session(), wake_deliverer)
 
 
 def cancel_topic(institution_id: int, topic: str) -> int:
-    """Cancel every message about `topic` that has not gone yet; return how many. A
-    delivery job that still fires finds its message cancelled and does nothing."""
+    """Cancel every message about `topic` that has not gone yet (those queued by this
+    transaction too); return how many were in the outbox. A deliverer that has claimed
+    one finds it cancelled and does nothing."""
+    queued = db.session.info.get(_PENDING, {})
+    for key in [k for k, row in queued.items() if row["topic"] == topic]:
+        if queued[key]["institution_id"] == institution_id:
+            del queued[key]
     result = db.session.execute(
         update(OutboxMessage)
         .where(
@@ -318,7 +377,7 @@ def notify_contact(
     send_at: datetime | None = None,
     topic: str | None = None,
     channels_: list[str] | None = None,
-) -> list[OutboxMessage]:
+) -> None:
     """Queue a parent message of `kind` on each of the institution's channels the family
     can be reached on (e-mail only with an address, SMS only with a gateway), in the
     family's language, with a link to their own page."""
@@ -337,25 +396,21 @@ def notify_contact(
         Channel.SMS: contact.phone if channels.sms_configured(current_app.config) else None,
         Channel.INAPP: f"contact:{contact.id}",
     }
-    messages = []
     for channel in Channel:
         if channel.value not in channels_ or not recipients[channel]:
             continue
-        messages.append(
-            queue_message(
-                institution_id=institution.id,
-                channel=channel,
-                recipient=recipients[channel],
-                template=kind,
-                context=context,
-                locale=locale,
-                dedupe_key=f"{dedupe_key}:{channel.value}",
-                send_at=send_at,
-                contact_id=contact.id,
-                topic=topic,
-            )
+        queue_message(
+            institution_id=institution.id,
+            channel=channel,
+            recipient=recipients[channel],
+            template=kind,
+            context=context,
+            locale=locale,
+            dedupe_key=f"{dedupe_key}:{channel.value}",
+            send_at=send_at,
+            contact_id=contact.id,
+            topic=topic,
         )
-    return messages
 
 
 def save_message_text(institution_id: int, kind: str, locale: str, subject: str, body: str):

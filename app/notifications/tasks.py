@@ -1,31 +1,65 @@
-"""Outbox jobs: delivering a message, and the sweeper that finds messages whose delivery
-job was lost."""
+"""Delivering the outbox: the deliverer, a process of its own (`python worker.py
+--deliver`), sends what is due as soon as it is queued or due.
+
+It does not go through one RQ job per message: a reminder wave at 08:00 is thousands of
+messages, and a job each would cost a fork and new connections per message. Instead the
+deliverer claims due messages in batches straight from the database (FOR UPDATE SKIP
+LOCKED, so any number of deliverers share the work without sending a message twice), sends
+a batch over one SMTP connection and one HTTP session, records each message as it goes,
+and sleeps until woken (app.notifications.services.wake_deliverer) or a second passes.
+Because the outbox table is the queue, nothing is lost to a Redis flush or a killed
+process: a claim runs out after its lease and another deliverer takes the message up.
+"""
 
 from __future__ import annotations
 
-from app.db import utcnow
-from app.jobs import job, periodic, platform_job, redrive
-from app.notifications import queries, services
+import logging
+import signal
+import time
+
+import redis
+
+from app.extensions import db, redis_connection
+from app.jobs import after_burst, recoverable
+from app.notifications import services
+
+log = logging.getLogger(__name__)
 
 
-@job(queue="notifications", timeout=60)
-def deliver_message(institution, message_id: int) -> bool:
-    """Deliver one of the institution's outbox messages if it is still due (idempotent)."""
-    return services.deliver_message(institution.id, message_id)
+def run_deliverer(app, batch: int = 100, idle_seconds: float = 1.0) -> None:
+    """Deliver the outbox until SIGTERM (the message in hand is finished first). Outages
+    of Redis or the database are waited out, like the workers'. Uses the platform
+    database role: it sends every institution's messages."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    with app.app_context():
+        backoff = 1.0
+        while not stopping:
+            try:
+                with db.platform():
+                    sent = services.deliver_due(batch)
+                backoff = 1.0
+                if not sent:
+                    _wait_for_work(idle_seconds)
+            except Exception as error:
+                if not recoverable(error):
+                    raise
+                log.warning("deliverer: %s; trying again in %.0f s", error, backoff)
+                db.session.remove()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
 
 
-@platform_job(queue="notifications", timeout=60)
-def deliver_platform_message(message_id: int) -> bool:
-    """Deliver a message that belongs to no institution (a password reset)."""
-    return services.deliver_message(None, message_id)
+def _wait_for_work(seconds: float) -> None:
+    try:
+        redis_connection.client.blpop([services.WAKE], timeout=seconds)
+    except redis.RedisError:
+        time.sleep(seconds)
 
 
-@periodic("SWEEP_INTERVAL_SECONDS")
-@platform_job(queue="notifications", timeout=300)
-def sweep_outbox() -> int:
-    """Re-enqueue every due message whose delivery job is lost (to a flush, a restart or a
-    killed worker: app.jobs.job_is_alive). Returns how many it enqueued."""
-    return sum(
-        redrive(*services.delivery_job(message), job_id=message.job_id)
-        for message in queries.due_messages(utcnow())
-    )
+@after_burst
+def deliver_everything_due() -> int:
+    """The tests' deliverer: what is due now is sent, in this process."""
+    with db.platform():
+        return services.deliver_due()

@@ -61,6 +61,7 @@ def wait_until(condition, seconds: float) -> float:
 def try_join_while_stripe_fails(stack, stripe_proxy, break_stripe) -> None:
     stack.start_web()
     stack.start_worker()
+    stack.start_deliverer()
     stack.start_scheduler()
     path = group_buy_path(stack)
     parent = Visitor(stack.base)

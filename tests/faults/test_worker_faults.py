@@ -46,6 +46,7 @@ def test_a_worker_killed_during_settlement_is_replaced_and_nothing_is_captured_t
 ):
     stack.start_web()
     stack.start_worker()
+    stack.start_deliverer()
     stack.start_scheduler()
     code = scalar(stack, "SELECT code FROM group_buys")
     status, _page, location = Visitor(stack.base).send(f"/sunrise/gb/{code}", parent(1))
@@ -83,6 +84,7 @@ def test_redis_stopped_for_five_seconds_under_load(stack, mail_server):
     delivered exactly once afterwards."""
     stack.start_web()
     stack.start_worker()
+    stack.start_deliverer()
     stack.start_scheduler()
     code = scalar(stack, "SELECT code FROM lead_forms")
     path = f"/sunrise/f/{code}"
@@ -127,7 +129,7 @@ def test_redis_stopped_for_five_seconds_under_load(stack, mail_server):
     assert committed_but_errored == []
     assert errors == []
     assert len(results) > 40 and all(status == 302 for status, _ in results)
-    assert stack.alive("worker") and stack.alive("scheduler")
+    assert stack.alive("worker") and stack.alive("deliverer") and stack.alive("scheduler")
 
     # The lost delivery jobs (Redis came back empty) are found by the sweeper.
     expected = scalar(stack, "SELECT count(*) FROM outbox_messages WHERE channel = 'email'")
@@ -157,7 +159,7 @@ def test_two_schedulers_enqueue_each_periodic_job_once_per_interval(stack):
     enqueued = re.findall(
         r"enqueued periodic (\S+)", stack.log("scheduler-1") + stack.log("scheduler-2")
     )
-    sweeps = enqueued.count("notifications.sweep_outbox")
+    sweeps = enqueued.count("campaigns.sweep_teams")
     # 22 s at one sweep every 2 s, with one hand-over (at most SCHEDULER_LOCK_SECONDS):
     # about 8 to 11 enqueues from one scheduler at a time; two at once would make ~20.
     assert 6 <= sweeps <= 12, enqueued

@@ -10,15 +10,15 @@ from sqlalchemy import select
 from app.db import utcnow
 from app.extensions import db, redis_connection
 from app.jobs import run_burst
+from app.notifications import services
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.notifications.services import queue_email
-from app.notifications.tasks import deliver_message, sweep_outbox
 from tests.factories import make_member
 from tests.helpers import login
 
 
 def queue_test_email(institution, dedupe_key="test:1", send_at=None) -> OutboxMessage:
-    message = queue_email(
+    queue_email(
         institution_id=institution.id,
         recipient="parent@example.com",
         template="welcome",
@@ -32,7 +32,7 @@ def queue_test_email(institution, dedupe_key="test:1", send_at=None) -> OutboxMe
         send_at=send_at,
     )
     db.session.commit()
-    return message
+    return db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
 
 
 def test_queued_message_is_delivered_over_smtp_once(institution, mail_server):
@@ -52,41 +52,56 @@ def test_same_dedupe_key_is_one_message(institution):
     assert len(db.session.scalars(select(OutboxMessage)).all()) == 1
 
 
-def test_message_survives_a_redis_flush_between_scheduling_and_sending(institution, mail_server):
-    message = queue_test_email(institution)
-    assert redis_connection.client.exists(f"rq:job:{message.job_id}")
-
-    redis_connection.client.flushdb()  # every queued job is gone
-    run_burst()
-    assert mail_server.messages == []
-
-    assert sweep_outbox() == 1  # what the scheduler runs every SWEEP_INTERVAL_SECONDS
-    run_burst()
-    assert len(mail_server.to("parent@example.com")) == 1
-
-    # Sweeping again finds nothing to do, and a stray second delivery job is a no-op.
-    assert sweep_outbox() == 0
-    deliver_message(message.institution_id, message.id)
-    run_burst()
-    assert len(mail_server.to("parent@example.com")) == 1
-
-
-def test_sweeper_leaves_messages_whose_job_is_still_queued(institution):
+def test_a_redis_flush_loses_nothing_the_outbox_table_is_the_queue(institution, mail_server):
     queue_test_email(institution)
-    assert sweep_outbox() == 0
+    redis_connection.client.flushdb()  # the wake-up and every queued job are gone
+
+    run_burst()
+    assert len(mail_server.to("parent@example.com")) == 1
+    run_burst()  # and nothing is sent twice
+    assert len(mail_server.to("parent@example.com")) == 1
+
+
+def test_a_message_claimed_by_a_deliverer_that_died_is_sent_once_its_claim_runs_out(
+    institution, mail_server
+):
+    message = queue_test_email(institution)
+    now = utcnow()
+    # A deliverer claims it, and is killed before sending it.
+    assert services.claim_due(now, 100, timedelta(minutes=2)) == [message.id]
+    run_burst()  # another deliverer leaves it alone meanwhile
+    assert mail_server.messages == []
+    with time_machine.travel(now + timedelta(minutes=2, seconds=1), tick=False):
+        run_burst()
+    assert len(mail_server.to("parent@example.com")) == 1
+
+
+def test_two_deliverers_never_claim_the_same_message(institution):
+    for n in range(10):
+        queue_test_email(institution, dedupe_key=f"test:{n}")
+    now = utcnow()
+    first = services.claim_due(now, 6, timedelta(minutes=2))
+    second = services.claim_due(now, 6, timedelta(minutes=2))
+    assert len(first) == 6 and len(second) == 4 and not set(first) & set(second)
 
 
 def test_scheduled_message_waits_for_its_time(institution, mail_server):
     later = utcnow() + timedelta(hours=2)
-    message = queue_test_email(institution, send_at=later)
-    redis_connection.client.flushdb()
+    queue_test_email(institution, send_at=later)
 
-    assert sweep_outbox() == 0
-    assert deliver_message(message.institution_id, message.id) is False
+    run_burst()
+    assert mail_server.messages == []
     with time_machine.travel(later + timedelta(seconds=1), tick=False):
-        assert sweep_outbox() == 1
         run_burst()
     assert len(mail_server.to("parent@example.com")) == 1
+
+
+def test_a_batch_of_e_mails_goes_out_over_one_smtp_connection(institution, mail_server):
+    for n in range(5):
+        queue_test_email(institution, dedupe_key=f"test:{n}")
+    run_burst()
+    assert len(mail_server.to("parent@example.com")) == 5
+    assert mail_server.connections == 1
 
 
 def test_smtp_failure_is_retried_with_backoff_then_marked_failed(
@@ -106,7 +121,6 @@ def test_smtp_failure_is_retried_with_backoff_then_marked_failed(
     for _ in range(app.config["OUTBOX_MAX_ATTEMPTS"] - 1):
         previous = message.send_at
         with time_machine.travel(message.send_at + timedelta(seconds=1), tick=False):
-            sweep_outbox()
             run_burst()
         db.session.refresh(message)
         waits.append(message.send_at - previous)
