@@ -216,9 +216,9 @@ class Database:
             self.session.info.pop(key, None)
         else:
             self.session.info[key] = value
-        session = self.session()
-        if self.enforces_row_security and session.in_transaction():
-            _apply_row_context(session, session.connection())
+        connection = self.session().info.get(_CONNECTION_KEY)
+        if connection is not None and self.enforces_row_security:
+            _apply_row_context(self.session(), connection)
 
     @contextmanager
     def platform(self) -> Iterator[Session]:
@@ -330,12 +330,25 @@ def _apply_row_context(session: Session, connection) -> None:
     )
 
 
+# The connection of the session's transaction in progress, if it has one yet (a session
+# "begins" as soon as an object is added, but the database hears of it only when a
+# statement is sent).
+_CONNECTION_KEY = "cohort_connection"
+
+
 @event.listens_for(Session, "after_begin")
 def _row_context_for_each_transaction(session: Session, transaction, connection) -> None:
     """SET LOCAL the institution and user of the session for the transaction beginning:
     PostgreSQL's policies admit only their rows (nothing, when nothing is set)."""
+    session.info[_CONNECTION_KEY] = connection
     if connection.dialect.name == "postgresql":
         _apply_row_context(session, connection)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CONNECTION_KEY, None)
 
 
 @event.listens_for(Session, "do_orm_execute")

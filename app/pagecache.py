@@ -98,10 +98,19 @@ def fresh_until(moment: datetime | None) -> None:
     g.page_fresh_until = moment if current is None else min(current, moment)
 
 
-def serve(kind: str, ref: str, render: Callable, *, personal: bool = False):
+def serve(
+    kind: str,
+    ref: str,
+    render: Callable,
+    *,
+    shows: tuple[tuple[str, str], ...] = (),
+    personal: bool = False,
+):
     """The public page of an object (`kind`, `ref`: "group_buy", its code): from Redis
     when a current copy is there, else rendered by `render()` (which returns what a view
-    returns) and kept. `personal`: the page has parts of this visitor's own (render it)."""
+    returns) and kept. `shows`: other objects the page shows (a team's page shows its
+    campaign), whose changes also make it out of date. `personal`: the page has parts of
+    this visitor's own (render it)."""
     seconds = current_app.config["PAGE_CACHE_SECONDS"]
     if personal or not seconds or session.get("_flashes"):
         return render()
@@ -109,11 +118,13 @@ def serve(kind: str, ref: str, render: Callable, *, personal: bool = False):
 
     institution = current_institution()
     key = _key(institution.id, kind, ref)
+    version_keys = [key + ":v"] + [_key(institution.id, *other) + ":v" for other in shows]
     client = redis_connection.client
     try:
-        version = (client.get(key + ":v") or b"0").decode()
+        versions = ".".join((v or b"0").decode() for v in client.mget(version_keys))
         stamp = institution.updated_at.timestamp() if institution.updated_at else 0
-        page_key = f"{key}:{version}:{stamp:.0f}:{current_language()}"
+        also = "".join(f":{other_kind}={other_ref}" for other_kind, other_ref in shows)
+        page_key = f"{key}{also}:{versions}:{stamp:.0f}:{current_language()}"
         cached = client.get(page_key)
     except redis.RedisError:
         return render()

@@ -24,6 +24,7 @@ import redis
 from flask import Blueprint, Flask, abort, current_app, g
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.db import TENANT_KEY, USER_KEY, after_commit
 from app.extensions import db, login_manager, redis_connection
@@ -115,8 +116,9 @@ _PUBLIC_COLUMNS = None  # the Institution columns a public page reads (all but t
 
 def institution_for_public_pages(slug: str):
     """The institution of a public URL, from Redis when it is there: a shared link's
-    pages are served without a database query (app.pagecache). The object is not in the
-    session; it carries the columns, never the logo's bytes. Kept for
+    pages are served without a database query (app.pagecache). The copy carries the
+    columns but not the logo's bytes, and joins the session as a row already loaded, so
+    relationships and the logo load on first use as usual. Kept for
     INSTITUTION_CACHE_SECONDS, and forgotten when the institution changes."""
     from app.institutions.models import Institution
 
@@ -133,7 +135,10 @@ def institution_for_public_pages(slug: str):
         for name in ("created_at", "updated_at", "logo_updated_at"):
             if values.get(name):
                 values[name] = datetime.fromisoformat(values[name])
-        return Institution(**values)
+        institution = Institution(**values)
+        make_transient_to_detached(institution)
+        db.session.add(institution)  # no SQL: it is known to be in the database as it is
+        return institution
     institution = institution_by_slug(slug)
     if institution is not None:
         values = {name: getattr(institution, name) for name in _PUBLIC_COLUMNS}

@@ -361,6 +361,7 @@ def team_page(code: str, team_code: str):
             "team",
             team_code,
             lambda: _render_team(code, team_code, _join_form()),
+            shows=(("group_buy", code),),
             personal=bool(session.get(SESSION_KEY)),
         )
     return _render_team(code, team_code, _join_form())

@@ -1,0 +1,206 @@
+"""Public pages come from Redis (app.pagecache), and are never stale in a way that matters:
+what changes what a parent sees shows on the next view, and one institution's page is
+never served for another's."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import time_machine
+from sqlalchemy import event
+
+from app.db import utcnow
+from app.extensions import db
+from app.tenancy import bound
+from tests.factories import make_course, make_form, make_group_buy, make_institution
+from tests.helpers import join_team, login, only_team, open_team, register
+
+
+def page(client, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return response.get_data(as_text=True)
+
+
+class Statements:
+    """Counts the SQL statements the application sends while it is open."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def _catch(self, conn, cursor, statement, *args) -> None:
+        self.sent.append(statement.split("\n")[0])
+
+    def __enter__(self) -> Statements:
+        event.listen(db.engine, "before_cursor_execute", self._catch)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(db.engine, "before_cursor_execute", self._catch)
+
+
+def test_a_warm_public_page_is_served_without_the_database(client, institution):
+    group_buy = make_group_buy(institution)
+    course = make_course(institution)
+    form = make_form(institution)
+    paths = [
+        f"/{institution.slug}/gb/{group_buy.code}",
+        f"/{institution.slug}/c/{course.code}",
+        f"/{institution.slug}/f/{form.code}",
+    ]
+    for path in paths:
+        page(client, path)  # renders and keeps it
+
+    with Statements() as statements:
+        warm = [page(client, path) for path in paths]
+
+    assert statements.sent == [], "\n".join(statements.sent)
+    assert "Summer maths group buy" in warm[0] and "Maths Olympiad trial" in warm[1]
+
+
+def test_each_visitor_gets_their_own_csrf_token_and_the_servers_clock(app, institution):
+    group_buy = make_group_buy(institution)
+    path = f"/{institution.slug}/gb/{group_buy.code}"
+    first, second = app.test_client(), app.test_client()
+
+    pages = [page(first, path), page(second, path)]
+
+    tokens = [re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', p) for p in pages]
+    assert tokens[0] and tokens[1] and tokens[0].group(1) != tokens[1].group(1)
+    for html in pages:
+        assert "\x1f" not in html
+        now = re.search(r'data-server-now="([^"]+)"', html).group(1)
+        assert now.startswith(utcnow().date().isoformat())
+
+
+def test_a_team_that_fills_shows_full_on_the_next_view(app, client, institution):
+    group_buy = make_group_buy(institution, team_size=2)
+    open_team(client, institution, group_buy, 1)
+    team = only_team(group_buy)
+    stranger = app.test_client()
+    team_path = f"/{institution.slug}/gb/{group_buy.code}/t/{team.code}"
+    campaign_path = f"/{institution.slug}/gb/{group_buy.code}"
+    assert "1 seat left" in page(stranger, team_path)
+    assert f"/t/{team.code}" in page(stranger, campaign_path)  # a team to join
+
+    assert join_team(app.test_client(), institution, group_buy, team, 2).status_code == 302
+
+    assert "The team is full!" in page(stranger, team_path)
+    assert f"/t/{team.code}" not in page(stranger, campaign_path)
+
+
+def test_a_team_whose_time_runs_out_is_shown_as_failed_without_any_change(app, client, institution):
+    group_buy = make_group_buy(institution, team_size=2, team_hours=2)
+    open_team(client, institution, group_buy, 1)
+    team = only_team(group_buy)
+    stranger = app.test_client()
+    path = f"/{institution.slug}/gb/{group_buy.code}/t/{team.code}"
+    assert "1 seat left" in page(stranger, path)
+
+    # Nothing ran (no sweeper): the copy is not served past the team's deadline.
+    with time_machine.travel(team.expires_at + timedelta(seconds=1)):
+        html = page(stranger, path)
+
+    assert "did not fill in time" in html
+
+
+def test_a_lesson_that_becomes_full_shows_on_the_next_view(app, institution):
+    course = make_course(institution, capacity=1)
+    stranger = app.test_client()
+    path = f"/{institution.slug}/c/{course.code}"
+    assert "Full" not in page(stranger, path)
+
+    assert register(app.test_client(), institution, course).status_code == 302
+
+    assert "Full: you will join the waitlist" in page(stranger, path)
+
+
+def test_a_campaign_that_ends_shows_on_the_next_view(app, client, institution, owner):
+    group_buy = make_group_buy(institution)
+    later = make_group_buy(institution, ends_at=utcnow() + timedelta(hours=3))
+    stranger = app.test_client()
+    paths = [f"/{institution.slug}/gb/{g.code}" for g in (group_buy, later)]
+    assert all("Open a team and hold" in page(stranger, path) for path in paths)
+
+    login(client, owner)
+    client.post(f"/staff/{institution.slug}/campaigns/{group_buy.id}/end")
+    ended_by_staff = page(stranger, paths[0])
+    with time_machine.travel(later.ends_at + timedelta(seconds=1)):
+        ended_by_the_clock = page(stranger, paths[1])
+
+    for html in (ended_by_staff, ended_by_the_clock):
+        assert "Open a team and hold" not in html and "This group buy has ended." in html
+
+
+def test_a_price_edited_in_a_draft_and_a_title_edited_live_show_on_the_next_view(
+    app, client, institution, owner
+):
+    group_buy = make_group_buy(institution)
+    stranger = app.test_client()
+    path = f"/{institution.slug}/gb/{group_buy.code}"
+    assert "¥199.00" in page(stranger, path)
+    login(client, owner)
+    edit = f"/staff/{institution.slug}/campaigns/{group_buy.id}/edit"
+    form = {
+        "title": "Winter maths group buy",
+        "description": "Eight lessons at the group price.",
+        "course_id": group_buy.course_id,
+        "list_price": "499",
+        "group_price": "199",
+        "team_size": "3",
+        "team_hours": "24",
+        "starts_at": "2026-12-01T10:00",
+        "ends_at": "2026-12-20T10:00",
+        "per_contact_limit": "1",
+    }
+
+    assert client.post(edit, data=form).status_code == 302
+    assert "Winter maths group buy" in page(stranger, path)
+
+    draft = make_group_buy(institution)
+    with bound(institution):
+        draft.status = "draft"
+        db.session.commit()
+    draft_path = f"/{institution.slug}/gb/{draft.code}"
+    assert stranger.get(draft_path).status_code == 404
+    draft_edit = f"/staff/{institution.slug}/campaigns/{draft.id}/edit"
+    assert client.post(draft_edit, data={**form, "group_price": "99"}).status_code == 302
+    client.post(f"/staff/{institution.slug}/campaigns/{draft.id}/publish")
+
+    assert "¥99.00" in page(stranger, draft_path)
+
+
+def test_a_form_that_reaches_its_cap_shows_closed_on_the_next_view(app, institution):
+    form = make_form(institution, submission_cap=1)
+    stranger = app.test_client()
+    path = f"/{institution.slug}/f/{form.code}"
+    assert 'name="phone"' in page(stranger, path)
+
+    sent = app.test_client().post(
+        path,
+        data={"parent_name": "Li Na", "phone": "13900139000", "subject": "Maths", "consent": "y"},
+    )
+
+    assert sent.status_code == 302, sent.get_data(as_text=True)
+    closed = stranger.get(path)
+    assert closed.status_code == 410
+    html = closed.get_data(as_text=True)
+    assert "this form has reached its limit" in html and 'name="phone"' not in html
+
+
+def test_another_institutions_page_with_the_same_code_is_never_served(app, institution):
+    group_buy = make_group_buy(institution)
+    other = make_institution()
+    db.session.commit()
+    theirs = make_group_buy(other, title="Another school: art camp")
+    with bound(other):
+        theirs.code = group_buy.code
+        db.session.commit()
+    stranger = app.test_client()
+
+    ours = page(stranger, f"/{institution.slug}/gb/{group_buy.code}")
+    their_page = page(stranger, f"/{other.slug}/gb/{group_buy.code}")
+
+    assert "Summer maths group buy" in ours and "Another school" not in ours
+    assert "Another school: art camp" in their_page and "Summer maths" not in their_page
