@@ -2,20 +2,27 @@
 
 A shared link is opened by hundreds of phones in a minute, and each of them would render
 the same page from the same rows. So a public page is rendered once per version of what it
-shows and language, kept in Redis, and served from there without touching the database:
+shows and language, kept in Redis, and served from there before the request binds its
+institution or touches the database:
 
-- **Versions.** A page's key holds a version number of its object (`changed()` bumps it
-  after the commit of anything that changes what the page shows: a seat taken, a team
-  filled, a price edited). A reader fetches the version before it reads the database, so
-  a page rendered from rows older than a change is stored under the old version, which
-  nobody asks for any more.
+- **Which views.** A public view marked `@cached(shows, count=..., personal=...)`: `shows`
+  names the objects its page shows (a team's page shows the team and its campaign).
+- **Versions.** Each object has a version number in Redis, which `changed()` bumps after
+  the commit of anything that changes what its pages show (a seat taken, a team filled, a
+  price edited); the institution has one too (its name, logo, language). A kept page
+  records the versions it was rendered at, read *before* the database was, and is served
+  only while all of them are still current: one Redis round trip (a Lua script) checks
+  them and fetches the page. A page rendered from rows older than a change is therefore
+  never served after the change.
 - **Time.** A page also lives at most PAGE_CACHE_SECONDS, and no longer than its object's
   next boundary (a campaign starting or ending, a team's deadline), which the view gives
-  as `fresh_until()`: what a page says is never more optimistic than the truth for long.
-- **The visitor's own parts** are not in the stored page: the CSRF token, the server's
+  as `fresh_until()` while it renders: what a page says is never more optimistic than the
+  truth for long, even with nothing changed in the database.
+- **The visitor's own parts** are not in the kept page: the CSRF token, the server's
   clock for countdowns and the referrer are markers (`visitor("csrf")` in a template) that
-  every HTML response fills in for its own visitor, cached or not. A visitor with things
-  of their own on the page (a flashed message, their team places) gets it rendered.
+  every HTML response fills in for its own visitor, kept or not. A visitor with things of
+  their own on the page (`personal()`: their team places; a flashed message) gets it
+  rendered, and views are counted (`count`) whichever way the page is served.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ import logging
 import re
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime
+from functools import wraps
+from urllib.parse import quote
 
 import redis
 from flask import Flask, current_app, g, make_response, request, session
@@ -33,7 +43,7 @@ from markupsafe import Markup, escape
 
 from app.db import after_commit, utcnow
 from app.extensions import db, redis_connection
-from app.tenancy import current_institution
+from app.tenancy import current_institution, requested_slug
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +51,77 @@ log = logging.getLogger(__name__)
 _MARKER = "\x1fcohort:{}\x1f"
 _MARKERS = re.compile("\x1fcohort:(\\w+)\x1f")
 _FILLERS: dict[str, Callable[[], str]] = {
-    "csrf": lambda: generate_csrf(),
+    # A kept page carries no token: one would tie every visitor to a session, and most
+    # never send the form. The form asks for its own (GET /csrf, static/js/forms.js).
+    "csrf": lambda: "" if g.get("page_kept") else generate_csrf(),
     "now": lambda: utcnow().isoformat(),
     "referrer": lambda: str(escape((request.referrer or "")[:500])),
+    "here": lambda: quote(request.full_path.rstrip("?"), safe="/"),  # for ?next=
 }
+
+INSTITUTION = "institution"  # the kind whose version every page of an institution follows
+
+# The kept page if every version it was rendered at is still current: [until,
+# institution id, body], else nothing. One round trip.
+_FETCH_SCRIPT = """
+local entry = redis.call('HMGET', KEYS[1], 'versions', 'until', 'institution', 'body')
+if not entry[4] then return false end
+for key, version in string.gmatch(entry[1], '(%S+) (%S+)') do
+  if (redis.call('GET', key) or '0') ~= version then return false end
+end
+return {entry[2], entry[3], entry[4]}
+"""
 
 
 def visitor(name: str) -> Markup:
-    """A part of the page that is the visitor's own ("csrf", "now", "referrer")."""
+    """A part of the page that is the visitor's own: "csrf" (the form's token), "now"
+    (the server's clock), "referrer", "here" (this URL with its query, URL-quoted)."""
     if name not in _FILLERS:
         raise KeyError(name)
     return Markup(_MARKER.format(name))  # noqa: S704 - a fixed marker, filled in escaped
 
 
+@dataclass(frozen=True)
+class CachedPage:
+    shows: Callable[..., list[tuple[str, str]]]  # view args -> [(kind, ref)]
+    count: Callable[..., None] | None  # (institution id, **view args): count a view
+    personal: Callable[[], bool] | None  # this visitor has parts of their own on the page
+
+
+def cached(
+    shows: Callable[..., list[tuple[str, str]]],
+    *,
+    count: Callable[..., None] | None = None,
+    personal: Callable[[], bool] | None = None,
+):
+    """Keep what a public view answers to GET in Redis (see the module's notes)."""
+    page = CachedPage(shows, count, personal)
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(**kwargs):
+            if request.method != "GET":
+                return view(**kwargs)
+            institution = current_institution()
+            if page.count is not None:
+                page.count(institution.id, **kwargs)
+            if not _may_keep(page):
+                return view(**kwargs)
+            g.page_kept = True
+            return _render_and_keep(page, institution.id, kwargs, lambda: view(**kwargs))
+
+        wrapper.cached_page = page  # found by _serve_kept through the route's view
+        return wrapper
+
+    return decorator
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["visitor"] = visitor
+
+    @app.before_request
+    def serve_kept_page():
+        return _serve_kept()
 
     @app.after_request
     def fill_in_the_visitor(response):
@@ -66,15 +132,16 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def _key(institution_id: int, kind: str, ref: str) -> str:
-    return f"page:{institution_id}:{kind}:{ref}"
+def _version_key(institution_id: int, kind: str, ref: str) -> str:
+    return f"page:{institution_id}:{kind}:{ref}:v"
 
 
-def changed(institution_id: int, kind: str, ref: str) -> None:
-    """The pages of this object are out of date once the current transaction commits."""
-    key = _key(institution_id, kind, ref) + ":v"
-    session = db.session()
-    stale = session.info.setdefault("cohort_stale_pages", set())
+def changed(institution_id: int, kind: str, ref: str = "") -> None:
+    """The pages that show this object (or, for INSTITUTION, every public page of the
+    institution) are out of date once the current transaction commits."""
+    key = _version_key(institution_id, kind, ref)
+    session_ = db.session()
+    stale = session_.info.setdefault("cohort_stale_pages", set())
     if key in stale:
         return
     stale.add(key)
@@ -86,7 +153,7 @@ def changed(institution_id: int, kind: str, ref: str) -> None:
         except redis.RedisError as error:  # the page expires by itself soon
             log.warning("page %s not refreshed: %s", key, error)
 
-    after_commit(session, bump)
+    after_commit(session_, bump)
 
 
 def fresh_until(moment: datetime | None) -> None:
@@ -98,49 +165,73 @@ def fresh_until(moment: datetime | None) -> None:
     g.page_fresh_until = moment if current is None else min(current, moment)
 
 
-def serve(
-    kind: str,
-    ref: str,
-    render: Callable,
-    *,
-    shows: tuple[tuple[str, str], ...] = (),
-    personal: bool = False,
-):
-    """The public page of an object (`kind`, `ref`: "group_buy", its code): from Redis
-    when a current copy is there, else rendered by `render()` (which returns what a view
-    returns) and kept. `shows`: other objects the page shows (a team's page shows its
-    campaign), whose changes also make it out of date. `personal`: the page has parts of
-    this visitor's own (render it)."""
-    seconds = current_app.config["PAGE_CACHE_SECONDS"]
-    if personal or not seconds or session.get("_flashes"):
-        return render()
-    from app.web import current_language  # the page's language is part of its key
+def _may_keep(page: CachedPage) -> bool:
+    if not current_app.config["PAGE_CACHE_SECONDS"] or session.get("_flashes"):
+        return False
+    return page.personal is None or not page.personal()
 
-    institution = current_institution()
-    key = _key(institution.id, kind, ref)
-    version_keys = [key + ":v"] + [_key(institution.id, *other) + ":v" for other in shows]
-    client = redis_connection.client
+
+def _page_key() -> str:
+    """The kept page of this URL in the visitor's language ("-": the institution's)."""
+    chosen = request.args.get("lang") or session.get("lang")
+    language = chosen if chosen in current_app.config["LANGUAGES"] else "-"
+    args = ",".join(f"{name}={value}" for name, value in sorted(request.view_args.items()))
+    return f"page:{requested_slug()}:{request.endpoint}:{args}:{language}"
+
+
+def _serve_kept():
+    """Before anything else of a request: the kept page of a cached view, if current."""
+    if request.method != "GET" or request.endpoint is None:
+        return None
+    page = getattr(current_app.view_functions.get(request.endpoint), "cached_page", None)
+    if page is None or not _may_keep(page):
+        return None
     try:
-        versions = ".".join((v or b"0").decode() for v in client.mget(version_keys))
-        stamp = institution.updated_at.timestamp() if institution.updated_at else 0
-        also = "".join(f":{other_kind}={other_ref}" for other_kind, other_ref in shows)
-        page_key = f"{key}{also}:{versions}:{stamp:.0f}:{current_language()}"
-        cached = client.get(page_key)
+        fetch = current_app.extensions.get("cohort_page_fetch")
+        if fetch is None:
+            fetch = redis_connection.client.register_script(_FETCH_SCRIPT)
+            current_app.extensions["cohort_page_fetch"] = fetch
+        found = fetch(keys=[_page_key()])
+    except redis.RedisError:
+        return None  # rendered as usual
+    if not found:
+        return None
+    until, institution_id, body = found
+    if float(until) <= utcnow().timestamp():  # our clock, not only Redis's expiry
+        return None
+    if page.count is not None:
+        page.count(int(institution_id), **request.view_args)
+    g.page_kept = True
+    return current_app.response_class(body, mimetype="text/html")
+
+
+def _render_and_keep(page: CachedPage, institution_id: int, view_args: dict, render: Callable):
+    client = redis_connection.client
+    keys = [_version_key(institution_id, INSTITUTION, "")]
+    keys += [_version_key(institution_id, kind, ref) for kind, ref in page.shows(**view_args)]
+    try:
+        # Before the database is read: a change committed meanwhile bumps past these.
+        versions = [(v or b"0").decode() for v in client.mget(keys)]
     except redis.RedisError:
         return render()
-    if cached is not None:
-        # The copy says until when it holds (by our clock, not only Redis's expiry).
-        until, _, body = cached.partition(b"\n")
-        if float(until) > utcnow().timestamp():
-            return current_app.response_class(body, mimetype="text/html")
     response = make_response(render())
-    if response.status_code == 200 and response.mimetype == "text/html":
-        now = utcnow()
-        until = g.get("page_fresh_until")
-        if until is not None:
-            seconds = min(seconds, int((until - now).total_seconds()))
-        if seconds > 0:
-            until = f"{now.timestamp() + seconds:.3f}".encode()
-            with suppress(redis.RedisError):  # served all the same
-                client.set(page_key, until + b"\n" + response.get_data(), ex=seconds)
+    if response.status_code != 200 or response.mimetype != "text/html":
+        return response
+    now = utcnow()
+    seconds = current_app.config["PAGE_CACHE_SECONDS"]
+    until = g.get("page_fresh_until")
+    if until is not None:
+        seconds = min(seconds, int((until - now).total_seconds()))
+    if seconds > 0:
+        entry = {
+            "versions": " ".join(f"{k} {v}" for k, v in zip(keys, versions, strict=True)),
+            "until": f"{now.timestamp() + seconds:.3f}",
+            "institution": institution_id,
+            "body": response.get_data(),
+        }
+        key = _page_key()
+        with suppress(redis.RedisError):  # served all the same
+            client.pipeline(transaction=True).hset(key, mapping=entry).expire(
+                key, seconds
+            ).execute()
     return response

@@ -243,6 +243,11 @@ def public_blueprint(name: str, import_name: str) -> Blueprint:
     return bp
 
 
+def requested_slug() -> str | None:
+    """The institution slug of a public page's URL, before the institution is bound."""
+    return g.get("institution_slug")
+
+
 def _add_slug_to_urls(bp: Blueprint) -> None:
     @bp.url_defaults
     def add_slug(endpoint, values):

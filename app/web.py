@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import format_datetime, get_locale, get_timezone
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy import text
 
 from app.extensions import babel, db, redis_connection, talisman
@@ -174,6 +175,15 @@ def init_security(app: Flask) -> None:
 
         count = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+
+@core.get("/csrf")
+def csrf_token():
+    """A CSRF token for a public form whose page came from the cache (app.pagecache):
+    static/js/forms.js asks for it when the parent starts filling the form in."""
+    response = jsonify(token=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- health ----------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """Load on the public lead form: throughput, latency and correctness under concurrency.
 
 Starts Cohort under gunicorn against a throwaway PostgreSQL database, creates a school and
-a form, then has many virtual parents (threads) open the form and send it, each family
-several times and with its phone written in different formats. Prints submissions per
-second, latency percentiles, status counts, and the correctness counts that must hold:
-one contact per family, one open lead per family, no duplicate submissions inside the
-double-submit window.
+a form (with --scale units of data, bench/data.py, and --others other schools), has
+parents open the form (untimed: each gets its session and CSRF token), then has wrk send
+--requests submissions from --connections connections, each family several times and
+with its phone written in different formats. Prints one table (submissions per second,
+latency percentiles, the hello-world app's figure and the ratio), status counts, and the
+correctness counts that must hold: one contact per family, one open lead per family, no
+duplicate submissions inside the double-submit window.
 
-    python bench/form_submissions.py --requests 2000 --concurrency 16 --families 400
+    python bench/form_submissions.py --requests 2000 --connections 16 --families 400
 
 It needs PostgreSQL and Redis (defaults: the local servers; the database named by
 --database is dropped and recreated). Rate limits are switched off for the server it
@@ -17,29 +19,34 @@ starts, since every request comes from one address.
 from __future__ import annotations
 
 import sys
-import threading
 from collections import Counter
 
+from data import load
 from harness import (
     argument_parser,
+    cohort_server,
     count_rows,
     fresh_app,
-    latency_line,
-    post_like_a_parent,
-    run_clients,
+    hello_world,
+    prepare_posts,
+    print_counts,
+    print_table,
+    send_posts,
+    settings_line,
 )
 
 PHONE_FORMATS = ("138 {a} {b}", "+86 138{a}{b}", "138-{a}-{b}", "+86138{a}{b}")
 
 
-def prepare(database_url: str, redis_url: str) -> tuple[str, str]:
-    """A fresh database with the schema, one school and one form; returns (slug, code)."""
+def prepare(args) -> tuple[str, str, int]:
+    """A fresh database with the schema, one school, one form and the data asked for;
+    returns (slug, form code, form id)."""
     from app.extensions import db
     from app.leads import services as leads
     from app.tenancy import bound
     from tests.factories import make_institution
 
-    app = fresh_app(database_url, redis_url)
+    app = fresh_app(args.database, args.redis)
     with app.app_context():
         institution = make_institution(slug="bench-school")
         with bound(institution):
@@ -56,25 +63,30 @@ def prepare(database_url: str, redis_url: str) -> tuple[str, str]:
                 closes_at=None,
                 submission_cap=None,
             )
-            result = institution.slug, form.code
             db.session.commit()
+        result = institution.slug, form.code, form.id
+        load(args, institution, form)
     return result
 
 
-def submit(base: str, family: int, attempt: int) -> tuple[int, float]:
-    """One parent opens the form and sends it, with the phone written one of four ways."""
+def submission(family: int, attempt: int) -> dict:
+    """A parent's answers, with the phone written one of four ways."""
     number = f"{family:08d}"
     phone = PHONE_FORMATS[attempt % len(PHONE_FORMATS)].format(a=number[:4], b=number[4:])
-    fields = {"parent_name": f"Parent {family}", "phone": phone, "subject": "Maths"}
-    return post_like_a_parent(base + "?utm_source=bench", fields)
+    return {"parent_name": f"Parent {family}", "phone": phone, "subject": "Maths"}
 
 
+# The bench's families have phones +86138...; bench/data.py's, +86137...
 CHECKS = {
-    "contacts": "SELECT count(*) FROM contacts",
-    "leads": "SELECT count(*) FROM leads",
-    "submissions": "SELECT count(*) FROM form_submissions",
+    "contacts": "SELECT count(*) FROM contacts WHERE phone LIKE '+86138%'",
+    "leads": (
+        "SELECT count(*) FROM leads l JOIN contacts c ON c.id = l.contact_id "
+        "WHERE c.phone LIKE '+86138%'"
+    ),
+    "submissions": "SELECT count(*) FROM form_submissions WHERE phone LIKE '+86138%'",
     "families with 2+ contacts": (
-        "SELECT count(*) FROM (SELECT phone FROM contacts GROUP BY phone HAVING count(*) > 1) d"
+        "SELECT count(*) FROM (SELECT institution_id, phone FROM contacts "
+        "GROUP BY institution_id, phone HAVING count(*) > 1) d"
     ),
     "families with 2+ open leads": (
         "SELECT count(*) FROM (SELECT contact_id FROM leads WHERE stage NOT IN "
@@ -94,34 +106,29 @@ def main() -> None:
     parser.add_argument("--families", type=int, default=400)
     args = parser.parse_args()
 
-    slug, code = prepare(args.database, args.redis)
-    lock, attempts = threading.Lock(), Counter()
-
-    def one(base: str, i: int):
+    slug, code, _form_id = prepare(args)
+    hello = hello_world(args)
+    attempts: Counter = Counter()
+    wanted = []
+    for i in range(args.requests):
         family = 13800000 + i % args.families
-        with lock:
-            attempts[family] += 1
-            attempt = attempts[family]
-        return submit(f"{base}/{slug}/f/{code}", family, attempt)
+        attempts[family] += 1
+        path = f"/{slug}/f/{code}?utm_source=bench"
+        wanted.append((path, path, submission(family, attempts[family])))
+    with cohort_server(args) as server:
+        posts = prepare_posts(server.base, wanted)
+        figures = send_posts(server.base, posts, args.connections)
+        memory = server.memory_mib()
 
-    results, elapsed = run_clients(args, args.requests, one)
-    statuses = Counter(status for status, _latency in results)
-    print(
-        f"requests        {args.requests} from {args.concurrency} parallel clients, "
-        f"{args.families} families, gunicorn {args.workers} workers x 4 threads"
-    )
-    print(
-        f"throughput      {args.requests / elapsed:.1f} submissions/s "
-        f"({elapsed:.1f} s, each after a GET of the form)"
-    )
-    print(f"POST latency    {latency_line([latency for _status, latency in results])}")
-    print(f"statuses        {dict(statuses)}")
+    print(f"lead form POST: {args.requests} submissions of {args.families} families")
+    print(settings_line(args))
+    print_table("", [("lead form POST", figures)], hello, "post")
     counts = count_rows(args.database, CHECKS)
-    for name, value in counts.items():
-        print(f"{name:<46}{value}")
+    print_counts(counts)
+    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     expected = min(args.families, args.requests)
     ok = (
-        statuses == Counter({302: args.requests})
+        figures.statuses == Counter({302: args.requests})
         and counts["contacts"] == expected
         and counts["leads"] == expected
         and counts["families with 2+ contacts"] == 0

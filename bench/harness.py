@@ -1,37 +1,43 @@
-"""What the benchmarks share: a throwaway PostgreSQL database with the schema, Cohort
-under gunicorn, a parent's browser session (cookies, CSRF token, no redirects followed),
-and latency percentiles."""
+"""What the benchmarks share: a throwaway PostgreSQL database with the schema, Cohort and
+the hello-world yardstick under the same gunicorn settings, load from `wrk`, and one table
+of figures per run.
+
+Every figure comes with the hello-world app's figure from the same run on the same server
+settings (gunicorn, --workers x --threads, gthread) and the same number of connections,
+and the ratio of the two: what the machine and the framework can do at most is the
+yardstick, so the figures read the same on a faster or slower machine.
+
+Load comes from `wrk` (apt-get install wrk), which costs the machine far less than the
+server it measures. A POST benchmark first opens the page of each form as a parent's
+browser would (a session cookie and a CSRF token each, untimed), writes the prepared POSTs
+to a file, and has wrk send each of them exactly once (bench/wrk.lua).
+"""
 
 from __future__ import annotations
 
 import argparse
-import http.cookiejar
+import json
 import os
 import re
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/cohort_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 
 STRIPE_KEY = "sk_test_bench"
 # The test card's fields as the public forms take them (localstripe accepts it).
@@ -43,8 +49,31 @@ def stripe_config(stripe_url: str) -> dict:
     return {"STRIPE_API_BASE": stripe_url, "STRIPE_SECRET_KEY": STRIPE_KEY}
 
 
+def argument_parser(doc: str, connections: int = 16) -> argparse.ArgumentParser:
+    """The options every benchmark takes; each adds its own."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument("--connections", type=int, default=connections)
+    parser.add_argument(
+        "--seconds", type=int, default=10, help="how long the hello-world yardstick runs"
+    )
+    parser.add_argument(
+        "--scale", type=int, default=1, help="units of data in the institution (bench/data.py)"
+    )
+    parser.add_argument(
+        "--others", type=int, default=0, help="other institutions in the same database"
+    )
+    return parser
+
+
 def fresh_app(database_url: str, redis_url: str, **config):
-    """Drop and recreate the database, apply the migrations; return an app on it."""
+    """Drop and recreate the database, apply the migrations, empty the Redis database;
+    return an app on them."""
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -58,106 +87,204 @@ def fresh_app(database_url: str, redis_url: str, **config):
         connection.execute(f'CREATE DATABASE "{url.database}"')
     app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, **config})
     migrate.upgrade(app.config["DATABASE_URL"])
+    with app.app_context():
+        from app.extensions import redis_connection
+
+        redis_connection.client.flushdb()
     return app
 
 
-def start_server(
-    port: int, workers: int, database_url: str, redis_url: str, extra_env: dict | None = None
-):
-    """Cohort under gunicorn (gthread, 4 threads a worker) with rate limits off, since
-    every request of a benchmark comes from one address."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "RATELIMIT_ENABLED": "0",
-        "SECRET_KEY": "bench-" + "x" * 40,
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        **(extra_env or {}),
-    }
-    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread"]
-    command += ["--threads", "4", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
-    # Output to DEVNULL: a pipe nobody reads would block the server once it fills.
-    server = subprocess.Popen(  # noqa: S603
-        [*command, "app:create_app()"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A WSGI app under gunicorn (gthread) on a free port, for a `with` block."""
+
+    def __init__(self, target: str, args, env: dict | None = None, ready_path: str = "/"):
+        self.target, self.args, self.env, self.ready_path = target, args, env or {}, ready_path
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Server:
+        command = [sys.executable, "-m", "gunicorn", "-w", str(self.args.workers)]
+        command += ["-k", "gthread", "--threads", str(self.args.threads)]
+        command += ["-b", f"127.0.0.1:{self.port}", "--log-level", "warning", self.target]
+        # Output to DEVNULL: a pipe nobody reads would block the server once it fills.
+        self.process = subprocess.Popen(  # noqa: S603
+            command,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(self.base + self.ready_path, timeout=1)
+                return self
+            except OSError:  # refused while it boots, or a time-out
+                time.sleep(0.2)
+        self.process.kill()
+        raise SystemExit(f"{self.target} did not start")
+
+    def memory_mib(self) -> list[float]:
+        """Resident memory of each gunicorn worker."""
+        children = subprocess.run(  # noqa: S603
+            ["pgrep", "-P", str(self.process.pid)],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        sizes = []
+        for pid in children:
+            status = Path(f"/proc/{pid}/status").read_text()
+            kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+            sizes.append(kib / 1024)
+        return sizes
+
+    def __exit__(self, *exc) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def cohort_server(args, **env) -> Server:
+    """Cohort under gunicorn with rate limits off (every request of a benchmark comes from
+    one address)."""
+    return Server(
+        "app:create_app()",
+        args,
+        env={
+            "DATABASE_URL": args.database,
+            "REDIS_URL": args.redis,
+            "RATELIMIT_ENABLED": "0",
+            "SECRET_KEY": "bench-" + "x" * 40,
+            **{key: str(value) for key, value in env.items()},
+        },
+        ready_path="/healthz",
     )
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return server
-        except OSError:  # refused while it boots, or a time-out
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("the server did not start")
 
 
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
+@dataclass
+class Figures:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: Counter = field(default_factory=Counter)
+    socket_errors: int = 0
+    extra: int = 0
 
-    def http_error_302(self, req, fp, code, msg, headers):
-        return fp
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
 
 
-def post_like_a_parent(url: str, fields: dict, page_url: str | None = None) -> tuple[int, float]:
-    """Open the page (session cookie and CSRF token; `page_url` if another page of the
-    site carries the form), then send the form. Returns the POST's status and its latency
-    in seconds."""
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect()
+def _wrk(arguments: list[str], threads_to_finish: int = 0) -> Figures:
+    """Run wrk with bench/wrk.lua. With `threads_to_finish`, the run ends (SIGINT) as soon
+    as that many threads have sent their share, rather than at its duration."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("the benchmarks need wrk: apt-get install wrk")
+    process = subprocess.Popen(  # noqa: S603
+        ["wrk", "--timeout", "30s", "-s", str(WRK_SCRIPT), *arguments],  # noqa: S607
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    page = opener.open(page_url or url, timeout=30).read().decode()
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    body = urllib.parse.urlencode({"csrf_token": token, **fields}, doseq=True).encode()
-    started = time.perf_counter()
+    finished = 0
+    while finished < threads_to_finish:
+        line = process.stderr.readline()
+        if not line:
+            break
+        finished += line.strip() == "DONE"
+    if threads_to_finish:
+        process.send_signal(signal.SIGINT)
+    output, errors = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"wrk failed: {errors}")
+    line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
+    values = json.loads(line.removeprefix("WRK_JSON "))
+    values["statuses"] = Counter({int(k): v for k, v in values["statuses"].items()})
+    return Figures(**values)
+
+
+def load_get(url: str, connections: int, seconds: int) -> Figures:
+    """GET `url` from `connections` connections for `seconds`."""
+    threads = min(2, connections)
+    return _wrk([f"-t{threads}", f"-c{connections}", f"-d{seconds}s", url])
+
+
+@dataclass
+class Prepared:
+    """A POST as a parent's browser would send it after opening the page."""
+
+    path: str
+    cookie: str
+    body: str
+
+
+def prepare_posts(base: str, posts: list[tuple[str, str, dict]]) -> list[Prepared]:
+    """For each (page path, post path, fields): open the page as a parent's browser does
+    and take its CSRF token. Untimed; a few at a time."""
+
+    from app.devtools.stack import Visitor
+
+    def one(post: tuple[str, str, dict]) -> Prepared:
+        page_path, post_path, fields = post
+        visitor = Visitor(base)
+        _status, page = visitor.get(page_path)
+        body = {"csrf_token": visitor.form_token(page), **fields}
+        return Prepared(post_path, visitor.cookie_header(), urllib.parse.urlencode(body, True))
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, posts))
+
+
+def send_posts(base: str, posts: list[Prepared], connections: int) -> Figures:
+    """Send each prepared POST once, from `connections` connections (one wrk thread each)."""
+    connections = min(connections, len(posts))
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as file:
+        for post in posts:
+            file.write(f"POST\t{post.path}\t{post.cookie}\t{post.body}\n")
     try:
-        status = opener.open(url, data=body, timeout=30).status
-    except urllib.error.HTTPError as error:
-        status = error.code
-    return status, time.perf_counter() - started
-
-
-def latency_line(latencies: list[float]) -> str:
-    latencies = sorted(latencies)
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return (
-        f"p50 {q[49] * 1000:.1f} ms  p95 {q[94] * 1000:.1f} ms  p99 {q[98] * 1000:.1f} ms"
-        f"  max {latencies[-1] * 1000:.1f} ms"
-    )
-
-
-def argument_parser(doc: str) -> argparse.ArgumentParser:
-    """The options every benchmark takes; each adds its own."""
-    parser = argparse.ArgumentParser(
-        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database", default=DEFAULT_DATABASE)
-    parser.add_argument("--redis", default=DEFAULT_REDIS)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    return parser
-
-
-def run_clients(
-    args, count: int, work: Callable[[str, int], object], extra_env: dict | None = None
-) -> tuple[list, float]:
-    """Start the server, call work(base_url, i) for i in range(count) from
-    args.concurrency threads, stop the server; return the results and the seconds taken."""
-    port = free_port()
-    server = start_server(port, args.workers, args.database, args.redis, extra_env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            results = list(pool.map(lambda i: work(base, i), range(count)))
-        return results, time.perf_counter() - started
+        arguments = [f"-t{connections}", f"-c{connections}", "-d3600s", base]
+        return _wrk([*arguments, "--", file.name, str(connections)], connections)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        os.unlink(file.name)
+
+
+def hello_world(args) -> Figures:
+    """The yardstick: hello-world Flask under the same gunicorn settings and connections."""
+    with Server("bench.hello:app", args) as server:
+        load_get(server.base + "/", args.connections, 2)  # warm up
+        return load_get(server.base + "/", args.connections, args.seconds)
+
+
+def settings_line(args) -> str:
+    return (
+        f"gunicorn {args.workers} workers x {args.threads} threads (gthread), "
+        f"{args.connections} connections, data x{args.scale}, {args.others} other institutions"
+    )
+
+
+def print_table(title: str, rows: list[tuple[str, Figures]], hello: Figures, unit: str) -> None:
+    """One line per measured path, each with its ratio to the hello-world figure."""
+    print(title)
+    header = f"{'':<34}{unit + '/s':>12}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+    print(header + f"{'x hello':>9}  statuses")
+    for name, figures in [("hello-world GET /", hello), *rows]:
+        ratio = figures.rate / hello.rate if hello.rate else 0
+        statuses = dict(sorted(figures.statuses.items()))
+        if figures.socket_errors or figures.extra:
+            statuses["socket errors"] = figures.socket_errors
+            statuses["extra"] = figures.extra
+        print(
+            f"{name:<34}{figures.rate:>12.1f}{figures.p50_ms:>9.1f}{figures.p90_ms:>9.1f}"
+            f"{figures.p99_ms:>9.1f}{figures.max_ms:>9.1f}{ratio:>9.3f}  {statuses}"
+        )
 
 
 def count_rows(database_url: str, queries: dict[str, str], **params) -> dict[str, int]:
@@ -171,3 +298,9 @@ def count_rows(database_url: str, queries: dict[str, str], **params) -> dict[str
         }
     engine.dispose()
     return counts
+
+
+def print_counts(counts: dict[str, int]) -> None:
+    width = max(len(name) for name in counts) + 2
+    for name, value in counts.items():
+        print(f"{name:<{width}}{value}")

@@ -59,19 +59,37 @@ def test_a_warm_public_page_is_served_without_the_database(client, institution):
     assert "Summer maths group buy" in warm[0] and "Maths Olympiad trial" in warm[1]
 
 
-def test_each_visitor_gets_their_own_csrf_token_and_the_servers_clock(app, institution):
+def test_a_kept_page_holds_nothing_of_one_visitor_for_another(app, institution):
+    """No CSRF token (each form asks for its own), the server's clock and the link back
+    from the language switcher of this visitor's own URL, no session cookie."""
     group_buy = make_group_buy(institution)
     path = f"/{institution.slug}/gb/{group_buy.code}"
     first, second = app.test_client(), app.test_client()
 
-    pages = [page(first, path), page(second, path)]
+    responses = [first.get(path + "?ref=AAA"), second.get(path + "?ref=BBB")]
+    pages = [response.get_data(as_text=True) for response in responses]
+    assert [r.status_code for r in responses] == [200, 200]
+    assert not any("Set-Cookie" in r.headers for r in responses)
+    tokens = [first.get("/csrf").get_json()["token"], second.get("/csrf").get_json()["token"]]
 
-    tokens = [re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', p) for p in pages]
-    assert tokens[0] and tokens[1] and tokens[0].group(1) != tokens[1].group(1)
-    for html in pages:
+    for html, ref in zip(pages, ("AAA", "BBB"), strict=True):
         assert "\x1f" not in html
+        assert re.search(r'name="csrf_token" type="hidden" value=""', html)
         now = re.search(r'data-server-now="([^"]+)"', html).group(1)
         assert now.startswith(utcnow().date().isoformat())
+        assert f"ref%3D{ref}" in html  # ?next= of the language links
+    assert tokens[0] != tokens[1]
+
+
+def test_a_page_sent_back_with_errors_carries_its_token(app, institution):
+    form = make_form(institution)
+    path = f"/{institution.slug}/f/{form.code}"
+    page(app.test_client(), path)
+
+    sent_back = app.test_client().post(path, data={"parent_name": "Li Na"})
+
+    assert sent_back.status_code == 422
+    assert re.search(r'name="csrf_token" type="hidden" value="[^"]+"', sent_back.get_data(True))
 
 
 def test_a_team_that_fills_shows_full_on_the_next_view(app, client, institution):
@@ -204,3 +222,35 @@ def test_another_institutions_page_with_the_same_code_is_never_served(app, insti
 
     assert "Summer maths group buy" in ours and "Another school" not in ours
     assert "Another school: art camp" in their_page and "Summer maths" not in their_page
+
+
+def test_the_institutions_new_name_and_language_show_on_every_page(app, owner_client, institution):
+    course = make_course(institution)
+    stranger = app.test_client()
+    path = f"/{institution.slug}/c/{course.code}"
+    assert institution.name in page(stranger, path)
+
+    settings = {
+        "name": "Renamed School",
+        "country": "CN",
+        "timezone": "Asia/Shanghai",
+        "currency": "CNY",
+        "locale": "zh_CN",
+    }
+    assert (
+        owner_client.post(f"/staff/{institution.slug}/settings", data=settings).status_code == 302
+    )
+
+    html = page(stranger, path)
+    assert "Renamed School" in html and "报名" in html
+
+
+def test_a_visitor_who_chose_a_language_gets_it_and_the_next_one_the_default(app, institution):
+    course = make_course(institution)
+    path = f"/{institution.slug}/c/{course.code}"
+    chinese = app.test_client()
+    chinese.get("/lang/zh_CN")
+
+    assert "报名" in page(chinese, path)
+    assert "Register" in page(app.test_client(), path)
+    assert "报名" in page(chinese, path)  # now both are kept

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from app import counters, pagecache
+from app import pagecache
 from app.accounts.models import MANAGERS
 from app.campaigns import queries, services
 from app.campaigns.forms import GroupBuyForm, JoinForm
@@ -330,18 +330,18 @@ def _join_limits(view):
     return per_ip(per_campaign(view))
 
 
+def _has_places() -> bool:
+    """This browser's family holds places in teams, shown on the campaign's pages."""
+    return bool(session.get(SESSION_KEY))
+
+
 @public.route("/gb/<code>", methods=["GET", "POST"])
 @_join_limits
+@pagecache.cached(
+    lambda code: [("group_buy", code)], count=services.count_view, personal=_has_places
+)
 def campaign_page(code: str):
     """The campaign: price, open teams to join, and opening a team of one's own."""
-    if request.method == "GET":
-        _count_view(code)
-        return pagecache.serve(
-            "group_buy",
-            code,
-            lambda: _render_campaign(_public_group_buy(code), _join_form()),
-            personal=bool(session.get(SESSION_KEY)),
-        )
     group_buy = _public_group_buy(code)
     form = _join_form()
     if form.validate_on_submit():
@@ -353,22 +353,14 @@ def campaign_page(code: str):
 
 @public.route("/gb/<code>/t/<team_code>", methods=["GET", "POST"])
 @_join_limits
+@pagecache.cached(
+    lambda code, team_code: [("team", team_code), ("group_buy", code)],
+    count=services.count_view,
+    personal=_has_places,
+)
 def team_page(code: str, team_code: str):
     """One team: its members (names masked), seats left, its countdown, and joining."""
-    if request.method == "GET":
-        _count_view(code)
-        return pagecache.serve(
-            "team",
-            team_code,
-            lambda: _render_team(code, team_code, _join_form()),
-            shows=(("group_buy", code),),
-            personal=bool(session.get(SESSION_KEY)),
-        )
     return _render_team(code, team_code, _join_form())
-
-
-def _count_view(code: str) -> None:
-    counters.bump(services.VIEWS, current_institution().id, code, "total")
 
 
 def _render_team(code: str, team_code: str, form: JoinForm):

@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 VIEWS = "course_views"  # the app.counters kind of course page views
 
 
+def count_view(institution_id: int, code: str) -> None:
+    """Count a view of a course's public page (in Redis; `add_views` writes it back)."""
+    counters.bump(VIEWS, institution_id, code, "total")
+
+
 @counters.writes_back(VIEWS)
 def add_views(institution, counts: dict[str, dict[str, int]]) -> None:
     """Add counted page views ({course code: {"total": n}}) to the courses."""

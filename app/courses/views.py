@@ -8,7 +8,7 @@ from flask_login import current_user
 from icalendar import Calendar, Event
 from wtforms import SelectChoice
 
-from app import counters, pagecache
+from app import pagecache
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.contacts.models import SourceKind
@@ -351,15 +351,9 @@ def _course_key() -> str:
 @limiter.limit(
     lambda: current_app.config["FORM_LIMIT_PER_FORM"], methods=["POST"], key_func=_course_key
 )
+@pagecache.cached(lambda code: [("course", code)], count=services.count_view)
 def course_page(code: str):
     """The course and its registration form; a paid course is paid for here too."""
-    if request.method == "GET":
-        counters.bump(services.VIEWS, current_institution().id, code, "total")
-        return pagecache.serve("course", code, lambda: _course_page(code))
-    return _course_page(code)
-
-
-def _course_page(code: str):
     institution = current_institution()
     course = queries.course_by_code(institution, code) or abort(404)
     now = utcnow()

@@ -270,16 +270,18 @@ class Stack:
 
 
 class Visitor:
-    """A browser as far as Cohort can tell: cookies kept, the CSRF token read from the
-    page, redirects not followed (their Location is returned)."""
+    """A browser as far as Cohort can tell: cookies kept, the CSRF token taken from the
+    page or, on a page served from the cache, asked for as static/js/forms.js does;
+    redirects not followed (their Location is returned)."""
 
     def __init__(self, base: str, address: str | None = None):
         import http.cookiejar
 
         self.base = base
         self.headers = {"X-Forwarded-For": address} if address else {}
+        self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect()
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
         )
 
     def get(self, path: str, timeout: float = 30) -> tuple[int, str]:
@@ -290,16 +292,29 @@ class Visitor:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
 
+    def form_token(self, page: str, timeout: float = 30) -> str:
+        """The CSRF token for the form on `page`."""
+        import json
+        import re
+
+        match = re.search(r'name="csrf_token" type="hidden" value="([^"]*)"', page)
+        if match is None:
+            return ""
+        if match.group(1):
+            return match.group(1)
+        status, answer = self.get("/csrf", timeout)
+        return json.loads(answer)["token"] if status == 200 else ""
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.cookies)
+
     def send(self, path: str, fields: dict, form_page: str | None = None, timeout: float = 60):
         """Open the page with the form, then send it: (status, body, Location)."""
-        import re
         import urllib.parse
 
-        _status, page = self.get(form_page or path)
-        match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-        body = urllib.parse.urlencode(
-            {"csrf_token": match.group(1) if match else "", **fields}, doseq=True
-        ).encode()
+        _status, page = self.get(form_page or path, timeout)
+        token = self.form_token(page, timeout)
+        body = urllib.parse.urlencode({"csrf_token": token, **fields}, doseq=True).encode()
         request = urllib.request.Request(  # noqa: S310
             self.base + path, data=body, headers=self.headers
         )

@@ -64,6 +64,7 @@ RESERVED_SLUGS = frozenset(
         "billing",
         "blog",
         "cohort",
+        "csrf",
         "dashboard",
         "docs",
         "favicon",

@@ -8,6 +8,7 @@ import phonenumbers
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
+from app import pagecache
 from app.accounts import services as accounts
 from app.accounts.models import Role, User
 from app.db import utcnow
@@ -116,9 +117,15 @@ def update_settings(
     institution.contact_email = contact_email or None
     institution.contact_phone = contact_phone or None
     institution.address = (address or "").strip() or None
-    institution.updated_at = utcnow()  # the pages that show it are rendered anew
-    institution_changed(institution)
+    institution.updated_at = utcnow()
+    _pages_changed(institution)
     db.session.flush()
+
+
+def _pages_changed(institution: Institution) -> None:
+    """Every public page of the institution shows it: they are rendered anew."""
+    institution_changed(institution)
+    pagecache.changed(institution.id, pagecache.INSTITUTION)
 
 
 def set_logo(institution: Institution, data: bytes, max_bytes: int) -> None:
@@ -126,7 +133,7 @@ def set_logo(institution: Institution, data: bytes, max_bytes: int) -> None:
     institution.logo_content_type = checked_image(data, max_bytes, field="logo")
     institution.logo = data
     institution.logo_updated_at = institution.updated_at = utcnow()
-    institution_changed(institution)
+    _pages_changed(institution)
     db.session.flush()
 
 
@@ -135,5 +142,5 @@ def remove_logo(institution: Institution) -> None:
     institution.logo_content_type = None
     institution.logo_updated_at = None
     institution.updated_at = utcnow()
-    institution_changed(institution)
+    _pages_changed(institution)
     db.session.flush()

@@ -180,11 +180,11 @@ def _source_of(touch: contacts.Touch) -> str:
 VIEWS = "lead_form_views"  # the app.counters kind of public form views
 
 
-def record_view(institution, form_code: str, touch: contacts.Touch) -> None:
+def record_view(institution_id: int, form_code: str, touch: contacts.Touch) -> None:
     """Count a view of a public form's page, in total and for its traffic source: in
     Redis, so that a GET writes nothing to the database (`add_views` writes the sums
     back)."""
-    counters.bump(VIEWS, institution.id, form_code, "total", f"source:{_source_of(touch)}")
+    counters.bump(VIEWS, institution_id, form_code, "total", f"source:{_source_of(touch)}")
 
 
 @counters.writes_back(VIEWS)

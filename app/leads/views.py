@@ -259,17 +259,21 @@ def _raw_answers(lead_form: LeadForm) -> dict:
     return answers
 
 
+def _count_view(institution_id: int, code: str) -> None:
+    touch = Touch.from_request(SourceKind.FORM, code, request.args, request.referrer)
+    services.record_view(institution_id, code, touch)
+
+
 @public.route("/f/<code>", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["FORM_LIMIT_PER_IP"], methods=["POST"])
 @limiter.limit(
     lambda: current_app.config["FORM_LIMIT_PER_FORM"], methods=["POST"], key_func=_form_key
 )
+@pagecache.cached(lambda code: [("lead_form", code)], count=_count_view)
 def form_page(code: str):
     institution = current_institution()
     if request.method == "GET":
-        touch = Touch.from_request(SourceKind.FORM, code, request.args, request.referrer)
-        services.record_view(institution, code, touch)
-        return pagecache.serve("lead_form", code, lambda: _render_form(code))
+        return _render_form(code)
     lead_form = queries.form_by_code(institution, code) or abort(404)
     public_form = PublicForm()
     touch = Touch.from_request(

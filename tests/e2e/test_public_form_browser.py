@@ -54,3 +54,52 @@ def test_parent_fills_in_a_shared_form_on_a_phone(live_server, phone, institutio
     assert (touch.utm_source, touch.referral_code) == ("poster", "staff-7")
     contact = db.session.scalar(select(Contact))
     assert (contact.parent_name, contact.student_names) == ("王芳", "乐乐")
+
+
+def test_a_form_served_from_the_cache_fetches_its_own_csrf_token(
+    app, client, live_server, phone, institution, monkeypatch
+):
+    """With CSRF on: the kept page has no token; the browser asks for one as the parent
+    starts typing, and the form goes through."""
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+    lead_form = make_form(institution)
+    path = f"/{institution.slug}/f/{lead_form.code}"
+    assert client.get(path).status_code == 200  # another visitor: now the page is kept
+
+    phone.goto(live_server + path)
+    assert phone.input_value("input[name=csrf_token]") == ""  # the kept page's
+    phone.fill("#q-parent_name", "王芳")
+    phone.fill("#q-phone", "138 0013 8000")
+    phone.fill("#q-subject", "数学")
+    phone.check("input[name=consent]")
+    phone.click("button[type=submit]")
+    phone.wait_for_url("**/thanks")
+
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(FormSubmission)) == 1
+
+
+def test_a_form_sent_before_its_token_arrived_still_goes_through(
+    app, client, live_server, phone, institution, monkeypatch
+):
+    """The token is fetched at the latest on sending (the form is filled in without a
+    focus event, as a browser's autofill does, and sent at once)."""
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+    lead_form = make_form(institution)
+    path = f"/{institution.slug}/f/{lead_form.code}"
+    client.get(path)
+
+    phone.goto(live_server + path)
+    phone.evaluate(
+        """() => {
+            document.querySelector('#q-parent_name').value = '王芳';
+            document.querySelector('#q-phone').value = '138 0013 8000';
+            document.querySelector('#q-subject').value = '数学';
+            document.querySelector('input[name=consent]').checked = true;
+            document.querySelector('form').requestSubmit();
+        }"""
+    )
+    phone.wait_for_url("**/thanks")
+
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(FormSubmission)) == 1
