@@ -75,6 +75,8 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         # Outbox delivery: attempts and the first retry delay (doubled each attempt).
         "OUTBOX_MAX_ATTEMPTS": int(env.get("OUTBOX_MAX_ATTEMPTS", "5")),
         "OUTBOX_RETRY_BASE_SECONDS": int(env.get("OUTBOX_RETRY_BASE_SECONDS", "30")),
+        # A deliverer's claim on a batch of messages; one that dies leaves them for this long.
+        "OUTBOX_LEASE_SECONDS": int(env.get("OUTBOX_LEASE_SECONDS", "120")),
         "SWEEP_INTERVAL_SECONDS": int(env.get("SWEEP_INTERVAL_SECONDS", "30")),
         # Public pages are served from Redis for at most this long (0: never), and the
         # institution they belong to is kept there this long (app.pagecache).

@@ -2,16 +2,19 @@
 took more children than it has seats.
 
 Starts Cohort under gunicorn against a throwaway PostgreSQL database, creates a free
-course with --lessons lessons of --capacity seats each, then has --families parents
-(threads, --concurrency at a time) open the course page and register a child for every
-lesson. Prints registrations per second, POST latency percentiles, and the counts that
-must hold: no lesson with more booked seats than its capacity, every other place on the
-waitlist, one seat row per family and lesson, three reminders per e-mail per booked seat.
+course with --lessons lessons of --capacity seats each (in a school with --scale units of
+data, bench/data.py, and --others other schools), has --families parents open the course
+page (untimed: each gets its session and CSRF token), then has wrk send their
+registrations, a child for every lesson, from --connections connections. Prints one table
+(registrations per second, latency percentiles, the hello-world app's figure and the
+ratio), the SQL statements of one registration, and the counts that must hold: no lesson
+with more booked seats than its capacity, every other place on the waitlist, one seat row
+per family and lesson, three reminders per e-mail per booked seat.
 
     python bench/course_registrations.py --families 400 --capacity 20 --lessons 3
 
-It needs PostgreSQL and Redis (defaults: the local servers; the database named by
---database is dropped and recreated).
+It needs PostgreSQL, Redis and wrk (the database named by --database is dropped and
+recreated).
 """
 
 from __future__ import annotations
@@ -20,26 +23,25 @@ import sys
 from collections import Counter
 from datetime import timedelta
 
+from data import load
 from harness import (
     argument_parser,
+    cohort_server,
     count_rows,
     fresh_app,
-    latency_line,
-    post_like_a_parent,
-    run_clients,
+    hello_world,
+    prepare_posts,
+    print_counts,
+    print_table,
+    send_posts,
+    settings_line,
 )
 
 
-def prepare(
-    database_url: str,
-    redis_url: str,
-    lessons: int,
-    capacity: int,
-    price_amount: int = 0,
-    **config,
-):
-    """A school and a course (a trial, or a regular course if it has a price); returns
-    (slug, course code, lesson ids)."""
+def prepare(args, price_amount: int = 0, **config) -> tuple[str, str, list[int]]:
+    """A school with the data asked for and a course (a trial, or a regular course if it
+    has a price) of --lessons lessons of --capacity seats; returns (slug, course code,
+    lesson ids)."""
     from app.courses import services as courses
     from app.courses.models import CourseKind
     from app.db import utcnow
@@ -47,7 +49,7 @@ def prepare(
     from app.tenancy import bound
     from tests.factories import make_institution
 
-    app = fresh_app(database_url, redis_url, **config)
+    app = fresh_app(args.database, args.redis, **config)
     with app.app_context():
         institution = make_institution(slug="bench-school")
         with bound(institution):
@@ -56,31 +58,52 @@ def prepare(
                 None,
                 title="Bench course",
                 kind=CourseKind.REGULAR if price_amount else CourseKind.TRIAL,
-                capacity=capacity,
+                capacity=args.capacity,
                 price_amount=price_amount,
             )
             ids = [
                 courses.add_lesson(
                     course, starts_at=utcnow() + timedelta(days=2 + n), duration_minutes=60
                 ).id
-                for n in range(lessons)
+                for n in range(args.lessons)
             ]
             result = institution.slug, course.code, ids
             db.session.commit()
+        load(args, institution)
     return result
 
 
+def registration(family: int, lesson_ids: list[int], **more) -> dict:
+    return {
+        "parent_name": f"Parent {family}",
+        "phone": f"139{family:08d}",
+        "email": f"parent{family}@example.com",
+        "student_name": f"Child {family}",
+        "consent": "y",
+        "lessons": lesson_ids,
+        **more,
+    }
+
+
+def registrations(args, slug: str, code: str, lesson_ids: list[int], **more):
+    """Each family's page and POST, ready for prepare_posts."""
+    path = f"/{slug}/c/{code}"
+    return [(path, path, registration(f, lesson_ids, **more)) for f in range(args.families)]
+
+
 CHECKS = {
-    "enrolments": "SELECT count(*) FROM enrolments",
-    "seats booked": "SELECT count(*) FROM seats WHERE status = 'booked'",
+    "enrolments": "SELECT count(*) FROM enrolments e JOIN courses c ON c.id = e.course_id "
+    "WHERE c.title = 'Bench course'",
+    "seats booked": "SELECT count(*) FROM seats s JOIN lessons l ON l.id = s.lesson_id "
+    "JOIN courses c ON c.id = l.course_id WHERE c.title = 'Bench course' AND s.status = 'booked'",
     "waitlist places": "SELECT count(*) FROM seats WHERE status = 'waitlisted'",
     "lessons over capacity": (
         "SELECT count(*) FROM (SELECT lesson_id FROM seats WHERE status = 'booked' "
         "GROUP BY lesson_id HAVING count(*) > :cap) o"
     ),
-    "seats booked beyond capacity": (
-        "SELECT coalesce(sum(n - :cap), 0) FROM (SELECT count(*) n FROM seats "
-        "WHERE status = 'booked' GROUP BY lesson_id HAVING count(*) > :cap) o"
+    "lessons whose counter is not their booked seats": (
+        "SELECT count(*) FROM lessons l WHERE l.taken_seats <> (SELECT count(*) FROM seats s "
+        "WHERE s.lesson_id = l.id AND s.status IN ('booked', 'held'))"
     ),
     "e-mail reminders scheduled": (
         "SELECT count(*) FROM outbox_messages WHERE template = 'lesson_reminder' "
@@ -96,39 +119,29 @@ def main() -> None:
     parser.add_argument("--lessons", type=int, default=3)
     args = parser.parse_args()
 
-    slug, code, lesson_ids = prepare(args.database, args.redis, args.lessons, args.capacity)
+    slug, code, lesson_ids = prepare(args)
+    hello = hello_world(args)
+    with cohort_server(args) as server:
+        posts = prepare_posts(server.base, registrations(args, slug, code, lesson_ids))
+        figures = send_posts(server.base, posts, args.connections)
+        memory = server.memory_mib()
 
-    def register(base: str, family: int):
-        return post_like_a_parent(
-            f"{base}/{slug}/c/{code}",
-            {
-                "parent_name": f"Parent {family}",
-                "phone": f"139{family:08d}",
-                "email": f"parent{family}@example.com",
-                "student_name": f"Child {family}",
-                "consent": "y",
-                "lessons": lesson_ids,
-            },
-        )
-
-    results, elapsed = run_clients(args, args.families, register)
-    statuses = Counter(status for status, _latency in results)
     print(
-        f"registrations   {args.families} families from {args.concurrency} parallel clients, "
-        f"{args.lessons} lessons x {args.capacity} seats, gunicorn {args.workers} workers x 4"
+        f"trial registration POST: {args.families} families, "
+        f"{args.lessons} lessons x {args.capacity} seats"
     )
-    print(f"throughput      {args.families / elapsed:.1f} registrations/s ({elapsed:.1f} s)")
-    print(f"POST latency    {latency_line([latency for _status, latency in results])}")
-    print(f"statuses        {dict(statuses)}")
+    print(settings_line(args))
+    print_table("", [("trial registration POST", figures)], hello, "post")
     counts = count_rows(args.database, CHECKS, cap=args.capacity)
-    for name, value in counts.items():
-        print(f"{name:<32}{value}")
+    print_counts(counts)
+    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     places = args.families * args.lessons
     booked = min(args.families, args.capacity) * args.lessons
     ok = (
-        statuses == Counter({302: args.families})
+        figures.statuses == Counter({302: args.families})
         and counts["enrolments"] == args.families
         and counts["lessons over capacity"] == 0
+        and counts["lessons whose counter is not their booked seats"] == 0
         and counts["seats booked"] == booked
         and counts["waitlist places"] == places - booked
         and counts["e-mail reminders scheduled"] == booked * 3

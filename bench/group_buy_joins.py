@@ -2,16 +2,19 @@
 families than its size.
 
 Starts Cohort under gunicorn against a throwaway PostgreSQL database and a local
-localstripe, publishes a campaign with --teams teams already opened by their leaders, then
-has --families parents (threads, --concurrency at a time) open a team's share link and
-join it with a test card, the families spread over the teams so that every team sees
-more joiners than it has seats. Each join holds money at localstripe; the losers of the
-race for a team's last seats must have their hold released at once.
+localstripe, publishes a campaign with --teams teams already opened by their leaders (in
+a school with --scale units of data, bench/data.py, and --others other schools), has
+--families parents open the campaign's share link (untimed: each gets its session and
+CSRF token), then has wrk send their joins with a test card from --connections
+connections, the families spread over the teams so that every team sees more joiners
+than it has seats. Each join holds money at localstripe; the losers of the race for a
+team's last seats must have their hold released at once.
 
-Prints joins per second, POST latency percentiles, and the counts that must hold: no team
-with more held or paid members than its size (over-filled teams: must be 0), every team
-full, one released hold per family that held money and lost the race, and a plain
-refusal (422, no hold at all) for those who arrived when the team was already full.
+Prints one table (joins per second, latency percentiles, the hello-world app's figure and
+the ratio) and the counts that must hold: no team with more held or paid members than its
+size (over-filled teams: must be 0), every team full, one released hold per family that
+held money and lost the race, and a plain refusal (422, no hold at all) for those who
+arrived when the team was already full.
 
     python bench/group_buy_joins.py --families 300 --teams 20 --team-size 5
 
@@ -22,24 +25,28 @@ It needs PostgreSQL and Redis (defaults: the local servers; the database named b
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from datetime import timedelta
 
+from data import load
 from harness import (
     TEST_CARD,
     argument_parser,
+    cohort_server,
     count_rows,
     fresh_app,
-    latency_line,
-    post_like_a_parent,
-    run_clients,
+    hello_world,
+    prepare_posts,
+    print_counts,
+    print_table,
+    send_posts,
+    settings_line,
     stripe_config,
 )
 
 
-def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
+def prepare(args, stripe_url: str) -> tuple[str, str, list[str], int]:
     """A school, a course, a published group buy and --teams teams each opened by a
-    leader whose hold succeeded; returns (slug, campaign code, team codes)."""
+    leader whose hold succeeded; returns (slug, campaign code, team codes, campaign id)."""
     from app.campaigns import services as campaigns
     from app.campaigns.models import CampaignStatus
     from app.contacts.models import FamilyDetails, SourceKind
@@ -88,22 +95,26 @@ def prepare(args, stripe_url: str) -> tuple[str, str, list[str]]:
                 payments.pay(member.payment, ("4242424242424242", 12, 2030, "123"))
                 db.session.commit()
                 codes.append(member.team.code)
-            result = institution.slug, group_buy.code, codes
+            result = institution.slug, group_buy.code, codes, group_buy.id
+        load(args, institution)
     return result
 
 
+# Counted for the bench's campaign only (bench/data.py adds teams of its own).
 CHECKS = {
-    "teams": "SELECT count(*) FROM teams",
-    "teams full": "SELECT count(*) FROM teams WHERE status = 'succeeded'",
+    "teams": "SELECT count(*) FROM teams WHERE group_buy_id = :gb",
+    "teams full": "SELECT count(*) FROM teams WHERE group_buy_id = :gb AND status = 'succeeded'",
     "over-filled teams": (
-        "SELECT count(*) FROM (SELECT team_id FROM team_members "
-        "WHERE status IN ('authorised', 'captured') GROUP BY team_id HAVING count(*) > :size) o"
+        "SELECT count(*) FROM (SELECT m.team_id FROM team_members m JOIN teams t "
+        "ON t.id = m.team_id WHERE t.group_buy_id = :gb AND m.status IN "
+        "('authorised', 'captured') GROUP BY m.team_id HAVING count(*) > :size) o"
     ),
     "teams whose counter passed their size": (
-        "SELECT count(*) FROM teams WHERE member_count > team_size"
+        "SELECT count(*) FROM teams WHERE group_buy_id = :gb AND member_count > team_size"
     ),
     "members holding a place": (
-        "SELECT count(*) FROM team_members WHERE status IN ('authorised', 'captured')"
+        "SELECT count(*) FROM team_members m JOIN teams t ON t.id = m.team_id "
+        "WHERE t.group_buy_id = :gb AND m.status IN ('authorised', 'captured')"
     ),
     "holds released (lost the race)": (
         "SELECT count(*) FROM team_members m JOIN payments p ON p.id = m.payment_id "
@@ -123,44 +134,44 @@ def main() -> None:
     args = parser.parse_args()
 
     stripe = LocalStripe().start()
-    slug, code, teams = prepare(args, stripe.url)
-
-    def join(base: str, family: int):
-        team = teams[family % len(teams)]
-        return post_like_a_parent(
-            f"{base}/{slug}/gb/{code}/t/{team}",
-            {
-                "parent_name": f"Parent {family}",
-                "phone": f"139{family:08d}",
-                "student_name": f"Child {family}",
-                "consent": "y",
-                **TEST_CARD,
-            },
-            # The campaign page always has the form; a full team's page no longer does, and
-            # the point is to race for the last seats.
-            page_url=f"{base}/{slug}/gb/{code}",
+    slug, code, teams, group_buy_id = prepare(args, stripe.url)
+    hello = hello_world(args)
+    joins = []
+    for family in range(args.families):
+        fields = {
+            "parent_name": f"Parent {family}",
+            "phone": f"139{family:08d}",
+            "student_name": f"Child {family}",
+            "consent": "y",
+            **TEST_CARD,
+        }
+        # The campaign page always has the form; a full team's page no longer does, and
+        # the point is to race for the last seats.
+        joins.append(
+            (f"/{slug}/gb/{code}", f"/{slug}/gb/{code}/t/{teams[family % len(teams)]}", fields)
         )
-
-    results, elapsed = run_clients(args, args.families, join, extra_env=stripe_config(stripe.url))
+    with cohort_server(args, **stripe_config(stripe.url)) as server:
+        posts = prepare_posts(server.base, joins)
+        figures = send_posts(server.base, posts, args.connections)
+        memory = server.memory_mib()
     stripe.stop()
-    statuses = Counter(status for status, _latency in results)
+
     seats = args.teams * (args.team_size - 1)
     print(
-        f"joins           {args.families} families from {args.concurrency} parallel clients "
-        f"on {args.teams} teams of {args.team_size} ({seats} seats left), "
-        f"gunicorn {args.workers} workers x 4"
+        f"group-buy join POST: {args.families} families on {args.teams} teams of "
+        f"{args.team_size} ({seats} seats left), paid by card (localstripe in this process)"
     )
-    print(f"throughput      {args.families / elapsed:.1f} joins/s ({elapsed:.1f} s)")
-    print(f"POST latency    {latency_line([latency for _status, latency in results])}")
-    print(f"statuses        {dict(statuses)}")
-    counts = count_rows(args.database, CHECKS, size=args.team_size)
-    for name, value in counts.items():
-        print(f"{name:<40}{value}")
+    print(settings_line(args))
+    print_table("", [("group-buy join POST", figures)], hello, "post")
+    counts = count_rows(args.database, CHECKS, size=args.team_size, gb=group_buy_id)
+    statuses = figures.statuses
     winners = min(seats, args.families)
     joined = statuses[302]  # held a card: won a seat, or lost the race and was released
-    print(f"{'refused before any hold (team full)':<40}{statuses[422]}")
+    print_counts({**counts, "refused before any hold (team full)": statuses[422]})
+    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     ok = (
         set(statuses) <= {302, 422}
+        and sum(statuses.values()) == args.families
         and counts["over-filled teams"] == 0
         and counts["teams whose counter passed their size"] == 0
         and counts["members holding a place"] == args.teams + winners

@@ -108,8 +108,7 @@ def main() -> None:
     counted = count_rows(args.database, VIEWS)
     print_counts(
         {
-            "group buy and team views answered": answered["group buy page"]
-            + answered["team page"],
+            "group buy and team views answered": answered["group buy page"] + answered["team page"],
             **{k: v for k, v in counted.items() if k.startswith("group")},
             "course views answered": answered["course page"],
             **{k: v for k, v in counted.items() if k.startswith("course")},

@@ -15,13 +15,18 @@ from aiosmtpd.controller import Controller
 
 
 class MailSink:
+    """Messages are kept as they arrived and parsed when asked for (`messages`), so that
+    the sink answers as fast as a real mail server would (bench/outbox_delivery.py)."""
+
     def __init__(
         self,
         host: str = "127.0.0.1",
         port: int = 0,
         on_message: Callable[[EmailMessage], None] | None = None,
     ) -> None:
-        self.messages: list[EmailMessage] = []
+        self._raw: list[bytes] = []
+        self._parsed: list[EmailMessage] = []
+        self.recipients: list[str] = []  # every envelope recipient, in order
         self._peers: set = set()  # the client ends of the connections the messages came on
         self._lock = threading.Lock()
         self._on_message = on_message
@@ -37,17 +42,25 @@ class MailSink:
 
     def clear(self) -> None:
         with self._lock:
-            self.messages.clear()
+            self._raw.clear()
+            self._parsed.clear()
+            self.recipients.clear()
             self._peers.clear()
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
-            self.messages.append(message)
+            self._raw.append(envelope.content)
+            self.recipients.extend(envelope.rcpt_tos)
             self._peers.add(tuple(session.peer))
         if self._on_message:
-            self._on_message(message)
+            self._on_message(_parse(envelope.content))
         return "250 OK"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        with self._lock:
+            self._parsed.extend(_parse(raw) for raw in self._raw[len(self._parsed) :])
+            return list(self._parsed)
 
     @property
     def connections(self) -> int:
@@ -56,8 +69,11 @@ class MailSink:
             return len(self._peers)
 
     def to(self, address: str) -> list[EmailMessage]:
-        with self._lock:
-            return [m for m in self.messages if m["To"] == address]
+        return [m for m in self.messages if m["To"] == address]
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
 
 
 def _free_port(host: str) -> int:

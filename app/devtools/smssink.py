@@ -8,6 +8,7 @@ see retries happen.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,13 @@ class SmsSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # kept-alive connections, as real gateways keep
+
+            def setup(self):
+                super().setup()
+                # Answers go out at once (not held back waiting for an ACK).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def do_POST(self):  # noqa: N802 - the http.server API
                 length = int(self.headers.get("Content-Length") or 0)
                 try:
@@ -32,10 +40,12 @@ class SmsSink:
                 )
                 if status < 300 and on_message:
                     on_message(payload)
+                body = b"{}" if status < 300 else b'{"error": "gateway unavailable"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"{}" if status < 300 else b'{"error": "gateway unavailable"}')
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass

@@ -8,12 +8,13 @@ they get variables and nothing else.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from babel.numbers import format_currency
 from flask_babel import lazy_gettext as _l
-from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.config import PROJECT_ROOT
@@ -129,11 +130,17 @@ def render(subject: str, body: str, context: dict, locale: str, strict: bool = F
     """(subject, body) rendered with `context`. Strict rendering (the editor's preview and
     check) raises TemplateError on a syntax error or an unknown variable; delivery renders
     leniently, so a message is never lost to a typo."""
-    env = _strict if strict else _lenient
     values = variables(context, locale)
-    body = env.from_string(body).render(values).strip()
+    body = _compiled(strict, body).render(values).strip()
     # A line left empty by an {% if %} that did not apply is not a paragraph break.
-    return env.from_string(subject).render(values).strip(), re.sub(r"\n{3,}", "\n\n", body)
+    return _compiled(strict, subject).render(values).strip(), re.sub(r"\n{3,}", "\n\n", body)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(strict: bool, source: str) -> Template:
+    """A text compiled once (a reminder wave renders the same few texts thousands of
+    times)."""
+    return (_strict if strict else _lenient).from_string(source)
 
 
 def check(subject: str, body: str, locale: str) -> str | None:

@@ -4,7 +4,9 @@ per dedupe key and at least once despite lost jobs."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import redis
@@ -12,7 +14,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from jinja2 import Template
-from sqlalchemy import delete, event, select, text, update
+from sqlalchemy import bindparam, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -157,19 +159,32 @@ def message_text(institution_id: int, kind: str, locale: str) -> tuple[str, str,
     return (*kinds.default_text(kind, locale), False)
 
 
-def render_parent_message(message: OutboxMessage) -> tuple[str, str]:
-    subject, body, _custom = message_text(message.institution_id, message.template, message.locale)
-    return kinds.render(subject, body, message.context, message.locale)
+def render_parent_message(message: OutboxMessage, texts: dict | None = None) -> tuple[str, str]:
+    """A parent message's subject and body; `texts` keeps the wordings looked up for a
+    batch (each institution's, per kind and language)."""
+    key = (message.institution_id, message.template, message.locale)
+    if texts is None or key not in texts:
+        subject, body, _custom = message_text(*key)
+        if texts is None:
+            return kinds.render(subject, body, message.context, message.locale)
+        texts[key] = subject, body
+    return kinds.render(*texts[key], message.context, message.locale)
 
 
-def _send(message: OutboxMessage, config, senders: channels.Senders) -> None:
+def _send(message: OutboxMessage, config, senders: channels.Senders, texts: dict) -> None:
     """Render the message for its channel and hand it over; raises if delivery failed."""
     if message.template not in kinds.KINDS:
         subject, text, html = render_email(message)
-        senders.email(to=message.recipient, subject=subject, text=text, html=html)
+        senders.email(
+            to=message.recipient,
+            subject=subject,
+            text=text,
+            html=html,
+            reference=_reference(message),
+        )
         message.subject, message.body = subject[:200], text
         return
-    subject, text = render_parent_message(message)
+    subject, text = render_parent_message(message, texts)
     message.subject, message.body = subject[:200], text
     if message.channel == Channel.EMAIL:
         with force_locale(message.locale):
@@ -179,15 +194,26 @@ def _send(message: OutboxMessage, config, senders: channels.Senders) -> None:
                 text=text,
                 action_url=message.context.get("link"),
             )
-        senders.email(to=message.recipient, subject=subject, text=text, html=html)
+        senders.email(
+            to=message.recipient,
+            subject=subject,
+            text=text,
+            html=html,
+            reference=_reference(message),
+        )
     elif message.channel == Channel.SMS:
         signature = message.context.get("institution_name", "")
         senders.sms(
             to=message.recipient,
             text=f"【{signature}】{text}",
-            reference=message.dedupe_key,
+            reference=_reference(message),
         )
     # In-app messages need no transport: being sent is being visible on the parent's page.
+
+
+def _reference(message: OutboxMessage) -> str:
+    """The message's identity outside: the same if it is ever sent again."""
+    return f"outbox-{message.id}.{message.institution_id or 0}"
 
 
 def claim_due(now: datetime, limit: int, lease: timedelta) -> list[int]:
@@ -214,39 +240,9 @@ def claim_due(now: datetime, limit: int, lease: timedelta) -> list[int]:
     return sorted(ids)
 
 
-def deliver(message_id: int, senders: channels.Senders, now: datetime | None = None) -> bool:
-    """Send one claimed message if it is still due, and record what happened in its own
-    commit (the commit is not waited for on disk: a crash loses at most the record of the
-    last sends, which are then sent again, as a kill between send and commit would);
-    returns whether it was sent now."""
-    now = now or utcnow()
-    message = db.session.get(OutboxMessage, message_id, populate_existing=True)
-    if message is None or not message.is_due(now):
-        db.session.rollback()
-        return False
-    try:
-        _send(message, current_app.config, senders)
-    except Exception as exc:  # any failure of this attempt is recorded and retried
-        _record_failure(message, exc, now)
-        sent = False
-    else:
-        message.attempts += 1
-        message.status = OutboxStatus.SENT
-        message.sent_at = now
-        message.last_error = None
-        log.info(
-            "outbox message %s (%s, %s) sent to %s",
-            message.id,
-            message.template,
-            message.channel,
-            message.recipient,
-        )
-        sent = True
-    message.claimed_until = None
-    if db.enforces_row_security:
-        db.session.execute(text("SET LOCAL synchronous_commit = off"))
-    db.session.commit()
-    return sent
+# Claimed messages are looked at again in groups this size just before they are sent: one
+# cancelled meanwhile (a lesson cancelled, a seat given up) is not sent.
+_RECHECK_EVERY = 10
 
 
 def deliver_due(batch: int = 100, lease: timedelta = timedelta(minutes=2)) -> int:
@@ -258,9 +254,85 @@ def deliver_due(batch: int = 100, lease: timedelta = timedelta(minutes=2)) -> in
         ids = claim_due(utcnow(), batch, lease)
         if not ids:
             return sent
-        with channels.Senders(current_app.config) as senders:
-            for message_id in ids:
-                sent += deliver(message_id, senders)
+        sent += _deliver_claimed(ids)
+
+
+def _deliver_claimed(ids: list[int]) -> int:
+    """Send claimed messages that are still due, each recorded in its own commit as soon
+    as it has gone (the deliverer does not wait for those commits to reach the disk,
+    `run_deliverer`: a crash loses at most the record of the last sends, which then go
+    again with the same Message-ID or SMS reference, as after a kill between a send and
+    its commit)."""
+    # Plain copies of the rows, not ORM objects: they stay as read while the commits below
+    # go by, and nothing of the caller's session changes under it.
+    messages = [
+        SimpleNamespace(**row._mapping)
+        for row in db.session.execute(
+            select(*OutboxMessage.__table__.columns)
+            .where(OutboxMessage.id.in_(ids))
+            .order_by(OutboxMessage.id)
+            .execution_options(all_institutions=True)
+        )
+    ]
+    db.session.rollback()
+    config, texts, sent = current_app.config, {}, 0
+    with channels.Senders(config) as senders, db.committed_one_by_one() as record:
+        for start in range(0, len(messages), _RECHECK_EVERY):
+            group = messages[start : start + _RECHECK_EVERY]
+            now = utcnow()
+            due = set(
+                db.session.scalars(
+                    select(OutboxMessage.id)
+                    .where(
+                        OutboxMessage.id.in_([m.id for m in group]),
+                        OutboxMessage.status == OutboxStatus.PENDING,
+                        OutboxMessage.send_at <= now,
+                    )
+                    .execution_options(all_institutions=True)
+                )
+            )
+            db.session.rollback()
+            for message in group:
+                if message.id in due:
+                    sent += _deliver(message, config, senders, texts, record, now)
+    return sent
+
+
+def _deliver(
+    message, config, senders: channels.Senders, texts: dict, record: Callable, now: datetime
+) -> bool:
+    """Send one message and `record` what happened (committed at once)."""
+    try:
+        _send(message, config, senders, texts)
+    except Exception as exc:  # any failure of this attempt is recorded and retried
+        _record_failure(message, exc, now)
+        sent = False
+    else:
+        message.attempts += 1
+        message.status = OutboxStatus.SENT
+        message.sent_at = now
+        message.last_error = None
+        log.debug(
+            "outbox message %s (%s, %s) sent to %s",
+            message.id,
+            message.template,
+            message.channel,
+            message.recipient,
+        )
+        sent = True
+    values = {f"new_{name}": getattr(message, name) for name in _RECORDED}
+    record(_RECORD, {"message_id": message.id, **values})
+    return sent
+
+
+# What a delivery attempt records, as one statement built once (a wave runs it thousands
+# of times); the claim is let go with it.
+_RECORDED = ("status", "attempts", "sent_at", "send_at", "last_error", "subject", "body")
+_RECORD = (
+    update(OutboxMessage.__table__)
+    .where(OutboxMessage.__table__.c.id == bindparam("message_id"))
+    .values({**{name: bindparam(f"new_{name}") for name in _RECORDED}, "claimed_until": None})
+)
 
 
 def _record_failure(message: OutboxMessage, exc: Exception, now: datetime) -> None:
