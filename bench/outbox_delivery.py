@@ -32,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 from harness import ROOT, argument_parser, count_rows, fresh_app, hello_world
 
@@ -98,7 +99,7 @@ def deliverer(args, env: dict) -> subprocess.Popen:
 
 def _cpu_seconds(pid: int) -> float:
     """CPU time a live process has used (user + system)."""
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -2,18 +2,20 @@
 more children than it has seats or anyone paid without getting one.
 
 Starts localstripe and Cohort under gunicorn against a throwaway PostgreSQL database,
-creates a paid course with --lessons lessons of --capacity seats each, then has --families
-parents (threads, --concurrency at a time) register a child for every lesson and pay with
-the test card. A registration holds its seats under the lessons' row locks before any
-payment begins, so the families who find the lessons full are refused (422) without being
-charged. Prints registrations per second, POST latency percentiles, and the counts that
-must hold: no lesson over capacity, one captured payment per family with seats, no payment
-for a family without, nothing left held or pending.
+creates a paid course with --lessons lessons of --capacity seats each (in a school with
+--scale units of data, bench/data.py, and --others other schools), has --families parents
+open the course page (untimed), then has wrk send their registrations, a child for every
+lesson paid with the test card, from --connections connections. A registration holds its
+seats (a conditional update of each lesson's counter) before any payment begins, so the
+families who find the lessons full are refused (422) without being charged. Prints one
+table (registrations per second, latency percentiles, the hello-world app's figure and
+the ratio) and the counts that must hold: no lesson over capacity, one captured payment
+per family with seats, no payment for a family without, nothing left held or pending.
 
     python bench/paid_registrations.py --families 300 --capacity 50 --lessons 2
 
-It needs PostgreSQL and Redis (defaults: the local servers; the database named by
---database is dropped and recreated).
+It needs PostgreSQL, Redis and wrk (the database named by --database is dropped and
+recreated).
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from course_registrations import prepare
+from course_registrations import prepare, registrations
 from harness import (
     TEST_CARD,
     argument_parser,
+    cohort_server,
     count_rows,
-    latency_line,
-    post_like_a_parent,
-    run_clients,
+    hello_world,
+    prepare_posts,
+    print_counts,
+    print_table,
+    send_posts,
+    settings_line,
     stripe_config,
 )
 
@@ -61,47 +67,27 @@ def main() -> None:
     args = parser.parse_args()
 
     stripe = LocalStripe().start()
-    slug, code, lesson_ids = prepare(
-        args.database,
-        args.redis,
-        args.lessons,
-        args.capacity,
-        price_amount=PRICE,
-        **stripe_config(stripe.url),
-    )
-
-    def register(base: str, family: int):
-        return post_like_a_parent(
-            f"{base}/{slug}/c/{code}",
-            {
-                "parent_name": f"Parent {family}",
-                "phone": f"139{family:08d}",
-                "student_name": f"Child {family}",
-                "consent": "y",
-                "lessons": lesson_ids,
-                **TEST_CARD,
-            },
-        )
-
-    results, elapsed = run_clients(
-        args, args.families, register, extra_env=stripe_config(stripe.url)
-    )
+    slug, code, lesson_ids = prepare(args, price_amount=PRICE, **stripe_config(stripe.url))
+    hello = hello_world(args)
+    with cohort_server(args, **stripe_config(stripe.url)) as server:
+        wanted = registrations(args, slug, code, lesson_ids, **TEST_CARD)
+        posts = prepare_posts(server.base, wanted)
+        figures = send_posts(server.base, posts, args.connections)
+        memory = server.memory_mib()
     stripe.stop()
-    statuses = Counter(status for status, _latency in results)
+
     print(
-        f"registrations   {args.families} families from {args.concurrency} parallel clients, "
-        f"{args.lessons} lessons x {args.capacity} seats, paid by card (localstripe), "
-        f"gunicorn {args.workers} workers x 4"
+        f"paid registration POST: {args.families} families, {args.lessons} lessons x "
+        f"{args.capacity} seats, paid by card (localstripe in this process)"
     )
-    print(f"throughput      {args.families / elapsed:.1f} registrations/s ({elapsed:.1f} s)")
-    print(f"POST latency    {latency_line([latency for _status, latency in results])}")
-    print(f"statuses        {dict(statuses)}")
+    print(settings_line(args))
+    print_table("", [("paid registration POST", figures)], hello, "post")
     counts = count_rows(args.database, CHECKS, cap=args.capacity)
-    for name, value in counts.items():
-        print(f"{name:<34}{value}")
+    print_counts(counts)
+    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     winners = min(args.families, args.capacity)
     ok = (
-        statuses == +Counter({302: winners, 422: args.families - winners})
+        figures.statuses == +Counter({302: winners, 422: args.families - winners})
         and counts["lessons over capacity"] == 0
         and counts["seats booked"] == winners * args.lessons
         and counts["seats still held"] == 0
