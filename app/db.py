@@ -8,9 +8,11 @@ registered with `after_commit()` so it never runs before the rows it needs are v
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import (
     DateTime,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -33,6 +36,7 @@ from sqlalchemy.orm import (
     Session,
     declared_attr,
     mapped_column,
+    object_session,
     scoped_session,
     sessionmaker,
     with_loader_criteria,
@@ -221,6 +225,24 @@ class Database:
         if connection is not None and self.enforces_row_security:
             _apply_row_context(self.session(), connection)
 
+    def insert_unless_exists(self, model, values: dict, conflict: list[str], where=None):
+        """INSERT a row unless one with the same `conflict` columns (a unique constraint
+        or, with `where`, a partial unique index) exists: what a concurrent request for
+        the same family may have made a moment ago. One statement, no savepoint. Returns
+        the new row, in the session, or None if one existed."""
+        session = self.session()
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(model)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=conflict, index_where=where)
+            .returning(model)
+        )
+        row = session.scalars(statement).one_or_none()
+        if row is not None:
+            _created(session).add(row)
+        return row
+
     @contextmanager
     def committed_one_by_one(self) -> Iterator[Callable[[Executable, dict], None]]:
         """A function that runs a statement and commits it at once, for the block: for a
@@ -325,6 +347,57 @@ def _drop_after_commit(session: Session, previous_transaction) -> None:
         session.info.pop(_AFTER_COMMIT_KEY, None)
 
 
+# --- rows made in this transaction ------------------------------------------------------------
+
+_CREATED_KEY = "cohort_created"
+
+
+def created_in_this_transaction(obj) -> bool:
+    """Whether `obj` was inserted by its session's current transaction: a family created
+    a moment ago has no leads, enrolments or places yet, so nothing needs looking up."""
+    session = object_session(obj)
+    created = session.info.get(_CREATED_KEY) if session is not None else None
+    return created is not None and obj in created
+
+
+def _created(session: Session) -> weakref.WeakSet:
+    return session.info.setdefault(_CREATED_KEY, weakref.WeakSet())
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_created(session: Session, _flush_context) -> None:
+    if session.new:
+        _created(session).update(session.new)
+
+
+_MEMO_KEY = "cohort_memo"
+
+
+def transaction_memo(session: Session) -> dict:
+    """A dict that lives as long as the session's current transaction: for what one
+    transaction reads again and again and cannot change under it (an institution's
+    reminder settings, read once per seat)."""
+    return session.info.setdefault(_MEMO_KEY, {})
+
+
+T = TypeVar("T")
+
+
+def once_per_transaction(session: Session, key: tuple, load: Callable[[], T]) -> T:
+    """load() the first time the current transaction asks for `key`, the same object after."""
+    memo = transaction_memo(session)
+    if key not in memo:
+        memo[key] = load()
+    return memo[key]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_created(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CREATED_KEY, None)
+        session.info.pop(_MEMO_KEY, None)
+
+
 def lock_for_transaction(session: Session, name: str) -> None:
     """Hold a lock named `name` until the current transaction ends (PostgreSQL's advisory
     lock): for what must not happen twice at once but has no row to lock (a family
@@ -361,6 +434,8 @@ _CONNECTION_KEY = "cohort_connection"
 def _row_context_for_each_transaction(session: Session, transaction, connection) -> None:
     """SET LOCAL the institution and user of the session for the transaction beginning:
     PostgreSQL's policies admit only their rows (nothing, when nothing is set)."""
+    if transaction.nested:  # a SAVEPOINT: the transaction around it has the settings
+        return
     session.info[_CONNECTION_KEY] = connection
     if connection.dialect.name == "postgresql":
         _apply_row_context(session, connection)

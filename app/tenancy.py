@@ -252,4 +252,6 @@ def _add_slug_to_urls(bp: Blueprint) -> None:
     @bp.url_defaults
     def add_slug(endpoint, values):
         if "institution_slug" not in values and g.get("institution") is not None:
-            values["institution_slug"] = g.institution.slug
+            # The slug of the URL (not the row's, which a commit expires and would read
+            # again) when this is a request under the institution's address.
+            values["institution_slug"] = g.get("institution_slug") or g.institution.slug

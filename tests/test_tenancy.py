@@ -72,7 +72,7 @@ def two_institutions():
             course, starts_at=utcnow() + timedelta(days=3), duration_minutes=60, place="Room 1"
         )
         enrolment = courses.enrol(a, course, contact, contact.students[0], EnrolmentSource.STAFF)
-        seat = courses.take_seat(a, enrolment, lesson.id)
+        (seat,) = courses.take_seats(a, enrolment, [lesson])
         group_buy = campaigns.save_group_buy(
             a,
             None,

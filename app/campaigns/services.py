@@ -23,6 +23,7 @@ import stripe
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import counters, pagecache
 from app.accounts import queries as account_queries
@@ -41,7 +42,7 @@ from app.contacts import services as contacts
 from app.contacts.models import Contact, EventKind, FamilyDetails
 from app.courses import services as courses
 from app.courses.models import Course, EnrolmentSource
-from app.db import assign, utcnow
+from app.db import assign, created_in_this_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.jobs import enqueue_after_commit
@@ -165,8 +166,13 @@ def start_join(
     else:
         _check_joinable(group_buy, team, now)
     contact, student = contacts.find_family(institution, details, touch)
-    contact = db.session.scalar(select(Contact).where(Contact.id == contact.id).with_for_update())
-    _check_family_limits(group_buy, team, contact)
+    new_family = created_in_this_transaction(contact)  # no places anywhere yet
+    if not new_family:
+        # The family's row lock serialises their own attempts, then their limits hold.
+        contact = db.session.scalar(
+            select(Contact).where(Contact.id == contact.id).with_for_update()
+        )
+        _check_family_limits(group_buy, team, contact)
     is_leader = team is None
     if team is None:
         team = _open_team(group_buy, now)
@@ -178,11 +184,15 @@ def start_join(
         is_leader=is_leader,
         price_amount=group_buy.price_for(is_leader),
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(member)
-    except IntegrityError:
-        raise ServiceError(_l("You are already in this team."), code="already_member") from None
+    if new_family:
+        db.session.add(member)
+        db.session.flush()
+    else:
+        try:
+            with db.session.begin_nested():
+                db.session.add(member)
+        except IntegrityError:
+            raise ServiceError(_l("You are already in this team."), code="already_member") from None
     payment = payments.start_payment(
         institution,
         purpose=PURPOSE,
@@ -318,6 +328,7 @@ def _claim_seat(institution, member: TeamMember) -> None:
     team filled (or closed) first, release the hold at once."""
     if member.status != MemberStatus.PENDING:
         return
+    _load_what_messages_show(member)  # before the claim: the team's row is locked from it
     now = utcnow()
     count = db.session.execute(
         update(Team)
@@ -331,10 +342,11 @@ def _claim_seat(institution, member: TeamMember) -> None:
         .returning(Team.member_count)
         .execution_options(synchronize_session=False)
     ).scalar()
-    team = db.session.scalar(
-        select(Team).where(Team.id == member.team_id).execution_options(populate_existing=True)
-    )
-    if count is None:
+    team = member.team
+    if count is not None:  # claimed: the team is forming, with `count` members now
+        set_committed_value(team, "member_count", count)
+    else:
+        db.session.refresh(team)  # full or closed: as it is now
         reason = ReleaseReason.TEAM_FULL if team.seats_left == 0 else ReleaseReason.TEAM_FAILED
         _decide(member, MemberStatus.RELEASED, reason)
         _release_hold(member, f"team {team.code}: {reason.value}")
@@ -354,6 +366,15 @@ def _claim_seat(institution, member: TeamMember) -> None:
         "campaigns.settle_team", team.institution_id, team.id, job_id=f"settle-team-{team.id}"
     )
     log.info("team %s filled (%s members)", team.id, count)
+
+
+def _load_what_messages_show(member: TeamMember) -> None:
+    """Load the rows the member's and the leader's messages read (`_context`), so that
+    nothing but writes follows the seat claim."""
+    team = member.team
+    for each in {member, *(m for m in team.members if m.is_leader)}:
+        each.contact, each.student  # noqa: B018 (loaded for later)
+    team.group_buy.course  # noqa: B018
 
 
 def _close_if_abandoned(team: Team) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import tokens
 from app.contacts.models import (
@@ -85,6 +85,7 @@ class ContactDetails:
     wechat_id: str | None = None
     consent_text: str | None = None
     students: list[StudentDetails] = field(default_factory=list)
+    locale: str | None = None  # the language of the page they used
 
 
 def normalise_phone(institution, raw: str) -> str:
@@ -118,23 +119,28 @@ def find_or_create_contact(
     the new details merged in and the touch recorded. Returns (contact, created)."""
     number = normalise_phone(institution, phone)
     contact = contact_by_phone(institution, number)
-    created = contact is None
-    if created:
-        contact = Contact(
-            institution_id=institution.id,
-            phone=number,
-            parent_name=details.parent_name.strip(),
-            staff_edited=[],
+    created = False
+    if contact is None:
+        contact = db.insert_unless_exists(
+            Contact,
+            {
+                "institution_id": institution.id,
+                "phone": number,
+                "staff_edited": [],
+                **_details_of_a_new_contact(details),
+            },
+            ["institution_id", "phone"],
         )
-        try:
-            with db.session.begin_nested():
-                db.session.add(contact)
-        except IntegrityError:  # the same family arrived in a concurrent request
+        if contact is None:  # the same family arrived in a concurrent request
             contact = contact_by_phone(institution, number)
-            created = False
         else:
+            created = True
+            set_committed_value(contact, "students", [])
             add_event(contact, EventKind.CREATED, {"source": touch.kind.value}, actor)
-    _merge_details(contact, details)
+    if created:
+        _add_students(contact, details.students)
+    else:
+        _merge_details(contact, details)
     record_touch(contact, touch, actor)
     db.session.flush()
     return contact, created
@@ -154,15 +160,28 @@ def find_family(
             email=details.email,
             consent_text=details.consent_text,
             students=[StudentDetails(details.student_name, details.student_grade)],
+            locale=details.locale,
         ),
         touch=touch,
         actor=actor,
     )
-    if details.locale:
-        contact.locale = details.locale
     wanted = details.student_name.strip().casefold()
     student = next(s for s in contact.students if s.name.strip().casefold() == wanted)
     return contact, student
+
+
+def _details_of_a_new_contact(details: ContactDetails) -> dict:
+    values = {"parent_name": details.parent_name.strip()}
+    for name in MERGEABLE_FIELDS:
+        value = getattr(details, name)
+        value = value.strip() if isinstance(value, str) else value
+        if value:
+            values[name] = value
+    if details.consent_text:
+        values.update(consent_text=details.consent_text, consent_at=utcnow())
+    if details.locale:
+        values["locale"] = details.locale
+    return values
 
 
 def _merge_details(contact: Contact, details: ContactDetails) -> None:
@@ -174,8 +193,14 @@ def _merge_details(contact: Contact, details: ContactDetails) -> None:
     if details.consent_text:
         contact.consent_text = details.consent_text
         contact.consent_at = utcnow()
+    if details.locale:
+        contact.locale = details.locale
+    _add_students(contact, details.students)
+
+
+def _add_students(contact: Contact, students: list[StudentDetails]) -> None:
     known = {student.name.strip().lower(): student for student in contact.students}
-    for incoming in details.students:
+    for incoming in students:
         if not incoming.name or not incoming.name.strip():
             continue
         student = known.get(incoming.name.strip().lower())
@@ -208,7 +233,6 @@ def record_touch(contact: Contact, touch: Touch, actor=None) -> ContactTouch:
         referrer=touch.referrer,
     )
     db.session.add(row)
-    db.session.flush()
     if contact.first_touch_id is None:
         contact.first_touch = row
     contact.latest_touch = row

@@ -13,7 +13,7 @@ import logging
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import counters, pagecache
 from app.contacts import services as contacts
@@ -33,7 +33,7 @@ from app.courses.models import (
     SeatStatus,
 )
 from app.courses.queries import PURPOSE
-from app.db import assign, utcnow
+from app.db import assign, created_in_this_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.institutions.models import Institution
@@ -185,30 +185,27 @@ def register(
     now = utcnow()
     if not course.is_open:
         raise ServiceError(_l("This course is not taking registrations."), code="closed")
-    if not course.can_register_online(payments.accepts_payments(institution.id)):
+    if not course.is_free and not payments.accepts_payments(institution.id):
         raise ServiceError(_l("Online payment is not available yet."), code="payments_off")
     bookable = {lesson.id: lesson for lesson in course.upcoming_lessons(now)}
     chosen = sorted({lesson_id for lesson_id in lesson_ids if lesson_id in bookable})
     if not chosen:
         raise ServiceError(_l("Choose at least one lesson."), field="lessons", code="no_lesson")
     contact, student = contacts.find_family(institution, details, touch)
-    if not course.is_free:
+    if not course.is_free and not created_in_this_transaction(contact):
         # The family's row lock serialises their own attempts: one payment at a time.
         db.session.scalar(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+    lead = None
     if course.kind == CourseKind.TRIAL or not course.is_free:
-        leads.ensure_lead(institution, contact, source=touch.utm_source or "course")
+        lead = leads.ensure_lead(institution, contact, source=touch.utm_source or "course")
     enrolment = enrol(institution, course, contact, student, EnrolmentSource.FORM)
     if not course.is_free:
         hold_seats(institution, enrolment, chosen)
         return enrolment
     if course.kind == CourseKind.TRIAL:
-        leads.advance_lead(contact, Stage.TRIAL_BOOKED)
-    # Seats last: each lesson row stays locked until the commit, so the less work after the
-    # first lock, the shorter a rush queues. Lessons are locked in id order, so two
-    # registrations for the same lessons cannot deadlock each other.
-    for lesson_id in chosen:
-        take_seat(institution, enrolment, lesson_id)
-    _confirm(institution, enrolment)
+        leads.advance_lead(contact, Stage.TRIAL_BOOKED, lead=lead)
+    seats = take_seats(institution, enrolment, [bookable[lesson_id] for lesson_id in chosen])
+    _confirm(institution, enrolment, seats if created_in_this_transaction(enrolment) else None)
     return enrolment
 
 
@@ -317,44 +314,63 @@ def enrol(
     institution, course: Course, contact: Contact, student: Student, source: EnrolmentSource
 ) -> Enrolment:
     """The student's enrolment in the course, created (or reactivated) if needed."""
-    enrolment = queries.enrolment_of(course, student.id)
-    if enrolment is None:
-        enrolment = Enrolment(
-            institution_id=institution.id,
-            course_id=course.id,
-            contact_id=contact.id,
-            student_id=student.id,
-            source=source,
+    existing = None
+    if not created_in_this_transaction(student):  # a new child has no enrolment yet
+        existing = queries.enrolment_of(course, student.id)
+    if existing is None:
+        enrolment = db.insert_unless_exists(
+            Enrolment,
+            {
+                "institution_id": institution.id,
+                "course_id": course.id,
+                "contact_id": contact.id,
+                "student_id": student.id,
+                "source": source,
+            },
+            ["course_id", "student_id"],
         )
-        try:
-            with db.session.begin_nested():
-                db.session.add(enrolment)
-        except IntegrityError:  # the same child registered in a concurrent request
-            return enrol(institution, course, contact, student, source)
-        contacts.add_event(
-            contact, EventKind.COURSE, {"action": "enrolled", "course": course.title}
-        )
-    elif enrolment.status == EnrolmentStatus.CANCELLED:
-        enrolment.status = EnrolmentStatus.ACTIVE
-        enrolment.cancelled_at = None
+        if enrolment is not None:
+            set_committed_value(enrolment, "seats", [])
+            contacts.add_event(
+                contact, EventKind.COURSE, {"action": "enrolled", "course": course.title}
+            )
+            return enrolment
+        existing = queries.enrolment_of(course, student.id)  # enrolled by a concurrent request
+    if existing.status == EnrolmentStatus.CANCELLED:
+        existing.status = EnrolmentStatus.ACTIVE
+        existing.cancelled_at = None
+    return existing
+
+
+def take_seats(institution, enrolment: Enrolment, lessons: list[Lesson]) -> list[Seat]:
+    """A seat for the enrolment in each lesson if one is free, else a waitlist place, and
+    the reminders of the booked ones.
+
+    Seats last: a lesson's counter row stays locked from its claim to the commit, so
+    everything pending is written first and the seats right after the claims. Lessons
+    are claimed in id order, so two registrations for the same lessons cannot deadlock."""
     db.session.flush()
-    return enrolment
+    in_order = sorted(lessons, key=lambda each: each.id)
+    with db.session.no_autoflush:  # the claims first, then the new seats in one INSERT
+        seats = [take_seat(enrolment, lesson) for lesson in in_order]
+    db.session.flush()
+    for seat in seats:
+        if seat.status == SeatStatus.BOOKED:
+            schedule_reminders(institution, seat)
+    return seats
 
 
-def take_seat(institution, enrolment: Enrolment, lesson_id: int) -> Seat:
-    """A seat for the enrolment in the lesson if one is free, else a waitlist place. A seat
-    is claimed by one conditional UPDATE of the lesson's counter (`_claim_seat`), which is
+def take_seat(enrolment: Enrolment, lesson: Lesson) -> Seat:
+    """The enrolment's seat in the lesson if one is free, else a waitlist place. A seat is
+    claimed by one conditional UPDATE of the lesson's counter (`_claim_seat`), which is
     what makes capacity hold, and locks the lesson's row only from then to the commit."""
-    lesson = db.session.get(Lesson, lesson_id)
-    seat = queries.seat_of(lesson.id, enrolment.id)
+    seat = None
+    if not created_in_this_transaction(enrolment):  # a new enrolment has no seats yet
+        seat = queries.seat_of(lesson.id, enrolment.id)
     if seat is not None and seat.status != SeatStatus.CANCELLED:
         return seat
     free = _claim_seat(lesson, lesson.course.capacity)
-    seat = _occupy(enrolment, lesson, seat, SeatStatus.BOOKED if free else SeatStatus.WAITLISTED)
-    db.session.flush()
-    if free:
-        schedule_reminders(institution, seat)
-    return seat
+    return _occupy(enrolment, lesson, seat, SeatStatus.BOOKED if free else SeatStatus.WAITLISTED)
 
 
 def _claim_seat(lesson: Lesson, capacity: int) -> bool:
@@ -428,8 +444,13 @@ def _lesson_context(seat: Seat) -> dict:
     }
 
 
-def _confirm(institution, enrolment: Enrolment) -> None:
-    booked = [seat for seat in enrolment.seats if seat.status == SeatStatus.BOOKED]
+def _confirm(institution, enrolment: Enrolment, seats: list[Seat] | None = None) -> None:
+    """Tell the family which lessons they have a seat in (`seats`: those of this
+    registration, else every seat of the enrolment)."""
+    if seats is None:
+        db.session.expire(enrolment, ["seats"])  # with the ones just taken
+        seats = enrolment.seats
+    booked = [seat for seat in seats if seat.status == SeatStatus.BOOKED]
     if not booked:
         return  # waitlisted only: the family hears from us when a place frees up
     first = min(booked, key=lambda seat: seat.lesson.starts_at)
@@ -525,8 +546,7 @@ def enrol_in_upcoming(
     """Enrol the child and give them a seat, or a waitlist place, in every upcoming lesson
     (a family who paid at the desk, or won a group buy)."""
     enrolment = enrol(institution, course, contact, student, source)
-    for lesson in course.upcoming_lessons(utcnow()):
-        take_seat(institution, enrolment, lesson.id)
+    take_seats(institution, enrolment, course.upcoming_lessons(utcnow()))
     return enrolment
 
 

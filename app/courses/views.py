@@ -393,7 +393,7 @@ def _register(institution, course: Course, form: RegistrationForm):
     except ServiceError as error:
         report(error, form)
         return None
-    payment = queries.pending_payment(enrolment)
+    payment = None if course.is_free else queries.pending_payment(enrolment)
     done = url_for(".registered", code=course.code, enrolment_code=enrolment.code)
     if payment is None:
         db.session.commit()

@@ -171,6 +171,9 @@ STAGE_LABELS = {
     Stage.LOST: _l("Lost"),
 }
 OPEN_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.TRIAL_BOOKED, Stage.TRIAL_ATTENDED)
+# A family has one open lead at a time: the partial unique index's condition (and the
+# conflict target of inserting one, app.leads.services.create_lead).
+OPEN_LEAD_INDEX_WHERE = text("stage NOT IN ('enrolled', 'lost')")
 
 
 class Lead(TenantScoped, Base):
@@ -183,8 +186,8 @@ class Lead(TenantScoped, Base):
             "institution_id",
             "contact_id",
             unique=True,
-            postgresql_where=text("stage NOT IN ('enrolled', 'lost')"),
-            sqlite_where=text("stage NOT IN ('enrolled', 'lost')"),
+            postgresql_where=OPEN_LEAD_INDEX_WHERE,
+            sqlite_where=OPEN_LEAD_INDEX_WHERE,
         ),
         Index("ix_leads_pipeline", "institution_id", "stage", "owner_id"),
     )

@@ -11,7 +11,7 @@ import logging
 from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from app import counters, pagecache
@@ -19,7 +19,13 @@ from app.accounts import queries as account_queries
 from app.accounts.models import User
 from app.contacts import services as contacts
 from app.contacts.models import Contact, EventKind
-from app.db import after_commit, assign, lock_for_transaction, utcnow
+from app.db import (
+    after_commit,
+    assign,
+    created_in_this_transaction,
+    lock_for_transaction,
+    utcnow,
+)
 from app.errors import ServiceError
 from app.extensions import db
 from app.leads.models import (
@@ -27,6 +33,7 @@ from app.leads.models import (
     BUILTIN_FIELDS,
     DEFAULT_LOST_REASONS,
     MAX_ANSWER,
+    OPEN_LEAD_INDEX_WHERE,
     OPEN_STAGES,
     FieldKind,
     FormSourceStat,
@@ -164,10 +171,33 @@ def save_form(institution, form: LeadForm | None, **values) -> LeadForm:
     if form is None:
         form = LeadForm(institution_id=institution.id, view_count=0, submission_count=0)
         db.session.add(form)
+    capped = form.submission_cap is None and values.get("submission_cap") is not None
     assign(form, values)
     db.session.flush()
+    if capped:  # from now on each submission counts against the cap as it is made
+        _recount_submissions(institution, [form.code], form.submission_cap)
     pagecache.changed(institution.id, "lead_form", form.code)
     return form
+
+
+def _recount_submissions(institution, codes: list[str], cap: int | None = None) -> None:
+    """Set the forms' submission counts from their submissions. Forms without a cap are
+    counted this way only (by the view counters' write-back, seconds behind): a
+    submission of them writes nothing to the form's row. A form with one counts each
+    submission itself (`_count_submission`), so it is recounted only as it gets one."""
+    submitted = (
+        select(func.count())
+        .select_from(FormSubmission)
+        .where(FormSubmission.form_id == LeadForm.id)
+        .scalar_subquery()
+    )
+    uncapped = LeadForm.submission_cap.is_(None) if cap is None else true()
+    db.session.execute(
+        update(LeadForm)
+        .where(LeadForm.institution_id == institution.id, LeadForm.code.in_(codes), uncapped)
+        .values(submission_count=submitted)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 # --- public side -----------------------------------------------------------------------------
@@ -206,6 +236,11 @@ def add_views(institution, counts: dict[str, dict[str, int]]) -> None:
             elif name.startswith("submitted:"):
                 source = name.removeprefix("submitted:")
                 _bump_stat(institution.id, form_id, source, "submissions", value)
+    submitted = [
+        code for code, names in counts.items() if any(n.startswith("submitted:") for n in names)
+    ]
+    if submitted:
+        _recount_submissions(institution, sorted(submitted))
     db.session.flush()
 
 
@@ -348,19 +383,21 @@ def submit_form(
 
 
 def _count_submission(form: LeadForm) -> None:
-    """One more submission, within the form's cap: the last statement of a submission,
-    so the form's row is locked only until the commit that follows."""
-    limit = LeadForm.submission_count < form.submission_cap if form.submission_cap else True
+    """One more submission of a form with a cap, within it: the last statement of a
+    submission, so the form's row is locked for the moment before the commit only. A form
+    without a cap is not touched (its count is kept by `add_views`)."""
+    if not form.submission_cap:
+        return
     count = db.session.scalar(
         update(LeadForm)
-        .where(LeadForm.id == form.id, limit)
+        .where(LeadForm.id == form.id, LeadForm.submission_count < form.submission_cap)
         .values(submission_count=LeadForm.submission_count + 1)
         .returning(LeadForm.submission_count)
         .execution_options(synchronize_session=False)
     )
     if count is None:  # another family took the last place a moment ago
         raise ServiceError(FORM_CLOSED, code="form_closed")
-    if form.submission_cap and count >= form.submission_cap:
+    if count >= form.submission_cap:
         pagecache.changed(form.institution_id, "lead_form", form.code)  # now full
 
 
@@ -428,9 +465,8 @@ def ensure_lead(
 ) -> Lead:
     """The family's open lead, or a new one if they have none: every public action (a form
     submission, a registration, a group-buy join) puts the family in the pipeline once."""
-    return open_lead(contact) or create_lead(
-        institution, contact, form=form, source=(source or "")[:100] or None
-    )
+    lead = None if created_in_this_transaction(contact) else open_lead(contact)
+    return lead or create_lead(institution, contact, form=form, source=(source or "")[:100] or None)
 
 
 def create_lead(
@@ -444,35 +480,41 @@ def create_lead(
     """Open a lead for `contact`, owned by the contact's owner, else the next staff member
     in the round-robin, else nobody (managers are told instead)."""
     owner_id = contact.owner_id or _next_assignee_id(institution)
-    lead = Lead(
-        institution_id=institution.id,
-        contact=contact,
-        stage=Stage.NEW,
-        owner_id=owner_id,
-        form_id=form.id if form else None,
-        source=source,
+    lead = db.insert_unless_exists(
+        Lead,
+        {
+            "institution_id": institution.id,
+            "contact_id": contact.id,
+            "stage": Stage.NEW,
+            "owner_id": owner_id,
+            "form_id": form.id if form else None,
+            "source": source,
+        },
+        ["institution_id", "contact_id"],
+        where=OPEN_LEAD_INDEX_WHERE,
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(lead)
-    except IntegrityError:  # opened by a concurrent request for the same family
+    if lead is None:  # opened by a concurrent request for the same family
         return open_lead(contact)
-    if contact.owner_id is None:
+    if contact.owner_id is None and owner_id is not None:
         contact.owner_id = owner_id
     contacts.add_event(contact, EventKind.LEAD, {"lead": lead.id, "to": Stage.NEW.value}, actor)
-    db.session.flush()
     return lead
 
 
 def _next_assignee_id(institution) -> int | None:
-    """Round-robin: the chosen staff member who was given a lead longest ago."""
-    assignee = db.session.scalar(
+    """Round-robin: the chosen staff member who was given a lead longest ago. Rows that
+    concurrent requests hold are skipped (each rush request takes the next one along);
+    only when every one is held does this wait for one."""
+    waiting_order = (LeadAssignee.last_assigned_at.asc().nulls_first(), LeadAssignee.id)
+    query = (
         select(LeadAssignee)
         .where(LeadAssignee.institution_id == institution.id)
-        .order_by(LeadAssignee.last_assigned_at.asc().nulls_first(), LeadAssignee.id)
+        .order_by(*waiting_order)
         .limit(1)
-        .with_for_update()
     )
+    assignee = db.session.scalar(query.with_for_update(skip_locked=True))
+    if assignee is None:
+        assignee = db.session.scalar(query.with_for_update())
     if assignee is None:
         return None
     assignee.last_assigned_at = utcnow()
@@ -519,6 +561,11 @@ def move_lead(lead: Lead, stage: Stage, actor, lost_reason: str | None = None) -
         if other is not None:
             raise ServiceError(_l("This family already has an open lead."), code="open_lead")
         lead.lost_reason = None
+    _set_stage(lead, previous, stage, actor)
+    db.session.flush()
+
+
+def _set_stage(lead: Lead, previous: Stage, stage: Stage, actor) -> None:
     lead.stage = stage
     lead.closed_at = utcnow() if stage.is_closed else None
     contacts.add_event(
@@ -527,16 +574,21 @@ def move_lead(lead: Lead, stage: Stage, actor, lost_reason: str | None = None) -
         {"lead": lead.id, "from": previous.value, "to": stage.value, "reason": lead.lost_reason},
         actor,
     )
-    db.session.flush()
 
 
-def advance_lead(contact: Contact, stage: Stage, actor=None) -> Lead | None:
-    """Move the contact's open lead forward to `stage` if it is behind (used when a family
-    books or attends a trial, or enrols); never moves a lead backwards."""
-    lead = open_lead(contact)
+def advance_lead(
+    contact: Contact, stage: Stage, actor=None, lead: Lead | None = None
+) -> Lead | None:
+    """Move the contact's open lead (`lead`, if the caller has it) forward to `stage` if
+    it is behind (used when a family books or attends a trial, or enrols); never moves a
+    lead backwards."""
+    lead = lead or open_lead(contact)
     if lead is None or OPEN_STAGES.index(lead.stage) >= _rank(stage):
         return lead
-    move_lead(lead, stage, actor)
+    if created_in_this_transaction(lead):  # nobody else can be moving it
+        _set_stage(lead, lead.stage, stage, actor)
+    else:
+        move_lead(lead, stage, actor)
     return lead
 
 

@@ -298,10 +298,9 @@ def form_page(code: str):
             report(error)
             closed_reason = "closed"
         else:
+            redirect_url = lead_form.redirect_url or url_for(".form_thanks", code=code)
             db.session.commit()
-            if lead_form.redirect_url:
-                return redirect(lead_form.redirect_url)
-            return redirect(url_for(".form_thanks", code=code))
+            return redirect(redirect_url)
     return _render_form(code, lead_form, public_form, errors, closed_reason)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.contacts import services as contact_services
 from app.contacts.models import Contact
-from app.db import after_commit, utcnow
+from app.db import after_commit, once_per_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db, redis_connection
 from app.notifications import channels, kinds
@@ -393,7 +393,16 @@ def cancel_topic(institution_id: int, topic: str) -> int:
 
 
 def reminder_settings(institution_id: int) -> ReminderSettings:
-    """The institution's reminder settings, created with the defaults on first use."""
+    """The institution's reminder settings, created with the defaults on first use; read
+    once per transaction."""
+    return once_per_transaction(
+        db.session(),
+        ("reminder_settings", institution_id),
+        lambda: _reminder_settings(institution_id),
+    )
+
+
+def _reminder_settings(institution_id: int) -> ReminderSettings:
     settings = db.session.scalar(
         select(ReminderSettings).where(ReminderSettings.institution_id == institution_id)
     )
@@ -403,7 +412,7 @@ def reminder_settings(institution_id: int) -> ReminderSettings:
             with db.session.begin_nested():
                 db.session.add(settings)
         except IntegrityError:  # created by a concurrent request
-            return reminder_settings(institution_id)
+            return _reminder_settings(institution_id)
     return settings
 
 

@@ -6,15 +6,22 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from app.db import once_per_transaction
 from app.extensions import db
 from app.payments.models import Payment, PaymentStatus, StripeAccount
 
 
 def account_of(institution_id: int) -> StripeAccount | None:
-    return db.session.scalar(
-        select(StripeAccount)
-        .where(StripeAccount.institution_id == institution_id)
-        .execution_options(all_institutions=True)
+    """The institution's Stripe settings (read once per transaction: a join asks for them
+    to start the payment and again to call Stripe)."""
+    return once_per_transaction(
+        db.session(),
+        ("stripe_account", institution_id),
+        lambda: db.session.scalar(
+            select(StripeAccount)
+            .where(StripeAccount.institution_id == institution_id)
+            .execution_options(all_institutions=True)
+        ),
     )
 
 

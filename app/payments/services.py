@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.db import utcnow
+from app.db import transaction_memo, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.jobs import enqueue_after_commit
@@ -73,6 +73,7 @@ def save_account(institution, **values) -> StripeAccount:
     if account is None:
         account = StripeAccount(institution_id=institution.id)
         db.session.add(account)
+        transaction_memo(db.session())[("stripe_account", institution.id)] = account
     for name in ("secret_key", "webhook_secret"):
         if values.get(name):
             setattr(account, name, values[name])

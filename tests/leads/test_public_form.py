@@ -150,7 +150,9 @@ def test_views_and_submissions_are_counted_by_source(client, owner_client, insti
     client.get(url(institution, lead_form))
     client.post(url(institution, lead_form, "?utm_source=poster"), data=ANSWERS)
     db.session.refresh(lead_form)
-    assert (lead_form.view_count, lead_form.submission_count) == (0, 1)  # views in Redis
+    # Views are counted in Redis; an uncapped form's submissions are recounted with them,
+    # so a busy form's row is not written (and locked) by every submission.
+    assert (lead_form.view_count, lead_form.submission_count) == (0, 0)
     assert sweep_counts() == 1  # what the scheduler runs every COUNTER_INTERVAL_SECONDS
     run_burst()
     db.session.refresh(lead_form)

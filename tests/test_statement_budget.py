@@ -1,0 +1,112 @@
+"""How many SQL statements a family's POST sends, on the real database: the paths families
+crowd at once (a lead form, a trial registration, a group-buy join) each stay within a
+budget, so a change that adds a query per row or a lock per request shows here rather than
+only in bench/. Counting statements is deterministic; timing is left to bench/."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from app.accounts.models import Role
+from app.extensions import db
+from tests.factories import (
+    local_time,
+    make_course,
+    make_form,
+    make_group_buy,
+    make_institution,
+    make_member,
+)
+from tests.helpers import committed_data, parent
+
+pytestmark = pytest.mark.committed
+
+FAMILY = {"parent_name": "Wang Fang", "child_name": "Leo", "subject": "Maths", "consent": "y"}
+
+
+@contextmanager
+def statements():
+    """The statements sent to the database inside the block, as a list of SQL texts."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def school(made):
+    institution = make_institution()
+    db.session.commit()
+    made["institutions"].append(institution.id)
+    made["users"].append(make_member(institution, Role.OWNER).id)
+    return institution
+
+
+def post(app, url, data, n):
+    return app.test_client().post(
+        url, data=data, environ_base={"REMOTE_ADDR": f"10.30.{n // 250}.{n % 250}"}
+    )
+
+
+def show(sent):
+    print(f"\n{len(sent)} statements")
+    for statement in sent:
+        print("  ", " ".join(statement.split())[:160])
+
+
+def test_a_lead_form_post(app):
+    with committed_data() as made:
+        institution = school(made)
+        url = f"/{institution.slug}/f/{make_form(institution).code}"
+        db.session.remove()
+        post(app, url, {**FAMILY, "phone": "13800138000"}, 1)  # the first request warms up
+        with statements() as sent:
+            assert post(app, url, {**FAMILY, "phone": "13800138001"}, 2).status_code == 302
+        show(sent)
+        assert len(sent) <= 20  # was 26, with the form's row locked throughout
+
+
+def test_a_trial_registration(app):
+    with committed_data() as made:
+        institution = school(made)
+        course = make_course(
+            institution, starts=[local_time(institution, d) for d in (3, 10, 17, 24, 31)]
+        )
+        url = f"/{institution.slug}/c/{course.code}"
+        lessons = [lesson.id for lesson in course.lessons]
+        db.session.remove()
+        data = {
+            "parent_name": "Wang Fang",
+            "student_name": "Leo",
+            "consent": "y",
+            "lessons": lessons,
+        }
+        post(app, url, {**data, "phone": "13800138000"}, 1)
+        with statements() as sent:
+            assert post(app, url, {**data, "phone": "13800138001"}, 2).status_code == 302
+        show(sent)
+        assert len(sent) <= 25  # five lessons; was 108, each reminder written alone
+
+
+def test_a_group_buy_join(app):
+    with committed_data() as made:
+        institution = school(made)
+        group_buy = make_group_buy(institution, team_size=5)
+        url = f"/{institution.slug}/gb/{group_buy.code}"
+        db.session.remove()
+        opened = post(app, url, parent(1), 1)
+        team_url = opened.headers["Location"]
+        with statements() as sent:
+            response = post(app, team_url, parent(2), 2)
+        show(sent)
+        assert response.status_code in (302, 303), response.status_code
+        # was 61; two commits around Stripe's calls and a read of the outcome
+        assert len(sent) <= 45
