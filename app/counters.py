@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
@@ -48,16 +49,47 @@ def writes_back(kind: str):
     return decorator
 
 
-def bump(kind: str, institution_id: int, object_id: int | str, *names: str) -> None:
-    """Add one to each of `names` of an object (a page view, and its traffic source)."""
+@dataclass(frozen=True)
+class Count:
+    """What one event adds to: one to each of `names` (a page view's "total", its traffic
+    source) of an object of `kind`."""
+
+    kind: str
+    object_id: str
+    names: tuple[str, ...]
+
+    def as_script_args(self) -> list[str]:
+        """The arguments of BUMP_LUA's bump() after the institution."""
+        return [self.kind, self.object_id, *self.names]
+
+
+def bump(institution_id: int, count: Count) -> None:
+    """Add the count to the institution's counts (best effort: see the module's notes)."""
     try:
         pipe = redis_connection.client.pipeline(transaction=False)
-        for name in names:
-            pipe.hincrby(_key(kind, institution_id), f"{object_id}:{name}", 1)
-        pipe.sadd(_waiting_key(kind), institution_id)
+        for name in count.names:
+            pipe.hincrby(_key(count.kind, institution_id), f"{count.object_id}:{name}", 1)
+        pipe.sadd(_waiting_key(count.kind), institution_id)
         pipe.execute()
     except redis.RedisError as error:
-        log.warning("%s of %s/%s not counted: %s", kind, institution_id, object_id, error)
+        log.warning(
+            "%s of %s/%s not counted: %s", count.kind, institution_id, count.object_id, error
+        )
+
+
+# bump() as Lua, for a script that learns the institution itself: app.pagecache counts a
+# kept page's view in the same round trip that fetches the page. ARGV from `first`:
+# Count.as_script_args(). Keys as _key() and _waiting_key() make them.
+BUMP_LUA = """
+local function bump(institution, first)
+  local kind, object_id = ARGV[first], ARGV[first + 1]
+  local key = 'counts:' .. kind .. ':' .. institution
+  for i = first + 2, #ARGV do
+    redis.call('HINCRBY', key, object_id .. ':' .. ARGV[i], 1)
+  end
+  redis.call('SADD', 'counts:' .. kind .. ':waiting', institution)
+end
+"""
 
 
 def waiting(kind: str) -> list[int]:

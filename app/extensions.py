@@ -5,23 +5,59 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+from types import SimpleNamespace
 
+import flask
+import flask_talisman
 import redis
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
+from werkzeug.datastructures import Headers
 
 from app.db import Database
+
+
+class Talisman(flask_talisman.Talisman):
+    """Flask-Talisman, with each view's security headers worked out once rather than on
+    every response. With no CSP nonce (Cohort uses none) they depend only on the view's
+    options and on whether the request came over HTTPS (HSTS)."""
+
+    def __init__(self, *args, **kwargs):
+        self._headers_of: dict[tuple[str | None, bool], list[tuple[str, str]]] = {}
+        super().__init__(*args, **kwargs)
+
+    def _make_nonce(self):
+        if self.content_security_policy_nonce_in:
+            super()._make_nonce()
+
+    def _set_response_headers(self, response):
+        if self.content_security_policy_nonce_in:
+            return super()._set_response_headers(response)
+        request = flask.request
+        https = request.is_secure or request.headers.get("X-Forwarded-Proto") == "https"
+        key = (request.endpoint, https)
+        headers = self._headers_of.get(key)
+        if headers is None:
+            worked_out = SimpleNamespace(headers=Headers())  # all Talisman touches
+            super()._set_response_headers(worked_out)
+            headers = self._headers_of[key] = list(worked_out.headers.items())
+        for name, value in headers:
+            response.headers[name] = value
+        return response
+
 
 db = Database()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 talisman = Talisman()
+# Every limit Cohort sets is on what a visitor sends (a form's POST); reads are never
+# limited, so the limiter does not look at them at all (a public page or /healthz).
 limiter = Limiter(key_func=get_remote_address)
+limiter.request_filter(lambda: flask.request.method in ("GET", "HEAD", "OPTIONS"))
 
 
 class RedisConnection:

@@ -41,6 +41,7 @@ from flask import Flask, current_app, g, make_response, request, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
+from app import counters
 from app.db import after_commit, utcnow
 from app.extensions import db, redis_connection
 from app.tenancy import current_institution, requested_slug
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # \x1f never reaches a page from what people type (app.text removes control characters).
 _MARKER = "\x1fcohort:{}\x1f"
-_MARKERS = re.compile("\x1fcohort:(\\w+)\x1f")
+_MARKERS = re.compile(b"\x1fcohort:(\\w+)\x1f")  # found in the encoded body
 _FILLERS: dict[str, Callable[[], str]] = {
     # A kept page carries no token: one would tie every visitor to a session, and most
     # never send the form. The form asks for its own (GET /csrf, static/js/forms.js).
@@ -61,16 +62,22 @@ _FILLERS: dict[str, Callable[[], str]] = {
 
 INSTITUTION = "institution"  # the kind whose version every page of an institution follows
 
-# The kept page if every version it was rendered at is still current: [until,
-# institution id, body], else nothing. One round trip.
-_FETCH_SCRIPT = """
+# The kept page if every version it was rendered at is still current and it is not past
+# its time (ARGV[1], our clock): [until, institution id, body], else nothing. With more
+# ARGV (a counters.Count), the view is counted on a hit. One round trip.
+_FETCH_SCRIPT = (
+    counters.BUMP_LUA
+    + """
 local entry = redis.call('HMGET', KEYS[1], 'versions', 'until', 'institution', 'body')
 if not entry[4] then return false end
 for key, version in string.gmatch(entry[1], '(%S+) (%S+)') do
   if (redis.call('GET', key) or '0') ~= version then return false end
 end
+if tonumber(entry[2]) <= tonumber(ARGV[1]) then return false end
+if #ARGV > 1 then bump(entry[3], 2) end
 return {entry[2], entry[3], entry[4]}
 """
+)
 
 
 def visitor(name: str) -> Markup:
@@ -84,14 +91,14 @@ def visitor(name: str) -> Markup:
 @dataclass(frozen=True)
 class CachedPage:
     shows: Callable[..., list[tuple[str, str]]]  # view args -> [(kind, ref)]
-    count: Callable[..., None] | None  # (institution id, **view args): count a view
+    count: Callable[..., counters.Count] | None  # (**view args): what a view adds to
     personal: Callable[[], bool] | None  # this visitor has parts of their own on the page
 
 
 def cached(
     shows: Callable[..., list[tuple[str, str]]],
     *,
-    count: Callable[..., None] | None = None,
+    count: Callable[..., counters.Count] | None = None,
     personal: Callable[[], bool] | None = None,
 ):
     """Keep what a public view answers to GET in Redis (see the module's notes)."""
@@ -104,7 +111,7 @@ def cached(
                 return view(**kwargs)
             institution = current_institution()
             if page.count is not None:
-                page.count(institution.id, **kwargs)
+                counters.bump(institution.id, page.count(**kwargs))
             if not _may_keep(page):
                 return view(**kwargs)
             g.page_kept = True
@@ -126,10 +133,14 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def fill_in_the_visitor(response):
         if response.mimetype == "text/html" and not response.direct_passthrough:
-            body = response.get_data(as_text=True)
-            if "\x1fcohort:" in body:
-                response.set_data(_MARKERS.sub(lambda m: _FILLERS[m.group(1)](), body))
+            body = response.get_data()
+            if b"\x1fcohort:" in body:
+                response.set_data(_MARKERS.sub(_fill, body))
         return response
+
+
+def _fill(marker: re.Match) -> bytes:
+    return _FILLERS[marker.group(1).decode()]().encode()
 
 
 def _version_key(institution_id: int, kind: str, ref: str) -> str:
@@ -191,16 +202,15 @@ def _serve_kept():
         if fetch is None:
             fetch = redis_connection.client.register_script(_FETCH_SCRIPT)
             current_app.extensions["cohort_page_fetch"] = fetch
-        found = fetch(keys=[_page_key()])
+        args = [f"{utcnow().timestamp():.3f}"]  # our clock, not only Redis's expiry
+        if page.count is not None:
+            args += page.count(**request.view_args).as_script_args()
+        found = fetch(keys=[_page_key()], args=args)
     except redis.RedisError:
         return None  # rendered as usual
     if not found:
-        return None
-    until, institution_id, body = found
-    if float(until) <= utcnow().timestamp():  # our clock, not only Redis's expiry
-        return None
-    if page.count is not None:
-        page.count(int(institution_id), **request.view_args)
+        return None  # rendered, and counted there
+    _until, _institution_id, body = found
     g.page_kept = True
     return current_app.response_class(body, mimetype="text/html")
 

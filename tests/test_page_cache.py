@@ -8,10 +8,13 @@ import re
 from datetime import timedelta
 
 import time_machine
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from app.counters import sweep_counts
 from app.db import utcnow
 from app.extensions import db
+from app.jobs import run_burst
+from app.leads.models import FormSourceStat
 from app.tenancy import bound
 from tests.factories import make_course, make_form, make_group_buy, make_institution
 from tests.helpers import join_team, login, only_team, open_team, register
@@ -57,6 +60,25 @@ def test_a_warm_public_page_is_served_without_the_database(client, institution):
 
     assert statements.sent == [], "\n".join(statements.sent)
     assert "Summer maths group buy" in warm[0] and "Maths Olympiad trial" in warm[1]
+
+
+def test_every_view_is_counted_once_whether_rendered_or_kept(client, institution):
+    """Counted in Redis (in the kept page's own fetch when it is served from there), written
+    back by the periodic job: one view each, with its traffic source."""
+    course = make_course(institution)
+    form = make_form(institution)
+    for _ in range(3):
+        page(client, f"/{institution.slug}/c/{course.code}")
+        page(client, f"/{institution.slug}/f/{form.code}?utm_source=poster")
+    page(client, f"/{institution.slug}/f/{form.code}")
+
+    assert sweep_counts() == 2  # two kinds with counts waiting: courses' and forms'
+    run_burst()
+    db.session.refresh(course)
+    db.session.refresh(form)
+    assert (course.view_count, form.view_count) == (3, 4)
+    sources = dict(db.session.execute(select(FormSourceStat.source, FormSourceStat.views)).all())
+    assert sources == {"poster": 3, "direct": 1}
 
 
 def test_a_kept_page_holds_nothing_of_one_visitor_for_another(app, institution):

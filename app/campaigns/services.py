@@ -522,10 +522,10 @@ def end_campaigns_past_their_end(now: datetime) -> int:
 VIEWS = "group_buy_views"  # the app.counters kind of campaign and team page views
 
 
-def count_view(institution_id: int, code: str, team_code: str | None = None) -> None:
-    """Count a view of a campaign's page or one of its teams' (in Redis; `add_views`
-    writes it back)."""
-    counters.bump(VIEWS, institution_id, code, "total")
+def view_of(code: str, team_code: str | None = None) -> counters.Count:
+    """What a view of a campaign's page or one of its teams' adds to (in Redis;
+    `add_views` writes it back)."""
+    return counters.Count(VIEWS, code, ("total",))
 
 
 @counters.writes_back(VIEWS)

@@ -337,9 +337,7 @@ def _has_places() -> bool:
 
 @public.route("/gb/<code>", methods=["GET", "POST"])
 @_join_limits
-@pagecache.cached(
-    lambda code: [("group_buy", code)], count=services.count_view, personal=_has_places
-)
+@pagecache.cached(lambda code: [("group_buy", code)], count=services.view_of, personal=_has_places)
 def campaign_page(code: str):
     """The campaign: price, open teams to join, and opening a team of one's own."""
     group_buy = _public_group_buy(code)
@@ -355,7 +353,7 @@ def campaign_page(code: str):
 @_join_limits
 @pagecache.cached(
     lambda code, team_code: [("team", team_code), ("group_buy", code)],
-    count=services.count_view,
+    count=services.view_of,
     personal=_has_places,
 )
 def team_page(code: str, team_code: str):

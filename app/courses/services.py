@@ -49,9 +49,10 @@ log = logging.getLogger(__name__)
 VIEWS = "course_views"  # the app.counters kind of course page views
 
 
-def count_view(institution_id: int, code: str) -> None:
-    """Count a view of a course's public page (in Redis; `add_views` writes it back)."""
-    counters.bump(VIEWS, institution_id, code, "total")
+def view_of(code: str) -> counters.Count:
+    """What a view of a course's public page adds to (in Redis; `add_views` writes it
+    back)."""
+    return counters.Count(VIEWS, code, ("total",))
 
 
 @counters.writes_back(VIEWS)

@@ -210,11 +210,11 @@ def _source_of(touch: contacts.Touch) -> str:
 VIEWS = "lead_form_views"  # the app.counters kind of public form views
 
 
-def record_view(institution_id: int, form_code: str, touch: contacts.Touch) -> None:
-    """Count a view of a public form's page, in total and for its traffic source: in
-    Redis, so that a GET writes nothing to the database (`add_views` writes the sums
+def view_of(form_code: str, touch: contacts.Touch) -> counters.Count:
+    """What a view of a public form's page adds to: its total and its traffic source's,
+    in Redis, so that a GET writes nothing to the database (`add_views` writes the sums
     back)."""
-    counters.bump(VIEWS, institution_id, form_code, "total", f"source:{_source_of(touch)}")
+    return counters.Count(VIEWS, form_code, ("total", f"source:{_source_of(touch)}"))
 
 
 @counters.writes_back(VIEWS)
@@ -373,11 +373,8 @@ def submit_form(
     db.session.add(submission)
     db.session.flush()
     _notify_new_submission(institution, form, lead, submission)
-    source = _source_of(touch)
-    after_commit(
-        db.session(),
-        lambda: counters.bump(VIEWS, institution.id, form.code, f"submitted:{source}"),
-    )
+    submitted = counters.Count(VIEWS, form.code, (f"submitted:{_source_of(touch)}",))
+    after_commit(db.session(), lambda: counters.bump(institution.id, submitted))
     _count_submission(form)
     return submission
 

@@ -259,9 +259,9 @@ def _raw_answers(lead_form: LeadForm) -> dict:
     return answers
 
 
-def _count_view(institution_id: int, code: str) -> None:
+def _view_of(code: str):
     touch = Touch.from_request(SourceKind.FORM, code, request.args, request.referrer)
-    services.record_view(institution_id, code, touch)
+    return services.view_of(code, touch)
 
 
 @public.route("/f/<code>", methods=["GET", "POST"])
@@ -269,7 +269,7 @@ def _count_view(institution_id: int, code: str) -> None:
 @limiter.limit(
     lambda: current_app.config["FORM_LIMIT_PER_FORM"], methods=["POST"], key_func=_form_key
 )
-@pagecache.cached(lambda code: [("lead_form", code)], count=_count_view)
+@pagecache.cached(lambda code: [("lead_form", code)], count=_view_of)
 def form_page(code: str):
     institution = current_institution()
     if request.method == "GET":
