@@ -222,8 +222,11 @@ class Database:
         else:
             self.session.info[key] = value
         connection = self.session().info.get(_CONNECTION_KEY)
-        if connection is not None and self.enforces_row_security:
-            _apply_row_context(self.session(), connection)
+        if connection is None or not self.enforces_row_security:
+            return
+        if connection.closed or connection.invalidated:
+            return  # lost with its transaction (the database went away): nothing to name
+        _apply_row_context(self.session(), connection)
 
     def insert_unless_exists(self, model, values: dict, conflict: list[str], where=None):
         """INSERT a row unless one with the same `conflict` columns (a unique constraint

@@ -12,7 +12,8 @@ from contextlib import suppress
 from flask import Flask, flash, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from markupsafe import escape
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from app.extensions import db
 
@@ -76,9 +77,26 @@ def render_error(status: int, detail=None, retry_url: str | None = None, code: s
         return jsonify(
             error=code or _CODES.get(status, "error"), message=str(detail or text)
         ), status
-    return render_template(
-        "errors/error.html", title=title, text=detail or text, retry_url=retry_url
-    ), status
+    try:
+        return render_template(
+            "errors/error.html", title=title, text=detail or text, retry_url=retry_url
+        ), status
+    except SQLAlchemyError:  # the layout needed the database, which is what failed
+        return _bare_page(title, detail or text), status
+
+
+def _bare_page(title, text) -> str:
+    """An error page drawn without the layout (no institution, no user, no database)."""
+    try:
+        title, text = str(title), str(text)
+    except Exception:  # even the language could not be chosen
+        title, text = "Please try again in a moment", "This is unavailable for a moment."
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title></head>"
+        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p></body></html>"
+    )
 
 
 _CODES = {
@@ -104,6 +122,11 @@ def register_error_handlers(app: Flask) -> None:
         if not (error.connection_invalidated or isinstance(error, OperationalError)):
             raise error
         log.warning("database unavailable: %s", error.orig)
+        # What the page shows (the institution's name and language, the signed-in user) was
+        # loaded before the failure: keep it as loaded, out of a session whose rollback
+        # would expire it and read it back from the database that just went away.
+        with suppress(Exception):
+            db.session.expunge_all()
         with suppress(Exception):
             db.session.rollback()
         return render_error(

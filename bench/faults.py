@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,13 @@ def main() -> None:
 
     stripe = LocalStripe().start()
     mail = MailSink("127.0.0.1", 0).start()
-    env = {"SWEEP_INTERVAL_SECONDS": "2", "FORM_LIMIT_PER_IP": "100000 per minute"}
+    # Every parent comes from one address to one form: no rate limit may answer for a fault.
+    limits = "100000 per minute"
+    env = {
+        "SWEEP_INTERVAL_SECONDS": "2",
+        "FORM_LIMIT_PER_IP": limits,
+        "FORM_LIMIT_PER_FORM": limits,
+    }
     with (
         tempfile.TemporaryDirectory() as workdir,
         Stack(
@@ -120,7 +127,12 @@ def main() -> None:
             if not args.skip_postgres:
                 began = time.monotonic()
                 restart_postgresql()
-                faults["postgresql"] = (began, time.monotonic())
+                back = time.monotonic()
+                faults["postgresql"] = (began, back)
+                while first_success_after(load.records, back) is None:
+                    if time.monotonic() - back > 60:
+                        break
+                    time.sleep(0.5)
                 time.sleep(5)
         engine = stack.engine()
 
@@ -147,7 +159,10 @@ def main() -> None:
         )
 
         records = load.records
-        print(f"load            {args.clients} parents, {len(records)} form posts in all")
+        statuses = dict(sorted(Counter(status for _at, status, _phone in records).items()))
+        print(
+            f"load            {args.clients} parents, {len(records)} form posts in all {statuses}"
+        )
         for name, (began, ended) in faults.items():
             during = [r for r in records if began - 1 <= r[0] <= ended + 5]
             errors = [r for r in during if r[1] >= 500 or r[1] == 0]
@@ -168,6 +183,13 @@ def main() -> None:
             f"the load stopped; {new_lead_mails} received"
         )
         print(f"duplicates      {duplicates} (submissions or e-mails twice)")
+        raised = Counter(
+            line.strip()
+            for line in stack.log("web").splitlines()
+            if re.match(r"^[\w.]+(Error|Exception|Shutdown)\b", line.strip())
+        )
+        for line, times in raised.most_common(5):
+            print(f"web raised      {times} x {line[:150]}")
         print(
             f"alive           worker {stack.alive('worker')}, deliverer "
             f"{stack.alive('deliverer')}, scheduler {stack.alive('scheduler')}"

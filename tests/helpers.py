@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import stripe
 from flask import current_app
 from PIL import Image
-from sqlalchemy import delete, func, select
+from sqlalchemy import create_engine, delete, event, func, select, text
+from sqlalchemy.pool import NullPool
 
 from app.accounts.models import User
 from app.campaigns.models import GroupBuy, Team, TeamMember
@@ -242,3 +243,26 @@ def run_in_parallel(count: int, work: Callable[[int], object]) -> list:
     for thread in threads:
         thread.join(timeout=120)
     return results
+
+
+@contextmanager
+def database_down_from(first: str):
+    """The database goes away in the middle of the work in the block: from the first
+    statement the app sends that starts with `first`, PostgreSQL drops the connection of
+    every statement (pg_terminate_backend, as in a restart), until the block ends."""
+    down: list[str] = []
+    killer = create_engine(db.engine.url, poolclass=NullPool)
+
+    def drop(conn, cursor, statement, *args) -> None:
+        if down or statement.startswith(first):
+            down.append(statement)
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with killer.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    event.listen(db.engine, "before_cursor_execute", drop)
+    try:
+        yield down
+    finally:
+        event.remove(db.engine, "before_cursor_execute", drop)
+        killer.dispose()

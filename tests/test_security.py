@@ -5,11 +5,26 @@ from __future__ import annotations
 import pytest
 import redis
 
+from app.accounts.models import Role
 from app.config import ConfigError, load_config
 from app.contacts.models import Contact
-from app.extensions import redis_connection
-from tests.factories import make_course, make_form, make_group_buy
-from tests.helpers import FAMILY, count, login, parent
+from app.extensions import db, redis_connection
+from tests.factories import (
+    make_course,
+    make_form,
+    make_group_buy,
+    make_institution,
+    make_member,
+)
+from tests.helpers import FAMILY, committed_data, count, database_down_from, login, parent
+
+ANSWERS = {
+    "parent_name": "Wang Fang",
+    "phone": "138 0013 8000",
+    "child_name": "Leo",
+    "subject": "Maths",
+    "consent": "y",
+}
 
 # Routes that take POST without a CSRF token: only Stripe's webhook, which is verified by
 # its signature on the raw body instead (tests/payments/test_webhooks.py).
@@ -141,3 +156,27 @@ def test_every_public_form_answers_a_filled_honeypot_the_same_way_and_keeps_noth
         assert response.status_code == 200, path
         assert "Thank you!" in response.get_data(as_text=True), path
     assert count(Contact) == 0
+
+
+@pytest.mark.committed
+def test_a_database_lost_in_the_middle_of_a_post_is_a_503_page_that_changed_nothing(app):
+    """PostgreSQL drops the request's connection (a restart, a fail-over) as the family's
+    contact is being written: the parent gets the "try again" page in their language, not a
+    500, even though the page's layout had the institution loaded from that database."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend")
+    with committed_data() as made:
+        institution = make_institution(locale="zh_CN")
+        db.session.commit()
+        made["institutions"].append(institution.id)
+        made["users"].append(make_member(institution, Role.OWNER).id)
+        url = f"/{institution.slug}/f/{make_form(institution).code}"
+        institution_id = institution.id
+        db.session.remove()
+
+        with database_down_from("INSERT INTO contacts"):
+            response = app.test_client().post(url, data=ANSWERS)
+
+        assert response.status_code == 503
+        assert "刚才未能保存，没有任何改动。请重试。" in response.get_data(as_text=True)
+        assert count(Contact, Contact.institution_id == institution_id) == 0

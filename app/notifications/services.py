@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 from jinja2 import Template
 from sqlalchemy import bindparam, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.contacts import services as contact_services
@@ -218,8 +219,9 @@ def _reference(message: OutboxMessage) -> str:
 
 def claim_due(now: datetime, limit: int, lease: timedelta) -> list[int]:
     """Claim up to `limit` messages due now that no deliverer holds: each is this
-    deliverer's for `lease` (another skips it meanwhile, and takes it up after, should this
-    one die). Committed at once, so the claim holds no row lock while messages are sent."""
+    deliverer's until `now + lease` (another skips it meanwhile, and takes it up after,
+    should this one die). Committed at once, so the claim holds no row lock while messages
+    are sent."""
     free = (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now)
     due = (
         select(OutboxMessage.id)
@@ -245,24 +247,66 @@ def claim_due(now: datetime, limit: int, lease: timedelta) -> list[int]:
 _RECHECK_EVERY = 10
 
 
-def deliver_due(batch: int = 100, lease: timedelta = timedelta(minutes=2)) -> int:
-    """Claim and send what is due, batch after batch, until nothing is; returns how many
-    were sent. E-mail goes out over one SMTP connection per batch, text messages over one
-    kept-alive HTTP connection."""
-    sent = 0
+@dataclass
+class Unfinished:
+    """What a deliverer had in hand when the database went away: the records of messages
+    it had already sent, and the rest of its claim. Finished first when the database is
+    back, so that a blip neither sends a message twice nor holds the rest back until the
+    claim's lease runs out. (A deliverer that dies loses this: its claim is taken over
+    after the lease, and the one message sent but not recorded goes again.)"""
+
+    records: list[dict] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    claimed_until: datetime | None = None
+
+
+def deliver_due(
+    batch: int = 100, lease: timedelta = timedelta(minutes=2), unfinished: Unfinished | None = None
+) -> int:
+    """Finish what was `unfinished`, then claim and send what is due, batch after batch,
+    until nothing is; returns how many were sent. E-mail goes out over one SMTP connection
+    per batch, text messages over one kept-alive HTTP connection."""
+    unfinished = unfinished if unfinished is not None else Unfinished()
+    sent = _finish(unfinished, lease)
     while True:
-        ids = claim_due(utcnow(), batch, lease)
+        now = utcnow()
+        ids = claim_due(now, batch, lease)
         if not ids:
             return sent
-        sent += _deliver_claimed(ids)
+        sent += _deliver_claimed(ids, now + lease, unfinished)
 
 
-def _deliver_claimed(ids: list[int]) -> int:
+def _finish(unfinished: Unfinished, lease: timedelta) -> int:
+    """Write the records left unwritten, then send the rest of the claim, as far as it is
+    still this deliverer's (no other has taken it over since its lease ran out)."""
+    with db.committed_one_by_one() as record:
+        while unfinished.records:
+            record(_RECORD, unfinished.records[0])
+            unfinished.records.pop(0)
+    if not unfinished.ids:
+        return 0
+    until = utcnow() + lease
+    ids = db.session.scalars(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(unfinished.ids),
+            OutboxMessage.claimed_until == unfinished.claimed_until,
+        )
+        .values(claimed_until=until)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    unfinished.ids, unfinished.claimed_until = [], None
+    return _deliver_claimed(sorted(ids), until, unfinished) if ids else 0
+
+
+def _deliver_claimed(ids: list[int], claimed_until: datetime, unfinished: Unfinished) -> int:
     """Send claimed messages that are still due, each recorded in its own commit as soon
     as it has gone (the deliverer does not wait for those commits to reach the disk,
     `run_deliverer`: a crash loses at most the record of the last sends, which then go
     again with the same Message-ID or SMS reference, as after a kill between a send and
-    its commit)."""
+    its commit). If the database goes away meanwhile, what is left goes to `unfinished`."""
     # Plain copies of the rows, not ORM objects: they stay as read while the commits below
     # go by, and nothing of the caller's session changes under it.
     messages = [
@@ -275,26 +319,46 @@ def _deliver_claimed(ids: list[int]) -> int:
         )
     ]
     db.session.rollback()
-    config, texts, sent = current_app.config, {}, 0
-    with channels.Senders(config) as senders, db.committed_one_by_one() as record:
-        for start in range(0, len(messages), _RECHECK_EVERY):
-            group = messages[start : start + _RECHECK_EVERY]
-            now = utcnow()
-            due = set(
-                db.session.scalars(
-                    select(OutboxMessage.id)
-                    .where(
-                        OutboxMessage.id.in_([m.id for m in group]),
-                        OutboxMessage.status == OutboxStatus.PENDING,
-                        OutboxMessage.send_at <= now,
+    config, texts, sent, handled = current_app.config, {}, 0, 0
+
+    def keep_unwritten(record: Callable) -> Callable:
+        def writing(statement, parameters: dict) -> None:
+            try:
+                record(statement, parameters)
+            except DBAPIError:
+                unfinished.records.append(parameters)  # the message went: say so later
+                raise
+
+        return writing
+
+    try:
+        with channels.Senders(config) as senders, db.committed_one_by_one() as record:
+            record = keep_unwritten(record)
+            for start in range(0, len(messages), _RECHECK_EVERY):
+                group = messages[start : start + _RECHECK_EVERY]
+                now = utcnow()
+                due = set(
+                    db.session.scalars(
+                        select(OutboxMessage.id)
+                        .where(
+                            OutboxMessage.id.in_([m.id for m in group]),
+                            OutboxMessage.status == OutboxStatus.PENDING,
+                            OutboxMessage.send_at <= now,
+                        )
+                        .execution_options(all_institutions=True)
                     )
-                    .execution_options(all_institutions=True)
                 )
-            )
-            db.session.rollback()
-            for message in group:
-                if message.id in due:
-                    sent += _deliver(message, config, senders, texts, record, now)
+                db.session.rollback()
+                for message in group:
+                    try:
+                        if message.id in due:
+                            sent += _deliver(message, config, senders, texts, record, now)
+                    finally:  # sent (or tried) and recorded, or its record kept
+                        handled += 1
+    except DBAPIError:
+        unfinished.ids = [message.id for message in messages[handled:]]
+        unfinished.claimed_until = claimed_until
+        raise
     return sent
 
 

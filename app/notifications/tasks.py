@@ -39,10 +39,11 @@ def run_deliverer(app, batch: int = 100, idle_seconds: float = 1.0) -> None:
     with app.app_context():
         _commit_without_waiting_for_disk(db.platform_engine)
         backoff = 1.0
+        unfinished = services.Unfinished()  # carried over an outage of the database
         while not stopping:
             try:
                 with db.platform():
-                    sent = services.deliver_due(batch, lease)
+                    sent = services.deliver_due(batch, lease, unfinished)
                 backoff = 1.0
                 if not sent:
                     _wait_for_work(idle_seconds)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from app.db import utcnow
 from app.extensions import db, redis_connection
@@ -13,8 +15,8 @@ from app.jobs import run_burst
 from app.notifications import services
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.notifications.services import queue_email
-from tests.factories import make_member
-from tests.helpers import login
+from tests.factories import make_institution, make_member
+from tests.helpers import committed_data, database_down_from, login
 
 
 def queue_test_email(institution, dedupe_key="test:1", send_at=None) -> OutboxMessage:
@@ -175,3 +177,38 @@ def test_the_message_list_pages_through_long_histories(client, institution, owne
     assert "Page 2 of 2" in second and "page=1&amp;status=pending" in second
     assert second.count("parent@example.com") == 1
     assert client.get(f"{url}?page=-3&status=bogus").status_code == 200
+
+
+@pytest.mark.committed
+def test_a_deliverer_cut_off_from_the_database_mid_batch_sends_nothing_twice(app, mail_server):
+    """The database goes away just after the first message went: the deliverer keeps that
+    message's record and the rest of its claim, and when the database is back it records
+    the one and sends the others at once (not after its claim's lease), none twice."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("terminates PostgreSQL backends")
+    with committed_data() as made:
+        institution = make_institution()
+        db.session.commit()
+        made["institutions"].append(institution_id := institution.id)
+        for n in range(5):
+            queue_test_email(institution, dedupe_key=f"cut:{n}")
+        db.session.remove()
+        unfinished = services.Unfinished()
+
+        with (
+            database_down_from("UPDATE outbox_messages SET status"),
+            pytest.raises(DBAPIError),
+            db.platform(),
+        ):
+            services.deliver_due(unfinished=unfinished)
+        db.session.remove()
+        assert len(mail_server.to("parent@example.com")) == 1  # gone, but not recorded
+        assert (len(unfinished.records), len(unfinished.ids)) == (1, 4)
+
+        with db.platform():
+            assert services.deliver_due(unfinished=unfinished) == 4
+        assert len(mail_server.to("parent@example.com")) == 5
+        statuses = db.session.scalars(
+            select(OutboxMessage.status).where(OutboxMessage.institution_id == institution_id)
+        ).all()
+        assert statuses == [OutboxStatus.SENT] * 5
