@@ -178,7 +178,7 @@ def main() -> None:
     mail, sms = MailSink().start(), SmsSink().start()
     received = {  # who got what, read from the sinks after each wave
         "email": lambda: Counter(mail.recipients),
-        "sms": lambda: Counter(request["json"]["to"] for request in sms.requests),
+        "sms": lambda: Counter(r["json"]["to"] for r in sms.requests if r["json"]),
     }
     sink_env = {
         "SMTP_HOST": "127.0.0.1",

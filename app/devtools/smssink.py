@@ -30,10 +30,16 @@ class SmsSink:
 
             def do_POST(self):  # noqa: N802 - the http.server API
                 length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the sender went away mid-request: nothing arrived
+                    self.close_connection = True
+                    return
                 try:
-                    payload = json.loads(self.rfile.read(length) or b"{}")
+                    payload = json.loads(raw or b"{}")
                 except ValueError:
                     payload = None
+                if not isinstance(payload, dict) or "to" not in payload:
+                    payload = None  # a gateway refuses a message without a recipient
                 status = sink.status if payload is not None else 400
                 sink.requests.append(
                     {"authorization": self.headers.get("Authorization"), "json": payload}
