@@ -16,7 +16,15 @@ from tests.factories import (
     make_institution,
     make_member,
 )
-from tests.helpers import FAMILY, committed_data, count, database_down_from, login, parent
+from tests.helpers import (
+    FAMILY,
+    ON_POSTGRESQL,
+    committed_data,
+    count,
+    database_down_from,
+    login,
+    parent,
+)
 
 ANSWERS = {
     "parent_name": "Wang Fang",
@@ -159,12 +167,11 @@ def test_every_public_form_answers_a_filled_honeypot_the_same_way_and_keeps_noth
 
 
 @pytest.mark.committed
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="terminates a PostgreSQL backend")
 def test_a_database_lost_in_the_middle_of_a_post_is_a_503_page_that_changed_nothing(app):
     """PostgreSQL drops the request's connection (a restart, a fail-over) as the family's
     contact is being written: the parent gets the "try again" page in their language, not a
     500, even though the page's layout had the institution loaded from that database."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("terminates a PostgreSQL backend")
     with committed_data() as made:
         institution = make_institution(locale="zh_CN")
         db.session.commit()

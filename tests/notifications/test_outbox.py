@@ -16,7 +16,7 @@ from app.notifications import services
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.notifications.services import queue_email
 from tests.factories import make_institution, make_member
-from tests.helpers import committed_data, database_down_from, login
+from tests.helpers import ON_POSTGRESQL, committed_data, database_down_from, login
 
 
 def queue_test_email(institution, dedupe_key="test:1", send_at=None) -> OutboxMessage:
@@ -180,12 +180,11 @@ def test_the_message_list_pages_through_long_histories(client, institution, owne
 
 
 @pytest.mark.committed
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="terminates PostgreSQL backends")
 def test_a_deliverer_cut_off_from_the_database_mid_batch_sends_nothing_twice(app, mail_server):
     """The database goes away just after the first message went: the deliverer keeps that
     message's record and the rest of its claim, and when the database is back it records
     the one and sends the others at once (not after its claim's lease), none twice."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("terminates PostgreSQL backends")
     with committed_data() as made:
         institution = make_institution()
         db.session.commit()
