@@ -47,7 +47,7 @@ class GroupBuy(TenantScoped, Base):
     cover: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     cover_content_type: Mapped[str | None] = mapped_column(String(32))
     cover_updated_at: Mapped[datetime | None]
-    course_id: Mapped[int] = parent_id("courses", ondelete="RESTRICT", index=True)
+    course_id: Mapped[int] = parent_id("courses", index=True)  # NO ACTION: never deleted alone
     currency: Mapped[str] = mapped_column(String(3))
     list_price_amount: Mapped[int]
     group_price_amount: Mapped[int]
