@@ -2,7 +2,8 @@
 
 Every call is made for one institution's account. Amounts are minor units; every call
 that creates or moves money carries an idempotency key built from our own ids, and every
-PaymentIntent carries the institution id and our payment id in its metadata.
+PaymentIntent carries the institution id, our payment id and when that payment was made in
+its metadata.
 """
 
 from __future__ import annotations
@@ -126,16 +127,24 @@ def _client(institution_id: int) -> stripe.StripeClient:
 
 
 def _key(payment: Payment, action: str) -> str:
-    return f"cohort-{payment.institution_id}-payment-{payment.id}-{action}"
+    return f"cohort-{payment.institution_id}-payment-{payment.id}-{_instant(payment)}-{action}"
 
 
 def _metadata(payment: Payment) -> dict:
     return {
         "institution_id": str(payment.institution_id),
         "payment_id": str(payment.id),
+        "payment_created": _instant(payment),
         "purpose": payment.purpose,
         "reference": str(payment.reference),
     }
+
+
+def _instant(payment: Payment) -> str:
+    """When the payment row was made, to the microsecond: with the ids, it names this row
+    and no other, even where ids come round again (a database restored or reset, SQLite's
+    reused row ids) while Stripe still holds the intents of the earlier rows."""
+    return f"{payment.created_at.timestamp():.6f}"
 
 
 def create_test_card(institution_id: int, card: tuple[str, int, int, str]) -> tuple[str, str]:
@@ -206,9 +215,12 @@ def find_intents(payment: Payment) -> list:
         page = _client(payment.institution_id).v1.payment_intents.list(params=params)
         for intent in page.auto_paging_iter():
             metadata = intent.to_dict().get("metadata") or {}
-            if metadata.get("payment_id") == str(payment.id) and metadata.get(
-                "institution_id"
-            ) == str(payment.institution_id):
+            if (
+                metadata.get("payment_id") == str(payment.id)
+                and metadata.get("institution_id") == str(payment.institution_id)
+                # Intents made before the instant was recorded carry the ids alone.
+                and metadata.get("payment_created", _instant(payment)) == _instant(payment)
+            ):
                 found.append(intent)
     return sorted(found, key=lambda intent: intent["created"], reverse=True)
 
