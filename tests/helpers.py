@@ -17,14 +17,14 @@ from PIL import Image
 from sqlalchemy import create_engine, delete, event, func, select, text
 from sqlalchemy.pool import NullPool
 
-from app.accounts.models import User
+from app.accounts.models import Role, User
 from app.campaigns.models import GroupBuy, Team, TeamMember
 from app.courses.models import Course, Lesson
 from app.devtools.mailsink import body_text
 from app.extensions import db
 from app.institutions.models import Institution
 from app.notifications.models import Channel, OutboxMessage, OutboxStatus
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_institution, make_member
 
 # Races that need real row locks run only against PostgreSQL (SQLite has one writer at a
 # time, which serialises them away).
@@ -202,6 +202,16 @@ def pay_like_stripe_js(payment_intent_id: str, number: str = VISA) -> dict:
 # so every request (each in its own thread, app context and database connection) commits
 # for real; `committed_data` then deletes the institutions the test made (the schema
 # cascades) and the users it made.
+
+
+def committed_institution(made: dict, **options) -> Institution:
+    """An institution (make_institution's options) and its owner, committed for a test that
+    needs real commits (inside `committed_data`, which deletes them afterwards)."""
+    institution = make_institution(**options)
+    db.session.commit()
+    made["institutions"].append(institution.id)
+    made["users"].append(make_member(institution, Role.OWNER).id)
+    return institution
 
 
 @contextmanager

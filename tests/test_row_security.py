@@ -12,14 +12,12 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from app import migrate
-from app.accounts.models import Role
 from app.contacts.models import Contact, ContactEvent, SourceKind
 from app.contacts.services import ContactDetails, Touch, find_or_create_contact
 from app.db import ROW_CONTEXT, TENANT_KEY
 from app.extensions import db
 from app.tenancy import bound
-from tests.factories import make_institution, make_member
-from tests.helpers import ON_POSTGRESQL, committed_data
+from tests.helpers import ON_POSTGRESQL, committed_data, committed_institution
 
 pytestmark = [
     pytest.mark.committed,
@@ -42,10 +40,7 @@ def two_schools(database_url):
     with committed_data() as made:
         schools = []
         for _ in range(2):
-            institution = make_institution()
-            db.session.commit()
-            made["institutions"].append(institution.id)
-            made["users"].append(make_member(institution, Role.OWNER).id)
+            institution = committed_institution(made)
             with bound(institution):
                 for n in range(3):
                     find_or_create_contact(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import redis
 
-from app.accounts.models import Role
 from app.config import ConfigError, load_config
 from app.contacts.models import Contact
 from app.extensions import db, redis_connection
@@ -13,13 +12,12 @@ from tests.factories import (
     make_course,
     make_form,
     make_group_buy,
-    make_institution,
-    make_member,
 )
 from tests.helpers import (
     FAMILY,
     ON_POSTGRESQL,
     committed_data,
+    committed_institution,
     count,
     database_down_from,
     login,
@@ -173,10 +171,7 @@ def test_a_database_lost_in_the_middle_of_a_post_is_a_503_page_that_changed_noth
     contact is being written: the parent gets the "try again" page in their language, not a
     500, even though the page's layout had the institution loaded from that database."""
     with committed_data() as made:
-        institution = make_institution(locale="zh_CN")
-        db.session.commit()
-        made["institutions"].append(institution.id)
-        made["users"].append(make_member(institution, Role.OWNER).id)
+        institution = committed_institution(made, locale="zh_CN")
         url = f"/{institution.slug}/f/{make_form(institution).code}"
         institution_id = institution.id
         db.session.remove()

@@ -10,17 +10,14 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
-from app.accounts.models import Role
 from app.extensions import db
 from tests.factories import (
     local_time,
     make_course,
     make_form,
     make_group_buy,
-    make_institution,
-    make_member,
 )
-from tests.helpers import ON_POSTGRESQL, committed_data, parent
+from tests.helpers import ON_POSTGRESQL, committed_data, committed_institution, parent
 
 pytestmark = [
     pytest.mark.committed,
@@ -46,14 +43,6 @@ def statements():
         event.remove(db.engine, "before_cursor_execute", record)
 
 
-def school(made):
-    institution = make_institution()
-    db.session.commit()
-    made["institutions"].append(institution.id)
-    made["users"].append(make_member(institution, Role.OWNER).id)
-    return institution
-
-
 def post(app, url, data, n):
     return app.test_client().post(
         url, data=data, environ_base={"REMOTE_ADDR": f"10.30.{n // 250}.{n % 250}"}
@@ -68,7 +57,7 @@ def show(sent):
 
 def test_a_lead_form_post(app):
     with committed_data() as made:
-        institution = school(made)
+        institution = committed_institution(made)
         url = f"/{institution.slug}/f/{make_form(institution).code}"
         db.session.remove()
         post(app, url, {**FAMILY, "phone": "13800138000"}, 1)  # the first request warms up
@@ -80,7 +69,7 @@ def test_a_lead_form_post(app):
 
 def test_a_trial_registration(app):
     with committed_data() as made:
-        institution = school(made)
+        institution = committed_institution(made)
         course = make_course(
             institution, starts=[local_time(institution, d) for d in (3, 10, 17, 24, 31)]
         )
@@ -102,7 +91,7 @@ def test_a_trial_registration(app):
 
 def test_a_group_buy_join(app):
     with committed_data() as made:
-        institution = school(made)
+        institution = committed_institution(made)
         group_buy = make_group_buy(institution, team_size=5)
         url = f"/{institution.slug}/gb/{group_buy.code}"
         db.session.remove()

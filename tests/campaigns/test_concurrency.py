@@ -8,17 +8,17 @@ import os
 
 import pytest
 
-from app.accounts.models import Role
 from app.campaigns.models import MemberStatus, ReleaseReason, Team, TeamStatus
 from app.campaigns.tasks import settle_team
 from app.extensions import db
 from app.payments import gateway
 from app.payments.models import PaymentStatus
-from tests.factories import make_group_buy, make_institution, make_member
+from tests.factories import make_group_buy
 from tests.helpers import (
     ON_POSTGRESQL,
     captures_of,
     committed_data,
+    committed_institution,
     intent,
     join_team,
     members,
@@ -29,14 +29,6 @@ from tests.helpers import (
 )
 
 
-def _committed_institution(made):
-    institution = make_institution()
-    db.session.commit()
-    made["institutions"].append(institution.id)
-    made["users"].append(make_member(institution, Role.OWNER).id)
-    return institution
-
-
 @pytest.mark.committed
 @pytest.mark.skipif(
     not ON_POSTGRESQL,
@@ -45,7 +37,7 @@ def _committed_institution(made):
 )
 def test_ten_parallel_joins_for_the_last_seat_give_one_member_and_nine_released_holds(app):
     with committed_data() as made:
-        institution = _committed_institution(made)
+        institution = committed_institution(made)
         group_buy = make_group_buy(institution, team_size=3)
         client = app.test_client()
         assert open_team(client, institution, group_buy, 1).status_code == 302
@@ -104,7 +96,7 @@ def _settle_and_die_after_captures(app, institution_id: int, team_id: int, captu
 @pytest.mark.committed
 def test_a_worker_killed_mid_settlement_restarts_without_capturing_twice(app):
     with committed_data() as made:
-        institution = _committed_institution(made)
+        institution = committed_institution(made)
         group_buy = make_group_buy(institution, team_size=3)
         institution_id, slug, code = institution.id, institution.slug, group_buy.code
         client = app.test_client()

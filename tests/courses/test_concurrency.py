@@ -7,21 +7,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.accounts.models import Role
 from app.courses.models import Seat, SeatStatus
 from app.db import utcnow
 from app.extensions import db
-from tests.factories import make_course, make_institution, make_member
-from tests.helpers import FAMILY, committed_data, run_in_parallel
+from tests.factories import make_course
+from tests.helpers import FAMILY, committed_data, committed_institution, run_in_parallel
 
 
 @pytest.mark.committed
 def test_twenty_parallel_registrations_for_five_seats_give_five_seats_and_fifteen_waitlist(app):
     with committed_data() as made:
-        institution = make_institution()
-        db.session.commit()
-        made["institutions"].append(institution.id)
-        made["users"].append(make_member(institution, Role.OWNER).id)
+        institution = committed_institution(made)
         course = make_course(institution, starts=[utcnow() + timedelta(days=2)], capacity=5)
         url = f"/{institution.slug}/c/{course.code}"
         lesson_id = course.lessons[0].id
@@ -58,9 +54,7 @@ def test_ten_parallel_paid_registrations_for_two_seats_charge_exactly_two_famili
     from tests.helpers import VISA
 
     with committed_data() as made:
-        institution = make_institution()
-        db.session.commit()
-        made["institutions"].append(institution.id)
+        institution = committed_institution(made)
         course = make_course(
             institution, starts=[utcnow() + timedelta(days=2)], capacity=2, price_amount=9900
         )

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.accounts.models import Role
 from app.contacts.models import Contact
 from app.extensions import db
 from app.leads.models import FormSubmission, Lead, LeadForm
-from tests.factories import make_form, make_institution, make_member
-from tests.helpers import committed_data, run_in_parallel
+from tests.factories import make_form
+from tests.helpers import committed_data, committed_institution, run_in_parallel
 
 ANSWERS = {"parent_name": "Wang Fang", "child_name": "Leo", "subject": "Maths", "consent": "y"}
 
@@ -24,10 +23,7 @@ def count(model, institution_id) -> int:
 
 def setup_school(made, **form_options) -> tuple[int, list[str]]:
     """A committed institution with two forms: its id and the forms' public URLs."""
-    institution = make_institution()
-    db.session.commit()
-    made["institutions"].append(institution.id)
-    made["users"].append(make_member(institution, Role.OWNER).id)
+    institution = committed_institution(made)
     forms = [make_form(institution, **form_options) for _ in range(2)]
     result = institution.id, [f"/{institution.slug}/f/{form.code}" for form in forms]
     # End this session's transaction before the race: on SQLite it would hold the lock.

@@ -15,8 +15,14 @@ from app.jobs import run_burst
 from app.notifications import services
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.notifications.services import queue_email
-from tests.factories import make_institution, make_member
-from tests.helpers import ON_POSTGRESQL, committed_data, database_down_from, login
+from tests.factories import make_member
+from tests.helpers import (
+    ON_POSTGRESQL,
+    committed_data,
+    committed_institution,
+    database_down_from,
+    login,
+)
 
 
 def queue_test_email(institution, dedupe_key="test:1", send_at=None) -> OutboxMessage:
@@ -186,9 +192,8 @@ def test_a_deliverer_cut_off_from_the_database_mid_batch_sends_nothing_twice(app
     message's record and the rest of its claim, and when the database is back it records
     the one and sends the others at once (not after its claim's lease), none twice."""
     with committed_data() as made:
-        institution = make_institution()
-        db.session.commit()
-        made["institutions"].append(institution_id := institution.id)
+        institution = committed_institution(made)
+        institution_id = institution.id
         for n in range(5):
             queue_test_email(institution, dedupe_key=f"cut:{n}")
         db.session.remove()
