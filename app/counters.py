@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+from sqlalchemy import update
 
-from app.extensions import redis_connection
+from app.extensions import db, redis_connection
 from app.jobs import job, periodic, platform_job, redrive
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,19 @@ def give_back(kind: str, institution_id: int, counts: dict[str, dict[str, int]])
 
 
 # --- writing back --------------------------------------------------------------------------
+
+
+def add_view_totals(institution, model, counts: dict[str, dict[str, int]]) -> None:
+    """Add each object's counted "total" to the `view_count` of its row of `model`, found
+    by its code: the whole write-back of a kind that counts page views only."""
+    for code, names in sorted(counts.items()):
+        db.session.execute(
+            update(model)
+            .where(model.institution_id == institution.id, model.code == code)
+            .values(view_count=model.view_count + names.get("total", 0))
+            .execution_options(synchronize_session=False)
+        )
+    db.session.flush()
 
 
 @job(queue="default", timeout=120)

@@ -394,13 +394,6 @@ def once_per_transaction(session: Session, key: tuple, load: Callable[[], T]) ->
     return memo[key]
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_created(session: Session, transaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_CREATED_KEY, None)
-        session.info.pop(_MEMO_KEY, None)
-
-
 def lock_for_transaction(session: Session, name: str) -> None:
     """Hold a lock named `name` until the current transaction ends (PostgreSQL's advisory
     lock): for what must not happen twice at once but has no row to lock (a family
@@ -446,8 +439,10 @@ def _row_context_for_each_transaction(session: Session, transaction, connection)
 
 @event.listens_for(Session, "after_transaction_end")
 def _transaction_ended(session: Session, transaction) -> None:
+    """What lived as long as the transaction: its connection, its new rows, its memo."""
     if transaction.parent is None:
-        session.info.pop(_CONNECTION_KEY, None)
+        for key in (_CONNECTION_KEY, _CREATED_KEY, _MEMO_KEY):
+            session.info.pop(key, None)
 
 
 @event.listens_for(Session, "do_orm_execute")

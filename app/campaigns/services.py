@@ -531,14 +531,7 @@ def view_of(code: str, team_code: str | None = None) -> counters.Count:
 @counters.writes_back(VIEWS)
 def add_views(institution, counts: dict[str, dict[str, int]]) -> None:
     """Add counted page views ({campaign code: {"total": n}}) to the campaigns."""
-    for code, names in sorted(counts.items()):
-        db.session.execute(
-            update(GroupBuy)
-            .where(GroupBuy.institution_id == institution.id, GroupBuy.code == code)
-            .values(view_count=GroupBuy.view_count + names.get("total", 0))
-            .execution_options(synchronize_session=False)
-        )
-    db.session.flush()
+    counters.add_view_totals(institution, GroupBuy, counts)
 
 
 def team_url(team: Team) -> str:

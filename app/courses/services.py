@@ -58,14 +58,7 @@ def view_of(code: str) -> counters.Count:
 @counters.writes_back(VIEWS)
 def add_views(institution, counts: dict[str, dict[str, int]]) -> None:
     """Add counted page views ({course code: {"total": n}}) to the courses."""
-    for code, names in sorted(counts.items()):
-        db.session.execute(
-            update(Course)
-            .where(Course.institution_id == institution.id, Course.code == code)
-            .values(view_count=Course.view_count + names.get("total", 0))
-            .execution_options(synchronize_session=False)
-        )
-    db.session.flush()
+    counters.add_view_totals(institution, Course, counts)
 
 
 # --- courses and lessons (staff) -------------------------------------------------------------

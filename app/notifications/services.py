@@ -174,27 +174,21 @@ def render_parent_message(message: OutboxMessage, texts: dict | None = None) -> 
 
 def _send(message: OutboxMessage, config, senders: channels.Senders, texts: dict) -> None:
     """Render the message for its channel and hand it over; raises if delivery failed."""
-    if message.template not in kinds.KINDS:
+    if message.template not in kinds.KINDS:  # a staff e-mail
         subject, text, html = render_email(message)
-        senders.email(
-            to=message.recipient,
-            subject=subject,
-            text=text,
-            html=html,
-            reference=_reference(message),
-        )
-        message.subject, message.body = subject[:200], text
-        return
-    subject, text = render_parent_message(message, texts)
+    else:
+        subject, text = render_parent_message(message, texts)
+        html = None
+        if message.channel == Channel.EMAIL:
+            with force_locale(message.locale):
+                html = render_template(
+                    "emails/layout.html",
+                    subject=subject,
+                    text=text,
+                    action_url=message.context.get("link"),
+                )
     message.subject, message.body = subject[:200], text
     if message.channel == Channel.EMAIL:
-        with force_locale(message.locale):
-            html = render_template(
-                "emails/layout.html",
-                subject=subject,
-                text=text,
-                action_url=message.context.get("link"),
-            )
         senders.email(
             to=message.recipient,
             subject=subject,
