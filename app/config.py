@@ -81,6 +81,9 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         # Public pages are served from Redis for at most this long (0: never), and the
         # institution they belong to is kept there this long (app.pagecache).
         "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "30")),
+        # ... and each web process serves its own copy of one for at most this long (0:
+        # never) when no notice of a change reached it (app.pagecache.PagesInMemory).
+        "PAGE_MEMORY_SECONDS": int(env.get("PAGE_MEMORY_SECONDS", "2")),
         "INSTITUTION_CACHE_SECONDS": int(env.get("INSTITUTION_CACHE_SECONDS", "60")),
         # Page views are counted in Redis and written back to the database this often.
         "COUNTER_INTERVAL_SECONDS": int(env.get("COUNTER_INTERVAL_SECONDS", "60")),

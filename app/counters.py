@@ -67,15 +67,22 @@ class Count:
 def bump(institution_id: int, count: Count) -> None:
     """Add the count to the institution's counts (best effort: see the module's notes)."""
     try:
-        pipe = redis_connection.client.pipeline(transaction=False)
-        for name in count.names:
-            pipe.hincrby(_key(count.kind, institution_id), f"{count.object_id}:{name}", 1)
-        pipe.sadd(_waiting_key(count.kind), institution_id)
-        pipe.execute()
+        add({(institution_id, count.kind): {f"{count.object_id}:{n}": 1 for n in count.names}})
     except redis.RedisError as error:
         log.warning(
             "%s of %s/%s not counted: %s", count.kind, institution_id, count.object_id, error
         )
+
+
+def add(counts: dict[tuple[int, str], dict[str, int]]) -> None:
+    """Add counts gathered elsewhere ({(institution id, kind): {"<object id>:<name>": n}})
+    in one round trip. Raises redis.RedisError: the caller keeps them or drops them."""
+    pipe = redis_connection.client.pipeline(transaction=False)
+    for (institution_id, kind), fields in counts.items():
+        for field, value in fields.items():
+            pipe.hincrby(_key(kind, institution_id), field, value)
+        pipe.sadd(_waiting_key(kind), institution_id)
+    pipe.execute()
 
 
 # bump() as Lua, for a script that learns the institution itself: app.pagecache counts a
@@ -119,12 +126,12 @@ def take(kind: str, institution_id: int) -> dict[str, dict[str, int]]:
 
 def give_back(kind: str, institution_id: int, counts: dict[str, dict[str, int]]) -> None:
     """Put taken counts back (their write-back failed), to be taken again later."""
-    for object_id, names in counts.items():
-        for name, value in names.items():
-            redis_connection.client.hincrby(
-                _key(kind, institution_id), f"{object_id}:{name}", value
-            )
-    redis_connection.client.sadd(_waiting_key(kind), institution_id)
+    fields = {
+        f"{object_id}:{name}": value
+        for object_id, names in counts.items()
+        for name, value in names.items()
+    }
+    add({(institution_id, kind): fields})
 
 
 # --- writing back --------------------------------------------------------------------------

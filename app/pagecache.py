@@ -23,12 +23,31 @@ institution or touches the database:
   every HTML response fills in for its own visitor, kept or not. A visitor with things of
   their own on the page (`personal()`: their team places; a flashed message) gets it
   rendered, and views are counted (`count`) whichever way the page is served.
+- **Where it is served.** A visitor without a session cookie (a parent opening a shared
+  link) is answered by `ServeKeptPages`, in front of the Flask app as /healthz is: nothing
+  of theirs can be on the page and their language is the link's or the institution's, so
+  the kept page, its security headers (kept with it) and the markers are all it takes. A
+  visitor with a session is answered the same way from inside Flask (`_serve_kept`), once
+  their session says the page holds nothing of their own.
+- **In the process's memory.** Even one Redis round trip per view costs a worker more than
+  a hello-world page does, so each web process also holds the pages it served
+  (`PagesInMemory`) for at most PAGE_MEMORY_SECONDS. `changed()` publishes the bumped
+  version on a Redis channel that a thread of every web process listens to: the copies
+  showing that object are dropped within milliseconds, in the process that made the
+  change before its request returns. A process whose listener is not connected keeps no
+  copies; the seconds bound the rest (a notice lost with a dropped connection). Views
+  served from memory are counted in memory and added to Redis's counts once a second.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import os
 import re
+import threading
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -40,6 +59,9 @@ import redis
 from flask import Flask, current_app, g, make_response, request, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Request
 
 from app import counters
 from app.db import after_commit, utcnow
@@ -51,31 +73,34 @@ log = logging.getLogger(__name__)
 # \x1f never reaches a page from what people type (app.text removes control characters).
 _MARKER = "\x1fcohort:{}\x1f"
 _MARKERS = re.compile(b"\x1fcohort:(\\w+)\x1f")  # found in the encoded body
-_FILLERS: dict[str, Callable[[], str]] = {
+_FILLERS: dict[str, Callable[[Request, bool], str]] = {  # (request, page kept) -> text
     # A kept page carries no token: one would tie every visitor to a session, and most
     # never send the form. The form asks for its own (GET /csrf, static/js/forms.js).
-    "csrf": lambda: "" if g.get("page_kept") else generate_csrf(),
-    "now": lambda: utcnow().isoformat(),
-    "referrer": lambda: str(escape((request.referrer or "")[:500])),
-    "here": lambda: quote(request.full_path.rstrip("?"), safe="/"),  # for ?next=
+    "csrf": lambda _request, kept: "" if kept else generate_csrf(),
+    "now": lambda _request, _kept: utcnow().isoformat(),
+    "referrer": lambda request, _kept: str(escape((request.referrer or "")[:500])),
+    "here": lambda request, _kept: quote(request.full_path.rstrip("?"), safe="/"),  # ?next=
 }
+# Headers of a rendered page that are its visitor's, not the page's: not kept with it.
+_NOT_KEPT = frozenset({"content-length", "set-cookie"})
 
 INSTITUTION = "institution"  # the kind whose version every page of an institution follows
+CHANGES = "page:changes"  # the channel changed() publishes bumped version keys on
 
 # The kept page if every version it was rendered at is still current and it is not past
-# its time (ARGV[1], our clock): [until, institution id, body], else nothing. With more
-# ARGV (a counters.Count), the view is counted on a hit. One round trip.
+# its time (ARGV[1], our clock): [until, institution id, body, headers, versions], else
+# nothing. With more ARGV (a counters.Count), the view is counted on a hit. One round trip.
 _FETCH_SCRIPT = (
     counters.BUMP_LUA
     + """
-local entry = redis.call('HMGET', KEYS[1], 'versions', 'until', 'institution', 'body')
+local entry = redis.call('HMGET', KEYS[1], 'versions', 'until', 'institution', 'body', 'headers')
 if not entry[4] then return false end
 for key, version in string.gmatch(entry[1], '(%S+) (%S+)') do
   if (redis.call('GET', key) or '0') ~= version then return false end
 end
 if tonumber(entry[2]) <= tonumber(ARGV[1]) then return false end
 if #ARGV > 1 then bump(entry[3], 2) end
-return {entry[2], entry[3], entry[4]}
+return {entry[2], entry[3], entry[4], entry[5], entry[1]}
 """
 )
 
@@ -91,7 +116,7 @@ def visitor(name: str) -> Markup:
 @dataclass(frozen=True)
 class CachedPage:
     shows: Callable[..., list[tuple[str, str]]]  # view args -> [(kind, ref)]
-    count: Callable[..., counters.Count] | None  # (**view args): what a view adds to
+    count: Callable[..., counters.Count] | None  # (request, **view args): what a view adds to
     personal: Callable[[], bool] | None  # this visitor has parts of their own on the page
 
 
@@ -101,7 +126,9 @@ def cached(
     count: Callable[..., counters.Count] | None = None,
     personal: Callable[[], bool] | None = None,
 ):
-    """Keep what a public view answers to GET in Redis (see the module's notes)."""
+    """Keep what a public view answers to GET in Redis (see the module's notes). `count`
+    is given the request (a werkzeug Request, its query and headers) and the view's
+    arguments: it runs in front of Flask too."""
     page = CachedPage(shows, count, personal)
 
     def decorator(view):
@@ -111,7 +138,7 @@ def cached(
                 return view(**kwargs)
             institution = current_institution()
             if page.count is not None:
-                counters.bump(institution.id, page.count(**kwargs))
+                counters.bump(institution.id, page.count(request, **kwargs))
             if not _may_keep(page):
                 return view(**kwargs)
             g.page_kept = True
@@ -124,23 +151,32 @@ def cached(
 
 
 def init_app(app: Flask) -> None:
+    """Registered before the security headers (app.web.init_security): its after_request
+    runs after theirs, so a kept page is kept with them."""
     app.jinja_env.globals["visitor"] = visitor
+    app.wsgi_app = ServeKeptPages(app)
 
     @app.before_request
     def serve_kept_page():
         return _serve_kept()
 
     @app.after_request
-    def fill_in_the_visitor(response):
+    def keep_and_fill_in_the_visitor(response):
+        keeping = g.pop("page_to_keep", None)
+        if keeping is not None:
+            _keep(response, *keeping)
         if response.mimetype == "text/html" and not response.direct_passthrough:
             body = response.get_data()
             if b"\x1fcohort:" in body:
-                response.set_data(_MARKERS.sub(_fill, body))
+                response.set_data(_filled(body, request, bool(g.get("page_kept"))))
         return response
 
 
-def _fill(marker: re.Match) -> bytes:
-    return _FILLERS[marker.group(1).decode()]().encode()
+def _filled(body: bytes, request: Request, kept: bool) -> bytes:
+    """The page's markers filled in for this visitor."""
+    return _MARKERS.sub(
+        lambda marker: _FILLERS[marker.group(1).decode()](request, kept).encode(), body
+    )
 
 
 def _version_key(institution_id: int, kind: str, ref: str) -> str:
@@ -159,8 +195,11 @@ def changed(institution_id: int, kind: str, ref: str = "") -> None:
 
     def bump() -> None:
         stale.discard(key)
+        in_memory.drop(key)  # here at once; in the other processes when the notice comes
         try:
-            redis_connection.client.incr(key)
+            redis_connection.client.pipeline(transaction=False).incr(key).publish(
+                CHANGES, key
+            ).execute()
         except redis.RedisError as error:  # the page expires by itself soon
             log.warning("page %s not refreshed: %s", key, error)
 
@@ -182,12 +221,62 @@ def _may_keep(page: CachedPage) -> bool:
     return page.personal is None or not page.personal()
 
 
-def _page_key() -> str:
-    """The kept page of this URL in the visitor's language ("-": the institution's)."""
-    chosen = request.args.get("lang") or session.get("lang")
+def _page_key(slug: str | None, endpoint: str, view_args: dict, chosen: str | None) -> str:
+    """The kept page of this URL in the visitor's chosen language ("-": none, the
+    institution's)."""
     language = chosen if chosen in current_app.config["LANGUAGES"] else "-"
-    args = ",".join(f"{name}={value}" for name, value in sorted(request.view_args.items()))
-    return f"page:{requested_slug()}:{request.endpoint}:{args}:{language}"
+    args = ",".join(f"{name}={value}" for name, value in sorted(view_args.items()))
+    return f"page:{slug}:{endpoint}:{args}:{language}"
+
+
+def _this_page_key() -> str:
+    chosen = request.args.get("lang") or session.get("lang")
+    return _page_key(requested_slug(), request.endpoint, request.view_args, chosen)
+
+
+@dataclass(frozen=True)
+class KeptPage:
+    body: bytes  # markers not filled in
+    headers: list[tuple[str, str]]
+    institution_id: int
+    versions: frozenset[str]  # the version keys it follows
+    until: float  # our clock's timestamp
+    fetched: float  # when this process had it from Redis
+
+
+def _lookup(page: CachedPage, key: str, request: Request, view_args: dict) -> KeptPage | None:
+    """The kept page if it is current, from this process's memory or from Redis, with the
+    view counted; else None (the view renders it, and counts it). Raises redis.RedisError."""
+    app = current_app._get_current_object()
+    now = utcnow().timestamp()  # our clock, not only Redis's expiry
+    memory = in_memory.started(app)
+    kept = memory.get(key, now)
+    if kept is not None:
+        if page.count is not None:
+            memory.count(kept.institution_id, page.count(request, **view_args))
+        return kept
+    fetch = app.extensions.get("cohort_page_fetch")
+    if fetch is None:
+        fetch = app.extensions["cohort_page_fetch"] = redis_connection.client.register_script(
+            _FETCH_SCRIPT
+        )
+    args = [f"{now:.3f}"]
+    if page.count is not None:
+        args += page.count(request, **view_args).as_script_args()
+    found = fetch(keys=[key], args=args)
+    if not found or len(found) < 5:  # not kept, not current, or kept before headers were
+        return None
+    until, institution_id, body, headers, versions = found
+    kept = KeptPage(
+        body=body,
+        headers=[tuple(header) for header in json.loads(headers)],
+        institution_id=int(institution_id),
+        versions=frozenset(versions.decode().split()[::2]),
+        until=float(until),
+        fetched=now,
+    )
+    memory.put(key, kept)
+    return kept
 
 
 def _serve_kept():
@@ -198,21 +287,13 @@ def _serve_kept():
     if page is None or not _may_keep(page):
         return None
     try:
-        fetch = current_app.extensions.get("cohort_page_fetch")
-        if fetch is None:
-            fetch = redis_connection.client.register_script(_FETCH_SCRIPT)
-            current_app.extensions["cohort_page_fetch"] = fetch
-        args = [f"{utcnow().timestamp():.3f}"]  # our clock, not only Redis's expiry
-        if page.count is not None:
-            args += page.count(**request.view_args).as_script_args()
-        found = fetch(keys=[_page_key()], args=args)
+        kept = _lookup(page, _this_page_key(), request, request.view_args)
     except redis.RedisError:
         return None  # rendered as usual
-    if not found:
+    if kept is None:
         return None  # rendered, and counted there
-    _until, _institution_id, body = found
     g.page_kept = True
-    return current_app.response_class(body, mimetype="text/html")
+    return current_app.response_class(kept.body, mimetype="text/html")
 
 
 def _render_and_keep(page: CachedPage, institution_id: int, view_args: dict, render: Callable):
@@ -237,11 +318,182 @@ def _render_and_keep(page: CachedPage, institution_id: int, view_args: dict, ren
             "versions": " ".join(f"{k} {v}" for k, v in zip(keys, versions, strict=True)),
             "until": f"{now.timestamp() + seconds:.3f}",
             "institution": institution_id,
-            "body": response.get_data(),
         }
-        key = _page_key()
-        with suppress(redis.RedisError):  # served all the same
-            client.pipeline(transaction=True).hset(key, mapping=entry).expire(
-                key, seconds
-            ).execute()
+        g.page_to_keep = (_this_page_key(), entry, seconds)  # with its headers: _keep
     return response
+
+
+def _keep(response, key: str, entry: dict, seconds: int) -> None:
+    """Keep the rendered page (markers not yet filled in) with the headers every visitor
+    gets (the security headers; not a cookie)."""
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _NOT_KEPT]
+    entry = {**entry, "body": response.get_data(), "headers": json.dumps(headers)}
+    with suppress(redis.RedisError):  # served all the same
+        client = redis_connection.client
+        client.pipeline(transaction=True).hset(key, mapping=entry).expire(key, seconds).execute()
+
+
+class ServeKeptPages:
+    """WSGI middleware: a kept page for a visitor without a session (see the module's
+    notes), answered before Flask makes a request context. Anything else, or anything in
+    doubt (a redirect of the route, HTTPS to force, a NUL in the URL, Redis not answering),
+    goes on to the Flask app, which answers it as it would any request."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.wsgi_app = app.wsgi_app
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] == "GET":
+            answer = self._kept(environ)
+            if answer is not None:
+                status, headers, body = answer
+                start_response(status, headers)
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _kept(self, environ):
+        app = self.app
+        request = Request(environ)
+        if (
+            app.config["SESSION_COOKIE_NAME"] in request.cookies
+            or not app.config["PAGE_CACHE_SECONDS"]
+        ):
+            return None
+        if app.config["FORCE_HTTPS"] and request.scheme != "https":
+            return None
+        if "\x00" in request.path or "%00" in environ.get("QUERY_STRING", ""):
+            return None  # refused inside (app.web.refuse_nul)
+        try:
+            endpoint, view_args = app.url_map.bind_to_environ(environ).match(method="GET")
+        except (HTTPException, RequestRedirect):
+            return None
+        page = getattr(app.view_functions.get(endpoint), "cached_page", None)
+        if page is None:
+            return None
+        slug = view_args.pop("institution_slug", None)
+        with app.app_context():
+            try:
+                key = _page_key(slug, endpoint, view_args, request.args.get("lang"))
+                kept = _lookup(page, key, request, view_args)
+            except redis.RedisError:
+                return None
+            if kept is None:
+                return None
+            body = _filled(kept.body, request, kept=True)
+        headers = [*kept.headers, ("Content-Length", str(len(body))), ("Vary", "Cookie")]
+        return "200 OK", headers, body
+
+
+class PagesInMemory:
+    """This process's copies of kept pages (see the module's notes), and the views it
+    served from them, not yet added to Redis's counts."""
+
+    MOST = 500  # copies at once: a few MiB at most
+
+    def __init__(self) -> None:
+        self._copies: dict[str, KeptPage] = {}
+        self._counts: dict[tuple[int, str], Counter] = defaultdict(Counter)
+        self._lock = threading.Lock()
+        self._adding = threading.Lock()
+        self._seconds = 0
+        self._listening = False  # copies are kept and served only while it is
+        self._pid: int | None = None
+        self._stopping = threading.Event()
+
+    def started(self, app: Flask) -> PagesInMemory:
+        """Listening for changes in this process (after a fork, anew)."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pid, self._listening = os.getpid(), False
+                    self._copies.clear()
+                    self._counts.clear()
+                    self._seconds = app.config["PAGE_MEMORY_SECONDS"]
+                    if self._seconds:
+                        threading.Thread(
+                            target=self._listen, name="page-changes", daemon=True
+                        ).start()
+                        atexit.register(self._stop)
+        return self
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def get(self, key: str, now: float) -> KeptPage | None:
+        kept = self._copies.get(key) if self._listening else None
+        if kept is None or now >= min(kept.until, kept.fetched + self._seconds):
+            return None
+        return kept
+
+    def put(self, key: str, kept: KeptPage) -> None:
+        if not self._listening:
+            return
+        with self._lock:
+            if len(self._copies) >= self.MOST:
+                self._copies.pop(next(iter(self._copies)))  # the oldest
+            self._copies[key] = kept
+
+    def drop(self, version_key: str) -> None:
+        """Forget the copies that follow this version (it was bumped)."""
+        with self._lock:
+            for key in [k for k, kept in self._copies.items() if version_key in kept.versions]:
+                del self._copies[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._copies.clear()
+
+    def count(self, institution_id: int, count: counters.Count) -> None:
+        with self._lock:
+            fields = self._counts[(institution_id, count.kind)]
+            for name in count.names:
+                fields[f"{count.object_id}:{name}"] += 1
+
+    def add_counts(self) -> None:
+        """Add the views counted here to Redis's counts (every second, and at exit)."""
+        with self._adding:  # a second caller returns once the first one's are in Redis
+            with self._lock:
+                counts, self._counts = self._counts, defaultdict(Counter)
+            if not counts:
+                return
+            try:
+                counters.add(counts)
+            except redis.RedisError as error:
+                log.warning("page views kept for later: %s", error)
+                with self._lock:
+                    for owner, fields in counts.items():
+                        self._counts[owner].update(fields)
+
+    def _stop(self) -> None:
+        """At exit: the last views into Redis, and the listener quiet."""
+        self._stopping.set()
+        self.add_counts()
+
+    def _listen(self) -> None:
+        """Drop the copies of what another process changed, as its notice comes."""
+        while not self._stopping.is_set():
+            changes = redis_connection.client.pubsub()
+            try:
+                changes.subscribe(CHANGES)
+                while not self._stopping.is_set():
+                    notice = changes.get_message(timeout=1.0)
+                    if notice is None:
+                        pass
+                    elif notice["type"] == "subscribe":
+                        self._listening = True  # from here on, no notice is missed
+                    elif notice["type"] == "message":
+                        self.drop(notice["data"].decode())
+                    self.add_counts()
+            except Exception as error:  # noqa: BLE001 - whatever it was, start again
+                self._listening = False
+                self.clear()  # notices may have been missed
+                if not self._stopping.is_set():
+                    log.warning("not listening for page changes (%s); again in a second", error)
+                with suppress(Exception):
+                    changes.close()
+                self._stopping.wait(1)
+
+
+in_memory = PagesInMemory()

@@ -5,8 +5,9 @@ Starts Cohort under gunicorn against a throwaway PostgreSQL database holding a s
 --scale units of data (bench/data.py: per unit 1,000 families with their submissions, 50
 lessons and a group buy with 300 teams) and --others other schools, then has wrk open each
 public page from --connections connections for --seconds: the group buy with its teams,
-one team, a course, a lead form. Every response is a first visit (no cookies), so each
-gets its own session and CSRF token, as a parent opening the link does.
+one team, a course, a lead form. Every request is a first visit (no cookies), as a parent
+opening a shared link is: after the first, it is answered from the kept page
+(app/pagecache.py).
 
 Prints one table (requests/s, latency percentiles, ratio to hello-world, statuses), the
 database transactions the server began per view over the whole run (the cache's point is

@@ -18,7 +18,7 @@ import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from app import create_app, migrate
+from app import create_app, migrate, pagecache
 from app.config import sqlalchemy_url
 from app.db import Base
 from app.devtools.localstripe import LocalStripe
@@ -150,7 +150,9 @@ def _context(_clock, app, mail_server, request):
     Tests marked `committed` (races between real parallel requests) get no outer
     transaction: their requests commit for real, and tests/concurrency.py cleans up."""
     with app.app_context():
+        pagecache.in_memory.add_counts()  # the last test's views, before they are wiped
         redis_connection.client.flushdb()
+        pagecache.in_memory.clear()  # this process's copies of pages kept there
         limiter.reset()
         mail_server.clear()
         if request.node.get_closest_marker("committed") or request.node.get_closest_marker("stack"):

@@ -5,16 +5,21 @@ never served for another's."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
+import redis
 import time_machine
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
+from app import pagecache
 from app.counters import sweep_counts
+from app.courses.models import Course
 from app.db import utcnow
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.jobs import run_burst
 from app.leads.models import FormSourceStat
+from app.pagecache import in_memory
 from app.tenancy import bound
 from tests.factories import make_course, make_form, make_group_buy, make_institution
 from tests.helpers import join_team, login, only_team, open_team, register
@@ -62,6 +67,81 @@ def test_a_warm_public_page_is_served_without_the_database(client, institution):
     assert "Summer maths group buy" in warm[0] and "Maths Olympiad trial" in warm[1]
 
 
+def test_a_first_visit_is_answered_in_front_of_flask_with_the_pages_own_headers(
+    app, institution, monkeypatch
+):
+    """A parent opening the link (no session cookie) gets the kept page without a Flask
+    request being dispatched, with the same security headers as the rendered page; a
+    visitor with a session gets it from inside Flask."""
+    form = make_form(institution)
+    path = f"/{institution.slug}/f/{form.code}?utm_source=poster"
+    rendered = app.test_client().get(path)
+    dispatched = []
+    dispatch = app.full_dispatch_request
+    monkeypatch.setattr(app, "full_dispatch_request", lambda: dispatched.append(1) or dispatch())
+
+    kept = app.test_client().get(path)
+    dispatched_for_the_first_visit = len(dispatched)
+    with_session = app.test_client()
+    with_session.get("/lang/en")
+    dispatched.clear()
+    kept_inside = with_session.get(path)
+
+    assert (rendered.status_code, kept.status_code, kept_inside.status_code) == (200, 200, 200)
+    assert (dispatched_for_the_first_visit, len(dispatched)) == (0, 1)
+    for name in ("Content-Type", "Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"):
+        assert kept.headers[name] == rendered.headers[name] == kept_inside.headers[name], name
+    assert _same_but_clock(kept.get_data(as_text=True), rendered.get_data(as_text=True))
+
+
+def _same_but_clock(one: str, other: str) -> bool:
+    clock = re.compile(r'data-server-now="[^"]+"')
+    return clock.sub("", one) == clock.sub("", other)
+
+
+def test_a_copy_in_a_processs_memory_is_dropped_when_another_process_changes_the_page(
+    app, institution
+):
+    """Each web process serves a page it fetched from its own memory (no Redis round trip),
+    and drops it as soon as another process publishes a change of what it shows."""
+    course = make_course(institution)
+    path = f"/{institution.slug}/c/{course.code}"
+    stranger = app.test_client()
+    wait_until(lambda: in_memory.listening)
+    with time_machine.travel(utcnow(), tick=False):  # no copy runs out of time in here
+        page(stranger, path)  # rendered and kept in Redis
+        page(stranger, path)  # fetched from Redis and copied to memory
+        fetches = redis_calls("evalsha")
+        assert "Maths Olympiad trial" in page(stranger, path)
+        assert redis_calls("evalsha") == fetches  # from memory
+
+        # Another process renames the course and publishes the change (its changed()).
+        db.session.execute(
+            update(Course).where(Course.id == course.id).values(title="Renamed trial")
+        )
+        db.session.commit()
+        another_process = redis.Redis.from_url(app.config["REDIS_URL"])
+        version = pagecache._version_key(institution.id, "course", course.code)
+        another_process.incr(version)
+        another_process.publish(pagecache.CHANGES, version)
+
+        assert wait_until(lambda: "Renamed trial" in page(stranger, path))
+
+
+def redis_calls(command: str) -> int:
+    stats = redis_connection.client.info("commandstats").get(f"cmdstat_{command}", {})
+    return stats.get("calls", 0)
+
+
+def wait_until(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_every_view_is_counted_once_whether_rendered_or_kept(client, institution):
     """Counted in Redis (in the kept page's own fetch when it is served from there), written
     back by the periodic job: one view each, with its traffic source."""
@@ -71,6 +151,7 @@ def test_every_view_is_counted_once_whether_rendered_or_kept(client, institution
         page(client, f"/{institution.slug}/c/{course.code}")
         page(client, f"/{institution.slug}/f/{form.code}?utm_source=poster")
     page(client, f"/{institution.slug}/f/{form.code}")
+    in_memory.add_counts()  # what each web process does every second
 
     assert sweep_counts() == 2  # two kinds with counts waiting: courses' and forms'
     run_burst()

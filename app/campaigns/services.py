@@ -522,7 +522,7 @@ def end_campaigns_past_their_end(now: datetime) -> int:
 VIEWS = "group_buy_views"  # the app.counters kind of campaign and team page views
 
 
-def view_of(code: str, team_code: str | None = None) -> counters.Count:
+def view_of(code: str) -> counters.Count:
     """What a view of a campaign's page or one of its teams' adds to (in Redis;
     `add_views` writes it back)."""
     return counters.Count(VIEWS, code, ("total",))

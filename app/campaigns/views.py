@@ -330,6 +330,11 @@ def _join_limits(view):
     return per_ip(per_campaign(view))
 
 
+def _view_of(_visit, code: str, team_code: str | None = None):
+    """A view of the campaign's page or one of its teams' counts for the campaign."""
+    return services.view_of(code)
+
+
 def _has_places() -> bool:
     """This browser's family holds places in teams, shown on the campaign's pages."""
     return bool(session.get(SESSION_KEY))
@@ -337,7 +342,7 @@ def _has_places() -> bool:
 
 @public.route("/gb/<code>", methods=["GET", "POST"])
 @_join_limits
-@pagecache.cached(lambda code: [("group_buy", code)], count=services.view_of, personal=_has_places)
+@pagecache.cached(lambda code: [("group_buy", code)], count=_view_of, personal=_has_places)
 def campaign_page(code: str):
     """The campaign: price, open teams to join, and opening a team of one's own."""
     group_buy = _public_group_buy(code)
@@ -353,7 +358,7 @@ def campaign_page(code: str):
 @_join_limits
 @pagecache.cached(
     lambda code, team_code: [("team", team_code), ("group_buy", code)],
-    count=services.view_of,
+    count=_view_of,
     personal=_has_places,
 )
 def team_page(code: str, team_code: str):

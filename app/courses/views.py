@@ -351,7 +351,9 @@ def _course_key() -> str:
 @limiter.limit(
     lambda: current_app.config["FORM_LIMIT_PER_FORM"], methods=["POST"], key_func=_course_key
 )
-@pagecache.cached(lambda code: [("course", code)], count=services.view_of)
+@pagecache.cached(
+    lambda code: [("course", code)], count=lambda _visit, code: services.view_of(code)
+)
 def course_page(code: str):
     """The course and its registration form; a paid course is paid for here too."""
     institution = current_institution()

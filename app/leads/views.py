@@ -259,8 +259,8 @@ def _raw_answers(lead_form: LeadForm) -> dict:
     return answers
 
 
-def _view_of(code: str):
-    touch = Touch.from_request(SourceKind.FORM, code, request.args, request.referrer)
+def _view_of(visit, code: str):
+    touch = Touch.from_request(SourceKind.FORM, code, visit.args, visit.referrer)
     return services.view_of(code, touch)
 
 

@@ -47,8 +47,9 @@ def stack(stripe_proxy, mail_server, tmp_path):
         "STRIPE_TIMEOUT": "2",
         "STRIPE_NETWORK_RETRIES": "0",
         "OUTBOX_RETRY_BASE_SECONDS": "1",
-        # Every request of a test comes from one address.
+        # Every request of a test comes from one address, to one form.
         "FORM_LIMIT_PER_IP": "10000 per minute",
+        "FORM_LIMIT_PER_FORM": "10000 per minute",
         "JOIN_LIMIT_PER_IP": "10000 per minute",
         "REGISTER_LIMIT_PER_IP": "10000 per minute",
     }
