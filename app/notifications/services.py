@@ -102,10 +102,13 @@ def _write_queued(session: Session) -> None:
         if not batch:
             continue
         keys = ["institution_id", "dedupe_key"] if institution_bound else ["dedupe_key"]
+        # Rows as parameters, not in the statement: its compiled form is cached whatever
+        # their number, and the driver sends them as multi-row VALUES (insertmanyvalues).
         session.execute(
-            insert_(OutboxMessage)
-            .values(batch)
-            .on_conflict_do_nothing(index_elements=keys, index_where=where)
+            insert_(OutboxMessage.__table__).on_conflict_do_nothing(
+                index_elements=keys, index_where=where
+            ),
+            batch,
         )
     after_commit(session, wake_deliverer)
 
