@@ -19,6 +19,7 @@ DOMAINS = (
     "payments",
     "campaigns",
     "portal",
+    "groups",
 )
 
 

@@ -4,6 +4,7 @@ from app.accounts.models import Invitation, Membership, User
 from app.campaigns.models import GroupBuy, Team, TeamMember
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
 from app.courses.models import Course, Enrolment, Lesson, Seat
+from app.groups.models import Group, GroupInvite, GroupMember, ModerationAction, Post
 from app.institutions.models import Institution
 from app.leads.models import (
     FormSourceStat,
@@ -18,6 +19,11 @@ from app.payments.models import Payment, PaymentTransition, StripeAccount, Strip
 from app.portal.models import SignInLink
 
 __all__ = [
+    "Group",
+    "GroupInvite",
+    "GroupMember",
+    "ModerationAction",
+    "Post",
     "GroupBuy",
     "Team",
     "TeamMember",

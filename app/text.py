@@ -29,3 +29,9 @@ def clean_text(value):
         return value
     value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
     return _INVISIBLE.sub("", value.replace("\u2028", "\n").replace("\u2029", "\n"))
+
+
+def masked_name(name: str | None) -> str:
+    """How one family's name shows to other families: its first character and a mask."""
+    name = (name or "").strip()
+    return (name[:1] + "**") if name else "**"

@@ -18,6 +18,8 @@ from app.courses import services as courses
 from app.courses.models import CourseKind, EnrolmentSource
 from app.db import utcnow
 from app.extensions import db
+from app.groups import services as groups
+from app.groups.models import Group, GroupInvite
 from app.leads.models import Lead, Stage
 from app.leads.services import create_lead, default_fields, save_form
 from app.notifications.models import OutboxMessage
@@ -106,6 +108,10 @@ def two_institutions():
             status=MemberStatus.AUTHORISED,
         )
         db.session.add(member)
+        group = groups.create_group(a, title="Class group", rules="Be kind.")
+        invite = groups.create_invite(a, group)
+        group_member = groups.add_member(a, group, contact)
+        post = groups.write_post(a, group, group_member, "Hello, teacher!")
         db.session.commit()
     message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
     a_staff_membership = db.session.scalar(
@@ -126,6 +132,10 @@ def two_institutions():
         "enrolment_id": enrolment.id,
         "group_buy_id": group_buy.id,
         "member_id": member.id,
+        "group_id": group.id,
+        "invite_id": invite.id,
+        "group_member_id": group_member.id,
+        "post_id": post.id,
     }
     return a, b, b_owner, ids
 
@@ -273,6 +283,8 @@ def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
         f"/{a.slug}/gb/{group_buy.code}",
         f"/{a.slug}/gb/{group_buy.code}/t/{team.code}",
         f"/{a.slug}/me",
+        f"/{a.slug}/j/{db.session.get(GroupInvite, ids['invite_id']).code}",
+        f"/{a.slug}/g/{db.session.get(Group, ids['group_id']).code}",
         "/healthz",
     ]
     writes = []

@@ -12,6 +12,7 @@ from app.contacts.models import Contact, Student
 from app.courses.models import Course
 from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
 from app.payments.models import Payment
+from app.text import masked_name
 
 MAX_TEAM_HOURS = 6 * 24  # card holds last about 7 days; a team must settle well before
 
@@ -234,8 +235,7 @@ class TeamMember(TenantScoped, Base):
     @property
     def masked_name(self) -> str:
         """How other parents see this family: the first character and a mask."""
-        name = (self.contact.parent_name or "").strip()
-        return (name[:1] + "**") if name else "**"
+        return masked_name(self.contact.parent_name)
 
     @property
     def is_active(self) -> bool:

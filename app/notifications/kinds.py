@@ -54,6 +54,9 @@ KINDS = {
     "team_failed": Kind(_l("Group buy: team did not fill"), (*_COMMON, *_TEAM)),
     "hold_released": Kind(_l("Group buy: card hold released"), (*_COMMON, *_TEAM)),
     "team_nudge": Kind(_l("Group buy: reminder to the team leader"), (*_COMMON, *_TEAM)),
+    "group_announcement": Kind(
+        _l("Group: announcement"), (*_COMMON, "group_title", "announcement", "group_link")
+    ),
 }
 VARIABLE_LABELS = {
     "institution_name": _l("your institution's name"),
@@ -72,6 +75,9 @@ VARIABLE_LABELS = {
     "seats_left": _l("seats left in the team"),
     "deadline": _l("the team's deadline"),
     "team_link": _l("the link to the team's page"),
+    "group_title": _l("the group"),
+    "announcement": _l("the announcement's text"),
+    "group_link": _l("the link to the group's page"),
 }
 SAMPLE_CONTEXT = {
     "institution_name": "Sunrise Learning",
@@ -92,6 +98,9 @@ SAMPLE_CONTEXT = {
     "seats_left": 1,
     "expires_at": "2026-12-06T11:00:00+00:00",
     "team_link": "https://cohort.example/sunrise/gb/…/t/…",
+    "group_title": "三年级数学家长群",
+    "announcement": "本周六的试听课改在3号教室，请提前10分钟到。",
+    "group_link": "https://cohort.example/sunrise/g/…",
 }
 
 _lenient = SandboxedEnvironment(undefined=Undefined, autoescape=False)

@@ -22,6 +22,42 @@ from app.tokens import LINK_INVALID
 from app.urls import external_url
 
 log = logging.getLogger(__name__)
+SESSION_KEY = "parents"  # in the browser's session: {institution id: contact id}
+AFTER_SIGN_IN = "after_sign_in"
+
+
+def family_signed_in(institution, session) -> Contact | None:
+    """The family this browser is signed in as at the institution (`session`: Flask's),
+    if any: one family per institution, no password (a link from one of our messages or a
+    one-time link)."""
+    contact_id = session.get(SESSION_KEY, {}).get(str(institution.id))
+    contact = db.session.get(Contact, contact_id) if contact_id else None
+    if contact is None or contact.institution_id != institution.id:
+        return None
+    return contact
+
+
+def sign_family_in(session, contact: Contact) -> None:
+    families = dict(session.get(SESSION_KEY, {}))
+    families[str(contact.institution_id)] = contact.id
+    session[SESSION_KEY] = families
+    session.permanent = True
+
+
+def come_back_after_sign_in(session, path: str) -> None:
+    """Where the family goes once signed in (a group's invitation, say), in the same
+    browser: a one-time link opened there brings them back to it."""
+    session[AFTER_SIGN_IN] = path
+
+
+def where_after_sign_in(session) -> str | None:
+    return session.pop(AFTER_SIGN_IN, None)
+
+
+def sign_family_out(session, institution) -> None:
+    families = dict(session.get(SESSION_KEY, {}))
+    families.pop(str(institution.id), None)
+    session[SESSION_KEY] = families
 
 
 def send_sign_in_link(institution, phone: str, channel: Channel) -> SignInLink | None:

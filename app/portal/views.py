@@ -23,26 +23,14 @@ from app.notifications.models import Channel
 from app.portal import queries, services
 from app.portal.forms import SignInForm
 from app.tenancy import current_institution, public_blueprint
+from app.web import safe_next
 
 public = public_blueprint("portal", __name__)
 BLUEPRINTS = [public]
-SESSION_KEY = "parents"
 
 
 def signed_in_contact() -> Contact | None:
-    institution = current_institution()
-    contact_id = session.get(SESSION_KEY, {}).get(str(institution.id))
-    contact = db.session.get(Contact, contact_id) if contact_id else None
-    if contact is None or contact.institution_id != institution.id:
-        return None
-    return contact
-
-
-def _sign_in(contact: Contact) -> None:
-    families = dict(session.get(SESSION_KEY, {}))
-    families[str(contact.institution_id)] = contact.id
-    session[SESSION_KEY] = families
-    session.permanent = True
+    return services.family_signed_in(current_institution(), session)
 
 
 def _phone_key() -> str:
@@ -99,8 +87,8 @@ def open_link(token: str):
         contact = contacts.contact_from_parent_link(current_institution(), token)
     except ServiceError as error:
         return render_template("portal/link_invalid.html", message=error.message), 400
-    _sign_in(contact)
-    return redirect(url_for(".page"))
+    services.sign_family_in(session, contact)
+    return redirect(safe_next(services.where_after_sign_in(session)) or url_for(".page"))
 
 
 @public.route("/me/l/<code>", methods=["GET", "POST"])
@@ -116,8 +104,8 @@ def sign_in_link(code: str):
         db.session.rollback()
         return render_template("portal/link_invalid.html", message=error.message), 400
     db.session.commit()
-    _sign_in(contact)
-    return redirect(url_for(".page"))
+    services.sign_family_in(session, contact)
+    return redirect(safe_next(services.where_after_sign_in(session)) or url_for(".page"))
 
 
 @public.post("/me/seats/<int:seat_id>/cancel")
@@ -136,7 +124,5 @@ def cancel_seat(seat_id: int):
 @public.post("/me/sign-out")
 def sign_out():
     if ConfirmForm().validate_on_submit():
-        families = dict(session.get(SESSION_KEY, {}))
-        families.pop(str(current_institution().id), None)
-        session[SESSION_KEY] = families
+        services.sign_family_out(session, current_institution())
     return redirect(url_for(".page"))

@@ -1,0 +1,1 @@
+"""Parent and student groups (社群): communities, feeds and moderation."""

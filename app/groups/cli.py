@@ -1,0 +1,3 @@
+"""Command-line tools for groups (none yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,441 @@
+"""Groups: creating them, joining them, and what members and staff write in their feed.
+
+Each change that an open group page must show (a post published, a reply, a post
+removed) bumps the group's feed version in Redis after the commit (`_feed_changed`): an
+open page asks for that version every few seconds and, while it is unchanged, is answered
+from Redis alone (see `feed_version`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import redis
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from app.contacts.models import Contact
+from app.db import after_commit, utcnow
+from app.errors import ServiceError
+from app.extensions import db, redis_connection
+from app.groups import moderation
+from app.groups.models import (
+    RULES,
+    Group,
+    GroupInvite,
+    GroupMember,
+    JoinVia,
+    MemberRole,
+    MemberStatus,
+    ModerationAction,
+    Outcome,
+    Post,
+    PostKind,
+    PostStatus,
+)
+from app.jobs import enqueue_after_commit
+from app.notifications import services as notifications
+from app.urls import external_url
+
+log = logging.getLogger(__name__)
+
+FLOOD_SECONDS = 30
+SEVERITY = {Outcome.PUBLISH: 0, Outcome.HOLD: 1, Outcome.BLOCK: 2}
+
+
+# --- the feed's version ------------------------------------------------------------------------
+
+
+def _version_key(institution_id: int, group_code: str) -> str:
+    return f"group:{institution_id}:{group_code}:feed"
+
+
+def feed_version(institution_id: int, group_code: str) -> int | None:
+    """The group's feed version (0 before any change), or None if Redis does not answer:
+    the caller then looks in the database."""
+    try:
+        return int(redis_connection.client.get(_version_key(institution_id, group_code)) or 0)
+    except redis.RedisError:
+        return None
+
+
+def _feed_changed(group: Group) -> None:
+    key = _version_key(group.institution_id, group.code)
+
+    def bump() -> None:
+        try:
+            redis_connection.client.incr(key)
+        except redis.RedisError as error:  # pages see the change at their next full load
+            log.warning("feed %s not bumped: %s", key, error)
+
+    after_commit(db.session(), bump)
+
+
+# --- groups and invites ------------------------------------------------------------------------
+
+
+def create_group(institution, **values) -> Group:
+    """A new group of the institution, with the settings staff chose."""
+    group = Group(institution_id=institution.id, **values)
+    db.session.add(group)
+    db.session.flush()
+    return group
+
+
+def update_group(group: Group, **values) -> None:
+    for name, value in values.items():
+        setattr(group, name, value)
+    db.session.flush()
+    _feed_changed(group)
+
+
+def create_invite(
+    institution,
+    group: Group,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+    use_cap: int | None = None,
+) -> GroupInvite:
+    invite = GroupInvite(
+        institution_id=institution.id,
+        group_id=group.id,
+        label=label,
+        expires_at=expires_at,
+        use_cap=use_cap,
+    )
+    db.session.add(invite)
+    db.session.flush()
+    return invite
+
+
+def revoke_invite(invite: GroupInvite) -> None:
+    if invite.revoked_at is None:
+        invite.revoked_at = utcnow()
+        db.session.flush()
+
+
+# --- members -----------------------------------------------------------------------------------
+
+INVITE_UNUSABLE = _l("This invitation link has expired or is no longer valid. Ask for a new one.")
+
+
+def join_group(
+    institution, invite: GroupInvite, contact: Contact, via: JoinVia = JoinVia.LINK
+) -> GroupMember:
+    """The family joins the invite's group, having accepted its rules: as a member at once,
+    or waiting for staff approval if the group asks for it. Joining again changes nothing;
+    a removed family may come back, a banned one may not. The invite's use is counted last,
+    by one conditional UPDATE (its cap holds under a rush)."""
+    now = utcnow()
+    group = invite.group
+    if not invite.is_usable(now):
+        raise ServiceError(INVITE_UNUSABLE, code="invite_unusable")
+    member = _member_of(group, contact)
+    if member is not None and member.status in (MemberStatus.ACTIVE, MemberStatus.PENDING):
+        return member
+    _check_can_join(group, member, now)
+    member = _admit(institution, group, contact, member, via, now)
+    member.invite_id = invite.id
+    used = db.session.scalar(
+        update(GroupInvite)
+        .where(
+            GroupInvite.id == invite.id,
+            (GroupInvite.use_cap.is_(None)) | (GroupInvite.uses < GroupInvite.use_cap),
+        )
+        .values(uses=GroupInvite.uses + 1)
+        .returning(GroupInvite.id)
+        .execution_options(synchronize_session=False)
+    )
+    if used is None:
+        raise ServiceError(INVITE_UNUSABLE, code="invite_unusable")
+    return member
+
+
+def add_member(
+    institution,
+    group: Group,
+    contact: Contact,
+    via: JoinVia = JoinVia.STAFF,
+    role: MemberRole = MemberRole.MEMBER,
+) -> GroupMember:
+    """Staff add a family (or a course or campaign does): no rules to accept first, no
+    approval to wait for. A banned family is not added back by this."""
+    now = utcnow()
+    member = _member_of(group, contact)
+    if member is not None and member.status == MemberStatus.ACTIVE:
+        return member
+    _check_can_join(group, member, now)
+    member = _admit(institution, group, contact, member, via, now, approved=True)
+    member.role = role
+    return member
+
+
+def _member_of(group: Group, contact: Contact) -> GroupMember | None:
+    return db.session.scalar(
+        select(GroupMember).where(
+            GroupMember.group_id == group.id, GroupMember.contact_id == contact.id
+        )
+    )
+
+
+def _check_can_join(group: Group, member: GroupMember | None, now: datetime) -> None:
+    if group.is_closed(now):
+        raise ServiceError(_l("This group is closed."), code="group_closed")
+    if member is not None and member.status == MemberStatus.BANNED:
+        raise ServiceError(_l("You cannot join this group."), code="banned")
+    if group.member_cap is not None and active_member_count(group) >= group.member_cap:
+        raise ServiceError(_l("This group is full."), code="group_full")
+
+
+def active_member_count(group: Group) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(GroupMember)
+        .where(GroupMember.group_id == group.id, GroupMember.status == MemberStatus.ACTIVE)
+    )
+
+
+def _admit(
+    institution,
+    group: Group,
+    contact: Contact,
+    member: GroupMember | None,
+    via: JoinVia,
+    now: datetime,
+    approved: bool = False,
+) -> GroupMember:
+    status = MemberStatus.PENDING if group.needs_approval and not approved else MemberStatus.ACTIVE
+    if member is None:
+        member = GroupMember(
+            institution_id=institution.id, group_id=group.id, contact_id=contact.id
+        )
+        db.session.add(member)
+    member.status, member.joined_via, member.joined_at = status, via, now
+    member.left_at = None
+    member.rules_accepted_at = now
+    if group.new_member_mute_minutes:
+        member.muted_until = now + timedelta(minutes=group.new_member_mute_minutes)
+    db.session.flush()
+    return member
+
+
+def approve_member(member: GroupMember, actor) -> None:
+    if member.status == MemberStatus.PENDING:
+        member.status = MemberStatus.ACTIVE
+        _log(member.group, "approved", actor, member=member)
+
+
+def remove_member(member: GroupMember, actor, ban: bool = False, reason: str | None = None) -> None:
+    """Take the family out of the group (and, banned, keep them out): they lose the group
+    on their next request."""
+    member.status = MemberStatus.BANNED if ban else MemberStatus.REMOVED
+    member.left_at = utcnow()
+    _log(member.group, "banned" if ban else "removed", actor, member=member, reason=reason)
+    _feed_changed(member.group)  # their open page asks again, and is refused
+
+
+def mute_member(member: GroupMember, until: datetime, actor, reason: str | None = None) -> None:
+    member.muted_until = until
+    _log(member.group, "muted", actor, member=member, reason=reason)
+
+
+# --- posts -------------------------------------------------------------------------------------
+
+
+def write_post(
+    institution,
+    group: Group,
+    member: GroupMember,
+    body: str,
+    *,
+    reply_to: Post | None = None,
+    is_question: bool = False,
+) -> Post:
+    """A member's post or reply, through the group's moderation: published, held for
+    review (its author sees it as waiting) or blocked (kept for the moderation log, and
+    its author told why: `broken_rules`). A member who is muted cannot post."""
+    now = utcnow()
+    if not member.is_active:
+        raise ServiceError(_l("You are no longer a member of this group."), code="not_member")
+    if group.is_closed(now):
+        raise ServiceError(_l("This group is closed."), code="group_closed")
+    if member.is_muted(now):
+        raise ServiceError(_l("You are muted in this group for now."), code="muted")
+    findings = moderation.text_findings(
+        body,
+        region=institution.country or "CN",
+        allowed_domains=group.allowed_domains,
+        keywords=group.keywords,
+    )
+    found = [{"rule": f.rule, "excerpt": f.excerpt} for f in findings]
+    if _recent_posts(member, now) >= group.flood_posts:
+        found.append({"rule": "flood", "excerpt": ""})
+    outcome = max(
+        (group.outcome_of(item["rule"]) for item in found),
+        key=SEVERITY.__getitem__,
+        default=Outcome.PUBLISH,
+    )
+    post = Post(
+        institution_id=institution.id,
+        group_id=group.id,
+        kind=PostKind.REPLY if reply_to is not None else PostKind.POST,
+        reply_to_id=reply_to.id if reply_to is not None else None,
+        member_id=member.id,
+        body=body,
+        is_question=is_question and reply_to is None,
+        findings=found,
+        status={
+            Outcome.PUBLISH: PostStatus.PUBLISHED,
+            Outcome.HOLD: PostStatus.HELD,
+            Outcome.BLOCK: PostStatus.BLOCKED,
+        }[outcome],
+    )
+    db.session.add(post)
+    db.session.flush()
+    if outcome == Outcome.PUBLISH:
+        _feed_changed(group)
+        return post
+    _log(group, post.status.value, None, member=member, post=post, reason=broken_rules(post))
+    _strike(group, member, now)
+    return post
+
+
+def broken_rules(post: Post) -> str:
+    """What moderation found in the post, in words for its author and for staff."""
+    return ", ".join(sorted({str(RULES[item["rule"]]) for item in post.findings}))
+
+
+def _recent_posts(member: GroupMember, now: datetime) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Post)
+        .where(
+            Post.member_id == member.id,
+            Post.created_at > now - timedelta(seconds=FLOOD_SECONDS),
+        )
+    )
+
+
+def _strike(group: Group, member: GroupMember, now: datetime) -> None:
+    """One more broken rule; at the group's limit, muted for a while."""
+    member.strikes += 1
+    if group.strikes_to_mute and member.strikes >= group.strikes_to_mute:
+        member.strikes = 0
+        until = now + timedelta(hours=group.strike_mute_hours)
+        mute_member(member, until, None, reason=str(_l("Broke the group's rules repeatedly")))
+
+
+def write_staff_post(
+    institution,
+    group: Group,
+    user,
+    body: str,
+    *,
+    reply_to: Post | None = None,
+    announcement: bool = False,
+    pinned: bool = False,
+    publish_at: datetime | None = None,
+) -> Post:
+    """A post, reply or announcement by staff: published as written (at `publish_at` for
+    a scheduled announcement). A reply to a question answers it; an announcement is sent
+    to every member once (`notify_announcement`)."""
+    now = utcnow()
+    kind = PostKind.ANNOUNCEMENT if announcement else PostKind.POST
+    post = Post(
+        institution_id=institution.id,
+        group_id=group.id,
+        kind=PostKind.REPLY if reply_to is not None else kind,
+        reply_to_id=reply_to.id if reply_to is not None else None,
+        user_id=user.id,
+        body=body,
+        is_pinned=pinned and announcement,
+        publish_at=max(publish_at or now, now),
+    )
+    db.session.add(post)
+    if reply_to is not None and reply_to.is_question and reply_to.answered_at is None:
+        reply_to.answered_at = now
+    db.session.flush()
+    if announcement and post.publish_at <= now:
+        enqueue_after_commit(
+            "groups.notify_announcement", institution.id, post.id, job_id=f"announcement-{post.id}"
+        )
+    _feed_changed(group)
+    return post
+
+
+def notify_announcement(institution, post: Post) -> int:
+    """Queue the announcement to every active member through their channels, once: the
+    outbox's dedupe key (announcement and family) makes a second run queue nothing, also
+    after Redis lost the job and the sweeper ran it again. Returns the families queued."""
+    if post.kind != PostKind.ANNOUNCEMENT or post.status != PostStatus.PUBLISHED:
+        return 0
+    group = db.session.get(Group, post.group_id)
+    members = db.session.scalars(
+        select(GroupMember).where(
+            GroupMember.group_id == group.id, GroupMember.status == MemberStatus.ACTIVE
+        )
+    ).all()
+    link = external_url(
+        "groups_public.group_page", institution_slug=institution.slug, code=group.code
+    )
+    for member in members:
+        notifications.notify_contact(
+            institution,
+            member.contact,
+            "group_announcement",
+            {"group_title": group.title, "announcement": post.body, "group_link": link},
+            dedupe_key=f"announcement:{post.id}:{member.contact_id}",
+        )
+    post.notified_at = utcnow()
+    db.session.flush()
+    return len(members)
+
+
+def review_post(post: Post, approve: bool, actor) -> None:
+    """Staff decide on a held post: published, or removed."""
+    if post.status != PostStatus.HELD:
+        return
+    post.status = PostStatus.PUBLISHED if approve else PostStatus.REMOVED
+    _log(post_group(post), "approved" if approve else "rejected", actor, post=post)
+    _feed_changed(post_group(post))
+
+
+def remove_post(post: Post, actor, reason: str | None = None) -> None:
+    if post.status == PostStatus.REMOVED:
+        return
+    post.status = PostStatus.REMOVED
+    _log(post_group(post), "removed", actor, post=post, reason=reason)
+    _feed_changed(post_group(post))
+
+
+def report_post(post: Post, member: GroupMember, reason: str | None = None) -> None:
+    """A member reports a post: it goes into the log, which staff review."""
+    _log(post_group(post), "reported", None, member=member, post=post, reason=reason)
+
+
+def post_group(post: Post) -> Group:
+    return db.session.get(Group, post.group_id)
+
+
+def _log(
+    group: Group,
+    action: str,
+    actor,
+    *,
+    member: GroupMember | None = None,
+    post: Post | None = None,
+    reason: str | None = None,
+) -> None:
+    db.session.add(
+        ModerationAction(
+            institution_id=group.institution_id,
+            group_id=group.id,
+            member_id=member.id if member is not None else None,
+            post_id=post.id if post is not None else None,
+            user_id=actor.id if actor is not None else None,
+            action=action,
+            reason=(reason or None) and reason[:500],
+        )
+    )
+    db.session.flush()

@@ -1,0 +1,477 @@
+"""Groups: staff pages under /staff/<slug>/groups, and the families' pages: joining by an
+invite (/<slug>/j/<code>) and the group itself (/<slug>/g/<code>), whose open page asks
+for updates every few seconds (`feed_updates`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.accounts.models import MANAGERS
+from app.db import utcnow
+from app.errors import ServiceError, form_status, report
+from app.extensions import db, limiter
+from app.forms import ConfirmForm
+from app.groups import queries, services
+from app.groups.forms import (
+    AnnouncementForm,
+    GroupForm,
+    InviteForm,
+    JoinForm,
+    MuteForm,
+    PostForm,
+    ReplyForm,
+)
+from app.groups.models import (
+    GROUP_KIND_LABELS,
+    JOIN_VIA_LABELS,
+    MEMBER_ROLE_LABELS,
+    MEMBER_STATUS_LABELS,
+    RULES,
+    Group,
+    GroupInvite,
+    GroupMember,
+    JoinVia,
+    MemberStatus,
+    PostStatus,
+)
+from app.images import qr_response
+from app.localtime import from_local, to_local
+from app.portal import services as portal
+from app.tenancy import (
+    current_institution,
+    get_or_404,
+    public_blueprint,
+    require_role,
+    staff_blueprint,
+)
+from app.urls import external_url
+
+staff = staff_blueprint("groups", __name__)
+public = public_blueprint("groups_public", __name__)
+BLUEPRINTS = [staff, public]
+POLL_SECONDS = 3  # an open group page asks for updates this often
+
+
+# --- staff: groups -----------------------------------------------------------------------------
+
+
+@staff.get("/groups")
+def group_list():
+    institution = current_institution()
+    return render_template(
+        "groups/group_list.html",
+        groups=queries.all_groups(institution),
+        counts=queries.member_counts(institution),
+        kind_labels=GROUP_KIND_LABELS,
+        now=utcnow(),
+    )
+
+
+@staff.route("/groups/new", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def group_new():
+    return _save_group(None)
+
+
+@staff.route("/groups/<int:group_id>/edit", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def group_edit(group_id: int):
+    return _save_group(get_or_404(Group, group_id))
+
+
+def _save_group(group: Group | None):
+    institution = current_institution()
+    form = GroupForm(obj=group) if group else GroupForm()
+    if request.method == "GET" and group is not None:
+        form.allowed_domains.data = "\n".join(group.allowed_domains)
+        form.keywords.data = "\n".join(group.keywords)
+        form.closes_at.data = to_local(group.closes_at, institution.zone)
+    if form.validate_on_submit():
+        settings = form.settings()
+        settings["closes_at"] = from_local(form.closes_at.data, institution.zone)
+        if group is None:
+            group = services.create_group(institution, **settings)
+            services.create_invite(institution, group, label=_("Group link"))
+        else:
+            services.update_group(group, **settings)
+        db.session.commit()
+        flash(_("Group saved."), "success")
+        return redirect(url_for(".group_detail", group_id=group.id))
+    return render_template("groups/group_form.html", form=form, group=group), form_status(form)
+
+
+@staff.get("/groups/<int:group_id>")
+def group_detail(group_id: int):
+    group = get_or_404(Group, group_id)
+    now = utcnow()
+    posts, replies = queries.feed(group, now)
+    return render_template(
+        "groups/group_detail.html",
+        group=group,
+        posts=posts,
+        replies=replies,
+        held=queries.held_posts(group),
+        questions=queries.unanswered_questions(group),
+        members=queries.members(group),
+        invites=queries.invites(group),
+        log=queries.moderation_log(group),
+        group_url=_group_url(group),
+        invite_url=_invite_url,
+        kind_labels=GROUP_KIND_LABELS,
+        role_labels=MEMBER_ROLE_LABELS,
+        status_labels=MEMBER_STATUS_LABELS,
+        via_labels=JOIN_VIA_LABELS,
+        rules=RULES,
+        broken_rules=services.broken_rules,
+        announcement_form=AnnouncementForm(formdata=None),
+        invite_form=InviteForm(formdata=None),
+        reply_form=ReplyForm(formdata=None),
+        mute_form=MuteForm(formdata=None),
+        confirm_form=ConfirmForm(),
+        now=now,
+    )
+
+
+def _group_url(group: Group) -> str:
+    return external_url(
+        "groups_public.group_page", institution_slug=current_institution().slug, code=group.code
+    )
+
+
+def _invite_url(invite: GroupInvite, via: str | None = None) -> str:
+    return external_url(
+        "groups_public.join",
+        institution_slug=current_institution().slug,
+        code=invite.code,
+        **({"via": via} if via else {}),
+    )
+
+
+@staff.post("/groups/<int:group_id>/invites")
+@require_role(*MANAGERS)
+def invite_new(group_id: int):
+    group = get_or_404(Group, group_id)
+    form = InviteForm()
+    if form.validate_on_submit():
+        expires_at = from_local(form.expires_at.data, current_institution().zone)
+        services.create_invite(
+            current_institution(), group, form.label.data or None, expires_at, form.use_cap.data
+        )
+        db.session.commit()
+        flash(_("Invitation link created."), "success")
+    else:
+        flash(_("The invitation was not created: check its expiry and uses."), "error")
+    return redirect(url_for(".group_detail", group_id=group.id, _anchor="invites"))
+
+
+@staff.post("/groups/<int:group_id>/invites/<int:invite_id>/revoke")
+@require_role(*MANAGERS)
+def invite_revoke(group_id: int, invite_id: int):
+    invite = _invite_of(group_id, invite_id)
+    if ConfirmForm().validate_on_submit():
+        services.revoke_invite(invite)
+        db.session.commit()
+        flash(_("The link no longer works."), "success")
+    return redirect(url_for(".group_detail", group_id=group_id, _anchor="invites"))
+
+
+@staff.get("/groups/<int:group_id>/invites/<int:invite_id>/qr.svg", defaults={"fmt": "svg"})
+@staff.get("/groups/<int:group_id>/invites/<int:invite_id>/qr.png", defaults={"fmt": "png"})
+def invite_qr(group_id: int, invite_id: int, fmt: str):
+    invite = _invite_of(group_id, invite_id)
+    return qr_response(_invite_url(invite, via="qr"), fmt, f"group-{invite.code}")
+
+
+def _invite_of(group_id: int, invite_id: int) -> GroupInvite:
+    invite = get_or_404(GroupInvite, invite_id)
+    if invite.group_id != group_id:
+        abort(404)
+    return invite
+
+
+# --- staff: the feed and moderation ------------------------------------------------------------
+
+
+@staff.post("/groups/<int:group_id>/announcements")
+@require_role(*MANAGERS)
+def announcement_new(group_id: int):
+    group = get_or_404(Group, group_id)
+    form = AnnouncementForm()
+    if form.validate_on_submit():
+        services.write_staff_post(
+            current_institution(),
+            group,
+            current_user,
+            form.body.data,
+            announcement=True,
+            pinned=form.pinned.data,
+            publish_at=from_local(form.publish_at.data, current_institution().zone),
+        )
+        db.session.commit()
+        flash(_("Announcement published. Every member is notified once."), "success")
+    else:
+        flash(_("The announcement was not published: write its text."), "error")
+    return redirect(url_for(".group_detail", group_id=group.id))
+
+
+@staff.post("/groups/<int:group_id>/posts/<int:post_id>/reply")
+def staff_reply(group_id: int, post_id: int):
+    group = get_or_404(Group, group_id)
+    post = queries.post_in(group, post_id) or abort(404)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        services.write_staff_post(
+            current_institution(), group, current_user, form.body.data, reply_to=post
+        )
+        db.session.commit()
+        flash(_("Reply posted."), "success")
+    return redirect(url_for(".group_detail", group_id=group.id))
+
+
+@staff.post("/groups/<int:group_id>/posts/<int:post_id>/approve", defaults={"action": "approve"})
+@staff.post("/groups/<int:group_id>/posts/<int:post_id>/reject", defaults={"action": "reject"})
+@staff.post("/groups/<int:group_id>/posts/<int:post_id>/remove", defaults={"action": "remove"})
+def moderate_post(group_id: int, post_id: int, action: str):
+    group = get_or_404(Group, group_id)
+    post = queries.post_in(group, post_id) or abort(404)
+    if ConfirmForm().validate_on_submit():
+        if action == "remove":
+            services.remove_post(post, current_user)
+        else:
+            services.review_post(post, action == "approve", current_user)
+        db.session.commit()
+    return redirect(url_for(".group_detail", group_id=group.id))
+
+
+@staff.post(
+    "/groups/<int:group_id>/members/<int:group_member_id>/approve", defaults={"action": "approve"}
+)
+@staff.post(
+    "/groups/<int:group_id>/members/<int:group_member_id>/remove", defaults={"action": "remove"}
+)
+@staff.post("/groups/<int:group_id>/members/<int:group_member_id>/ban", defaults={"action": "ban"})
+def moderate_member(group_id: int, group_member_id: int, action: str):
+    member = _member_of(group_id, group_member_id)
+    if ConfirmForm().validate_on_submit():
+        if action == "approve":
+            services.approve_member(member, current_user)
+        else:
+            services.remove_member(member, current_user, ban=action == "ban")
+        db.session.commit()
+    return redirect(url_for(".group_detail", group_id=group_id, _anchor="members"))
+
+
+@staff.post("/groups/<int:group_id>/members/<int:group_member_id>/mute")
+def mute_member(group_id: int, group_member_id: int):
+    member = _member_of(group_id, group_member_id)
+    form = MuteForm()
+    if form.validate_on_submit():
+        services.mute_member(member, utcnow() + timedelta(hours=form.hours.data), current_user)
+        db.session.commit()
+        flash(_("Member muted."), "success")
+    return redirect(url_for(".group_detail", group_id=group_id, _anchor="members"))
+
+
+def _member_of(group_id: int, group_member_id: int) -> GroupMember:
+    member = get_or_404(GroupMember, group_member_id)
+    if member.group_id != group_id:
+        abort(404)
+    return member
+
+
+# --- families: joining ------------------------------------------------------------------------
+
+
+def _family():
+    return portal.family_signed_in(current_institution(), session)
+
+
+@public.route("/j/<code>", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_IP"], methods=["POST"])
+def join(code: str):
+    """An invitation: the group's rules to accept, then the group. A family not signed in
+    to their page is asked to (no password: a one-time link to their phone) and comes
+    back here."""
+    institution = current_institution()
+    invite = queries.invite_by_code(institution, code) or abort(404)
+    group = invite.group
+    contact = _family()
+    member = queries.member_of(group, contact)
+    if member is not None and member.is_active:
+        return redirect(url_for(".group_page", code=group.code))
+    if contact is None:
+        portal.come_back_after_sign_in(session, request.full_path.rstrip("?"))
+    form = JoinForm()
+    error = None
+    if not invite.is_usable(utcnow()):
+        error = services.INVITE_UNUSABLE
+    elif contact is not None and form.validate_on_submit():
+        via = JoinVia.QR if request.args.get("via") == "qr" else JoinVia.LINK
+        try:
+            member = services.join_group(institution, invite, contact, via)
+        except ServiceError as exc:
+            report(exc)
+            error = exc.message
+        else:
+            db.session.commit()
+            if member.status == MemberStatus.PENDING:
+                flash(_("Thank you! The group's staff will let you in shortly."), "success")
+            return redirect(url_for(".group_page", code=group.code))
+    status = 422 if form.errors or error else 200
+    return render_template(
+        "groups/join.html", group=group, invite=invite, contact=contact, form=form, error=error
+    ), status
+
+
+# --- families: the group -----------------------------------------------------------------------
+
+
+def _group_and_member(code: str):
+    """The group and the signed-in family's membership of it: a family that is not an
+    active member is sent to sign in or gets a 404 (nothing of the group is shown)."""
+    group = queries.group_by_code(current_institution(), code) or abort(404)
+    member = queries.member_of(group, _family())
+    return group, member
+
+
+@public.get("/g/<code>")
+def group_page(code: str):
+    group, member = _group_and_member(code)
+    if member is None or member.status not in (MemberStatus.ACTIVE, MemberStatus.PENDING):
+        if _family() is None:
+            portal.come_back_after_sign_in(session, request.path)
+            return redirect(url_for("portal.page"))
+        abort(404)
+    now = utcnow()
+    posts, replies = queries.feed(group, now, viewer=member)
+    version = services.feed_version(group.institution_id, group.code) or 0
+    return render_template(
+        "groups/group_page.html",
+        group=group,
+        member=member,
+        posts=posts,
+        replies=replies,
+        version=version,
+        last_id=max([p.id for p in posts] + [r.id for rs in replies.values() for r in rs] + [0]),
+        post_form=PostForm(formdata=None),
+        reply_form=ReplyForm(formdata=None),
+        poll_seconds=POLL_SECONDS,
+        now=now,
+    )
+
+
+@public.get("/g/<code>/updates")
+def feed_updates(code: str):
+    """What changed on an open group page since it last asked. While the group's version
+    is the one the page has (sent back as If-None-Match), the answer is a 304 from Redis
+    alone: hundreds of open pages ask every few seconds. Otherwise the new posts and
+    replies after `after`, rendered, for a member only."""
+    institution = current_institution()
+    version = services.feed_version(institution.id, code)
+    etag = f'"{version}"'
+    if version is not None and request.headers.get("If-None-Match") == etag:
+        return "", 304, {"ETag": etag, "Cache-Control": "no-store"}
+    group, member = _group_and_member(code)
+    if member is None or not member.is_active:
+        return jsonify(error="not_member"), 403
+    posts, replies = queries.feed(
+        group, utcnow(), viewer=member, after=request.args.get("after", 0, type=int)
+    )
+    items = [
+        {
+            "id": post.id,
+            "reply_to": post.reply_to_id,
+            "html": render_template("groups/_post.html", post=post, replies={}, member=member),
+        }
+        for post in sorted([*posts, *(r for rs in replies.values() for r in rs)], key=_by_id)
+    ]
+    response = jsonify(items=items)
+    response.headers["ETag"] = f'"{version or 0}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _by_id(post) -> int:
+    return post.id
+
+
+@public.post("/g/<code>/posts")
+@limiter.limit("30 per minute")
+def member_post(code: str):
+    group, member = _group_and_member(code)
+    if member is None or not member.is_active:
+        abort(404)
+    form = PostForm()
+    return _write(group, member, form, form.is_question.data)
+
+
+@public.post("/g/<code>/posts/<int:post_id>/replies")
+@limiter.limit("30 per minute")
+def member_reply(code: str, post_id: int):
+    group, member = _group_and_member(code)
+    if member is None or not member.is_active:
+        abort(404)
+    post = queries.post_in(group, post_id)
+    if post is None or post.status != PostStatus.PUBLISHED:
+        abort(404)
+    return _write(group, member, ReplyForm(), False, reply_to=post)
+
+
+def _write(group, member, form, is_question: bool, reply_to=None):
+    if not form.validate_on_submit():
+        flash(_("Not posted: %(error)s", error=_first_error(form)), "error")
+        return redirect(url_for(".group_page", code=group.code))
+    try:
+        post = services.write_post(
+            current_institution(),
+            group,
+            member,
+            form.body.data,
+            reply_to=reply_to,
+            is_question=is_question,
+        )
+    except ServiceError as error:
+        report(error)
+        return redirect(url_for(".group_page", code=group.code))
+    db.session.commit()
+    if post.status == PostStatus.BLOCKED:
+        reasons = services.broken_rules(post)
+        flash(_("Not posted: this group does not allow %(reasons)s.", reasons=reasons), "error")
+    elif post.status == PostStatus.HELD:
+        flash(_("Posted. It will show once the group's staff have looked at it."), "info")
+    return redirect(url_for(".group_page", code=group.code, _anchor=f"post-{post.id}"))
+
+
+def _first_error(form) -> str:
+    for errors in form.errors.values():
+        if errors:
+            return str(errors[0])
+    return ""
+
+
+@public.post("/g/<code>/posts/<int:post_id>/report")
+@limiter.limit("10 per minute")
+def report_post(code: str, post_id: int):
+    group, member = _group_and_member(code)
+    if member is None or not member.is_active:
+        abort(404)
+    post = queries.post_in(group, post_id) or abort(404)
+    if ConfirmForm().validate_on_submit():
+        services.report_post(post, member)
+        db.session.commit()
+        flash(_("Thank you. The group's staff will look at it."), "success")
+    return redirect(url_for(".group_page", code=group.code))

@@ -1,0 +1,377 @@
+"""Groups: joining by invitation, the feed that updates itself, moderation that keeps ads
+out, announcements that reach every family once, and tenancy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, func, select
+
+from app.contacts.models import SourceKind
+from app.contacts.services import ContactDetails, StudentDetails, Touch, find_or_create_contact
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db, redis_connection
+from app.groups import queries, services
+from app.groups.models import Group, GroupMember, JoinVia, MemberStatus, Outcome, Post, PostStatus
+from app.groups.tasks import sweep_announcements
+from app.jobs import run_burst
+from app.notifications.models import OutboxMessage
+from app.portal.services import SESSION_KEY
+from app.tenancy import bound
+from tests.factories import make_institution
+
+ORDINARY = "老师好，孩子今天的作业第3题不会做，能讲一下吗？"
+
+
+def make_family(institution, n: int = 0, email: bool = True):
+    contact, _ = find_or_create_contact(
+        institution,
+        phone=f"1390013{n:04d}",
+        details=ContactDetails(
+            parent_name=f"家长{n}",
+            email=f"parent{n}@example.com" if email else None,
+            students=[StudentDetails(f"孩子{n}")],
+        ),
+        touch=Touch(SourceKind.STAFF),
+    )
+    return contact
+
+
+def make_group(institution, **settings):
+    group = services.create_group(
+        institution, title="三年级数学家长群", rules="1. 不发广告\n2. 友善交流", **settings
+    )
+    invite = services.create_invite(institution, group)
+    return group, invite
+
+
+def sign_in(client, contact) -> None:
+    with client.session_transaction() as session:
+        session[SESSION_KEY] = {str(contact.institution_id): contact.id}
+
+
+@pytest.fixture
+def group_setup(tenant):
+    group, invite = make_group(tenant)
+    member = services.add_member(tenant, group, make_family(tenant, 1))
+    db.session.commit()
+    return group, invite, member
+
+
+# --- joining -----------------------------------------------------------------------------------
+
+
+def test_a_family_joins_by_link_after_accepting_the_rules(app, tenant):
+    group, invite = make_group(tenant)
+    contact = make_family(tenant, 2)
+    db.session.commit()
+    client = app.test_client()
+    link = f"/{tenant.slug}/j/{invite.code}?via=qr"
+
+    anonymous = client.get(link)
+    assert anonymous.status_code == 200 and "一次性登录链接" not in anonymous.get_data(True)
+    assert "Get my link" in anonymous.get_data(True)
+
+    sign_in(client, contact)
+    page = client.get(link).get_data(as_text=True)
+    assert "不发广告" in page  # the rules, shown before joining
+    refused = client.post(link, data={})
+    assert refused.status_code == 422 and "Please accept the group rules" in refused.get_data(True)
+    assert services.active_member_count(group) == 0
+
+    joined = client.post(link, data={"accept_rules": "y"})
+
+    assert joined.status_code == 302 and joined.headers["Location"].endswith(f"/g/{group.code}")
+    member = db.session.scalar(select(GroupMember).where(GroupMember.contact_id == contact.id))
+    assert member.status == MemberStatus.ACTIVE and member.joined_via == JoinVia.QR
+    assert member.rules_accepted_at is not None
+    assert client.get(f"/{tenant.slug}/g/{group.code}").status_code == 200
+
+
+def test_a_revoked_expired_or_used_up_invitation_lets_nobody_in(app, tenant):
+    group, _ = make_group(tenant)
+    revoked = services.create_invite(tenant, group)
+    services.revoke_invite(revoked)
+    expired = services.create_invite(tenant, group, expires_at=utcnow() - timedelta(minutes=1))
+    capped = services.create_invite(tenant, group, use_cap=1)
+    first, second = make_family(tenant, 3), make_family(tenant, 4)
+    db.session.commit()
+
+    for invite in (revoked, expired):
+        client = app.test_client()
+        sign_in(client, first)
+        response = client.post(f"/{tenant.slug}/j/{invite.code}", data={"accept_rules": "y"})
+        assert response.status_code == 422 and "expired" in response.get_data(True)
+
+    clients = [app.test_client(), app.test_client()]
+    for client, family in zip(clients, (first, second), strict=True):
+        sign_in(client, family)
+    answers = [
+        c.post(f"/{tenant.slug}/j/{capped.code}", data={"accept_rules": "y"}) for c in clients
+    ]
+
+    assert [a.status_code for a in answers] == [302, 422]
+    assert services.active_member_count(group) == 1
+    db.session.refresh(capped)
+    assert capped.uses == 1
+
+
+def test_a_group_with_approval_lets_a_family_in_once_staff_approve(app, tenant, owner):
+    group, invite = make_group(tenant, needs_approval=True)
+    contact = make_family(tenant, 5)
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, contact)
+
+    client.post(f"/{tenant.slug}/j/{invite.code}", data={"accept_rules": "y"})
+    member = db.session.scalar(select(GroupMember).where(GroupMember.contact_id == contact.id))
+    assert member.status == MemberStatus.PENDING
+    assert "waiting for the group" in client.get(f"/{tenant.slug}/g/{group.code}").get_data(True)
+
+    services.approve_member(member, owner)
+    db.session.commit()
+    assert member.status == MemberStatus.ACTIVE
+
+
+def test_a_removed_member_loses_the_group_on_their_next_request(app, tenant, owner, group_setup):
+    group, invite, member = group_setup
+    client = app.test_client()
+    sign_in(client, member.contact)
+    page = f"/{tenant.slug}/g/{group.code}"
+    assert client.get(page).status_code == 200
+
+    services.remove_member(member, owner, ban=True)
+    db.session.commit()
+
+    assert client.get(page).status_code == 404
+    assert client.get(page + "/updates").status_code == 403
+    assert client.post(page + "/posts", data={"body": "hi"}).status_code == 404
+    rejoin = client.post(f"/{tenant.slug}/j/{invite.code}", data={"accept_rules": "y"})
+    assert rejoin.status_code == 422 and "cannot join" in rejoin.get_data(True)
+
+
+def test_another_institutions_group_and_invite_are_404(app, tenant, group_setup):
+    group, invite, member = group_setup
+    other = make_institution(slug="other-school")
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, member.contact)
+
+    assert client.get(f"/{other.slug}/g/{group.code}").status_code == 404
+    assert client.get(f"/{other.slug}/j/{invite.code}").status_code == 404
+    assert client.post(f"/{other.slug}/g/{group.code}/posts", data={"body": "x"}).status_code == 404
+
+
+# --- moderation --------------------------------------------------------------------------------
+
+CASES = [
+    ("link", "看这个 https://ads.example.com/win", Outcome.HOLD),
+    ("phone", "有需要的联系我 138 0013 8000", Outcome.HOLD),
+    ("phone", "call +86 139-0013-9000", Outcome.HOLD),
+    ("wechat", "加我VX: abc_123", Outcome.BLOCK),
+    ("keyword", "低价代购，私聊", Outcome.BLOCK),
+]
+
+
+@pytest.mark.parametrize(("rule", "text", "outcome"), CASES)
+def test_each_rule_holds_or_blocks_its_case(tenant, group_setup, rule, text, outcome):
+    group, _, member = group_setup
+    group.wechat_outcome = Outcome.BLOCK
+    group.keywords = ["代购"]
+
+    post = services.write_post(tenant, group, member, text)
+
+    assert rule in {finding["rule"] for finding in post.findings}
+    expected = PostStatus.HELD if outcome == Outcome.HOLD else PostStatus.BLOCKED
+    assert post.status == expected
+    assert services.broken_rules(post)
+
+
+def test_an_ordinary_post_and_an_allowed_link_are_published(tenant, group_setup):
+    group, _, member = group_setup
+    group.allowed_domains = ["example.edu.cn"]
+
+    posts = [
+        services.write_post(tenant, group, member, ORDINARY),
+        services.write_post(tenant, group, member, "作业在 https://www.example.edu.cn/hw 下载"),
+    ]
+
+    assert [p.status for p in posts] == [PostStatus.PUBLISHED, PostStatus.PUBLISHED]
+
+
+def test_a_flood_of_posts_is_blocked_from_the_sixth(tenant, group_setup):
+    group, _, member = group_setup
+
+    statuses = [
+        services.write_post(tenant, group, member, f"{ORDINARY} {n}").status for n in range(6)
+    ]
+
+    assert statuses == [PostStatus.PUBLISHED] * 5 + [PostStatus.BLOCKED]
+
+
+def test_three_strikes_mute_the_member(tenant, group_setup):
+    group, _, member = group_setup
+    group.strikes_to_mute = 3
+    for _ in range(3):
+        services.write_post(tenant, group, member, "加我VX: abc_123")
+
+    assert member.is_muted(utcnow())
+    with pytest.raises(ServiceError) as refused:
+        services.write_post(tenant, group, member, ORDINARY)
+    assert refused.value.code == "muted"
+
+
+def test_a_held_post_is_seen_by_its_author_only_until_staff_approve_it(
+    app, tenant, owner, group_setup
+):
+    group, _, member = group_setup
+    other = services.add_member(tenant, group, make_family(tenant, 9))
+    db.session.commit()
+    author, reader = app.test_client(), app.test_client()
+    sign_in(author, member.contact)
+    sign_in(reader, other.contact)
+    page = f"/{tenant.slug}/g/{group.code}"
+
+    sent = author.post(page + "/posts", data={"body": "联系我 13800138000"})
+    assert sent.status_code == 302
+    assert "Waiting for review" in author.get(page).get_data(True)
+    assert "13800138000" not in reader.get(page).get_data(True)
+
+    post = db.session.scalar(select(Post).where(Post.member_id == member.id))
+    services.review_post(post, True, owner)
+    db.session.commit()
+    assert "13800138000" in reader.get(page).get_data(True)
+
+
+def test_nothing_a_member_writes_runs_as_html(app, tenant, group_setup):
+    group, _, member = group_setup
+    client = app.test_client()
+    sign_in(client, member.contact)
+    page = f"/{tenant.slug}/g/{group.code}"
+
+    client.post(page + "/posts", data={"body": '<script>alert("x")</script><img src=x onerror=1>'})
+    html = client.get(page).get_data(as_text=True)
+
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert" in html
+
+
+# --- the feed updating itself ------------------------------------------------------------------
+
+
+class Statements:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def _catch(self, conn, cursor, statement, *args) -> None:
+        self.sent.append(statement.split("\n")[0])
+
+    def __enter__(self) -> Statements:
+        event.listen(db.engine, "before_cursor_execute", self._catch)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(db.engine, "before_cursor_execute", self._catch)
+
+
+def test_an_unchanged_feed_is_answered_from_redis_and_a_new_post_is_sent(app, tenant, group_setup):
+    group, _, member = group_setup
+    other = services.add_member(tenant, group, make_family(tenant, 8))
+    db.session.commit()
+    reader, writer = app.test_client(), app.test_client()
+    sign_in(reader, member.contact)
+    sign_in(writer, other.contact)
+    updates = f"/{tenant.slug}/g/{group.code}/updates"
+    first = reader.get(updates + "?after=0")
+    assert first.status_code == 200 and first.get_json()["items"] == []
+    etag = first.headers["ETag"]
+
+    with Statements() as statements:
+        unchanged = [reader.get(updates, headers={"If-None-Match": etag}) for _ in range(3)]
+    assert [r.status_code for r in unchanged] == [304, 304, 304]
+    assert statements.sent == [], statements.sent
+
+    writer.post(f"/{tenant.slug}/g/{group.code}/posts", data={"body": ORDINARY})
+    changed = reader.get(updates + "?after=0", headers={"If-None-Match": etag})
+
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    (item,) = changed.get_json()["items"]
+    assert "第3题" in item["html"] and item["reply_to"] is None
+
+
+# --- announcements -----------------------------------------------------------------------------
+
+
+def test_an_announcement_reaches_each_of_50_members_once_across_a_redis_flush(
+    tenant, owner, mail_server
+):
+    group, _ = make_group(tenant)
+    for n in range(50):
+        services.add_member(tenant, group, make_family(tenant, 100 + n))
+    db.session.commit()
+
+    services.write_staff_post(tenant, group, owner, "本周六的课改在3号教室。", announcement=True)
+    db.session.commit()
+    redis_connection.client.flushall()  # the job that would send it is gone
+    run_burst()
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert sweep_announcements() == 1  # the sweeper finds it unsent and sends it
+    run_burst()
+    sweep_announcements()  # and again: nothing more
+    run_burst()
+
+    per_family = db.session.execute(
+        select(OutboxMessage.recipient, func.count())
+        .where(OutboxMessage.template == "group_announcement", OutboxMessage.channel == "email")
+        .group_by(OutboxMessage.recipient)
+    ).all()
+    assert len(per_family) == 50 and {count for _, count in per_family} == {1}
+    received = [m for n in range(50) for m in mail_server.to(f"parent{100 + n}@example.com")]
+    assert len(received) == 50
+
+
+def test_a_scheduled_announcement_waits_for_its_time(tenant, owner, group_setup):
+    group, _, _member = group_setup
+    later = utcnow() + timedelta(hours=2)
+    post = services.write_staff_post(
+        tenant, group, owner, "明天放假", announcement=True, publish_at=later
+    )
+    db.session.commit()
+
+    assert sweep_announcements() == 0 and post.notified_at is None
+
+
+def test_the_group_is_listed_for_staff_with_its_members(owner_client, tenant, group_setup):
+    group, _, _ = group_setup
+    listing = owner_client.get(f"/staff/{tenant.slug}/groups").get_data(as_text=True)
+    detail = owner_client.get(f"/staff/{tenant.slug}/groups/{group.id}").get_data(as_text=True)
+
+    assert group.title in listing and "家长1" in detail
+
+
+def test_staff_create_a_group_with_its_first_invitation(owner_client, institution):
+    form = {
+        "title": "Open day families",
+        "kind": "open",
+        "rules": "Be kind.",
+        "link_outcome": "hold",
+        "phone_outcome": "hold",
+        "wechat_outcome": "block",
+        "keyword_outcome": "block",
+        "flood_posts": "5",
+        "allowed_domains": "example.edu.cn\nnot a domain",
+    }
+    new = f"/staff/{institution.slug}/groups/new"
+    refused = owner_client.post(new, data=form)
+    assert refused.status_code == 422 and "is not a domain" in refused.get_data(True)
+    assert db.session.scalar(select(func.count()).select_from(Group)) == 0
+
+    created = owner_client.post(new, data={**form, "allowed_domains": "Example.edu.cn"})
+
+    assert created.status_code == 302
+    group = db.session.scalar(select(Group))
+    assert group.allowed_domains == ["example.edu.cn"] and group.title == "Open day families"
+    with bound(institution):
+        assert len(queries.invites(group)) == 1
