@@ -37,6 +37,11 @@ institution or touches the database:
   change before its request returns. A process whose listener is not connected keeps no
   copies; the seconds bound the rest (a notice lost with a dropped connection). Views
   served from memory are counted in memory and added to Redis's counts once a second.
+- **Unchanged answers.** A view marked `@unchanged_since(kind, ref)` answers what changed
+  in an object (a group's feed) to a page that asks every few seconds. A GET whose
+  If-None-Match is the object's current version gets a 304 from `ServeKeptPages`, with the
+  version known in this process's memory (kept like the pages' copies), so hundreds of
+  open pages that ask cost what a hello-world page does.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import suppress
@@ -66,7 +72,7 @@ from werkzeug.wrappers import Request
 from app import counters
 from app.db import after_commit, utcnow
 from app.extensions import db, redis_connection
-from app.tenancy import current_institution, requested_slug
+from app.tenancy import current_institution, public_institution_id, requested_slug
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +154,40 @@ def cached(
         return wrapper
 
     return decorator
+
+
+def unchanged_since(kind: str, ref: Callable[..., str]):
+    """Mark a GET view whose answer changes only with the version of one object (`kind`,
+    `ref(**view args)`): a request whose If-None-Match is `etag(version)` is answered 304
+    in front of Flask (see the module's notes). The view answers the others, with
+    `current_version` and `etag` itself."""
+
+    def decorator(view):
+        view.unchanged_since = (kind, ref)
+        return view
+
+    return decorator
+
+
+def etag(version: int | None) -> str:
+    return f'"{version or 0}"'
+
+
+def current_version(institution_id: int, kind: str, ref: str) -> int | None:
+    """The object's version (0 before any change): from this process's memory while it
+    listens for changes, else from Redis; None if Redis does not answer."""
+    key = _version_key(institution_id, kind, ref)
+    now = utcnow().timestamp()
+    known = in_memory.started(current_app).version(key, now)
+    if known is not None:
+        return known
+    generation = in_memory.generation
+    try:
+        version = int(redis_connection.client.get(key) or 0)
+    except redis.RedisError:
+        return None
+    in_memory.remember_version(key, version, now, generation)
+    return version
 
 
 def init_app(app: Flask) -> None:
@@ -255,6 +295,7 @@ def _lookup(page: CachedPage, key: str, request: Request, view_args: dict) -> Ke
         if page.count is not None:
             memory.count(kept.institution_id, page.count(request, **view_args))
         return kept
+    generation = memory.generation  # a change noticed from here on: not kept (put)
     fetch = app.extensions.get("cohort_page_fetch")
     if fetch is None:
         fetch = app.extensions["cohort_page_fetch"] = redis_connection.client.register_script(
@@ -275,7 +316,7 @@ def _lookup(page: CachedPage, key: str, request: Request, view_args: dict) -> Ke
         until=float(until),
         fetched=now,
     )
-    memory.put(key, kept)
+    memory.put(key, kept, generation)
     return kept
 
 
@@ -355,11 +396,6 @@ class ServeKeptPages:
     def _kept(self, environ):
         app = self.app
         request = Request(environ)
-        if (
-            app.config["SESSION_COOKIE_NAME"] in request.cookies
-            or not app.config["PAGE_CACHE_SECONDS"]
-        ):
-            return None
         if app.config["FORCE_HTTPS"] and request.scheme != "https":
             return None
         if "\x00" in request.path or "%00" in environ.get("QUERY_STRING", ""):
@@ -368,10 +404,15 @@ class ServeKeptPages:
             endpoint, view_args = app.url_map.bind_to_environ(environ).match(method="GET")
         except (HTTPException, RequestRedirect):
             return None
-        page = getattr(app.view_functions.get(endpoint), "cached_page", None)
-        if page is None:
-            return None
+        view = app.view_functions.get(endpoint)
         slug = view_args.pop("institution_slug", None)
+        if hasattr(view, "unchanged_since"):
+            return self._unchanged(request, view.unchanged_since, slug, view_args)
+        page = getattr(view, "cached_page", None)
+        if page is None or app.config["SESSION_COOKIE_NAME"] in request.cookies:
+            return None
+        if not app.config["PAGE_CACHE_SECONDS"]:
+            return None
         with app.app_context():
             try:
                 key = _page_key(slug, endpoint, view_args, request.args.get("lang"))
@@ -384,6 +425,21 @@ class ServeKeptPages:
         headers = [*kept.headers, ("Content-Length", str(len(body))), ("Vary", "Cookie")]
         return "200 OK", headers, body
 
+    def _unchanged(self, request: Request, since, slug: str | None, view_args: dict):
+        """304 for a request that has the current version; None (ask Flask) otherwise."""
+        asked = request.headers.get("If-None-Match")
+        if not asked or slug is None:
+            return None
+        kind, ref = since
+        with self.app.app_context():
+            institution_id = in_memory.started(self.app).institution_id(slug)
+            if institution_id is None:
+                return None
+            version = current_version(institution_id, kind, ref(**view_args))
+        if version is None or etag(version) != asked:
+            return None
+        return "304 Not Modified", [("ETag", asked), ("Cache-Control", "no-store")], b""
+
 
 class PagesInMemory:
     """This process's copies of kept pages (see the module's notes), and the views it
@@ -393,6 +449,9 @@ class PagesInMemory:
 
     def __init__(self) -> None:
         self._copies: dict[str, KeptPage] = {}
+        self._versions: dict[str, tuple[int, float]] = {}  # version key: (version, fetched)
+        self._institutions: dict[str, tuple[int, float]] = {}  # slug: (id, fetched)
+        self.generation = 0  # changes noticed: a copy fetched before one is not kept
         self._counts: dict[tuple[int, str], Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
         self._adding = threading.Lock()
@@ -408,6 +467,7 @@ class PagesInMemory:
                 if self._pid != os.getpid():
                     self._pid, self._listening = os.getpid(), False
                     self._copies.clear()
+                    self._versions.clear()
                     self._counts.clear()
                     self._seconds = app.config["PAGE_MEMORY_SECONDS"]
                     if self._seconds:
@@ -427,23 +487,59 @@ class PagesInMemory:
             return None
         return kept
 
-    def put(self, key: str, kept: KeptPage) -> None:
-        if not self._listening:
-            return
+    def put(self, key: str, kept: KeptPage, generation: int) -> None:
         with self._lock:
+            if not self._listening or generation != self.generation:
+                return  # a change was noticed while it was fetched: it may be older
             if len(self._copies) >= self.MOST:
                 self._copies.pop(next(iter(self._copies)))  # the oldest
             self._copies[key] = kept
 
-    def drop(self, version_key: str) -> None:
-        """Forget the copies that follow this version (it was bumped)."""
+    def version(self, key: str, now: float) -> int | None:
+        known = self._versions.get(key) if self._listening else None
+        if known is None or now >= known[1] + self._seconds:
+            return None
+        return known[0]
+
+    def remember_version(self, key: str, version: int, now: float, generation: int) -> None:
         with self._lock:
+            if not self._listening or generation != self.generation:
+                return
+            if len(self._versions) >= self.MOST * 10:
+                self._versions.clear()
+            self._versions[key] = (version, now)
+
+    def institution_id(self, slug: str) -> int | None:
+        """The id of the institution at this public address (from tenancy's copy in Redis,
+        kept here for PAGE_MEMORY_SECONDS), or None if it is not known there."""
+        now = time.monotonic()
+        known = self._institutions.get(slug)
+        if known is not None and now < known[1] + self._seconds:
+            return known[0]
+        try:
+            institution_id = public_institution_id(slug)
+        except redis.RedisError:
+            return None
+        if institution_id is not None and self._seconds:
+            if len(self._institutions) >= self.MOST:
+                self._institutions.clear()
+            self._institutions[slug] = (institution_id, now)
+        return institution_id
+
+    def drop(self, version_key: str) -> None:
+        """Forget the copies that follow this version, and the version (it was bumped)."""
+        with self._lock:
+            self.generation += 1
+            self._versions.pop(version_key, None)
             for key in [k for k, kept in self._copies.items() if version_key in kept.versions]:
                 del self._copies[key]
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._copies.clear()
+            self._versions.clear()
+            self._institutions.clear()
 
     def count(self, institution_id: int, count: counters.Count) -> None:
         with self._lock:

@@ -150,6 +150,13 @@ def institution_for_public_pages(slug: str):
     return institution
 
 
+def public_institution_id(slug: str) -> int | None:
+    """The id of the institution at this public address if its copy is in Redis (see
+    `institution_for_public_pages`), else None. Raises redis.RedisError."""
+    cached = redis_connection.client.get(f"institution:{slug}")
+    return json.loads(cached)["id"] if cached is not None else None
+
+
 def institution_changed(institution) -> None:
     """Forget the public pages' copy of the institution once the transaction commits."""
 

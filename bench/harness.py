@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/cohort_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
+SECRET_KEY = "bench-" + "x" * 40  # the servers' (a benchmark may sign links with it)
 WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 
 STRIPE_KEY = "sk_test_bench"
@@ -159,7 +160,7 @@ def cohort_server(args, **env) -> Server:
             "DATABASE_URL": args.database,
             "REDIS_URL": args.redis,
             "RATELIMIT_ENABLED": "0",
-            "SECRET_KEY": "bench-" + "x" * 40,
+            "SECRET_KEY": SECRET_KEY,
             **{key: str(value) for key, value in env.items()},
         },
         ready_path="/healthz",
@@ -243,6 +244,20 @@ def prepare_posts(base: str, posts: list[tuple[str, str, dict]]) -> list[Prepare
         return list(pool.map(one, posts))
 
 
+def poll_gets(base: str, gets: list[Prepared], connections: int, seconds: int, etag: str):
+    """GET each prepared path with its cookie, round and round for `seconds`, as open pages
+    asking for updates do (If-None-Match of the newest ETag: bench/wrk.lua's cycle)."""
+    threads = min(2, connections)
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as file:
+        for get in gets:
+            file.write(f"GET\t{get.path}\t{get.cookie}\t\n")
+    try:
+        arguments = [f"-t{threads}", f"-c{connections}", f"-d{seconds}s", base]
+        return _wrk([*arguments, "--", file.name, str(threads), "cycle", etag])
+    finally:
+        os.unlink(file.name)
+
+
 def send_posts(base: str, posts: list[Prepared], connections: int) -> Figures:
     """Send each prepared POST once, from `connections` connections (one wrk thread each)."""
     connections = min(connections, len(posts))
@@ -298,6 +313,31 @@ def count_rows(database_url: str, queries: dict[str, str], **params) -> dict[str
         }
     engine.dispose()
     return counts
+
+
+def transactions(database_url: str) -> int:
+    """The transactions the database has begun so far (pg_stat_database), not counting
+    this reading's own (READING_TRANSACTIONS: a connection's start is one, the query
+    another). An idle server connection reports its own up to 10 s later
+    (PGSTAT_IDLE_INTERVAL): wait that long after a load before reading."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).render_as_string(hide_password=False)
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        counted = connection.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        ).fetchone()[0]
+    global _readings
+    _readings += 1
+    return counted - (_readings - 1) * READING_TRANSACTIONS
+
+
+READING_TRANSACTIONS = 2
+_readings = 0
+STATISTICS_DELAY = 11  # seconds: see transactions()
 
 
 def print_counts(counts: dict[str, int]) -> None:

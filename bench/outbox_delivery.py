@@ -34,7 +34,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from harness import ROOT, argument_parser, count_rows, fresh_app, hello_world
+from harness import ROOT, SECRET_KEY, argument_parser, count_rows, fresh_app, hello_world
 
 LEASE_SECONDS = 5
 
@@ -118,7 +118,7 @@ def run_wave(args, app, channel: str, wave: int, sink_env: dict, received) -> di
     env = {
         "DATABASE_URL": args.database,
         "REDIS_URL": args.redis,
-        "SECRET_KEY": "bench-" + "x" * 40,
+        "SECRET_KEY": SECRET_KEY,
         "OUTBOX_LEASE_SECONDS": str(LEASE_SECONDS),
         **sink_env,
     }

@@ -28,6 +28,7 @@ import time
 
 from data import load
 from harness import (
+    STATISTICS_DELAY,
     argument_parser,
     cohort_server,
     count_rows,
@@ -37,10 +38,7 @@ from harness import (
     print_counts,
     print_table,
     settings_line,
-)
-
-TRANSACTIONS = (
-    "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+    transactions,
 )
 
 
@@ -84,7 +82,8 @@ def main() -> None:
     app, _grown, pages = prepare(args)
     hello = hello_world(args)
 
-    before = count_rows(args.database, {"transactions": TRANSACTIONS})["transactions"]
+    time.sleep(STATISTICS_DELAY)  # what loading the data did is reported first
+    before = transactions(args.database)
     rows, answered = [], {}
     with cohort_server(args) as server:
         for name, path in pages.items():
@@ -93,17 +92,16 @@ def main() -> None:
             rows.append((name, figures))
             answered[name] = warm_up.requests + figures.requests
         memory = server.memory_mib()
-    time.sleep(1)  # the server's connections report their statistics as they close
-    after = count_rows(args.database, {"transactions": TRANSACTIONS})["transactions"]
-    transactions = after - before - 1  # the reading of `before` itself
+    time.sleep(STATISTICS_DELAY)  # the server's connections report what they did
+    begun = transactions(args.database) - before
     views = sum(answered.values())
 
     print("public pages, every visitor a first visit")
     print(settings_line(args))
     print_table("", rows, hello, "req")
     print(
-        f"database transactions begun by the server: {transactions} for {views} views "
-        f"(with the warm-ups), {transactions / views:.4f} a view"
+        f"database transactions begun by the server: {begun} for {views} views "
+        f"(with the warm-ups), {begun / views:.4f} a view"
     )
     write_back_views(app)
     counted = count_rows(args.database, VIEWS)

@@ -5,6 +5,11 @@
 -- COOKIE<TAB>BODY, the body form-encoded) each thread sends its share of the file once
 -- (run one connection a thread: -t N -c N), says DONE on stderr and stops: every
 -- prepared POST goes exactly once, as a parent's browser would send it.
+--
+-- With "cycle" after the file (`-- FILE THREADS cycle ETAG`), each thread sends GETs of its
+-- lines' paths and cookies round and round for the duration, as open pages asking for
+-- updates do: with If-None-Match of the newest ETag it was answered (ETAG at first), and
+-- ?after= the highest "id" it was sent.
 
 local threads = {}
 local count = 0
@@ -17,6 +22,9 @@ end
 
 local mine = nil
 local next_one = 1
+local cycle = false
+local etag = nil
+local after = 0
 statuses = {}
 extra = 0
 
@@ -26,6 +34,8 @@ function init(args)
     return
   end
   local total_threads = tonumber(args[2])
+  cycle = args[3] == "cycle"
+  etag = args[4]
   mine = {}
   local n = 0
   for line in io.lines(file) do
@@ -35,7 +45,11 @@ function init(args)
       if method == "POST" then
         headers["Content-Type"] = "application/x-www-form-urlencoded"
       end
-      table.insert(mine, wrk.format(method, path, headers, body))
+      if cycle then
+        table.insert(mine, {path = path, cookie = cookie})
+      else
+        table.insert(mine, wrk.format(method, path, headers, body))
+      end
     end
     n = n + 1
   end
@@ -54,6 +68,15 @@ function request()
     next_one = 1
     return wrk.format("GET", "/healthz") -- looked at, never sent
   end
+  if cycle then
+    local line = mine[next_one]
+    next_one = next_one % #mine + 1
+    local headers = {["Cookie"] = line.cookie}
+    if etag then
+      headers["If-None-Match"] = etag
+    end
+    return wrk.format("GET", line.path .. "?after=" .. after, headers)
+  end
   local r = mine[next_one]
   next_one = next_one + 1
   if r == nil then
@@ -66,6 +89,15 @@ end
 function response(status, headers, body)
   local key = tostring(status)
   statuses[key] = (statuses[key] or 0) + 1
+  if cycle then
+    if headers["ETag"] then
+      etag = headers["ETag"]
+    end
+    for id in string.gmatch(body or "", '"id":%s*(%d+)') do
+      after = math.max(after, tonumber(id))
+    end
+    return
+  end
   if mine ~= nil and next_one > #mine then
     io.stderr:write("DONE\n") -- bench/harness.py ends the run when every thread is done
     wrk.thread:stop()

@@ -1,9 +1,9 @@
 """Groups: creating them, joining them, and what members and staff write in their feed.
 
 Each change that an open group page must show (a post published, a reply, a post
-removed) bumps the group's feed version in Redis after the commit (`_feed_changed`): an
-open page asks for that version every few seconds and, while it is unchanged, is answered
-from Redis alone (see `feed_version`).
+removed, a member removed) bumps the group's feed version after the commit
+(`_feed_changed`, through app.pagecache): an open page asks for what changed every few
+seconds and, while the version is the one it has, gets a 304 in front of Flask.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-import redis
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
+from app import pagecache
 from app.contacts.models import Contact
-from app.db import after_commit, utcnow
+from app.db import utcnow
 from app.errors import ServiceError
-from app.extensions import db, redis_connection
+from app.extensions import db
 from app.groups import moderation
 from app.groups.models import (
     RULES,
@@ -46,30 +46,17 @@ SEVERITY = {Outcome.PUBLISH: 0, Outcome.HOLD: 1, Outcome.BLOCK: 2}
 
 # --- the feed's version ------------------------------------------------------------------------
 
-
-def _version_key(institution_id: int, group_code: str) -> str:
-    return f"group:{institution_id}:{group_code}:feed"
+FEED = "group_feed"  # the pagecache kind whose version is a group's feed's
 
 
 def feed_version(institution_id: int, group_code: str) -> int | None:
     """The group's feed version (0 before any change), or None if Redis does not answer:
     the caller then looks in the database."""
-    try:
-        return int(redis_connection.client.get(_version_key(institution_id, group_code)) or 0)
-    except redis.RedisError:
-        return None
+    return pagecache.current_version(institution_id, FEED, group_code)
 
 
 def _feed_changed(group: Group) -> None:
-    key = _version_key(group.institution_id, group.code)
-
-    def bump() -> None:
-        try:
-            redis_connection.client.incr(key)
-        except redis.RedisError as error:  # pages see the change at their next full load
-            log.warning("feed %s not bumped: %s", key, error)
-
-    after_commit(db.session(), bump)
+    pagecache.changed(group.institution_id, FEED, group.code)
 
 
 # --- groups and invites ------------------------------------------------------------------------

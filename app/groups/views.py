@@ -4,6 +4,8 @@ for updates every few seconds (`feed_updates`)."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import timedelta
 
 from flask import (
@@ -20,6 +22,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app import pagecache
 from app.accounts.models import MANAGERS
 from app.db import utcnow
 from app.errors import ServiceError, form_status, report
@@ -59,6 +62,7 @@ from app.tenancy import (
     staff_blueprint,
 )
 from app.urls import external_url
+from app.web import current_language
 
 staff = staff_blueprint("groups", __name__)
 public = public_blueprint("groups_public", __name__)
@@ -357,8 +361,9 @@ def group_page(code: str):
             return redirect(url_for("portal.page"))
         abort(404)
     now = utcnow()
-    posts, replies = queries.feed(group, now, viewer=member)
+    # The version first: a post written meanwhile is then fetched by the page's next ask.
     version = services.feed_version(group.institution_id, group.code) or 0
+    posts, replies = queries.feed(group, now, viewer=member)
     return render_template(
         "groups/group_page.html",
         group=group,
@@ -375,34 +380,52 @@ def group_page(code: str):
 
 
 @public.get("/g/<code>/updates")
+@pagecache.unchanged_since(services.FEED, lambda code: code)
 def feed_updates(code: str):
     """What changed on an open group page since it last asked. While the group's version
-    is the one the page has (sent back as If-None-Match), the answer is a 304 from Redis
-    alone: hundreds of open pages ask every few seconds. Otherwise the new posts and
-    replies after `after`, rendered, for a member only."""
+    is the one the page has (sent back as If-None-Match), the answer is a 304 (in front of
+    Flask: app.pagecache): hundreds of open pages ask every few seconds. Otherwise the new
+    posts and replies after `after`, rendered, for a member only."""
     institution = current_institution()
     version = services.feed_version(institution.id, code)
-    etag = f'"{version}"'
-    if version is not None and request.headers.get("If-None-Match") == etag:
-        return "", 304, {"ETag": etag, "Cache-Control": "no-store"}
+    if version is not None and request.headers.get("If-None-Match") == pagecache.etag(version):
+        return "", 304, {"ETag": pagecache.etag(version), "Cache-Control": "no-store"}
     group, member = _group_and_member(code)
     if member is None or not member.is_active:
         return jsonify(error="not_member"), 403
-    posts, replies = queries.feed(
-        group, utcnow(), viewer=member, after=request.args.get("after", 0, type=int)
-    )
-    items = [
-        {
-            "id": post.id,
-            "reply_to": post.reply_to_id,
-            "html": render_template("groups/_post.html", post=post, replies={}, member=member),
-        }
-        for post in sorted([*posts, *(r for rs in replies.values() for r in rs)], key=_by_id)
-    ]
-    response = jsonify(items=items)
-    response.headers["ETag"] = f'"{version or 0}"'
+    after = request.args.get("after", 0, type=int)
+    response = jsonify(items=_items_after(group, version, after))
+    response.headers["ETag"] = pagecache.etag(version)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# What an update sends, by (institution, group, version, after): every member asking after
+# the same change with the same newest post gets the same items (published ones only: an
+# author sees their own held post on the page their post returns to).
+_RENDERED: OrderedDict[tuple, list[dict]] = OrderedDict()
+_RENDERED_MOST = 256
+_rendering = threading.Lock()
+
+
+def _items_after(group: Group, version: int | None, after: int) -> list[dict]:
+    key = (group.institution_id, group.code, version, after, current_language())
+    items = _RENDERED.get(key) if version is not None else None
+    if items is None:
+        posts, replies = queries.feed(group, utcnow(), after=after)
+        items = [
+            {
+                "id": post.id,
+                "reply_to": post.reply_to_id,
+                "html": render_template("groups/_post.html", post=post, replies={}, member=None),
+            }
+            for post in sorted([*posts, *(r for rs in replies.values() for r in rs)], key=_by_id)
+        ]
+        with _rendering:
+            _RENDERED[key] = items
+            while len(_RENDERED) > _RENDERED_MOST:
+                _RENDERED.popitem(last=False)
+    return items
 
 
 def _by_id(post) -> int:

@@ -1,7 +1,7 @@
 // An open group page asks for what changed every few seconds. The server answers 304
-// from Redis while the group's version is the one this page has (If-None-Match), so
-// hundreds of open pages cost almost nothing; when it changed, it sends the new posts
-// and replies, rendered, and they are added in place.
+// while the group's version is the one this page has (If-None-Match), in front of Flask
+// and without the database, so hundreds of open pages cost little; when it changed, it
+// sends the new posts and replies, rendered, and they are added in place.
 (function () {
   "use strict";
   var feed = document.getElementById("feed");

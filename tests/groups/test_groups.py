@@ -276,7 +276,9 @@ class Statements:
         event.remove(db.engine, "before_cursor_execute", self._catch)
 
 
-def test_an_unchanged_feed_is_answered_from_redis_and_a_new_post_is_sent(app, tenant, group_setup):
+def test_an_unchanged_feed_is_answered_in_front_of_flask_and_a_new_post_is_sent(
+    app, tenant, group_setup, monkeypatch
+):
     group, _, member = group_setup
     other = services.add_member(tenant, group, make_family(tenant, 8))
     db.session.commit()
@@ -288,10 +290,13 @@ def test_an_unchanged_feed_is_answered_from_redis_and_a_new_post_is_sent(app, te
     assert first.status_code == 200 and first.get_json()["items"] == []
     etag = first.headers["ETag"]
 
+    dispatched = []
+    dispatch = app.full_dispatch_request
+    monkeypatch.setattr(app, "full_dispatch_request", lambda: dispatched.append(1) or dispatch())
     with Statements() as statements:
         unchanged = [reader.get(updates, headers={"If-None-Match": etag}) for _ in range(3)]
     assert [r.status_code for r in unchanged] == [304, 304, 304]
-    assert statements.sent == [], statements.sent
+    assert statements.sent == [] and dispatched == []
 
     writer.post(f"/{tenant.slug}/g/{group.code}/posts", data={"body": ORDINARY})
     changed = reader.get(updates + "?after=0", headers={"If-None-Match": etag})
