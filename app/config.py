@@ -106,8 +106,9 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
         "FORCE_HTTPS": _bool(env.get("FORCE_HTTPS"), is_production),
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
-        # Uploads: logos are small; anything bigger is refused before it is read.
-        "MAX_CONTENT_LENGTH": 3 * 1024 * 1024,
+        # Uploads: a post's pictures (up to 9 phone photos, re-encoded smaller on arrival)
+        # are the biggest request; anything bigger is refused before it is read.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "24")) * 1024 * 1024,
         "LOGO_MAX_BYTES": 1024 * 1024,
         # Forms and CSRF.
         "WTF_CSRF_TIME_LIMIT": 8 * 3600,

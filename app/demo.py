@@ -9,12 +9,15 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from app.accounts.models import User
 from app.campaigns import services as campaigns
 from app.campaigns.models import GroupBuy
 from app.courses import services as courses
 from app.courses.models import Course, CourseKind
 from app.errors import ServiceError
 from app.extensions import db
+from app.groups import services as groups
+from app.groups.models import Group, GroupInvite, GroupKind
 from app.institutions import services as institutions
 from app.institutions.models import Institution
 from app.leads import services as leads
@@ -38,6 +41,7 @@ class Demo:
     course_code: str | None
     paid_course_code: str | None
     group_buy_code: str | None
+    group_invite_code: str | None
 
 
 def seed() -> Demo:
@@ -79,6 +83,9 @@ def _seed(institution: Institution, created: bool) -> None:
     ):
         _seed_group_buy(institution)
         db.session.commit()
+    if db.session.scalar(select(Group.id).where(Group.institution_id == institution.id)) is None:
+        _seed_group(institution)
+        db.session.commit()
 
 
 def _codes(institution: Institution) -> tuple:
@@ -98,7 +105,12 @@ def _codes(institution: Institution) -> tuple:
     form_code = db.session.scalar(
         select(LeadForm.code).where(LeadForm.institution_id == institution.id).limit(1)
     )
-    return form_code, course_code, paid_course_code, group_buy_code
+    invite_code = db.session.scalar(
+        select(GroupInvite.code)
+        .where(GroupInvite.institution_id == institution.id, GroupInvite.revoked_at.is_(None))
+        .limit(1)
+    )
+    return form_code, course_code, paid_course_code, group_buy_code, invite_code
 
 
 def _seed_form(institution: Institution) -> None:
@@ -152,6 +164,35 @@ def _seed_course(institution: Institution) -> None:
             place=place,
             online_url="https://meet.example.com/sunrise-maths" if days == 6 else None,
         )
+
+
+def _seed_group(institution: Institution) -> None:
+    """The trial course's group, offered on its confirmation page, with a pinned welcome."""
+    course = db.session.scalar(
+        select(Course).where(
+            Course.institution_id == institution.id, Course.kind == CourseKind.TRIAL
+        )
+    )
+    group = groups.create_group(
+        institution,
+        title="数学思维体验课 · 家长群",
+        kind=GroupKind.TRIAL,
+        course_id=course.id if course else None,
+        description="体验课期间的通知、作业和答疑都在这里。",
+        rules="1. 只聊与课程和孩子学习有关的话题。\n2. 不发广告、二维码、外部链接和联系方式。\n"
+        "3. 友善交流，尊重每一位家长和老师。",
+        keywords=["代购", "刷单", "兼职"],
+    )
+    groups.create_invite(institution, group, label="群链接")
+    owner = db.session.scalar(select(User).where(User.email == DEMO_EMAIL))
+    groups.write_staff_post(
+        institution,
+        group,
+        owner,
+        "欢迎加入！每节课后老师会在这里布置小练习，有问题随时提问（勾选“向老师提问”）。",
+        announcement=True,
+        pinned=True,
+    )
 
 
 def _seed_group_buy(institution: Institution) -> None:

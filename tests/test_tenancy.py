@@ -25,7 +25,7 @@ from app.leads.services import create_lead, default_fields, save_form
 from app.notifications.models import OutboxMessage
 from app.tenancy import bound, get_or_404
 from tests.factories import make_institution, make_member
-from tests.helpers import login
+from tests.helpers import login, png_bytes
 
 STAFF_PREFIX = "/staff/<institution_slug>"
 
@@ -111,7 +111,7 @@ def two_institutions():
         group = groups.create_group(a, title="Class group", rules="Be kind.")
         invite = groups.create_invite(a, group)
         group_member = groups.add_member(a, group, contact)
-        post = groups.write_post(a, group, group_member, "Hello, teacher!")
+        post = groups.write_post(a, group, group_member, "Hello, teacher!", pictures=[png_bytes()])
         db.session.commit()
     message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
     a_staff_membership = db.session.scalar(
@@ -136,6 +136,7 @@ def two_institutions():
         "invite_id": invite.id,
         "group_member_id": group_member.id,
         "post_id": post.id,
+        "image_id": post.images[0].id,
     }
     return a, b, b_owner, ids
 

@@ -40,6 +40,7 @@ from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm, member_choices
+from app.groups import queries as group_queries
 from app.images import image_response, qr_response, update_cover
 from app.localtime import from_local, to_local
 from app.money import to_major, to_minor
@@ -437,10 +438,12 @@ def registered(code: str, enrolment_code: str):
     enrolment = _enrolment_by_code(code, enrolment_code)
     seats = [s for s in enrolment.seats if s.status != SeatStatus.CANCELLED]
     payment = None if enrolment.course.is_free else queries.latest_payment(enrolment)
+    invite = group_queries.invite_for_course(enrolment.course, utcnow())
     return render_template(
         "courses/public_registered.html",
         enrolment=enrolment,
         course=enrolment.course,
+        group_invite=invite,
         seats=sorted(seats, key=lambda s: s.lesson.starts_at),
         positions={s.id: queries.waitlist_position(s) for s in seats},
         payment=payment,

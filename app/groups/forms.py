@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_wtf.file import FileAllowed, MultipleFileField
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -14,6 +15,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 from app.forms import CohortForm, local_datetime_field, strip_filter
 from app.groups.models import (
     GROUP_KIND_LABELS,
+    MAX_POST_IMAGES,
     MAX_POST_LENGTH,
     OUTCOME_LABELS,
     GroupKind,
@@ -36,6 +38,14 @@ class GroupForm(CohortForm):
         choices=[SelectChoice(kind.value, label) for kind, label in GROUP_KIND_LABELS.items()],
         default=GroupKind.OPEN.value,
     )
+    course_id = SelectField(
+        _l("Course"),
+        coerce=int,
+        default=0,
+        description=_l(
+            "Families registering for it are offered this group on their confirmation page."
+        ),
+    )
     description = TextAreaField(
         _l("Description"), filters=[strip_filter], validators=[Length(max=2000)]
     )
@@ -57,10 +67,21 @@ class GroupForm(CohortForm):
             "few days after its last lesson."
         ),
     )
-    link_outcome = SelectField(_l("A post with a link"), choices=_OUTCOMES)
-    phone_outcome = SelectField(_l("A post with a phone number"), choices=_OUTCOMES)
-    wechat_outcome = SelectField(_l("A post with a WeChat ID"), choices=_OUTCOMES)
-    keyword_outcome = SelectField(_l("A post with a listed word"), choices=_OUTCOMES)
+    link_outcome = SelectField(
+        _l("A post with a link"), choices=_OUTCOMES, default=Outcome.HOLD.value
+    )
+    qr_outcome = SelectField(
+        _l("A post with a QR code in a picture"), choices=_OUTCOMES, default=Outcome.HOLD.value
+    )
+    phone_outcome = SelectField(
+        _l("A post with a phone number"), choices=_OUTCOMES, default=Outcome.HOLD.value
+    )
+    wechat_outcome = SelectField(
+        _l("A post with a WeChat ID"), choices=_OUTCOMES, default=Outcome.HOLD.value
+    )
+    keyword_outcome = SelectField(
+        _l("A post with a listed word"), choices=_OUTCOMES, default=Outcome.BLOCK.value
+    )
     allowed_domains = TextAreaField(
         _l("Sites members may link to"),
         filters=[strip_filter],
@@ -98,6 +119,7 @@ class GroupForm(CohortForm):
         return {
             "title": self.title.data,
             "kind": GroupKind(self.kind.data),
+            "course_id": self.course_id.data or None,
             "description": self.description.data or None,
             "rules": self.rules.data,
             "member_cap": self.member_cap.data,
@@ -106,6 +128,7 @@ class GroupForm(CohortForm):
             "phone_outcome": Outcome(self.phone_outcome.data),
             "wechat_outcome": Outcome(self.wechat_outcome.data),
             "keyword_outcome": Outcome(self.keyword_outcome.data),
+            "qr_outcome": Outcome(self.qr_outcome.data),
             "allowed_domains": [line.lower() for line in _lines(self.allowed_domains.data)],
             "keywords": _lines(self.keywords.data),
             "flood_posts": self.flood_posts.data,
@@ -137,7 +160,19 @@ class PostForm(CohortForm):
         filters=[strip_filter],
         validators=[DataRequired(), Length(max=MAX_POST_LENGTH)],
     )
+    pictures = MultipleFileField(
+        _l("Pictures (up to %(n)s)", n=MAX_POST_IMAGES),
+        validators=[
+            FileAllowed(
+                ["png", "jpg", "jpeg", "webp"], _l("Pictures must be PNG, JPEG or WebP files.")
+            )
+        ],
+        render_kw={"accept": "image/png,image/jpeg,image/webp", "multiple": True},
+    )
     is_question = BooleanField(_l("A question for the teacher"))
+
+    def uploaded_pictures(self) -> list[bytes]:
+        return [f.read() for f in self.pictures.data or () if getattr(f, "filename", None)]
 
 
 class ReplyForm(CohortForm):

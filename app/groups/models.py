@@ -13,14 +13,15 @@ import secrets
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.contacts.models import Contact
 from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
 from app.text import masked_name
 
 MAX_POST_LENGTH = 2000
+MAX_POST_IMAGES = 9
 
 
 def new_code() -> str:
@@ -62,6 +63,7 @@ RULES = {
     "phone": _l("phone numbers"),
     "wechat": _l("WeChat IDs"),
     "keyword": _l("words this group does not allow"),
+    "qr": _l("QR codes in pictures"),
     "flood": _l("too many posts in a short time"),
 }
 
@@ -89,6 +91,7 @@ class Group(TenantScoped, Base):
     phone_outcome: Mapped[Outcome] = mapped_column(str_enum(Outcome), default=Outcome.HOLD)
     wechat_outcome: Mapped[Outcome] = mapped_column(str_enum(Outcome), default=Outcome.HOLD)
     keyword_outcome: Mapped[Outcome] = mapped_column(str_enum(Outcome), default=Outcome.BLOCK)
+    qr_outcome: Mapped[Outcome] = mapped_column(str_enum(Outcome), default=Outcome.HOLD)
     allowed_domains: Mapped[list] = mapped_column(JSON, default=list)
     keywords: Mapped[list] = mapped_column(JSON, default=list)
     flood_posts: Mapped[int] = mapped_column(default=5)  # more within 30 s is a flood
@@ -255,14 +258,51 @@ class Post(TenantScoped, Base):
     status: Mapped[PostStatus] = mapped_column(str_enum(PostStatus), default=PostStatus.PUBLISHED)
     findings: Mapped[list] = mapped_column(JSON, default=list)
     publish_at: Mapped[datetime] = mapped_column(default=utcnow)  # later: scheduled
+    # A post with pictures is held until a job has looked at them (QR codes).
+    image_count: Mapped[int] = mapped_column(default=0)
+    images_checked_at: Mapped[datetime | None]
     notified_at: Mapped[datetime | None]  # an announcement's messages were queued
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     member: Mapped[GroupMember | None] = relationship(foreign_keys=[member_id])
+    images: Mapped[list[PostImage]] = relationship(
+        order_by="PostImage.position", foreign_keys="PostImage.post_id"
+    )
 
     @property
     def by_staff(self) -> bool:
         return self.member_id is None
+
+    @property
+    def awaits_image_check(self) -> bool:
+        """Held only until a job has looked at its pictures."""
+        return self.image_count > 0 and self.images_checked_at is None
+
+
+class PostImage(TenantScoped, Base):
+    """A picture of a post, as Cohort re-encoded it (app.images.reencoded_photo: checked,
+    turned upright, at most 2048 px, EXIF and other metadata gone)."""
+
+    __tablename__ = "group_post_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = parent_id("group_posts", ondelete="CASCADE", index=True)
+    position: Mapped[int]
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    content_type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+ACTION_LABELS = {
+    "held": _l("Held for review"),
+    "blocked": _l("Blocked"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected"),
+    "removed": _l("Removed"),
+    "banned": _l("Banned"),
+    "muted": _l("Muted"),
+    "reported": _l("Reported by a member"),
+}
 
 
 class ModerationAction(TenantScoped, Base):

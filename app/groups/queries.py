@@ -16,6 +16,7 @@ from app.groups.models import (
     MemberStatus,
     ModerationAction,
     Post,
+    PostImage,
     PostKind,
     PostStatus,
 )
@@ -37,6 +38,23 @@ def invite_by_code(institution, code: str) -> GroupInvite | None:
         .where(GroupInvite.code == code)
         .options(selectinload(GroupInvite.group))
     )
+
+
+def invite_for_course(course, now: datetime) -> GroupInvite | None:
+    """The invitation a family registering for the course is offered: the first usable
+    one of the course's newest open group."""
+    groups = db.session.scalars(
+        select(Group)
+        .where(Group.institution_id == course.institution_id, Group.course_id == course.id)
+        .order_by(Group.id.desc())
+    )
+    for group in groups:
+        if group.is_closed(now):
+            continue
+        for invite in invites(group):
+            if invite.is_usable(now):
+                return invite
+    return None
 
 
 def invites(group: Group) -> list[GroupInvite]:
@@ -92,7 +110,10 @@ def feed(group: Group, now: datetime, viewer: GroupMember | None = None, after: 
     query = (
         select(Post)
         .where(Post.group_id == group.id, visible, Post.publish_at <= now, Post.id > after)
-        .options(selectinload(Post.member).selectinload(GroupMember.contact))
+        .options(
+            selectinload(Post.member).selectinload(GroupMember.contact),
+            selectinload(Post.images),
+        )
     )
     posts = list(db.session.scalars(query.order_by(Post.id.desc()).limit(FEED_SIZE * 4)))
     top = [p for p in posts if p.kind != PostKind.REPLY][:FEED_SIZE]
@@ -130,6 +151,14 @@ def unanswered_questions(group: Group) -> list[Post]:
     )
 
 
+def picture_in(group: Group, image_id: int) -> PostImage | None:
+    image = db.session.get(PostImage, image_id)
+    if image is None or image.institution_id != group.institution_id:
+        return None
+    post = db.session.get(Post, image.post_id)
+    return image if post is not None and post.group_id == group.id else None
+
+
 def post_in(group: Group, post_id: int) -> Post | None:
     post = db.session.get(Post, post_id)
     return post if post is not None and post.group_id == group.id else None
@@ -155,6 +184,19 @@ def due_announcements(now: datetime) -> list[tuple[int, int]]:
             Post.status == PostStatus.PUBLISHED,
             Post.notified_at.is_(None),
             Post.publish_at <= now,
+        )
+    )
+    return [tuple(row) for row in rows.all()]
+
+
+def posts_awaiting_pictures() -> list[tuple[int, int]]:
+    """(institution id, post id) of every held post whose pictures were not looked at yet
+    (the sweeper's query, across institutions)."""
+    rows = db.session.execute(
+        select(Post.institution_id, Post.id).where(
+            Post.status == PostStatus.HELD,
+            Post.image_count > 0,
+            Post.images_checked_at.is_(None),
         )
     )
     return [tuple(row) for row in rows.all()]

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
+from app import images as images_
 from app import pagecache
 from app.contacts.models import Contact
 from app.db import utcnow
@@ -21,6 +22,7 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.groups import moderation
 from app.groups.models import (
+    MAX_POST_IMAGES,
     RULES,
     Group,
     GroupInvite,
@@ -31,6 +33,7 @@ from app.groups.models import (
     ModerationAction,
     Outcome,
     Post,
+    PostImage,
     PostKind,
     PostStatus,
 )
@@ -41,6 +44,7 @@ from app.urls import external_url
 log = logging.getLogger(__name__)
 
 FLOOD_SECONDS = 30
+PICTURE_MAX_BYTES = 8 * 1024 * 1024  # a phone's photo, before it is made smaller
 SEVERITY = {Outcome.PUBLISH: 0, Outcome.HOLD: 1, Outcome.BLOCK: 2}
 
 
@@ -238,10 +242,14 @@ def write_post(
     *,
     reply_to: Post | None = None,
     is_question: bool = False,
+    pictures: list[bytes] = (),
 ) -> Post:
     """A member's post or reply, through the group's moderation: published, held for
     review (its author sees it as waiting) or blocked (kept for the moderation log, and
-    its author told why: `broken_rules`). A member who is muted cannot post."""
+    its author told why: `broken_rules`). A member who is muted cannot post.
+
+    Pictures (at most MAX_POST_IMAGES) are re-encoded here, and looked at for QR codes by
+    a job (`check_pictures`): until it has, the post waits as held."""
     now = utcnow()
     if not member.is_active:
         raise ServiceError(_l("You are no longer a member of this group."), code="not_member")
@@ -249,6 +257,15 @@ def write_post(
         raise ServiceError(_l("This group is closed."), code="group_closed")
     if member.is_muted(now):
         raise ServiceError(_l("You are muted in this group for now."), code="muted")
+    if len(pictures) > MAX_POST_IMAGES:
+        raise ServiceError(
+            _l("At most %(n)s pictures in a post.", n=MAX_POST_IMAGES),
+            field="pictures",
+            code="too_many",
+        )
+    images = [
+        images_.reencoded_photo(data, PICTURE_MAX_BYTES, field="pictures") for data in pictures
+    ]
     findings = moderation.text_findings(
         body,
         region=institution.country or "CN",
@@ -258,11 +275,7 @@ def write_post(
     found = [{"rule": f.rule, "excerpt": f.excerpt} for f in findings]
     if _recent_posts(member, now) >= group.flood_posts:
         found.append({"rule": "flood", "excerpt": ""})
-    outcome = max(
-        (group.outcome_of(item["rule"]) for item in found),
-        key=SEVERITY.__getitem__,
-        default=Outcome.PUBLISH,
-    )
+    outcome = _outcome(group, found)
     post = Post(
         institution_id=institution.id,
         group_id=group.id,
@@ -272,25 +285,97 @@ def write_post(
         body=body,
         is_question=is_question and reply_to is None,
         findings=found,
-        status={
-            Outcome.PUBLISH: PostStatus.PUBLISHED,
-            Outcome.HOLD: PostStatus.HELD,
-            Outcome.BLOCK: PostStatus.BLOCKED,
-        }[outcome],
+        status=STATUS_OF[outcome],
+        image_count=len(images),
     )
+    if images and outcome == Outcome.PUBLISH:
+        post.status = PostStatus.HELD  # until its pictures are looked at
     db.session.add(post)
     db.session.flush()
+    for position, (data, content_type) in enumerate(images):
+        db.session.add(
+            PostImage(
+                institution_id=institution.id,
+                post_id=post.id,
+                position=position,
+                data=data,
+                content_type=content_type,
+            )
+        )
+    if images and outcome != Outcome.BLOCK:
+        enqueue_after_commit(
+            "groups.check_pictures", institution.id, post.id, job_id=f"pictures-{post.id}"
+        )
     if outcome == Outcome.PUBLISH:
-        _feed_changed(group)
+        if not images:
+            _feed_changed(group)
         return post
-    _log(group, post.status.value, None, member=member, post=post, reason=broken_rules(post))
+    _log(group, post.status.value, None, member=member, post=post, reason=_rules_of(post))
     _strike(group, member, now)
     return post
 
 
+STATUS_OF = {
+    Outcome.PUBLISH: PostStatus.PUBLISHED,
+    Outcome.HOLD: PostStatus.HELD,
+    Outcome.BLOCK: PostStatus.BLOCKED,
+}
+
+
+def _outcome(group: Group, findings: list[dict]) -> Outcome:
+    """The strictest outcome of the rules the findings broke (publish if none)."""
+    return max(
+        (group.outcome_of(item["rule"]) for item in findings),
+        key=SEVERITY.__getitem__,
+        default=Outcome.PUBLISH,
+    )
+
+
+def check_pictures(institution, post: Post) -> None:
+    """Look at a held post's pictures for QR codes, and decide it with what its text
+    showed: published, held for staff, or blocked (the rule's outcome). Once per post."""
+    if not post.awaits_image_check or post.status != PostStatus.HELD:
+        return
+    group = post_group(post)
+    codes = [text for image in post.images for text in images_.qr_codes_in(image.data)]
+    post.images_checked_at = utcnow()
+    before = post.findings
+    post.findings = [*before, *({"rule": "qr", "excerpt": text[:60]} for text in codes)]
+    outcome = _outcome(group, post.findings)
+    post.status = STATUS_OF[outcome]
+    db.session.flush()
+    if post.status == PostStatus.PUBLISHED:
+        _feed_changed(group)
+    elif codes:  # what the text broke was logged when it was written
+        member = db.session.get(GroupMember, post.member_id)
+        _log(group, post.status.value, None, member=member, post=post, reason=_rules_of(post))
+        _strike(group, member, post.images_checked_at)
+
+
 def broken_rules(post: Post) -> str:
-    """What moderation found in the post, in words for its author and for staff."""
+    """What moderation found in the post, in words for its author and for staff (in the
+    language of the page)."""
     return ", ".join(sorted({str(RULES[item["rule"]]) for item in post.findings}))
+
+
+def _rules_of(post: Post) -> str:
+    """The broken rules for the moderation log, by their keys ("link,phone"): a job writes
+    them, and each reader sees them in their own language (`log_reason`)."""
+    return RULE_PREFIX + ",".join(sorted({item["rule"] for item in post.findings}))
+
+
+RULE_PREFIX = "rules:"
+STRIKES = "strikes"
+
+
+def log_reason(reason: str | None) -> str:
+    """A moderation log entry's reason as its reader reads it."""
+    if reason and reason.startswith(RULE_PREFIX):
+        keys = reason.removeprefix(RULE_PREFIX).split(",")
+        return ", ".join(str(RULES[key]) for key in keys if key in RULES)
+    if reason == STRIKES:
+        return str(_l("Broke the group's rules repeatedly"))
+    return reason or ""
 
 
 def _recent_posts(member: GroupMember, now: datetime) -> int:
@@ -310,7 +395,7 @@ def _strike(group: Group, member: GroupMember, now: datetime) -> None:
     if group.strikes_to_mute and member.strikes >= group.strikes_to_mute:
         member.strikes = 0
         until = now + timedelta(hours=group.strike_mute_hours)
-        mute_member(member, until, None, reason=str(_l("Broke the group's rules repeatedly")))
+        mute_member(member, until, None, reason=STRIKES)
 
 
 def write_staff_post(

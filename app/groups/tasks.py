@@ -1,5 +1,6 @@
-"""Group jobs: an announcement sent to every member, and the sweeper that sends the ones
-whose time came (scheduled) or whose job was lost."""
+"""Group jobs: an announcement sent to every member, a post's pictures looked at, and the
+sweeper that runs either when its time came (a scheduled announcement) or its job was
+lost."""
 
 from __future__ import annotations
 
@@ -21,12 +22,29 @@ def notify_announcement(institution, post_id: int) -> int:
     return 0 if post is None else services.notify_announcement(institution, post)
 
 
+@job(queue="default", timeout=300, retries=3)
+def check_pictures(institution, post_id: int) -> None:
+    """Look at a post's pictures for QR codes and decide the post (safe to run twice)."""
+    post = db.session.scalar(
+        select(Post).where(Post.id == post_id, Post.institution_id == institution.id)
+    )
+    if post is not None:
+        services.check_pictures(institution, post)
+
+
 @periodic("SWEEP_INTERVAL_SECONDS")
 @platform_job(queue="notifications", timeout=300)
-def sweep_announcements() -> int:
-    """Enqueue every announcement that is due and not yet sent, unless its job is on its
-    way: scheduled ones at their time, and any whose job Redis lost."""
-    return sum(
+def sweep_groups() -> int:
+    """Enqueue, unless its job is on its way, every announcement that is due and not yet
+    sent (scheduled ones at their time, and any whose job Redis lost) and every post whose
+    pictures wait to be looked at."""
+    now = utcnow()
+    announcements = sum(
         redrive(notify_announcement, institution_id, post_id, job_id=f"announcement-{post_id}")
-        for institution_id, post_id in queries.due_announcements(utcnow())
+        for institution_id, post_id in queries.due_announcements(now)
     )
+    pictures = sum(
+        redrive(check_pictures, institution_id, post_id, job_id=f"pictures-{post_id}")
+        for institution_id, post_id in queries.posts_awaiting_pictures()
+    )
+    return announcements + pictures

@@ -21,9 +21,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from app import pagecache
 from app.accounts.models import MANAGERS
+from app.courses import queries as course_queries
 from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
@@ -39,6 +41,7 @@ from app.groups.forms import (
     ReplyForm,
 )
 from app.groups.models import (
+    ACTION_LABELS,
     GROUP_KIND_LABELS,
     JOIN_VIA_LABELS,
     MEMBER_ROLE_LABELS,
@@ -100,7 +103,11 @@ def group_edit(group_id: int):
 def _save_group(group: Group | None):
     institution = current_institution()
     form = GroupForm(obj=group) if group else GroupForm()
+    form.course_id.choices = [SelectChoice(0, _("None"))] + [
+        SelectChoice(course.id, course.title) for course in course_queries.all_courses(institution)
+    ]
     if request.method == "GET" and group is not None:
+        form.course_id.data = group.course_id or 0
         form.allowed_domains.data = "\n".join(group.allowed_domains)
         form.keywords.data = "\n".join(group.keywords)
         form.closes_at.data = to_local(group.closes_at, institution.zone)
@@ -141,13 +148,29 @@ def group_detail(group_id: int):
         via_labels=JOIN_VIA_LABELS,
         rules=RULES,
         broken_rules=services.broken_rules,
+        log_reason=services.log_reason,
+        action_labels=ACTION_LABELS,
         announcement_form=AnnouncementForm(formdata=None),
         invite_form=InviteForm(formdata=None),
         reply_form=ReplyForm(formdata=None),
         mute_form=MuteForm(formdata=None),
         confirm_form=ConfirmForm(),
+        picture_url=lambda image: url_for(".staff_picture", group_id=group.id, image_id=image.id),
         now=now,
     )
+
+
+@staff.get("/groups/<int:group_id>/pictures/<int:image_id>")
+def staff_picture(group_id: int, image_id: int):
+    """A picture of a post, for staff (a held post's too: they review it)."""
+    group = get_or_404(Group, group_id)
+    return _picture_response(queries.picture_in(group, image_id) or abort(404))
+
+
+def _picture_response(image):
+    response = current_app.response_class(image.data, mimetype=image.content_type)
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 def _group_url(group: Group) -> str:
@@ -374,6 +397,7 @@ def group_page(code: str):
         last_id=max([p.id for p in posts] + [r.id for rs in replies.values() for r in rs] + [0]),
         post_form=PostForm(formdata=None),
         reply_form=ReplyForm(formdata=None),
+        picture_url=_member_picture_url,
         poll_seconds=POLL_SECONDS,
         now=now,
     )
@@ -417,7 +441,14 @@ def _items_after(group: Group, version: int | None, after: int) -> list[dict]:
             {
                 "id": post.id,
                 "reply_to": post.reply_to_id,
-                "html": render_template("groups/_post.html", post=post, replies={}, member=None),
+                "html": render_template(
+                    "groups/_post.html",
+                    post=post,
+                    replies={},
+                    member=None,
+                    group=group,
+                    picture_url=_member_picture_url,
+                ),
             }
             for post in sorted([*posts, *(r for rs in replies.values() for r in rs)], key=_by_id)
         ]
@@ -426,6 +457,10 @@ def _items_after(group: Group, version: int | None, after: int) -> list[dict]:
             while len(_RENDERED) > _RENDERED_MOST:
                 _RENDERED.popitem(last=False)
     return items
+
+
+def _member_picture_url(image) -> str:
+    return url_for(".picture", code=request.view_args["code"], image_id=image.id)
 
 
 def _by_id(post) -> int:
@@ -439,7 +474,7 @@ def member_post(code: str):
     if member is None or not member.is_active:
         abort(404)
     form = PostForm()
-    return _write(group, member, form, form.is_question.data)
+    return _write(group, member, form, form.is_question.data, form.uploaded_pictures())
 
 
 @public.post("/g/<code>/posts/<int:post_id>/replies")
@@ -454,7 +489,7 @@ def member_reply(code: str, post_id: int):
     return _write(group, member, ReplyForm(), False, reply_to=post)
 
 
-def _write(group, member, form, is_question: bool, reply_to=None):
+def _write(group, member, form, is_question: bool, pictures=(), reply_to=None):
     if not form.validate_on_submit():
         flash(_("Not posted: %(error)s", error=_first_error(form)), "error")
         return redirect(url_for(".group_page", code=group.code))
@@ -466,6 +501,7 @@ def _write(group, member, form, is_question: bool, reply_to=None):
             form.body.data,
             reply_to=reply_to,
             is_question=is_question,
+            pictures=list(pictures),
         )
     except ServiceError as error:
         report(error)
@@ -474,6 +510,8 @@ def _write(group, member, form, is_question: bool, reply_to=None):
     if post.status == PostStatus.BLOCKED:
         reasons = services.broken_rules(post)
         flash(_("Not posted: this group does not allow %(reasons)s.", reasons=reasons), "error")
+    elif post.awaits_image_check and post.status == PostStatus.HELD and not post.findings:
+        flash(_("Posted. It shows to everyone once its pictures are checked."), "info")
     elif post.status == PostStatus.HELD:
         flash(_("Posted. It will show once the group's staff have looked at it."), "info")
     return redirect(url_for(".group_page", code=group.code, _anchor=f"post-{post.id}"))
@@ -484,6 +522,19 @@ def _first_error(form) -> str:
         if errors:
             return str(errors[0])
     return ""
+
+
+@public.get("/g/<code>/pictures/<int:image_id>")
+def picture(code: str, image_id: int):
+    """A picture of a post, for the group's members (and its author while it waits)."""
+    group, member = _group_and_member(code)
+    if member is None or not member.is_active:
+        abort(404)
+    image = queries.picture_in(group, image_id) or abort(404)
+    post = queries.post_in(group, image.post_id)
+    if post.status != PostStatus.PUBLISHED and post.member_id != member.id:
+        abort(404)
+    return _picture_response(image)
 
 
 @public.post("/g/<code>/posts/<int:post_id>/report")

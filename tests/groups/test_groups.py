@@ -3,9 +3,12 @@ out, announcements that reach every family once, and tenancy."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
+import segno
+from PIL import Image
 from sqlalchemy import event, func, select
 
 from app.contacts.models import SourceKind
@@ -14,8 +17,17 @@ from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db, redis_connection
 from app.groups import queries, services
-from app.groups.models import Group, GroupMember, JoinVia, MemberStatus, Outcome, Post, PostStatus
-from app.groups.tasks import sweep_announcements
+from app.groups.models import (
+    Group,
+    GroupMember,
+    JoinVia,
+    MemberStatus,
+    ModerationAction,
+    Outcome,
+    Post,
+    PostStatus,
+)
+from app.groups.tasks import sweep_groups
 from app.jobs import run_burst
 from app.notifications.models import OutboxMessage
 from app.portal.services import SESSION_KEY
@@ -322,9 +334,9 @@ def test_an_announcement_reaches_each_of_50_members_once_across_a_redis_flush(
     redis_connection.client.flushall()  # the job that would send it is gone
     run_burst()
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
-    assert sweep_announcements() == 1  # the sweeper finds it unsent and sends it
+    assert sweep_groups() == 1  # the sweeper finds it unsent and sends it
     run_burst()
-    sweep_announcements()  # and again: nothing more
+    sweep_groups()  # and again: nothing more
     run_burst()
 
     per_family = db.session.execute(
@@ -345,7 +357,7 @@ def test_a_scheduled_announcement_waits_for_its_time(tenant, owner, group_setup)
     )
     db.session.commit()
 
-    assert sweep_announcements() == 0 and post.notified_at is None
+    assert sweep_groups() == 0 and post.notified_at is None
 
 
 def test_the_group_is_listed_for_staff_with_its_members(owner_client, tenant, group_setup):
@@ -380,3 +392,107 @@ def test_staff_create_a_group_with_its_first_invitation(owner_client, institutio
     assert group.allowed_domains == ["example.edu.cn"] and group.title == "Open day families"
     with bound(institution):
         assert len(queries.invites(group)) == 1
+
+
+# --- pictures ----------------------------------------------------------------------------------
+
+
+def photo(text: str | None = None, size=(1200, 900), exif: bool = False) -> bytes:
+    """A JPEG photo, with a QR code of `text` in it if given (as an advert would carry),
+    and with EXIF (a camera and a GPS position) if asked."""
+    picture = Image.new("RGB", size, (230, 220, 200))
+    if text is not None:
+        qr = io.BytesIO()
+        segno.make(text, error="m").save(qr, kind="png", scale=8, border=4)
+        picture.paste(Image.open(qr).convert("RGB"), (150, 150))
+    out = io.BytesIO()
+    extra = {}
+    if exif:
+        tags = Image.Exif()
+        tags[0x010F] = "PhoneMaker"  # Make
+        tags[0x8825] = {1: "N", 2: (31.0, 12.0, 0.0)}  # GPSInfo
+        extra["exif"] = tags
+    picture.save(out, format="JPEG", quality=90, **extra)
+    return out.getvalue()
+
+
+def post_with_pictures(client, tenant, group, pictures, body=ORDINARY):
+    files = [(io.BytesIO(data), f"photo{n}.jpg") for n, data in enumerate(pictures)]
+    return client.post(
+        f"/{tenant.slug}/g/{group.code}/posts",
+        data={"body": body, "pictures": files},
+        content_type="multipart/form-data",
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"), [(Outcome.HOLD, "held"), (Outcome.BLOCK, "blocked")]
+)
+def test_a_picture_with_a_qr_code_is_held_or_blocked_once_looked_at(
+    app, tenant, group_setup, outcome, status
+):
+    group, _, member = group_setup
+    group.qr_outcome = outcome
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, member.contact)
+
+    sent = post_with_pictures(
+        client, tenant, group, [photo(), photo("https://ads.example.com/win")]
+    )
+    assert sent.status_code == 302
+    post = db.session.scalar(select(Post))
+    assert post.status == PostStatus.HELD and post.awaits_image_check  # until the job
+    run_burst()
+
+    db.session.refresh(post)
+    assert post.status == status and post.images_checked_at is not None
+    assert {"rule": "qr", "excerpt": "https://ads.example.com/win"} in post.findings
+    action = db.session.scalar(select(ModerationAction).where(ModerationAction.post_id == post.id))
+    assert action.action == status and action.reason == "rules:qr"
+
+
+def test_plain_pictures_are_published_upright_smaller_and_without_their_exif(
+    app, tenant, group_setup
+):
+    group, _, member = group_setup
+    client, other = app.test_client(), app.test_client()
+    sign_in(client, member.contact)
+    reader = services.add_member(tenant, group, make_family(tenant, 7))
+    db.session.commit()
+    sign_in(other, reader.contact)
+
+    post_with_pictures(client, tenant, group, [photo(size=(4000, 3000), exif=True)])
+    run_burst()
+
+    post = db.session.scalar(select(Post))
+    assert post.status == PostStatus.PUBLISHED
+    (image,) = post.images
+    stored = Image.open(io.BytesIO(image.data))
+    assert max(stored.size) == 2048 and not stored.getexif()
+    page = other.get(f"/{tenant.slug}/g/{group.code}").get_data(as_text=True)
+    shown = other.get(f"/{tenant.slug}/g/{group.code}/pictures/{image.id}")
+    assert f"/pictures/{image.id}" in page and shown.status_code == 200
+    assert shown.data == image.data
+    stranger = app.test_client()
+    sign_in(stranger, make_family(tenant, 6))
+    db.session.commit()
+    assert stranger.get(f"/{tenant.slug}/g/{group.code}/pictures/{image.id}").status_code == 404
+
+
+def test_a_file_that_is_not_a_picture_or_too_many_pictures_change_nothing(app, tenant, group_setup):
+    group, _, member = group_setup
+    client = app.test_client()
+    sign_in(client, member.contact)
+
+    page = f"/{tenant.slug}/g/{group.code}"
+
+    fake = post_with_pictures(client, tenant, group, [b"<script>alert(1)</script>"])
+    after_fake = client.get(page).get_data(as_text=True)
+    too_many = post_with_pictures(client, tenant, group, [photo(size=(64, 64))] * 10)
+    after_too_many = client.get(page).get_data(as_text=True)
+
+    assert fake.status_code == too_many.status_code == 302
+    assert "The image must be a PNG, JPEG or WebP file." in after_fake
+    assert "At most 9 pictures in a post." in after_too_many
+    assert db.session.scalar(select(func.count()).select_from(Post)) == 0
