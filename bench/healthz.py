@@ -18,16 +18,16 @@ import sys
 import time
 
 from harness import (
+    STATISTICS_DELAY,
     argument_parser,
     cohort_server,
-    count_rows,
     fresh_app,
     hello_world,
     load_get,
     print_table,
     settings_line,
+    transactions,
 )
-from public_pages import TRANSACTIONS
 
 
 def main() -> None:
@@ -38,11 +38,11 @@ def main() -> None:
     rows = []
     with cohort_server(args) as server:
         load_get(server.base + "/healthz", args.connections, 1)  # warm-up
-        time.sleep(1)
-        before = count_rows(args.database, {"transactions": TRANSACTIONS})["transactions"]
+        time.sleep(STATISTICS_DELAY)  # what starting the server did is reported first
+        before = transactions(args.database)
         shallow = load_get(server.base + "/healthz", args.connections, args.seconds)
-        time.sleep(1)
-        after = count_rows(args.database, {"transactions": TRANSACTIONS})["transactions"]
+        time.sleep(STATISTICS_DELAY)
+        begun = transactions(args.database) - before
         rows.append(("/healthz", shallow))
         rows.append(
             (
@@ -54,8 +54,7 @@ def main() -> None:
     print("health checks")
     print(settings_line(args))
     print_table("", rows, hello, "req")
-    transactions = after - before - 1  # the reading of `before` itself
-    print(f"database transactions begun for /healthz: {transactions} for {shallow.requests} calls")
+    print(f"database transactions begun for /healthz: {begun} for {shallow.requests} calls")
     ok = all(set(f.statuses) == {200} and not f.socket_errors for _n, f in rows)
     print("all answered 200" if ok else "NOT ALL ANSWERED 200")
     sys.exit(0 if ok else 1)
