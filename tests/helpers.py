@@ -276,3 +276,18 @@ def database_down_from(first: str):
     finally:
         event.remove(db.engine, "before_cursor_execute", drop)
         killer.dispose()
+
+
+@contextmanager
+def statements():
+    """The statements sent to the database inside the block, as a list of SQL texts."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)

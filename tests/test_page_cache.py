@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import redis
 import time_machine
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from app import pagecache
 from app.counters import sweep_counts
@@ -22,30 +22,13 @@ from app.leads.models import FormSourceStat
 from app.pagecache import in_memory
 from app.tenancy import bound
 from tests.factories import make_course, make_form, make_group_buy, make_institution
-from tests.helpers import join_team, login, only_team, open_team, register
+from tests.helpers import join_team, login, only_team, open_team, register, statements
 
 
 def page(client, path: str) -> str:
     response = client.get(path)
     assert response.status_code == 200, (path, response.status_code)
     return response.get_data(as_text=True)
-
-
-class Statements:
-    """Counts the SQL statements the application sends while it is open."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def _catch(self, conn, cursor, statement, *args) -> None:
-        self.sent.append(statement.split("\n")[0])
-
-    def __enter__(self) -> Statements:
-        event.listen(db.engine, "before_cursor_execute", self._catch)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        event.remove(db.engine, "before_cursor_execute", self._catch)
 
 
 def test_a_warm_public_page_is_served_without_the_database(client, institution):
@@ -60,10 +43,10 @@ def test_a_warm_public_page_is_served_without_the_database(client, institution):
     for path in paths:
         page(client, path)  # renders and keeps it
 
-    with Statements() as statements:
+    with statements() as sent:
         warm = [page(client, path) for path in paths]
 
-    assert statements.sent == [], "\n".join(statements.sent)
+    assert sent == [], "\n".join(sent)
     assert "Summer maths group buy" in warm[0] and "Maths Olympiad trial" in warm[1]
 
 

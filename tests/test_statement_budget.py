@@ -5,10 +5,7 @@ only in bench/. Counting statements is deterministic; timing is left to bench/."
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
 
 from app.extensions import db
 from tests.factories import (
@@ -17,7 +14,13 @@ from tests.factories import (
     make_form,
     make_group_buy,
 )
-from tests.helpers import ON_POSTGRESQL, committed_data, committed_institution, parent
+from tests.helpers import (
+    ON_POSTGRESQL,
+    committed_data,
+    committed_institution,
+    parent,
+    statements,
+)
 
 pytestmark = [
     pytest.mark.committed,
@@ -26,21 +29,6 @@ pytestmark = [
 ]
 
 FAMILY = {"parent_name": "Wang Fang", "child_name": "Leo", "subject": "Maths", "consent": "y"}
-
-
-@contextmanager
-def statements():
-    """The statements sent to the database inside the block, as a list of SQL texts."""
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        sent.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def post(app, url, data, n):

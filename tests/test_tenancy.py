@@ -25,7 +25,7 @@ from app.leads.services import create_lead, default_fields, save_form
 from app.notifications.models import OutboxMessage
 from app.tenancy import bound, get_or_404
 from tests.factories import make_institution, make_member
-from tests.helpers import login, png_bytes
+from tests.helpers import login, png_bytes, statements
 
 STAFF_PREFIX = "/staff/<institution_slug>"
 
@@ -264,7 +264,6 @@ def test_no_institution_slug_can_shadow_a_top_level_path(app):
 def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
     """Every staff page of A as A's owner, and A's public pages: not one INSERT, UPDATE or
     DELETE (a GET that writes queues behind row locks, and a crawler could change data)."""
-    from sqlalchemy import event
 
     from app.campaigns.models import GroupBuy
     from app.courses.models import Course
@@ -288,17 +287,13 @@ def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
         f"/{a.slug}/g/{db.session.get(Group, ids['group_id']).code}",
         "/healthz",
     ]
-    writes = []
-
-    def catch(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writes.append(statement.split("\n")[0])
-
-    event.listen(db.engine, "before_cursor_execute", catch)
-    try:
+    with statements() as sent:
         for path in paths:
             response = client.get(path)
             assert response.status_code < 400, (path, response.status_code)
+            writes = [
+                statement.split("\n")[0]
+                for statement in sent
+                if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")
+            ]
             assert not writes, (path, writes)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", catch)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import segno
 from PIL import Image
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app.contacts.models import SourceKind
 from app.contacts.services import ContactDetails, StudentDetails, Touch, find_or_create_contact
@@ -33,6 +33,7 @@ from app.notifications.models import OutboxMessage
 from app.portal.services import SESSION_KEY
 from app.tenancy import bound
 from tests.factories import make_institution
+from tests.helpers import statements
 
 ORDINARY = "老师好，孩子今天的作业第3题不会做，能讲一下吗？"
 
@@ -273,21 +274,6 @@ def test_nothing_a_member_writes_runs_as_html(app, tenant, group_setup):
 # --- the feed updating itself ------------------------------------------------------------------
 
 
-class Statements:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def _catch(self, conn, cursor, statement, *args) -> None:
-        self.sent.append(statement.split("\n")[0])
-
-    def __enter__(self) -> Statements:
-        event.listen(db.engine, "before_cursor_execute", self._catch)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        event.remove(db.engine, "before_cursor_execute", self._catch)
-
-
 def test_an_unchanged_feed_is_answered_in_front_of_flask_and_a_new_post_is_sent(
     app, tenant, group_setup, monkeypatch
 ):
@@ -305,10 +291,10 @@ def test_an_unchanged_feed_is_answered_in_front_of_flask_and_a_new_post_is_sent(
     dispatched = []
     dispatch = app.full_dispatch_request
     monkeypatch.setattr(app, "full_dispatch_request", lambda: dispatched.append(1) or dispatch())
-    with Statements() as statements:
+    with statements() as sent:
         unchanged = [reader.get(updates, headers={"If-None-Match": etag}) for _ in range(3)]
     assert [r.status_code for r in unchanged] == [304, 304, 304]
-    assert statements.sent == [] and dispatched == []
+    assert sent == [] and dispatched == []
 
     writer.post(f"/{tenant.slug}/g/{group.code}/posts", data={"body": ORDINARY})
     changed = reader.get(updates + "?after=0", headers={"If-None-Match": etag})
