@@ -4,7 +4,17 @@ from app.accounts.models import Invitation, Membership, User
 from app.campaigns.models import GroupBuy, Team, TeamMember
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
 from app.courses.models import Course, Enrolment, Lesson, Seat
-from app.groups.models import Group, GroupInvite, GroupMember, ModerationAction, Post
+from app.groups.models import (
+    AnnouncementRead,
+    Group,
+    GroupInvite,
+    GroupMember,
+    MemberActivity,
+    ModerationAction,
+    Post,
+    PostImage,
+    PostReaction,
+)
 from app.institutions.models import Institution
 from app.leads.models import (
     FormSourceStat,
@@ -19,6 +29,10 @@ from app.payments.models import Payment, PaymentTransition, StripeAccount, Strip
 from app.portal.models import SignInLink
 
 __all__ = [
+    "AnnouncementRead",
+    "MemberActivity",
+    "PostImage",
+    "PostReaction",
     "Group",
     "GroupInvite",
     "GroupMember",

@@ -19,7 +19,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime, get_locale, get_timezone
+from flask_babel import format_date, format_datetime, get_locale, get_timezone
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import text
 
@@ -126,6 +126,9 @@ def init_templates(app: Flask) -> None:
     )
     app.jinja_env.filters["local_datetime"] = lambda value, fmt="medium": (
         format_datetime(value, fmt) if value else ""
+    )
+    app.jinja_env.filters["local_date"] = lambda value, fmt="medium": (
+        format_date(value, fmt) if value else ""
     )
 
 

@@ -45,6 +45,8 @@ from app.courses.models import Course, EnrolmentSource
 from app.db import assign, created_in_this_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db
+from app.groups import services as groups
+from app.groups.models import JoinVia
 from app.jobs import enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
@@ -501,6 +503,7 @@ def _enrol(institution, team: Team, member: TeamMember) -> None:
     )
     member.enrolment_id = enrolment.id
     leads.advance_lead(member.contact, Stage.ENROLLED)
+    groups.join_course_groups(institution, group_buy.course, member.contact, JoinVia.CAMPAIGN)
     contacts.add_event(
         member.contact, EventKind.CAMPAIGN, {"action": "succeeded", "campaign": group_buy.title}
     )

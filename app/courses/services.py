@@ -36,6 +36,8 @@ from app.courses.queries import PURPOSE
 from app.db import assign, created_in_this_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db
+from app.groups import services as groups
+from app.groups.models import JoinVia
 from app.institutions.models import Institution
 from app.leads import services as leads
 from app.leads.models import Stage
@@ -293,6 +295,7 @@ def _book_paid(institution, seats: list[Seat]) -> None:
     )
     stage = Stage.TRIAL_BOOKED if course.kind == CourseKind.TRIAL else Stage.ENROLLED
     leads.advance_lead(enrolment.contact, stage)
+    groups.join_course_groups(institution, course, enrolment.contact, JoinVia.COURSE)
     _confirm(institution, enrolment)
 
 

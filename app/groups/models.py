@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
@@ -293,6 +293,56 @@ class PostImage(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PostReaction(TenantScoped, Base):
+    """A member's one reaction to a post (a 👍): at most one per member and post."""
+
+    __tablename__ = "group_post_reactions"
+    __table_args__ = (UniqueConstraint("post_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = parent_id("group_posts", ondelete="CASCADE")
+    member_id: Mapped[int] = parent_id("group_members", ondelete="CASCADE", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActivityKind(enum.StrEnum):
+    VIEWED = "viewed"
+    POSTED = "posted"
+    REPLIED = "replied"
+    REACTED = "reacted"
+
+
+class MemberActivity(TenantScoped, Base):
+    """That a member did something in a group on a day (the institution's): one row per
+    member, day and kind at most, from which daily, weekly and monthly active members are
+    counted. Posts are recorded as they are written; views are gathered in Redis and
+    written by a job (a GET never writes)."""
+
+    __tablename__ = "member_activity"
+    __table_args__ = (
+        UniqueConstraint("member_id", "day", "kind"),
+        Index("ix_member_activity_group_day", "group_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = parent_id("groups", ondelete="CASCADE")
+    member_id: Mapped[int] = parent_id("group_members", ondelete="CASCADE")
+    day: Mapped[date]
+    kind: Mapped[ActivityKind] = mapped_column(str_enum(ActivityKind))
+
+
+class AnnouncementRead(TenantScoped, Base):
+    """That a member had an announcement on their screen (their group page showed it)."""
+
+    __tablename__ = "announcement_reads"
+    __table_args__ = (UniqueConstraint("post_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = parent_id("group_posts", ondelete="CASCADE")
+    member_id: Mapped[int] = parent_id("group_members", ondelete="CASCADE", index=True)
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 ACTION_LABELS = {
     "held": _l("Held for review"),
     "blocked": _l("Blocked"),
@@ -302,6 +352,7 @@ ACTION_LABELS = {
     "banned": _l("Banned"),
     "muted": _l("Muted"),
     "reported": _l("Reported by a member"),
+    "kept": _l("Kept after a report"),
 }
 
 

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.db import scoped_select
+from app.contacts.models import Contact
+from app.db import scoped_select, utcnow
 from app.extensions import db
 from app.groups.models import (
+    AnnouncementRead,
     Group,
     GroupInvite,
     GroupMember,
+    MemberActivity,
     MemberStatus,
     ModerationAction,
     Post,
     PostImage,
     PostKind,
+    PostReaction,
     PostStatus,
 )
 
@@ -55,6 +59,41 @@ def invite_for_course(course, now: datetime) -> GroupInvite | None:
             if invite.is_usable(now):
                 return invite
     return None
+
+
+def open_invite(group: Group, now: datetime) -> GroupInvite | None:
+    """A usable invitation of the group, for someone who opened its page without being a
+    member (an open community's page leads them to it)."""
+    return next((invite for invite in invites(group) if invite.is_usable(now)), None)
+
+
+def reported_posts(group: Group) -> list[Post]:
+    """Published posts that members reported since staff last kept them."""
+    reports = (
+        select(ModerationAction.post_id, func.max(ModerationAction.id).label("last"))
+        .where(ModerationAction.group_id == group.id, ModerationAction.action == "reported")
+        .group_by(ModerationAction.post_id)
+        .subquery()
+    )
+    kept = (
+        select(ModerationAction.post_id, func.max(ModerationAction.id).label("last"))
+        .where(ModerationAction.group_id == group.id, ModerationAction.action == "kept")
+        .group_by(ModerationAction.post_id)
+        .subquery()
+    )
+    return list(
+        db.session.scalars(
+            select(Post)
+            .join(reports, reports.c.post_id == Post.id)
+            .outerjoin(kept, kept.c.post_id == Post.id)
+            .where(
+                Post.status == PostStatus.PUBLISHED,
+                (kept.c.last.is_(None)) | (kept.c.last < reports.c.last),
+            )
+            .options(selectinload(Post.member).selectinload(GroupMember.contact))
+            .order_by(Post.id)
+        )
+    )
 
 
 def invites(group: Group) -> list[GroupInvite]:
@@ -200,3 +239,87 @@ def posts_awaiting_pictures() -> list[tuple[int, int]]:
         )
     )
     return [tuple(row) for row in rows.all()]
+
+
+def read_counts(group: Group) -> dict[int, int]:
+    """How many members have read each announcement of the group."""
+    rows = db.session.execute(
+        select(AnnouncementRead.post_id, func.count())
+        .join(Post, Post.id == AnnouncementRead.post_id)
+        .where(Post.group_id == group.id)
+        .group_by(AnnouncementRead.post_id)
+    )
+    return dict(rows.all())
+
+
+def readers(post: Post) -> list[str]:
+    """The families who have read an announcement, by name."""
+    return list(
+        db.session.scalars(
+            select(Contact.parent_name)
+            .join(GroupMember, GroupMember.contact_id == Contact.id)
+            .join(AnnouncementRead, AnnouncementRead.member_id == GroupMember.id)
+            .where(AnnouncementRead.post_id == post.id)
+            .order_by(AnnouncementRead.read_at)
+        )
+    )
+
+
+def last_active(group: Group) -> dict[int, date]:
+    """Each member's last day of activity in the group."""
+    rows = db.session.execute(
+        select(MemberActivity.member_id, func.max(MemberActivity.day))
+        .where(MemberActivity.group_id == group.id)
+        .group_by(MemberActivity.member_id)
+    )
+    return dict(rows.all())
+
+
+def week_figures(institution, today: date) -> dict[int, tuple[int, int]]:
+    """For each group of the institution: (members active in the last 7 days, posts and
+    replies published in them)."""
+    since = today - timedelta(days=6)
+    active = dict(
+        db.session.execute(
+            select(MemberActivity.group_id, func.count(func.distinct(MemberActivity.member_id)))
+            .where(MemberActivity.institution_id == institution.id, MemberActivity.day >= since)
+            .group_by(MemberActivity.group_id)
+        ).all()
+    )
+    posted = dict(
+        db.session.execute(
+            select(Post.group_id, func.count())
+            .where(
+                Post.institution_id == institution.id,
+                Post.created_at >= utcnow() - timedelta(days=7),
+                Post.status == PostStatus.PUBLISHED,
+            )
+            .group_by(Post.group_id)
+        ).all()
+    )
+    groups = set(active) | set(posted)
+    return {g: (active.get(g, 0), posted.get(g, 0)) for g in groups}
+
+
+def reactions(posts: list[Post], member: GroupMember | None) -> tuple[dict[int, int], set[int]]:
+    """The 👍 count of each post, and the posts the member gave one to."""
+    ids = [post.id for post in posts]
+    if not ids:
+        return {}, set()
+    counts = dict(
+        db.session.execute(
+            select(PostReaction.post_id, func.count())
+            .where(PostReaction.post_id.in_(ids))
+            .group_by(PostReaction.post_id)
+        ).all()
+    )
+    mine = set()
+    if member is not None:
+        mine = set(
+            db.session.scalars(
+                select(PostReaction.post_id).where(
+                    PostReaction.post_id.in_(ids), PostReaction.member_id == member.id
+                )
+            )
+        )
+    return counts, mine

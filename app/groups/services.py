@@ -9,25 +9,32 @@ seconds and, while the version is the one it has, gets a 304 in front of Flask.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
+import redis
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app import images as images_
 from app import pagecache
 from app.contacts.models import Contact
 from app.db import utcnow
 from app.errors import ServiceError
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.groups import moderation
 from app.groups.models import (
     MAX_POST_IMAGES,
     RULES,
+    ActivityKind,
+    AnnouncementRead,
     Group,
     GroupInvite,
+    GroupKind,
     GroupMember,
     JoinVia,
+    MemberActivity,
     MemberRole,
     MemberStatus,
     ModerationAction,
@@ -35,6 +42,7 @@ from app.groups.models import (
     Post,
     PostImage,
     PostKind,
+    PostReaction,
     PostStatus,
 )
 from app.jobs import enqueue_after_commit
@@ -211,6 +219,30 @@ def _admit(
     return member
 
 
+def join_course_groups(institution, course, contact: Contact, via: JoinVia) -> int:
+    """A family that paid for a course (or whose group-buy team filled) joins the course's
+    open class groups: no invitation, no approval. Returns the groups joined."""
+    now = utcnow()
+    groups = db.session.scalars(
+        select(Group).where(
+            Group.institution_id == institution.id,
+            Group.course_id == course.id,
+            Group.kind == GroupKind.CLASS,
+        )
+    ).all()
+    joined = 0
+    for group in groups:
+        member = _member_of(group, contact)
+        if group.is_closed(now) or (member is not None and member.status == MemberStatus.BANNED):
+            continue
+        try:
+            add_member(institution, group, contact, via=via)
+        except ServiceError:  # full: staff see the family in the course all the same
+            continue
+        joined += 1
+    return joined
+
+
 def approve_member(member: GroupMember, actor) -> None:
     if member.status == MemberStatus.PENDING:
         member.status = MemberStatus.ACTIVE
@@ -302,6 +334,9 @@ def write_post(
                 content_type=content_type,
             )
         )
+    if outcome != Outcome.BLOCK:
+        kind = ActivityKind.REPLIED if reply_to is not None else ActivityKind.POSTED
+        record_activity(institution, member, kind)
     if images and outcome != Outcome.BLOCK:
         enqueue_after_commit(
             "groups.check_pictures", institution.id, post.id, job_id=f"pictures-{post.id}"
@@ -481,9 +516,38 @@ def remove_post(post: Post, actor, reason: str | None = None) -> None:
     _feed_changed(post_group(post))
 
 
+def react(institution, post: Post, member: GroupMember) -> bool:
+    """The member's 👍 on a published post, or taken back if they had given it: True if
+    it is there now."""
+    if not member.is_active or post.status != PostStatus.PUBLISHED:
+        raise ServiceError(_l("You can no longer react to this post."), code="not_allowed")
+    given = db.session.scalar(
+        select(PostReaction).where(
+            PostReaction.post_id == post.id, PostReaction.member_id == member.id
+        )
+    )
+    if given is not None:
+        db.session.delete(given)
+        db.session.flush()
+        return False
+    db.insert_unless_exists(
+        PostReaction,
+        {"institution_id": institution.id, "post_id": post.id, "member_id": member.id},
+        conflict=["post_id", "member_id"],
+    )
+    record_activity(institution, member, ActivityKind.REACTED)
+    return True
+
+
 def report_post(post: Post, member: GroupMember, reason: str | None = None) -> None:
-    """A member reports a post: it goes into the log, which staff review."""
+    """A member reports a post: staff find it in their review queue (`keep_post` or
+    `remove_post` decide it)."""
     _log(post_group(post), "reported", None, member=member, post=post, reason=reason)
+
+
+def keep_post(post: Post, actor) -> None:
+    """Staff looked at a reported post and leave it up."""
+    _log(post_group(post), "kept", actor, post=post)
 
 
 def post_group(post: Post) -> Group:
@@ -511,3 +575,102 @@ def _log(
         )
     )
     db.session.flush()
+
+
+# --- activity -----------------------------------------------------------------------------------
+
+
+def record_activity(institution, member: GroupMember, kind: ActivityKind) -> None:
+    """That the member did `kind` today (the institution's day): one row at most."""
+    db.insert_unless_exists(
+        MemberActivity,
+        {
+            "institution_id": institution.id,
+            "group_id": member.group_id,
+            "member_id": member.id,
+            "day": utcnow().astimezone(institution.zone).date(),
+            "kind": kind,
+        },
+        conflict=["member_id", "day", "kind"],
+    )
+
+
+_VIEWS_WAITING = "group-views:waiting"
+
+
+def _views_key(institution_id: int) -> str:
+    return f"group-views:{institution_id}"
+
+
+def seen(institution, member: GroupMember, newest_announcement_id: int) -> None:
+    """The member had the group's page on their screen, with the announcements up to
+    `newest_announcement_id`: kept in Redis (a GET never writes to the database) until
+    `write_views` records the view and the reads. Best effort, as page views are."""
+    day = utcnow().astimezone(institution.zone).date().isoformat()
+    entry = f"{member.id}:{member.group_id}:{day}:{newest_announcement_id}"
+    try:
+        pipe = redis_connection.client.pipeline(transaction=False)
+        pipe.sadd(_views_key(institution.id), entry).sadd(_VIEWS_WAITING, institution.id)
+        pipe.execute()
+    except redis.RedisError as error:
+        log.warning("group view not recorded: %s", error)
+
+
+def institutions_with_views() -> list[int]:
+    return sorted(int(i) for i in redis_connection.client.smembers(_VIEWS_WAITING))
+
+
+def take_views(institution) -> list[str]:
+    """Take the views gathered in Redis for the institution: views gathered meanwhile
+    start a new set, so none is taken twice."""
+    client = redis_connection.client
+    client.srem(_VIEWS_WAITING, institution.id)  # first: a view after this marks it again
+    taking = f"{_views_key(institution.id)}:taking:{uuid.uuid4().hex}"
+    try:
+        client.rename(_views_key(institution.id), taking)
+    except redis.ResponseError:  # no such key: nothing to take
+        return []
+    entries = sorted(entry.decode() for entry in client.smembers(taking))
+    client.delete(taking)
+    return entries
+
+
+def give_back_views(institution, entries: list[str]) -> None:
+    """Put taken views back (writing them failed), to be taken again."""
+    if entries:
+        client = redis_connection.client
+        client.sadd(_views_key(institution.id), *entries)
+        client.sadd(_VIEWS_WAITING, institution.id)
+
+
+def write_views(institution, entries: list[str]) -> None:
+    """Record taken views: a 'viewed' activity per member and day, and a read of every
+    announcement the page showed (each once)."""
+    dialect = db.session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for entry in entries:
+        member, group, day, newest = entry.split(":")
+        member_id, group_id, newest = int(member), int(group), int(newest)
+        db.session.execute(
+            insert_(MemberActivity)
+            .values(
+                institution_id=institution.id,
+                group_id=group_id,
+                member_id=member_id,
+                day=datetime.fromisoformat(day).date(),
+                kind=ActivityKind.VIEWED,
+            )
+            .on_conflict_do_nothing(index_elements=["member_id", "day", "kind"])
+        )
+        read_at = literal(utcnow(), type_=AnnouncementRead.__table__.c.read_at.type)
+        shown = select(Post.institution_id, Post.id, literal(member_id), read_at).where(
+            Post.group_id == group_id,
+            Post.kind == PostKind.ANNOUNCEMENT,
+            Post.status == PostStatus.PUBLISHED,
+            Post.id <= newest,
+        )
+        db.session.execute(
+            insert_(AnnouncementRead)
+            .from_select(["institution_id", "post_id", "member_id", "read_at"], shown)
+            .on_conflict_do_nothing(index_elements=["post_id", "member_id"])
+        )

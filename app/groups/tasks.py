@@ -32,6 +32,30 @@ def check_pictures(institution, post_id: int) -> None:
         services.check_pictures(institution, post)
 
 
+@job(queue="default", timeout=300)
+def write_views(institution) -> int:
+    """Record the group views gathered in Redis (activity and announcement reads); if
+    that fails, they go back to Redis for the next run."""
+    entries = services.take_views(institution)
+    try:
+        services.write_views(institution, entries)
+        db.session.commit()
+    except Exception:
+        services.give_back_views(institution, entries)
+        raise
+    return len(entries)
+
+
+@periodic("COUNTER_INTERVAL_SECONDS")
+@platform_job(queue="default", timeout=120)
+def sweep_views() -> int:
+    """Enqueue the writing of every institution's gathered group views."""
+    return sum(
+        redrive(write_views, institution_id, job_id=f"group-views-{institution_id}")
+        for institution_id in services.institutions_with_views()
+    )
+
+
 @periodic("SWEEP_INTERVAL_SECONDS")
 @platform_job(queue="notifications", timeout=300)
 def sweep_groups() -> int:

@@ -49,9 +49,11 @@ from app.groups.models import (
     RULES,
     Group,
     GroupInvite,
+    GroupKind,
     GroupMember,
     JoinVia,
     MemberStatus,
+    PostKind,
     PostStatus,
 )
 from app.images import qr_response
@@ -83,6 +85,7 @@ def group_list():
         "groups/group_list.html",
         groups=queries.all_groups(institution),
         counts=queries.member_counts(institution),
+        week=queries.week_figures(institution, utcnow().astimezone(institution.zone).date()),
         kind_labels=GROUP_KIND_LABELS,
         now=utcnow(),
     )
@@ -136,6 +139,10 @@ def group_detail(group_id: int):
         posts=posts,
         replies=replies,
         held=queries.held_posts(group),
+        reported=queries.reported_posts(group),
+        reads=queries.read_counts(group),
+        readers=queries.readers,
+        last_active=queries.last_active(group),
         questions=queries.unanswered_questions(group),
         members=queries.members(group),
         invites=queries.invites(group),
@@ -272,12 +279,15 @@ def staff_reply(group_id: int, post_id: int):
 @staff.post("/groups/<int:group_id>/posts/<int:post_id>/approve", defaults={"action": "approve"})
 @staff.post("/groups/<int:group_id>/posts/<int:post_id>/reject", defaults={"action": "reject"})
 @staff.post("/groups/<int:group_id>/posts/<int:post_id>/remove", defaults={"action": "remove"})
+@staff.post("/groups/<int:group_id>/posts/<int:post_id>/keep", defaults={"action": "keep"})
 def moderate_post(group_id: int, post_id: int, action: str):
     group = get_or_404(Group, group_id)
     post = queries.post_in(group, post_id) or abort(404)
     if ConfirmForm().validate_on_submit():
         if action == "remove":
             services.remove_post(post, current_user)
+        elif action == "keep":
+            services.keep_post(post, current_user)
         else:
             services.review_post(post, action == "approve", current_user)
         db.session.commit()
@@ -382,11 +392,19 @@ def group_page(code: str):
         if _family() is None:
             portal.come_back_after_sign_in(session, request.path)
             return redirect(url_for("portal.page"))
-        abort(404)
+        open_to_all = group.kind == GroupKind.OPEN and member is None  # never in it yet
+        invite = queries.open_invite(group, utcnow()) if open_to_all else None
+        if invite is None:
+            abort(404)  # nothing of the group for someone who is not in it
+        return redirect(url_for(".join", code=invite.code))
     now = utcnow()
     # The version first: a post written meanwhile is then fetched by the page's next ask.
     version = services.feed_version(group.institution_id, group.code) or 0
     posts, replies = queries.feed(group, now, viewer=member)
+    likes, liked = queries.reactions(posts, member)
+    if member.is_active:
+        announcements = [p.id for p in posts if p.kind == PostKind.ANNOUNCEMENT]
+        services.seen(current_institution(), member, max(announcements, default=0))
     return render_template(
         "groups/group_page.html",
         group=group,
@@ -398,6 +416,9 @@ def group_page(code: str):
         post_form=PostForm(formdata=None),
         reply_form=ReplyForm(formdata=None),
         picture_url=_member_picture_url,
+        confirm_form=ConfirmForm(),
+        likes=likes,
+        liked=liked,
         poll_seconds=POLL_SECONDS,
         now=now,
     )
@@ -535,6 +556,23 @@ def picture(code: str, image_id: int):
     if post.status != PostStatus.PUBLISHED and post.member_id != member.id:
         abort(404)
     return _picture_response(image)
+
+
+@public.post("/g/<code>/posts/<int:post_id>/react")
+@limiter.limit("60 per minute")
+def react(code: str, post_id: int):
+    group, member = _group_and_member(code)
+    if member is None or not member.is_active:
+        abort(404)
+    post = queries.post_in(group, post_id) or abort(404)
+    if ConfirmForm().validate_on_submit():
+        try:
+            services.react(current_institution(), post, member)
+        except ServiceError as error:
+            report(error)
+        else:
+            db.session.commit()
+    return redirect(url_for(".group_page", code=group.code, _anchor=f"post-{post.id}"))
 
 
 @public.post("/g/<code>/posts/<int:post_id>/report")

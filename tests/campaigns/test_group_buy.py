@@ -13,10 +13,14 @@ from app.contacts.models import Contact
 from app.courses.models import Enrolment, EnrolmentSource, Seat, SeatStatus
 from app.db import utcnow
 from app.extensions import db, redis_connection
+from app.groups import services as groups
+from app.groups.models import GroupKind, GroupMember, JoinVia
+from app.groups.models import MemberStatus as GroupMemberStatus
 from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.payments.models import Payment, PaymentStatus, PaymentTransition
+from app.tenancy import bound
 from tests.factories import make_group_buy
 from tests.helpers import (
     DECLINED,
@@ -321,3 +325,30 @@ def test_with_the_payment_element_a_join_is_paid_in_the_browser_and_read_back_on
     assert [t.cause for t in leader.payment.transitions] == ["checkout return"]
     # Paid: the checkout link now leads on to the team instead of asking again.
     assert client.get(checkout_url).headers["Location"].endswith(f"/t/{team.code}")
+
+
+def test_the_families_of_a_filled_team_join_the_courses_class_group(
+    client, institution, mail_server
+):
+    group_buy = make_group_buy(institution, team_size=2)
+    with bound(institution):
+        class_group = groups.create_group(
+            institution,
+            title="寒假数学班",
+            kind=GroupKind.CLASS,
+            course_id=group_buy.course_id,
+            rules="友善交流",
+        )
+        trial_group = groups.create_group(
+            institution, title="试听群", kind=GroupKind.TRIAL, course_id=group_buy.course_id
+        )
+        db.session.commit()
+
+    team = fill_team(client, institution, group_buy, size=2)
+    run_burst()  # the settlement
+
+    joined = db.session.scalars(select(GroupMember).where(GroupMember.group_id == class_group.id))
+    assert sorted((m.status, m.joined_via) for m in joined) == [
+        (GroupMemberStatus.ACTIVE, JoinVia.CAMPAIGN)
+    ] * len(members(team))
+    assert groups.active_member_count(trial_group) == 0  # a trial group is offered, not joined

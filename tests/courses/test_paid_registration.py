@@ -10,9 +10,11 @@ from sqlalchemy import func, select
 
 from app.contacts.models import Contact, FamilyDetails
 from app.courses import services
-from app.courses.models import Enrolment, EnrolmentStatus, Seat, SeatStatus
+from app.courses.models import CourseKind, Enrolment, EnrolmentStatus, Seat, SeatStatus
 from app.db import utcnow
 from app.extensions import db
+from app.groups import services as groups
+from app.groups.models import GroupKind, GroupMember, JoinVia
 from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import OutboxMessage
@@ -217,3 +219,35 @@ def test_a_checkout_link_works_only_for_its_own_institution_and_unaltered(
     assert client.get(f"/{other.slug}/pay/{token}/done").status_code == 404
     assert client.get(f"/{institution.slug}/pay/{token[:-2]}xx").status_code == 404
     assert db.session.scalar(select(Payment.status)) == PaymentStatus.PENDING
+
+
+def test_paying_for_a_regular_course_joins_its_class_group(client, institution):
+    course = make_course(institution, price_amount=PRICE, kind=CourseKind.REGULAR)
+    with bound(institution):
+        class_group = groups.create_group(
+            institution, title="周六数学班", kind=GroupKind.CLASS, course_id=course.id, rules="-"
+        )
+        db.session.commit()
+
+    assert register(client, institution, course, **CARD).status_code == 302
+
+    contact = db.session.scalars(select(Contact)).one()
+    member = db.session.scalars(select(GroupMember)).one()
+    assert (member.group_id, member.contact_id, member.joined_via) == (
+        class_group.id,
+        contact.id,
+        JoinVia.COURSE,
+    )
+
+
+def test_a_declined_payment_joins_no_group(client, institution):
+    course = make_course(institution, price_amount=PRICE, kind=CourseKind.REGULAR)
+    with bound(institution):
+        groups.create_group(
+            institution, title="周六数学班", kind=GroupKind.CLASS, course_id=course.id, rules="-"
+        )
+        db.session.commit()
+
+    register(client, institution, course, **{**CARD, "card_number": DECLINED})
+
+    assert count(GroupMember) == 0

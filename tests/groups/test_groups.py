@@ -18,16 +18,21 @@ from app.errors import ServiceError
 from app.extensions import db, redis_connection
 from app.groups import queries, services
 from app.groups.models import (
+    ActivityKind,
+    AnnouncementRead,
     Group,
+    GroupKind,
     GroupMember,
     JoinVia,
+    MemberActivity,
     MemberStatus,
     ModerationAction,
     Outcome,
     Post,
+    PostReaction,
     PostStatus,
 )
-from app.groups.tasks import sweep_groups
+from app.groups.tasks import sweep_groups, sweep_views
 from app.jobs import run_burst
 from app.notifications.models import OutboxMessage
 from app.portal.services import SESSION_KEY
@@ -482,3 +487,97 @@ def test_a_file_that_is_not_a_picture_or_too_many_pictures_change_nothing(app, t
     assert "The image must be a PNG, JPEG or WebP file." in after_fake
     assert "At most 9 pictures in a post." in after_too_many
     assert db.session.scalar(select(func.count()).select_from(Post)) == 0
+
+
+def test_a_reported_post_waits_for_staff_who_keep_or_remove_it(
+    app, tenant, owner, owner_client, group_setup
+):
+    group, _, member = group_setup
+    reader = services.add_member(tenant, group, make_family(tenant, 5))
+    post = services.write_post(tenant, group, member, ORDINARY)
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, reader.contact)
+    detail = f"/staff/{tenant.slug}/groups/{group.id}"
+    assert "Reported by members" not in owner_client.get(detail).get_data(True)
+
+    assert client.post(f"/{tenant.slug}/g/{group.code}/posts/{post.id}/report").status_code == 302
+    assert "Reported by members" in owner_client.get(detail).get_data(True)
+
+    owner_client.post(f"{detail}/posts/{post.id}/keep")
+    assert "Reported by members" not in owner_client.get(detail).get_data(True)
+    client.post(f"/{tenant.slug}/g/{group.code}/posts/{post.id}/report")
+    owner_client.post(f"{detail}/posts/{post.id}/remove")
+    db.session.refresh(post)
+    assert post.status == PostStatus.REMOVED
+    assert "Reported by members" not in owner_client.get(detail).get_data(True)
+
+
+def test_a_family_outside_an_open_community_is_led_to_its_invitation(app, tenant):
+    group, invite = make_group(tenant, kind=GroupKind.OPEN)
+    closed, _ = make_group(tenant, kind=GroupKind.CLASS)
+    outsider = make_family(tenant, 4)
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, outsider)
+
+    opened = client.get(f"/{tenant.slug}/g/{group.code}")
+
+    assert opened.status_code == 302 and opened.headers["Location"].endswith(f"/j/{invite.code}")
+    assert client.get(f"/{tenant.slug}/g/{closed.code}").status_code == 404
+
+
+# --- activity and reads ------------------------------------------------------------------------
+
+
+def test_views_posts_and_announcement_reads_are_recorded_once_a_day(
+    app, tenant, owner, owner_client, group_setup
+):
+    group, _, member = group_setup
+    other = services.add_member(tenant, group, make_family(tenant, 3))
+    announcement = services.write_staff_post(tenant, group, owner, "周六停课", announcement=True)
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, member.contact)
+    page = f"/{tenant.slug}/g/{group.code}"
+
+    with statements() as sent:
+        client.get(page)
+        client.get(page)  # the same day: still one view
+    assert not [s for s in sent if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    client.post(page + "/posts", data={"body": ORDINARY})
+    assert sweep_views() == 1
+    run_burst()
+
+    kinds = db.session.execute(
+        select(MemberActivity.member_id, MemberActivity.kind).order_by(MemberActivity.kind)
+    ).all()
+    assert kinds == [(member.id, ActivityKind.POSTED), (member.id, ActivityKind.VIEWED)]
+    reads = db.session.execute(select(AnnouncementRead.post_id, AnnouncementRead.member_id)).all()
+    assert reads == [(announcement.id, member.id)]
+    detail = owner_client.get(f"/staff/{tenant.slug}/groups/{group.id}").get_data(as_text=True)
+    assert "Read by 1 of 2 members" in detail and other.contact.parent_name in detail
+    listing = owner_client.get(f"/staff/{tenant.slug}/groups").get_data(as_text=True)
+    assert "Active this week" in listing
+
+
+def test_a_member_gives_one_reaction_and_can_take_it_back(app, tenant, group_setup):
+    group, _, member = group_setup
+    post = services.write_post(tenant, group, member, ORDINARY)
+    reader = services.add_member(tenant, group, make_family(tenant, 2))
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, reader.contact)
+    react = f"/{tenant.slug}/g/{group.code}/posts/{post.id}/react"
+
+    client.post(react)
+    page = client.get(f"/{tenant.slug}/g/{group.code}").get_data(as_text=True)
+    assert 'aria-pressed="true"' in page and "👍 1" in page
+    client.post(react)  # taken back
+    assert db.session.scalar(select(func.count()).select_from(PostReaction)) == 0
+    client.post(react)
+    assert db.session.scalar(select(func.count()).select_from(PostReaction)) == 1
+    kinds = set(
+        db.session.scalars(select(MemberActivity.kind).where(MemberActivity.member_id == reader.id))
+    )
+    assert kinds == {ActivityKind.REACTED}
