@@ -361,8 +361,8 @@ def join(code: str):
         try:
             member = services.join_group(institution, invite, contact, via)
         except ServiceError as exc:
-            report(exc)
-            error = exc.message
+            db.session.rollback()
+            error = exc.message  # shown on the page (not flashed as well)
         else:
             db.session.commit()
             if member.status == MemberStatus.PENDING:
