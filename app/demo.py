@@ -182,6 +182,9 @@ def _seed_group(institution: Institution) -> None:
         rules="1. 只聊与课程和孩子学习有关的话题。\n2. 不发广告、二维码、外部链接和联系方式。\n"
         "3. 友善交流，尊重每一位家长和老师。",
         keywords=["代购", "刷单", "兼职"],
+        close_days_after_last_lesson=3,
+        farewell="体验课结束啦，感谢各位家长和孩子！寒假数学提高班正在拼团，三人成团更优惠，"
+        "欢迎在机构主页报名。",
     )
     groups.create_invite(institution, group, label="群链接")
     owner = db.session.scalar(select(User).where(User.email == DEMO_EMAIL))

@@ -59,6 +59,19 @@ class GroupForm(CohortForm):
         _l("Member limit (optional)"), validators=[Optional(), NumberRange(2, 100_000)]
     )
     needs_approval = BooleanField(_l("Staff approve each family that asks to join"))
+    close_days_after_last_lesson = IntegerField(
+        _l("Close this many days after the course's last lesson (optional)"),
+        validators=[Optional(), NumberRange(0, 365)],
+    )
+    farewell = TextAreaField(
+        _l("Farewell post (optional)"),
+        filters=[strip_filter],
+        validators=[Length(max=MAX_POST_LENGTH)],
+        description=_l(
+            "Posted as an announcement when the group closes, and sent to every member: "
+            "thank the families and offer them the course that follows."
+        ),
+    )
     closes_at = local_datetime_field(
         _l("Closes on (optional)"),
         required=False,
@@ -124,6 +137,8 @@ class GroupForm(CohortForm):
             "rules": self.rules.data,
             "member_cap": self.member_cap.data,
             "needs_approval": self.needs_approval.data,
+            "close_days_after_last_lesson": self.close_days_after_last_lesson.data,
+            "farewell": self.farewell.data or None,
             "link_outcome": Outcome(self.link_outcome.data),
             "phone_outcome": Outcome(self.phone_outcome.data),
             "wechat_outcome": Outcome(self.wechat_outcome.data),

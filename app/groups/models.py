@@ -86,6 +86,11 @@ class Group(TenantScoped, Base):
     member_cap: Mapped[int | None]
     needs_approval: Mapped[bool] = mapped_column(default=False)
     closes_at: Mapped[datetime | None]
+    # A trial group closes this many days after its course's last lesson, and says goodbye
+    # with `farewell` (the offer of the course that follows), posted as an announcement.
+    close_days_after_last_lesson: Mapped[int | None]
+    farewell: Mapped[str | None] = mapped_column(Text)
+    farewell_posted_at: Mapped[datetime | None]
     # Moderation: an outcome per rule, the links and words it knows.
     link_outcome: Mapped[Outcome] = mapped_column(str_enum(Outcome), default=Outcome.HOLD)
     phone_outcome: Mapped[Outcome] = mapped_column(str_enum(Outcome), default=Outcome.HOLD)

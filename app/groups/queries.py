@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.contacts.models import Contact
+from app.courses.models import Lesson
 from app.db import scoped_select, utcnow
 from app.extensions import db
 from app.groups.models import (
@@ -323,3 +324,33 @@ def reactions(posts: list[Post], member: GroupMember | None) -> tuple[dict[int, 
             )
         )
     return counts, mine
+
+
+def groups_to_close(now: datetime) -> list[tuple[int, int]]:
+    """(institution id, group id) of every group whose time to close has come and whose
+    farewell is not posted: past its closing time, or past its course's last lesson by
+    its number of days (the sweeper's query, across institutions)."""
+    last_lesson = (
+        select(func.max(Lesson.starts_at))
+        .where(Lesson.course_id == Group.course_id, Lesson.institution_id == Group.institution_id)
+        .scalar_subquery()
+    )
+    candidates = db.session.execute(
+        select(
+            Group.institution_id,
+            Group.id,
+            Group.closes_at,
+            Group.close_days_after_last_lesson,
+            last_lesson,
+        ).where(
+            Group.farewell_posted_at.is_(None),
+            (Group.closes_at.is_not(None)) | (Group.close_days_after_last_lesson.is_not(None)),
+        )
+    ).all()
+    due = []
+    for institution_id, group_id, closes_at, days, last in candidates:
+        by_lessons = last + timedelta(days=days) if last is not None and days is not None else None
+        moments = [m for m in (closes_at, by_lessons) if m is not None]
+        if moments and min(moments) <= now:
+            due.append((institution_id, group_id))
+    return due

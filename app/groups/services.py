@@ -433,6 +433,22 @@ def _strike(group: Group, member: GroupMember, now: datetime) -> None:
         mute_member(member, until, None, reason=STRIKES)
 
 
+def close_group(institution, group: Group) -> bool:
+    """Close the group now (if its closing time has not come already) and post its
+    farewell announcement, once, to every member. True if it was closed here."""
+    now = utcnow()
+    if group.farewell_posted_at is not None:
+        return False
+    if group.closes_at is None or group.closes_at > now:
+        group.closes_at = now
+    group.farewell_posted_at = now
+    if group.farewell:
+        write_staff_post(institution, group, None, group.farewell, announcement=True, pinned=True)
+    _feed_changed(group)
+    db.session.flush()
+    return True
+
+
 def write_staff_post(
     institution,
     group: Group,
@@ -444,9 +460,10 @@ def write_staff_post(
     pinned: bool = False,
     publish_at: datetime | None = None,
 ) -> Post:
-    """A post, reply or announcement by staff: published as written (at `publish_at` for
-    a scheduled announcement). A reply to a question answers it; an announcement is sent
-    to every member once (`notify_announcement`)."""
+    """A post, reply or announcement by staff (`user`; None: the institution itself, as a
+    farewell is): published as written (at `publish_at` for a scheduled announcement). A
+    reply to a question answers it; an announcement is sent to every member once
+    (`notify_announcement`)."""
     now = utcnow()
     kind = PostKind.ANNOUNCEMENT if announcement else PostKind.POST
     post = Post(
@@ -454,7 +471,7 @@ def write_staff_post(
         group_id=group.id,
         kind=PostKind.REPLY if reply_to is not None else kind,
         reply_to_id=reply_to.id if reply_to is not None else None,
-        user_id=user.id,
+        user_id=user.id if user is not None else None,
         body=body,
         is_pinned=pinned and announcement,
         publish_at=max(publish_at or now, now),

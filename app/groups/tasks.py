@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.db import utcnow
 from app.extensions import db
 from app.groups import queries, services
-from app.groups.models import Post
+from app.groups.models import Group, Post
 from app.jobs import job, periodic, platform_job, redrive
 
 
@@ -30,6 +30,15 @@ def check_pictures(institution, post_id: int) -> None:
     )
     if post is not None:
         services.check_pictures(institution, post)
+
+
+@job(queue="notifications", timeout=300, retries=3)
+def close_group(institution, group_id: int) -> bool:
+    """Close a group whose time has come and post its farewell (once)."""
+    group = db.session.scalar(
+        select(Group).where(Group.id == group_id, Group.institution_id == institution.id)
+    )
+    return group is not None and services.close_group(institution, group)
 
 
 @job(queue="default", timeout=300)
@@ -60,8 +69,8 @@ def sweep_views() -> int:
 @platform_job(queue="notifications", timeout=300)
 def sweep_groups() -> int:
     """Enqueue, unless its job is on its way, every announcement that is due and not yet
-    sent (scheduled ones at their time, and any whose job Redis lost) and every post whose
-    pictures wait to be looked at."""
+    sent (scheduled ones at their time, and any whose job Redis lost), every post whose
+    pictures wait to be looked at, and every group whose time to close has come."""
     now = utcnow()
     announcements = sum(
         redrive(notify_announcement, institution_id, post_id, job_id=f"announcement-{post_id}")
@@ -71,4 +80,8 @@ def sweep_groups() -> int:
         redrive(check_pictures, institution_id, post_id, job_id=f"pictures-{post_id}")
         for institution_id, post_id in queries.posts_awaiting_pictures()
     )
-    return announcements + pictures
+    closing = sum(
+        redrive(close_group, institution_id, group_id, job_id=f"close-group-{group_id}")
+        for institution_id, group_id in queries.groups_to_close(now)
+    )
+    return announcements + pictures + closing

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 import segno
+import time_machine
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -37,7 +38,7 @@ from app.jobs import run_burst
 from app.notifications.models import OutboxMessage
 from app.portal.services import SESSION_KEY
 from app.tenancy import bound
-from tests.factories import make_institution
+from tests.factories import make_course, make_institution
 from tests.helpers import statements
 
 ORDINARY = "老师好，孩子今天的作业第3题不会做，能讲一下吗？"
@@ -581,3 +582,35 @@ def test_a_member_gives_one_reaction_and_can_take_it_back(app, tenant, group_set
         db.session.scalars(select(MemberActivity.kind).where(MemberActivity.member_id == reader.id))
     )
     assert kinds == {ActivityKind.REACTED}
+
+
+def test_a_trial_group_closes_days_after_the_last_lesson_with_its_farewell_once(
+    tenant, owner, mail_server
+):
+    course = make_course(tenant)  # lessons in the coming days
+    group, _ = make_group(
+        tenant,
+        kind=GroupKind.TRIAL,
+        course_id=course.id,
+        close_days_after_last_lesson=3,
+        farewell="感谢参加试听！寒假班报名请点主页。",
+    )
+    member = services.add_member(tenant, group, make_family(tenant, 8))
+    db.session.commit()
+    last_lesson = max(lesson.starts_at for lesson in course.lessons)
+
+    with time_machine.travel(last_lesson + timedelta(days=2)):
+        assert sweep_groups() == 0  # not yet
+    with time_machine.travel(last_lesson + timedelta(days=3, minutes=1)):
+        assert sweep_groups() == 1
+        run_burst()
+        sweep_groups()  # and again: nothing more
+        run_burst()
+        db.session.refresh(group)
+        assert group.is_closed(utcnow()) and group.farewell_posted_at is not None
+        with pytest.raises(ServiceError):
+            services.write_post(tenant, group, member, ORDINARY)
+
+    farewell = db.session.scalars(select(Post).where(Post.kind == "announcement")).one()
+    assert farewell.body.startswith("感谢参加试听") and farewell.is_pinned
+    assert len(mail_server.to("parent8@example.com")) == 1
