@@ -324,6 +324,11 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 def _sqlite_begin(connection) -> None:
     # IMMEDIATE takes the write lock up front, so the web server and the worker wait for
     # each other (busy timeout) instead of failing when a reader tries to become a writer.
+    # Not on an AUTOCOMMIT connection (committed_one_by_one): SQLAlchemy never commits one,
+    # so its BEGIN would hold the write lock for as long as the connection is used (the
+    # deliverer's, while it waits for work), and every other writer would time out.
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
