@@ -253,9 +253,12 @@ class Database:
         message sent), at one round trip each rather than a pool checkout, a BEGIN and a
         COMMIT. It holds one connection of the session's engine (the platform role's
         inside `platform()`) in autocommit mode. A session bound to a connection of its
-        own (the tests') runs and commits each statement in the session instead."""
+        own (the tests') runs and commits each statement in the session instead, and so
+        does SQLite (development): its one writer at a time would be the session's own
+        transaction (a read in between, say rendering a message, holds the write lock
+        there: app.db._sqlite_begin), and the second connection would wait for it."""
         bind = self.session.get_bind()
-        if not isinstance(bind, Engine):
+        if not isinstance(bind, Engine) or bind.dialect.name == "sqlite":
 
             def in_the_session(statement: Executable, parameters: dict) -> None:
                 self.session.execute(statement, parameters)
