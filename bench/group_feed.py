@@ -31,9 +31,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -125,7 +122,7 @@ def post_for(visitors, path: str, seconds: float, every: float) -> tuple[int, in
         while time.monotonic() < deadline:
             started = time.monotonic()
             fields = {"csrf_token": token, "body": f"第{i}个问题：孩子今天的作业第{n}题怎么做？"}
-            status, location = send(visitor, f"{path}/posts", fields)
+            status, _body, location = visitor.post(f"{path}/posts", fields)
             published = status == 302 and "#post-" in (location or "")
             with lock:
                 counts["posted" if published else "refused"] += 1
@@ -138,17 +135,6 @@ def post_for(visitors, path: str, seconds: float, every: float) -> tuple[int, in
     for thread in threads:
         thread.join()
     return counts["posted"], counts["refused"]
-
-
-def send(visitor, path: str, fields: dict) -> tuple[int, str | None]:
-    """POST the form fields as the visitor's browser: (status, Location)."""
-    body = urllib.parse.urlencode(fields).encode()
-    request = urllib.request.Request(visitor.base + path, data=body)  # noqa: S310
-    try:
-        with visitor.opener.open(request, timeout=60) as response:
-            return response.status, response.headers.get("Location")
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("Location")
 
 
 def main() -> None:

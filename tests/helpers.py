@@ -291,3 +291,12 @@ def statements():
         yield sent
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+
+
+def flask_dispatches(app, monkeypatch) -> list:
+    """A list that grows by one for every request the Flask app itself dispatches (not
+    one answered in front of it, by app.pagecache's middleware)."""
+    dispatched: list = []
+    dispatch = app.full_dispatch_request
+    monkeypatch.setattr(app, "full_dispatch_request", lambda: dispatched.append(1) or dispatch())
+    return dispatched

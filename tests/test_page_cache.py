@@ -22,7 +22,15 @@ from app.leads.models import FormSourceStat
 from app.pagecache import in_memory
 from app.tenancy import bound
 from tests.factories import make_course, make_form, make_group_buy, make_institution
-from tests.helpers import join_team, login, only_team, open_team, register, statements
+from tests.helpers import (
+    flask_dispatches,
+    join_team,
+    login,
+    only_team,
+    open_team,
+    register,
+    statements,
+)
 
 
 def page(client, path: str) -> str:
@@ -59,9 +67,7 @@ def test_a_first_visit_is_answered_in_front_of_flask_with_the_pages_own_headers(
     form = make_form(institution)
     path = f"/{institution.slug}/f/{form.code}?utm_source=poster"
     rendered = app.test_client().get(path)
-    dispatched = []
-    dispatch = app.full_dispatch_request
-    monkeypatch.setattr(app, "full_dispatch_request", lambda: dispatched.append(1) or dispatch())
+    dispatched = flask_dispatches(app, monkeypatch)
 
     kept = app.test_client().get(path)
     dispatched_for_the_first_visit = len(dispatched)

@@ -310,11 +310,15 @@ class Visitor:
 
     def send(self, path: str, fields: dict, form_page: str | None = None, timeout: float = 60):
         """Open the page with the form, then send it: (status, body, Location)."""
-        import urllib.parse
-
         _status, page = self.get(form_page or path, timeout)
         token = self.form_token(page, timeout)
-        body = urllib.parse.urlencode({"csrf_token": token, **fields}, doseq=True).encode()
+        return self.post(path, {"csrf_token": token, **fields}, timeout)
+
+    def post(self, path: str, fields: dict, timeout: float = 60):
+        """Send form fields (with their CSRF token) as it is: (status, body, Location)."""
+        import urllib.parse
+
+        body = urllib.parse.urlencode(fields, doseq=True).encode()
         request = urllib.request.Request(  # noqa: S310
             self.base + path, data=body, headers=self.headers
         )

@@ -23,7 +23,7 @@ from app.contacts.models import Contact
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db, redis_connection
-from app.groups import moderation
+from app.groups import moderation, queries
 from app.groups.models import (
     MAX_POST_IMAGES,
     RULES,
@@ -130,7 +130,7 @@ def join_group(
     group = invite.group
     if not invite.is_usable(now):
         raise ServiceError(INVITE_UNUSABLE, code="invite_unusable")
-    member = _member_of(group, contact)
+    member = queries.member_of(group, contact)
     if member is not None and member.status in (MemberStatus.ACTIVE, MemberStatus.PENDING):
         return member
     _check_can_join(group, member, now)
@@ -161,21 +161,13 @@ def add_member(
     """Staff add a family (or a course or campaign does): no rules to accept first, no
     approval to wait for. A banned family is not added back by this."""
     now = utcnow()
-    member = _member_of(group, contact)
+    member = queries.member_of(group, contact)
     if member is not None and member.status == MemberStatus.ACTIVE:
         return member
     _check_can_join(group, member, now)
     member = _admit(institution, group, contact, member, via, now, approved=True)
     member.role = role
     return member
-
-
-def _member_of(group: Group, contact: Contact) -> GroupMember | None:
-    return db.session.scalar(
-        select(GroupMember).where(
-            GroupMember.group_id == group.id, GroupMember.contact_id == contact.id
-        )
-    )
 
 
 def _check_can_join(group: Group, member: GroupMember | None, now: datetime) -> None:
@@ -222,7 +214,6 @@ def _admit(
 def join_course_groups(institution, course, contact: Contact, via: JoinVia) -> int:
     """A family that paid for a course (or whose group-buy team filled) joins the course's
     open class groups: no invitation, no approval. Returns the groups joined."""
-    now = utcnow()
     groups = db.session.scalars(
         select(Group).where(
             Group.institution_id == institution.id,
@@ -232,12 +223,9 @@ def join_course_groups(institution, course, contact: Contact, via: JoinVia) -> i
     ).all()
     joined = 0
     for group in groups:
-        member = _member_of(group, contact)
-        if group.is_closed(now) or (member is not None and member.status == MemberStatus.BANNED):
-            continue
         try:
             add_member(institution, group, contact, via=via)
-        except ServiceError:  # full: staff see the family in the course all the same
+        except ServiceError:  # closed, full, or the family banned: nothing written
             continue
         joined += 1
     return joined

@@ -39,7 +39,7 @@ from app.notifications.models import OutboxMessage
 from app.portal.services import SESSION_KEY
 from app.tenancy import bound
 from tests.factories import make_course, make_institution
-from tests.helpers import statements
+from tests.helpers import flask_dispatches, statements
 
 ORDINARY = "老师好，孩子今天的作业第3题不会做，能讲一下吗？"
 
@@ -294,9 +294,7 @@ def test_an_unchanged_feed_is_answered_in_front_of_flask_and_a_new_post_is_sent(
     assert first.status_code == 200 and first.get_json()["items"] == []
     etag = first.headers["ETag"]
 
-    dispatched = []
-    dispatch = app.full_dispatch_request
-    monkeypatch.setattr(app, "full_dispatch_request", lambda: dispatched.append(1) or dispatch())
+    dispatched = flask_dispatches(app, monkeypatch)
     with statements() as sent:
         unchanged = [reader.get(updates, headers={"If-None-Match": etag}) for _ in range(3)]
     assert [r.status_code for r in unchanged] == [304, 304, 304]
