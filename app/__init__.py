@@ -20,6 +20,8 @@ DOMAINS = (
     "campaigns",
     "portal",
     "groups",
+    "loyalty",
+    "camps",
 )
 
 

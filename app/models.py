@@ -2,6 +2,7 @@
 
 from app.accounts.models import Invitation, Membership, User
 from app.campaigns.models import GroupBuy, Team, TeamMember
+from app.camps.models import Camp, CampChild, CampTask, CheckIn
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
 from app.courses.models import Course, Enrolment, Lesson, Seat
 from app.groups.models import (
@@ -24,11 +25,31 @@ from app.leads.models import (
     LeadForm,
     LostReason,
 )
+from app.loyalty.models import (
+    PointsEntry,
+    PointsRules,
+    Redemption,
+    Referral,
+    Reward,
+    VipMembership,
+    VipTier,
+)
 from app.notifications.models import MessageTemplate, OutboxMessage, ReminderSettings
 from app.payments.models import Payment, PaymentTransition, StripeAccount, StripeEvent
 from app.portal.models import SignInLink
 
 __all__ = [
+    "Camp",
+    "CampChild",
+    "CampTask",
+    "CheckIn",
+    "PointsEntry",
+    "PointsRules",
+    "Redemption",
+    "Referral",
+    "Reward",
+    "VipMembership",
+    "VipTier",
     "AnnouncementRead",
     "MemberActivity",
     "PostImage",

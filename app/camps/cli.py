@@ -1,0 +1,3 @@
+"""Command-line tools for camps (none yet)."""
+
+COMMANDS: list = []

@@ -1,0 +1,1 @@
+"""camps: services."""

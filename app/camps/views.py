@@ -1,0 +1,3 @@
+"""camps: views."""
+
+BLUEPRINTS: list = []

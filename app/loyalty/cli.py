@@ -1,0 +1,3 @@
+"""Command-line tools for loyalty (none yet)."""
+
+COMMANDS: list = []

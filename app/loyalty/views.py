@@ -1,0 +1,3 @@
+"""loyalty: views."""
+
+BLUEPRINTS: list = []
