@@ -21,6 +21,7 @@ DOMAINS = (
     "portal",
     "groups",
     "loyalty",
+    "memberships",
     "camps",
 )
 

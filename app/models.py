@@ -31,9 +31,8 @@ from app.loyalty.models import (
     Redemption,
     Referral,
     Reward,
-    VipMembership,
-    VipTier,
 )
+from app.memberships.models import VipMembership, VipTier
 from app.notifications.models import MessageTemplate, OutboxMessage, ReminderSettings
 from app.payments.models import Payment, PaymentTransition, StripeAccount, StripeEvent
 from app.portal.models import SignInLink

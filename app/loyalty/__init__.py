@@ -1,1 +1,1 @@
-"""Loyalty: points and rewards, VIP memberships and referrals."""
+"""Loyalty: points and rewards, and referrals."""

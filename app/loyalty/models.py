@@ -1,4 +1,4 @@
-"""Loyalty: points and rewards, VIP memberships, and referrals.
+"""Loyalty: points and rewards, and referrals.
 
 Points are a ledger: a family's balance is the sum of its entries, which are only ever
 added (a PostgreSQL trigger refuses UPDATE and DELETE). Every entry has a `source_key`,
@@ -8,8 +8,7 @@ entry and takes one unit of the reward's stock, in one transaction: the family's
 locked first (so two redemptions by one family cannot both spend the same points) and the
 stock is claimed last, by a conditional UPDATE (the hot row, held for milliseconds).
 
-A VIP membership runs from `starts_at` to `ends_at`; renewing adds a membership that
-starts when the current one ends. Referrals record who brought whom, once per referred
+Referrals record who brought whom, once per referred
 family and event.
 """
 
@@ -148,59 +147,6 @@ class Redemption(TenantScoped, Base):
 
     reward: Mapped[Reward] = relationship(foreign_keys=[reward_id])
     contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
-
-
-class VipTier(TenantScoped, Base):
-    """A VIP level staff define: free (granted) or paid, for a number of days."""
-
-    __tablename__ = "vip_tiers"
-    __table_args__ = (
-        CheckConstraint("price_amount >= 0", name="vip_price_not_negative"),
-        CheckConstraint("duration_days > 0", name="vip_duration_positive"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(80))
-    price_amount: Mapped[int] = mapped_column(default=0)  # minor units, institution currency
-    duration_days: Mapped[int] = mapped_column(default=365)
-    perks: Mapped[str | None] = mapped_column(Text)
-    is_active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class MembershipSource(enum.StrEnum):
-    PAID = "paid"
-    GRANTED = "granted"
-
-
-class VipMembership(TenantScoped, Base):
-    """A family's VIP time. A paid one is written when its payment succeeds (one per
-    payment); `warned_at` and `lapsed_at` mark the reminder 3 days before the end and the
-    removal from VIP groups on the day, each done once."""
-
-    __tablename__ = "vip_memberships"
-    __table_args__ = (
-        UniqueConstraint("institution_id", "payment_id"),
-        CheckConstraint("ends_at > starts_at", name="vip_membership_in_order"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    tier_id: Mapped[int] = parent_id("vip_tiers", index=True)
-    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
-    source: Mapped[MembershipSource] = mapped_column(str_enum(MembershipSource))
-    payment_id: Mapped[int | None] = parent_id("payments")
-    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    starts_at: Mapped[datetime]
-    ends_at: Mapped[datetime] = mapped_column(index=True)
-    warned_at: Mapped[datetime | None]
-    lapsed_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    tier: Mapped[VipTier] = relationship(foreign_keys=[tier_id])
-    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
-
-    def is_active(self, now: datetime) -> bool:
-        return self.starts_at <= now < self.ends_at
 
 
 class ReferralEvent(enum.StrEnum):

@@ -1,0 +1,1 @@
+"""VIP memberships: tiers, paid or granted memberships, and their lapse."""

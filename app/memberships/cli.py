@@ -1,0 +1,3 @@
+"""Command-line tools for memberships (none yet)."""
+
+COMMANDS: list = []

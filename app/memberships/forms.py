@@ -1,0 +1,1 @@
+"""memberships: forms."""

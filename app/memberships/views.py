@@ -1,0 +1,3 @@
+"""memberships: views."""
+
+BLUEPRINTS: list = []
