@@ -53,6 +53,10 @@ class PointsReason(enum.StrEnum):
     REDEMPTION = "redemption"
     REFUND = "refund"  # a cancelled redemption gives its points back
 
+    @property
+    def label(self):
+        return POINTS_REASON_LABELS[self]
+
 
 POINTS_REASON_LABELS = {
     PointsReason.CHECKIN: _l("Check-in"),
@@ -89,6 +93,10 @@ class RewardKind(enum.StrEnum):
     DISCOUNT = "discount"
     OTHER = "other"
 
+    @property
+    def label(self):
+        return REWARD_KIND_LABELS[self]
+
 
 REWARD_KIND_LABELS = {
     RewardKind.FREE_LESSON: _l("Free trial lesson"),
@@ -123,6 +131,10 @@ class RedemptionStatus(enum.StrEnum):
     FULFILLED = "fulfilled"
     CANCELLED = "cancelled"
 
+    @property
+    def label(self):
+        return REDEMPTION_STATUS_LABELS[self]
+
 
 REDEMPTION_STATUS_LABELS = {
     RedemptionStatus.REQUESTED: _l("To hand over"),
@@ -132,6 +144,9 @@ REDEMPTION_STATUS_LABELS = {
 
 
 class Redemption(TenantScoped, Base):
+    """A family spent `points` on one unit of a reward; staff hand it over (fulfilled) or
+    cancel it (the points and the unit go back). Only a requested one can change."""
+
     __tablename__ = "redemptions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -147,6 +162,11 @@ class Redemption(TenantScoped, Base):
 
     reward: Mapped[Reward] = relationship(foreign_keys=[reward_id])
     contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
+
+    @property
+    def is_requested(self) -> bool:
+        """Still to hand over: the only state that can be fulfilled or cancelled."""
+        return self.status == RedemptionStatus.REQUESTED
 
 
 class ReferralEvent(enum.StrEnum):

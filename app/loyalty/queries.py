@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.loyalty.models import PointsEntry, PointsRules
+from app.loyalty.models import (
+    PointsEntry,
+    PointsRules,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+)
+from app.paging import Page, paginate
 
 
 def balance(contact) -> int:
@@ -34,6 +44,15 @@ def ledger(contact, limit: int = 50) -> list[PointsEntry]:
     )
 
 
+def entry_by_source(institution, source_key: str) -> PointsEntry | None:
+    """The entry that an event (`source_key`) already added, if any."""
+    return db.session.scalar(
+        select(PointsEntry).where(
+            PointsEntry.institution_id == institution.id, PointsEntry.source_key == source_key
+        )
+    )
+
+
 def points_rules(institution) -> PointsRules:
     """The institution's rules, or the defaults (unsaved) when staff never set them."""
     rules = db.session.scalar(
@@ -51,3 +70,116 @@ def _rule_columns():
         for column in PointsRules.__table__.columns
         if column.name not in ("id", "institution_id") and column.default is not None
     ]
+
+
+# --- rewards and redemptions -----------------------------------------------------------------
+
+
+def all_rewards(institution) -> list[Reward]:
+    """Every reward, offered ones first, cheapest first."""
+    return list(
+        db.session.scalars(
+            select(Reward)
+            .where(Reward.institution_id == institution.id)
+            .order_by(Reward.is_active.desc(), Reward.points_price, Reward.id)
+        )
+    )
+
+
+def active_rewards(institution) -> list[Reward]:
+    """The rewards families may redeem (sold-out ones too: the page says so)."""
+    return list(
+        db.session.scalars(
+            select(Reward)
+            .where(Reward.institution_id == institution.id, Reward.is_active.is_(True))
+            .order_by(Reward.points_price, Reward.id)
+        )
+    )
+
+
+def requested_counts(institution) -> dict[int, int]:
+    """{reward id: redemptions still to hand over}."""
+    return dict(
+        db.session.execute(
+            select(Redemption.reward_id, func.count())
+            .where(
+                Redemption.institution_id == institution.id,
+                Redemption.status == RedemptionStatus.REQUESTED,
+            )
+            .group_by(Redemption.reward_id)
+        ).all()
+    )
+
+
+def redemptions(institution, status: RedemptionStatus | None, number: int, per_page: int) -> Page:
+    """One page of the institution's redemptions (of one status, or all), oldest
+    request first for those to hand over, newest first otherwise."""
+    query = (
+        select(Redemption)
+        .where(Redemption.institution_id == institution.id)
+        .options(joinedload(Redemption.reward), joinedload(Redemption.contact))
+    )
+    if status is not None:
+        query = query.where(Redemption.status == status)
+    if status == RedemptionStatus.REQUESTED:
+        query = query.order_by(Redemption.id)
+    else:
+        query = query.order_by(Redemption.id.desc())
+    return paginate(query, number, per_page)
+
+
+def family_redemptions(contact, limit: int = 10) -> list[Redemption]:
+    """A family's redemptions, newest first."""
+    return list(
+        db.session.scalars(
+            select(Redemption)
+            .where(
+                Redemption.institution_id == contact.institution_id,
+                Redemption.contact_id == contact.id,
+            )
+            .options(joinedload(Redemption.reward))
+            .order_by(Redemption.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def has_requested(contact, reward) -> bool:
+    """Whether the family already has this reward waiting to be handed over."""
+    return (
+        db.session.scalar(
+            select(Redemption.id)
+            .where(
+                Redemption.institution_id == contact.institution_id,
+                Redemption.contact_id == contact.id,
+                Redemption.reward_id == reward.id,
+                Redemption.status == RedemptionStatus.REQUESTED,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+@dataclass(frozen=True)
+class FamilyPoints:
+    """What a family's own page shows of its points."""
+
+    balance: int
+    entries: list[PointsEntry]
+    rewards: list[Reward]
+    redemptions: list[Redemption]
+
+    @property
+    def waiting_reward_ids(self) -> set[int]:
+        """The rewards the family has redeemed and not yet been handed."""
+        return {r.reward_id for r in self.redemptions if r.is_requested}
+
+
+def family_points(institution, contact, entries: int = 5) -> FamilyPoints:
+    return FamilyPoints(
+        balance=balance(contact),
+        entries=ledger(contact, limit=entries),
+        rewards=active_rewards(institution),
+        redemptions=family_redemptions(contact),
+    )

@@ -4,9 +4,28 @@ Services change state and flush; the request or job commits (see app/db.py)."""
 
 from __future__ import annotations
 
-from app.db import utcnow
+import logging
+import uuid
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+
+from app.contacts.models import Contact
+from app.db import assign, utcnow
+from app.errors import ServiceError
 from app.extensions import db
-from app.loyalty.models import PointsEntry, PointsReason
+from app.loyalty import queries
+from app.loyalty.models import (
+    PointsEntry,
+    PointsReason,
+    PointsRules,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+)
+
+log = logging.getLogger(__name__)
+SOLD_OUT = _l("Sorry, this reward is sold out.")
 
 
 def add_points(
@@ -38,3 +57,187 @@ def add_points(
         },
         conflict=["institution_id", "source_key"],
     )
+
+
+def grant_points(
+    institution, contact, amount: int, note: str, actor, key: str | None = None
+) -> PointsEntry | None:
+    """Staff give a family points (`amount` > 0) or take some away (< 0), with the reason
+    the family sees. Taking is refused beyond the balance: a balance never goes below
+    zero, so the family's row is locked first, as a redemption locks it. `key`, the form's
+    own, makes a second press of the same button add nothing (None)."""
+    if amount == 0:
+        raise ServiceError(_l("Give or take at least one point."), "amount", code="zero")
+    source_key = f"manual:{key or uuid.uuid4().hex}"
+    _lock_family(contact)
+    if queries.entry_by_source(institution, source_key) is not None:
+        return None
+    held = queries.balance(contact)
+    if held + amount < 0:
+        raise ServiceError(
+            _l("This family has only %(n)s points to take.", n=held),
+            "amount",
+            code="not_enough_points",
+        )
+    entry = add_points(
+        institution, contact, amount, PointsReason.MANUAL, source_key, note=note, user=actor
+    )
+    log.info("points: %+d for contact %s by user %s", amount, contact.id, actor.id)
+    return entry
+
+
+def _lock_family(contact) -> None:
+    """Lock the family's row until the commit, so that the balance one transaction reads
+    holds until it has spent it: a second spender waits, then reads the new balance. FOR
+    NO KEY UPDATE, so that rows merely referring to the family (a ledger entry written by
+    a check-in meanwhile) are not held up."""
+    db.session.scalar(
+        select(Contact.id)
+        .where(Contact.institution_id == contact.institution_id, Contact.id == contact.id)
+        .with_for_update(key_share=True)
+    )
+
+
+def save_points_rules(institution, **values) -> PointsRules:
+    """Set the institution's rules (the row is made on the first save)."""
+    rules = _rules_row(institution)
+    if rules is None:
+        rules = db.insert_unless_exists(
+            PointsRules, {"institution_id": institution.id, **values}, conflict=["institution_id"]
+        )
+        if rules is not None:
+            return rules
+        rules = _rules_row(institution)  # saved a moment ago by a parallel request
+    assign(rules, values)
+    db.session.flush()
+    return rules
+
+
+def _rules_row(institution) -> PointsRules | None:
+    return db.session.scalar(
+        select(PointsRules).where(PointsRules.institution_id == institution.id)
+    )
+
+
+# --- rewards and redemptions -----------------------------------------------------------------
+
+
+def create_reward(institution, **values) -> Reward:
+    """A new reward staff offer for points."""
+    reward = Reward(institution_id=institution.id)
+    assign(reward, values)
+    db.session.add(reward)
+    db.session.flush()
+    return reward
+
+
+def update_reward(reward: Reward, **values) -> None:
+    """Change a reward. `stock` is set to what staff typed (what is on the shelf now); a
+    redemption in the same instant waits for this row's lock and then takes its unit from
+    the new figure."""
+    assign(reward, values)
+    db.session.flush()
+
+
+def redeem_reward(institution, contact, reward: Reward) -> Redemption:
+    """The family spends the reward's price on one unit of it, all or nothing: the
+    family's row is locked first (two redemptions by one family cannot both spend the
+    same points), then the points are taken (a negative ledger entry), and one unit of
+    stock is claimed last by a conditional UPDATE, the contended row held for
+    milliseconds. A refusal (ServiceError) may come after rows were written: the caller
+    rolls back, and nothing is left of it. One unit at a time: a family with this reward
+    still to hand over is refused another, so a double tap spends nothing twice."""
+    _lock_family(contact)
+    if not reward.is_active:
+        raise ServiceError(_l("This reward is no longer offered."), code="reward_inactive")
+    if reward.stock <= 0:
+        raise ServiceError(SOLD_OUT, code="sold_out")
+    if queries.has_requested(contact, reward):
+        raise ServiceError(
+            _l("You already have this reward waiting to be handed over."),
+            code="already_requested",
+        )
+    held = queries.balance(contact)
+    if held < reward.points_price:
+        raise ServiceError(
+            _l(
+                "Not enough points: this reward needs %(price)s and you have %(held)s.",
+                price=reward.points_price,
+                held=held,
+            ),
+            code="not_enough_points",
+        )
+    redemption = Redemption(
+        institution_id=institution.id,
+        reward_id=reward.id,
+        contact_id=contact.id,
+        points=reward.points_price,
+    )
+    db.session.add(redemption)
+    db.session.flush()
+    add_points(
+        institution,
+        contact,
+        -reward.points_price,
+        PointsReason.REDEMPTION,
+        f"redemption:{redemption.id}",
+        note=reward.title[:200],
+    )
+    _move_stock(reward, -1)  # last: see the docstring
+    log.info("reward %s redeemed by contact %s (%s)", reward.id, contact.id, redemption.id)
+    return redemption
+
+
+def _move_stock(reward: Reward, by: int) -> None:
+    """Take a unit of stock (by=-1; refused at zero) or give one back (by=1), in one
+    conditional statement: its row lock queues parallel claims, and a claim that finds
+    the stock gone after waiting changes nothing."""
+    table = Reward.__table__
+    statement = update(table).where(
+        table.c.institution_id == reward.institution_id, table.c.id == reward.id
+    )
+    if by < 0:
+        statement = statement.where(table.c.stock >= -by)
+    moved = db.session.execute(statement.values(stock=table.c.stock + by)).rowcount
+    db.session.expire(reward, ["stock"])
+    if not moved:
+        raise ServiceError(SOLD_OUT, code="sold_out")
+
+
+def fulfil_redemption(redemption: Redemption, actor) -> None:
+    """Staff handed the reward over to the family."""
+    _lock_requested(redemption)
+    redemption.status = RedemptionStatus.FULFILLED
+    redemption.fulfilled_at = utcnow()
+    redemption.fulfilled_by_id = actor.id
+    db.session.flush()
+    log.info("redemption %s handed over by user %s", redemption.id, actor.id)
+
+
+def cancel_redemption(institution, redemption: Redemption, actor) -> None:
+    """Staff cancel a redemption not yet handed over: the family gets its points back (a
+    refund entry, never an edit of the spending one) and the reward its unit."""
+    _lock_requested(redemption)
+    redemption.status = RedemptionStatus.CANCELLED
+    db.session.flush()
+    add_points(
+        institution,
+        redemption.contact,
+        redemption.points,
+        PointsReason.REFUND,
+        f"refund:{redemption.id}",
+        note=redemption.reward.title[:200],
+        user=actor,
+    )
+    _move_stock(redemption.reward, 1)
+    log.info("redemption %s cancelled by user %s", redemption.id, actor.id)
+
+
+def _lock_requested(redemption: Redemption) -> None:
+    """Lock the redemption and check that it is still to hand over: of two staff pressing
+    at once, the second finds it handed over or cancelled."""
+    db.session.refresh(redemption, with_for_update=True)
+    if not redemption.is_requested:
+        raise ServiceError(
+            _l("This reward was already handed over or cancelled."), code="not_requested"
+        )

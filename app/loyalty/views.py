@@ -1,3 +1,210 @@
-"""loyalty: views."""
+"""Loyalty: staff pages under /staff/<slug>/rewards (rewards, redemptions to hand over,
+the points rules) and a family's points (/staff/<slug>/contacts/<id>/points); and the
+family's redemption from their own page (/<slug>/me, whose points panel is
+templates/loyalty/_family_points.html)."""
 
-BLUEPRINTS: list = []
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.accounts import queries as account_queries
+from app.accounts.models import MANAGERS
+from app.contacts.models import Contact
+from app.errors import ServiceError, form_status, report
+from app.extensions import db, limiter
+from app.forms import ConfirmForm
+from app.loyalty import queries, services
+from app.loyalty.forms import GrantPointsForm, PointsRulesForm, RewardForm
+from app.loyalty.models import Redemption, RedemptionStatus, Reward
+from app.portal import services as portal
+from app.tenancy import (
+    current_institution,
+    get_or_404,
+    public_blueprint,
+    require_role,
+    staff_blueprint,
+)
+from app.web import list_page
+
+staff = staff_blueprint("loyalty", __name__)
+public = public_blueprint("loyalty_public", __name__)
+BLUEPRINTS = [staff, public]
+PER_PAGE = 50
+REDEMPTION_FILTERS = ("requested", "fulfilled", "cancelled", "all")
+
+
+@staff.app_template_global()
+def points_grant_form() -> GrantPointsForm:
+    """The give/take points form, for the points panel of a contact's page (which the
+    contacts domain draws without importing this domain's forms)."""
+    return GrantPointsForm(formdata=None)
+
+
+# --- staff: rewards ----------------------------------------------------------------------------
+
+
+@staff.get("/rewards")
+def reward_list():
+    institution = current_institution()
+    return render_template(
+        "loyalty/reward_list.html",
+        rewards=queries.all_rewards(institution),
+        waiting=queries.requested_counts(institution),
+    )
+
+
+@staff.route("/rewards/new", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def reward_new():
+    return _save_reward(None)
+
+
+@staff.route("/rewards/<int:reward_id>/edit", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def reward_edit(reward_id: int):
+    return _save_reward(get_or_404(Reward, reward_id))
+
+
+def _save_reward(reward: Reward | None):
+    form = RewardForm(obj=reward) if reward else RewardForm()
+    if form.validate_on_submit():
+        if reward is None:
+            services.create_reward(current_institution(), **form.values())
+        else:
+            services.update_reward(reward, **form.values())
+        db.session.commit()
+        flash(_("Reward saved."), "success")
+        return redirect(url_for(".reward_list"))
+    return render_template("loyalty/reward_form.html", form=form, reward=reward), form_status(form)
+
+
+# --- staff: redemptions ------------------------------------------------------------------------
+
+
+@staff.get("/rewards/redemptions")
+def redemption_list():
+    """Rewards families redeemed: those to hand over first (the default), or all."""
+    shown = request.args.get("status", "requested")
+    shown = shown if shown in REDEMPTION_FILTERS else "requested"
+    number, args = list_page()
+    status = None if shown == "all" else RedemptionStatus(shown)
+    page = queries.redemptions(current_institution(), status, number, PER_PAGE)
+    return render_template(
+        "loyalty/redemption_list.html",
+        redemptions=page.items,
+        page=page,
+        args=args,
+        shown=shown,
+        confirm_form=ConfirmForm(),
+    )
+
+
+@staff.post("/rewards/redemptions/<int:redemption_id>/fulfil")
+def redemption_fulfil(redemption_id: int):
+    redemption = get_or_404(Redemption, redemption_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            services.fulfil_redemption(redemption, current_user)
+        except ServiceError as error:
+            report(error)
+        else:
+            db.session.commit()
+            flash(_("Marked as handed over."), "success")
+    return redirect(url_for(".redemption_list"))
+
+
+@staff.post("/rewards/redemptions/<int:redemption_id>/cancel")
+def redemption_cancel(redemption_id: int):
+    redemption = get_or_404(Redemption, redemption_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            services.cancel_redemption(current_institution(), redemption, current_user)
+        except ServiceError as error:
+            report(error)
+        else:
+            db.session.commit()
+            flash(_("Cancelled: the family has its points back."), "success")
+    return redirect(url_for(".redemption_list"))
+
+
+# --- staff: points -----------------------------------------------------------------------------
+
+
+@staff.route("/rewards/rules", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def points_rules():
+    institution = current_institution()
+    form = PointsRulesForm(obj=queries.points_rules(institution))
+    if form.validate_on_submit():
+        services.save_points_rules(institution, **form.values())
+        db.session.commit()
+        flash(_("Points rules saved."), "success")
+        return redirect(url_for(".points_rules"))
+    return render_template("loyalty/points_rules.html", form=form), form_status(form)
+
+
+@staff.route("/contacts/<int:contact_id>/points", methods=["GET", "POST"])
+def contact_points(contact_id: int):
+    """A family's whole ledger, and giving or taking points (the contact's page has the
+    same form: a refused one comes back here with its errors)."""
+    contact = get_or_404(Contact, contact_id)
+    form = GrantPointsForm()
+    if form.validate_on_submit():
+        try:
+            services.grant_points(
+                current_institution(),
+                contact,
+                form.amount.data,
+                form.note.data,
+                current_user,
+                key=form.key.data,
+            )
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            flash(_("Points saved."), "success")
+            return redirect(url_for("contacts.contact_detail", contact_id=contact.id))
+    return render_template(
+        "loyalty/contact_points.html",
+        contact=contact,
+        form=form,
+        balance=queries.balance(contact),
+        entries=queries.ledger(contact, limit=200),
+        redemptions=queries.family_redemptions(contact, limit=50),
+        staff_names={
+            m.user_id: m.user.name
+            for m in account_queries.institution_members(current_institution())
+        },
+    ), form_status(form)
+
+
+# --- families: redeeming -----------------------------------------------------------------------
+
+
+@public.post("/me/rewards/<int:reward_id>/redeem")
+@limiter.limit("10 per minute")
+def redeem(reward_id: int):
+    """The family redeems a reward from their page; a refusal (not enough points, sold
+    out) is shown there, and nothing was spent."""
+    institution = current_institution()
+    contact = portal.family_signed_in(institution, session) or abort(404)
+    reward = get_or_404(Reward, reward_id)
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("portal.page"))
+    try:
+        services.redeem_reward(institution, contact, reward)
+    except ServiceError as error:
+        report(error)
+    else:
+        db.session.commit()
+        flash(
+            _(
+                "%(reward)s is yours. Show this page at the front desk to collect it.",
+                reward=reward.title,
+            ),
+            "success",
+        )
+    return redirect(url_for("portal.page"))
