@@ -4,18 +4,52 @@ A membership runs from `starts_at` to `ends_at`; renewing adds a membership that
 when the current one ends. An active membership opens the institution's VIP club groups;
 a scheduled job tells the family 3 days before the end and removes it from VIP groups on
 the day, each once (`warned_at`, `lapsed_at`).
+
+Days are the institution's: a membership ends at the institution's midnight after its
+days have run out (`membership_end`), so the family keeps it for the whole of its last
+day and loses it at the start of the next, which is "the day" it lapses; the reminder
+goes out at WARN_TIME, WARN_DAYS days before that day (never at midnight).
 """
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.contacts.models import Contact
 from app.db import Base, TenantScoped, parent_id, str_enum, utcnow
+
+WARN_DAYS = 3  # the family is told this many days before its membership ends
+WARN_TIME = time(10, 0)  # in the morning of that day, on the institution's clock
+MAX_DAYS = 3660  # a tier or a grant lasts at most ten years
+
+
+def membership_end(starts_at: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """The end of a membership of `days` days from `starts_at`: the institution's midnight
+    at or after the moment the days run out. Added on the wall clock, so a renewal that
+    starts at midnight ends at midnight, whatever daylight saving did in between."""
+    run_out = starts_at.astimezone(zone) + timedelta(days=days)
+    end = datetime.combine(run_out.date(), time.min, tzinfo=zone)
+    if end < run_out:
+        end = datetime.combine(run_out.date() + timedelta(days=1), time.min, tzinfo=zone)
+    return end.astimezone(UTC)
+
+
+def last_day_of(ends_at: datetime, zone: ZoneInfo) -> date:
+    """The institution's last day of a membership (or VIP time) ending at `ends_at`."""
+    return (ends_at.astimezone(zone) - timedelta(microseconds=1)).date()
+
+
+def warn_at(ends_at: datetime, zone: ZoneInfo) -> datetime:
+    """When the family is told that its membership ends: WARN_TIME, WARN_DAYS days before
+    the day it lapses on."""
+    day = ends_at.astimezone(zone).date() - timedelta(days=WARN_DAYS)
+    return datetime.combine(day, WARN_TIME, tzinfo=zone).astimezone(UTC)
 
 
 class VipTier(TenantScoped, Base):
@@ -35,6 +69,11 @@ class VipTier(TenantScoped, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    @property
+    def is_free(self) -> bool:
+        """Free tiers are only granted by staff; paid ones are bought on the family page."""
+        return self.price_amount == 0
+
 
 class MembershipSource(enum.StrEnum):
     PAID = "paid"
@@ -44,7 +83,9 @@ class MembershipSource(enum.StrEnum):
 class VipMembership(TenantScoped, Base):
     """A family's VIP time. A paid one is written when its payment succeeds (one per
     payment); `warned_at` and `lapsed_at` mark the reminder 3 days before the end and the
-    removal from VIP groups on the day, each done once."""
+    removal from VIP groups on the day, each done once. A membership that another one
+    continues (a renewal) is never warned about, and its end is marked `lapsed_at` with
+    nobody removed."""
 
     __tablename__ = "vip_memberships"
     __table_args__ = (
@@ -69,3 +110,16 @@ class VipMembership(TenantScoped, Base):
 
     def is_active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
+
+    def last_day(self, zone: ZoneInfo) -> date:
+        """The institution's last day the family holds it (it ends at that day's end)."""
+        return last_day_of(self.ends_at, zone)
+
+    def warn_at(self, zone: ZoneInfo) -> datetime:
+        return warn_at(self.ends_at, zone)
+
+
+SOURCE_LABELS = {
+    MembershipSource.PAID: _l("Paid"),
+    MembershipSource.GRANTED: _l("Granted by staff"),
+}
