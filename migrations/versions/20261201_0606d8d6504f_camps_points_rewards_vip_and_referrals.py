@@ -2,7 +2,8 @@
 the points ledger and its rules, rewards and redemptions, VIP tiers and memberships, and
 referrals: each under row-level security like every tenant table (20261201_e7f8a9b0c1d2).
 The points ledger is append-only in the database itself: a trigger refuses changing an
-entry (only a contact merge may repoint it) and deleting one (only with its contact).
+entry (only a contact merge may repoint it) and deleting one (only with its contact or
+its institution).
 
 Revision ID: 0606d8d6504f
 Revises: 736498ed41dd
@@ -37,7 +38,9 @@ BEGIN
         END IF;
         RETURN NEW;
     END IF;
-    IF EXISTS (SELECT 1 FROM contacts WHERE id = OLD.contact_id) THEN
+    -- Deleted only with its family or its institution (a cascade: that row is gone).
+    IF EXISTS (SELECT 1 FROM contacts WHERE id = OLD.contact_id)
+       AND EXISTS (SELECT 1 FROM institutions WHERE id = OLD.institution_id) THEN
         RAISE EXCEPTION 'points entries are never deleted: add an entry instead';
     END IF;
     RETURN OLD;
