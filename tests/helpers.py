@@ -10,6 +10,7 @@ import re
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
+from urllib.parse import parse_qs, urlsplit
 
 import stripe
 from flask import current_app
@@ -52,6 +53,15 @@ def link_in(message) -> str:
     match = re.search(r"http://localhost(/\S+)", body_text(message))
     assert match, body_text(message)
     return match.group(1)
+
+
+def offered_group_link(message, title: str) -> tuple[str, str]:
+    """The group link a confirmation e-mail offers ("…group “<title>”: <link>"): the path
+    of the family's own sign-in link, and the page it goes on to (its `next`)."""
+    match = re.search(rf"group “{re.escape(title)}”: http://localhost(/\S+)", body_text(message))
+    assert match, body_text(message)
+    parts = urlsplit(match.group(1))
+    return f"{parts.path}?{parts.query}", parse_qs(parts.query)["next"][0]
 
 
 def png_bytes(size=(64, 64)) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from app.accounts.models import Invitation, Membership, Role
 from app.accounts.services import invite_member
 from app.campaigns import services as campaigns
 from app.campaigns.models import MemberStatus, Team, TeamMember
+from app.camps import services as camps
 from app.contacts.models import Contact, SourceKind
 from app.contacts.services import ContactDetails, StudentDetails, Touch, find_or_create_contact
 from app.courses import services as courses
@@ -22,6 +23,9 @@ from app.groups import services as groups
 from app.groups.models import Group, GroupInvite
 from app.leads.models import Lead, Stage
 from app.leads.services import create_lead, default_fields, save_form
+from app.loyalty import services as loyalty
+from app.loyalty.models import PointsReason, Redemption, RedemptionStatus, RewardKind
+from app.memberships import services as memberships
 from app.notifications.models import OutboxMessage
 from app.tenancy import bound, get_or_404
 from tests.factories import make_institution, make_member
@@ -112,6 +116,30 @@ def two_institutions():
         invite = groups.create_invite(a, group)
         group_member = groups.add_member(a, group, contact)
         post = groups.write_post(a, group, group_member, "Hello, teacher!", pictures=[png_bytes()])
+        camp = camps.create_camp(
+            a,
+            group,
+            title="Reading camp",
+            starts_on=utcnow().date(),
+            ends_on=utcnow().date() + timedelta(days=20),
+            window_start=time(0, 0),
+            window_end=time(23, 59),
+        )
+        tier = memberships.save_tier(
+            a, None, name="Gold", price_amount=9900, duration_days=365, perks=None, is_active=True
+        )
+        memberships.grant_membership(a, contact, tier, None)
+        loyalty.add_points(a, contact, 100, PointsReason.CHECKIN, "checkin:tenancy")
+        reward = loyalty.create_reward(
+            a,
+            title="Material pack",
+            kind=RewardKind.MATERIALS,
+            description=None,
+            points_price=50,
+            stock=3,
+            is_active=True,
+        )
+        redemption = loyalty.redeem_reward(a, contact, reward)
         db.session.commit()
     message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
     a_staff_membership = db.session.scalar(
@@ -137,6 +165,10 @@ def two_institutions():
         "group_member_id": group_member.id,
         "post_id": post.id,
         "image_id": post.images[0].id,
+        "camp_id": camp.id,
+        "tier_id": tier.id,
+        "reward_id": reward.id,
+        "redemption_id": redemption.id,
     }
     return a, b, b_owner, ids
 
@@ -198,6 +230,7 @@ def test_staff_of_b_get_404_for_ids_of_a_under_their_own_institution(app, client
     assert db.session.get(Invitation, ids["invitation_id"]).revoked_at is None
     assert db.session.get(Contact, ids["contact_id"]).parent_name == "Parent A"
     assert db.session.get(Lead, ids["lead_id"]).stage == Stage.NEW
+    assert db.session.get(Redemption, ids["redemption_id"]).status == RedemptionStatus.REQUESTED
 
 
 def test_anonymous_visitors_are_sent_to_login_from_every_staff_route(app, client, two_institutions):
@@ -266,6 +299,7 @@ def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
     DELETE (a GET that writes queues behind row locks, and a crawler could change data)."""
 
     from app.campaigns.models import GroupBuy
+    from app.camps.models import Camp
     from app.courses.models import Course
     from app.leads.models import LeadForm
 
@@ -285,6 +319,7 @@ def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
         f"/{a.slug}/me",
         f"/{a.slug}/j/{db.session.get(GroupInvite, ids['invite_id']).code}",
         f"/{a.slug}/g/{db.session.get(Group, ids['group_id']).code}",
+        f"/{a.slug}/camp/{db.session.get(Camp, ids['camp_id']).code}",
         "/healthz",
     ]
     with statements() as sent:

@@ -507,7 +507,8 @@ def _enrol(institution, team: Team, member: TeamMember) -> None:
     contacts.add_event(
         member.contact, EventKind.CAMPAIGN, {"action": "succeeded", "campaign": group_buy.title}
     )
-    _notify(institution, member, "team_succeeded")
+    group = groups.offer_context(institution, group_buy.course, member.contact)
+    _notify(institution, member, "team_succeeded", group)
 
 
 def end_campaigns_past_their_end(now: datetime) -> int:

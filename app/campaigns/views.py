@@ -29,6 +29,7 @@ from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
+from app.groups import queries as group_queries
 from app.images import image_response, qr_response, update_cover
 from app.localtime import from_local, to_local
 from app.money import format_money, to_major, to_minor
@@ -378,6 +379,12 @@ def _render_team(code: str, team_code: str, form: JoinForm):
     if team.status == TeamStatus.FORMING:
         pagecache.fresh_until(team.expires_at)
     mine = [m for m in _my_members(group_buy) if m.team_id == team.id]
+    mine = mine[-1] if mine else None
+    # The class group the team's success put the family in (or one to join): theirs only,
+    # on a page rendered for them (a visitor with places is never served a kept page).
+    group_offer = None
+    if mine is not None and mine.status == MemberStatus.CAPTURED:
+        group_offer = group_queries.offer_for_course(group_buy.course, mine.contact, now)
     return render_template(
         "campaigns/public_team.html",
         group_buy=group_buy,
@@ -385,7 +392,8 @@ def _render_team(code: str, team_code: str, form: JoinForm):
         members=[
             m for m in team.members if m.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED)
         ],
-        mine=mine[-1] if mine else None,
+        mine=mine,
+        group_offer=group_offer,
         share_url=services.team_url(team),
         form=form,
         consent_text=_consent_text(current_institution()),

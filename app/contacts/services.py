@@ -95,11 +95,13 @@ def normalise_phone(institution, raw: str) -> str:
     return number
 
 
-def parent_page_url(institution, contact: Contact) -> str:
+def parent_page_url(institution, contact: Contact, then: str | None = None) -> str:
     """A link that opens the family's own page for PARENT_LINK_MAX_AGE; put in every
-    message to a parent, so any message is a way back to their page."""
+    message to a parent, so any message is a way back to their page. With `then` (a path
+    on this site, such as a group's invitation), it signs the family in and goes there."""
     token = tokens.sign("parent-page", {"i": institution.id, "c": contact.id})
-    return external_url("portal.open_link", institution_slug=institution.slug, token=token)
+    extra = {"next": then} if then else {}
+    return external_url("portal.open_link", institution_slug=institution.slug, token=token, **extra)
 
 
 def contact_from_parent_link(institution, token: str) -> Contact:

@@ -23,11 +23,14 @@ from app.contacts.models import CAMPAIGN_EVENT_LABELS, SOURCE_LABELS, Contact, S
 from app.courses import models as course_models
 from app.courses import queries as course_queries
 from app.csvfile import csv_response
+from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db
 from app.forms import member_choices
 from app.leads import queries as lead_queries
 from app.leads.models import Stage
+from app.loyalty import queries as loyalty_queries
+from app.memberships import queries as vip_queries
 from app.tenancy import current_institution, get_or_404, require_role, staff_blueprint
 from app.web import list_page
 
@@ -193,6 +196,9 @@ def _detail_page(contact, note_form, student_form, status=200):
         enrolment_labels=course_models.ENROLMENT_STATUS_LABELS,
         attendance_labels=course_models.ATTENDANCE_LABELS,
         campaign_actions=CAMPAIGN_EVENT_LABELS,
+        points=loyalty_queries.balance(contact),
+        points_entries=loyalty_queries.ledger(contact, limit=5),
+        vip=vip_queries.vip_status(current_institution(), contact, utcnow()),
     ), status
 
 

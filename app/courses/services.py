@@ -200,8 +200,12 @@ def register(
         return enrolment
     if course.kind == CourseKind.TRIAL:
         leads.advance_lead(contact, Stage.TRIAL_BOOKED, lead=lead)
+    # The group the confirmation offers is read before the seats' claims lock their lessons.
+    group = groups.offer_context(institution, course, contact)
     seats = take_seats(institution, enrolment, [bookable[lesson_id] for lesson_id in chosen])
-    _confirm(institution, enrolment, seats if created_in_this_transaction(enrolment) else None)
+    _confirm(
+        institution, enrolment, seats if created_in_this_transaction(enrolment) else None, group
+    )
     return enrolment
 
 
@@ -441,9 +445,13 @@ def _lesson_context(seat: Seat) -> dict:
     }
 
 
-def _confirm(institution, enrolment: Enrolment, seats: list[Seat] | None = None) -> None:
+def _confirm(
+    institution, enrolment: Enrolment, seats: list[Seat] | None = None, group: dict | None = None
+) -> None:
     """Tell the family which lessons they have a seat in (`seats`: those of this
-    registration, else every seat of the enrolment)."""
+    registration, else every seat of the enrolment), and offer them the course's group
+    (`group`: its message variables, else read here; a paid course has put the family in
+    its class groups already)."""
     if seats is None:
         db.session.expire(enrolment, ["seats"])  # with the ones just taken
         seats = enrolment.seats
@@ -456,11 +464,13 @@ def _confirm(institution, enrolment: Enrolment, seats: list[Seat] | None = None)
         for seat in sorted(booked, key=lambda seat: seat.lesson.starts_at)
     ]
     seat_ids = "-".join(str(seat.id) for seat in sorted(booked, key=lambda seat: seat.id))
+    if group is None:
+        group = groups.offer_context(institution, enrolment.course, enrolment.contact)
     notifications.notify_contact(
         institution,
         enrolment.contact,
         "registration_confirmed",
-        {**_lesson_context(first), "lessons": lessons},
+        {**_lesson_context(first), "lessons": lessons, **group},
         dedupe_key=f"registered:{enrolment.id}:{seat_ids}",
     )
 

@@ -438,12 +438,12 @@ def registered(code: str, enrolment_code: str):
     enrolment = _enrolment_by_code(code, enrolment_code)
     seats = [s for s in enrolment.seats if s.status != SeatStatus.CANCELLED]
     payment = None if enrolment.course.is_free else queries.latest_payment(enrolment)
-    invite = group_queries.invite_for_course(enrolment.course, utcnow())
+    offer = group_queries.offer_for_course(enrolment.course, enrolment.contact, utcnow())
     return render_template(
         "courses/public_registered.html",
         enrolment=enrolment,
         course=enrolment.course,
-        group_invite=invite,
+        group_offer=offer,
         seats=sorted(seats, key=lambda s: s.lesson.starts_at),
         positions={s.id: queries.waitlist_position(s) for s in seats},
         payment=payment,

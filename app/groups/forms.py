@@ -17,8 +17,10 @@ from app.groups.models import (
     GROUP_KIND_LABELS,
     MAX_POST_IMAGES,
     MAX_POST_LENGTH,
+    MEMBER_ROLE_LABELS,
     OUTCOME_LABELS,
     GroupKind,
+    MemberRole,
     Outcome,
 )
 
@@ -215,4 +217,12 @@ class AnnouncementForm(CohortForm):
 class MuteForm(CohortForm):
     hours = IntegerField(
         _l("Mute for (hours)"), default=24, validators=[DataRequired(), NumberRange(1, 24 * 365)]
+    )
+
+
+class RoleForm(CohortForm):
+    role = SelectField(
+        _l("Role"),
+        choices=[SelectChoice(role.value, label) for role, label in MEMBER_ROLE_LABELS.items()],
+        default=MemberRole.MEMBER.value,
     )

@@ -356,6 +356,7 @@ ACTION_LABELS = {
     "removed": _l("Removed"),
     "banned": _l("Banned"),
     "muted": _l("Muted"),
+    "role": _l("Role changed"),
     "reported": _l("Reported by a member"),
     "kept": _l("Kept after a report"),
 }

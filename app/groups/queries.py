@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from app.groups.models import (
     AnnouncementRead,
     Group,
     GroupInvite,
+    GroupKind,
     GroupMember,
     MemberActivity,
     MemberStatus,
@@ -45,20 +47,49 @@ def invite_by_code(institution, code: str) -> GroupInvite | None:
     )
 
 
-def invite_for_course(course, now: datetime) -> GroupInvite | None:
-    """The invitation a family registering for the course is offered: the first usable
-    one of the course's newest open group."""
-    groups = db.session.scalars(
-        select(Group)
-        .where(Group.institution_id == course.institution_id, Group.course_id == course.id)
-        .order_by(Group.id.desc())
-    )
+@dataclass(frozen=True)
+class GroupOffer:
+    """The group a family of a course is offered after registering, paying or winning a
+    group buy, and how they get in: `invite`, or None when they are in it already (they
+    go to its page)."""
+
+    group: Group
+    invite: GroupInvite | None
+
+
+def offer_for_course(course, contact, now: datetime) -> GroupOffer | None:
+    """The course's group offered to the family (`contact`; None: a family not known): the
+    newest open one they are in (a paid course and a filled group-buy team put them in its
+    class groups), else the first usable invitation of the newest open group that has one.
+    None if the course has no open group to offer."""
+    groups = [
+        group
+        for group in db.session.scalars(
+            select(Group)
+            .where(Group.institution_id == course.institution_id, Group.course_id == course.id)
+            .order_by(Group.id.desc())
+        )
+        if not group.is_closed(now)
+    ]
+    if not groups:
+        return None
+    if contact is not None:
+        theirs = set(
+            db.session.scalars(
+                select(GroupMember.group_id).where(
+                    GroupMember.group_id.in_([group.id for group in groups]),
+                    GroupMember.contact_id == contact.id,
+                    GroupMember.status.in_([MemberStatus.ACTIVE, MemberStatus.PENDING]),
+                )
+            )
+        )
+        for group in groups:
+            if group.id in theirs:
+                return GroupOffer(group, None)
     for group in groups:
-        if group.is_closed(now):
-            continue
-        for invite in invites(group):
-            if invite.is_usable(now):
-                return invite
+        invite = open_invite(group, now)
+        if invite is not None:
+            return GroupOffer(group, invite)
     return None
 
 
@@ -66,6 +97,37 @@ def open_invite(group: Group, now: datetime) -> GroupInvite | None:
     """A usable invitation of the group, for someone who opened its page without being a
     member (an open community's page leads them to it)."""
     return next((invite for invite in invites(group) if invite.is_usable(now)), None)
+
+
+def vip_clubs(institution, contact, now: datetime) -> list[GroupOffer]:
+    """The institution's open VIP clubs offered to a VIP family (on its page): each one
+    they are in (invite None: they go to its page), else its usable invitation. A club
+    without one, or that banned them, is left out."""
+    clubs = [
+        group
+        for group in db.session.scalars(
+            scoped_select(Group, institution).where(Group.kind == GroupKind.VIP).order_by(Group.id)
+        )
+        if not group.is_closed(now)
+    ]
+    if not clubs:
+        return []
+    statuses = dict(
+        db.session.execute(
+            select(GroupMember.group_id, GroupMember.status).where(
+                GroupMember.group_id.in_([group.id for group in clubs]),
+                GroupMember.contact_id == contact.id,
+            )
+        ).all()
+    )
+    offers = []
+    for group in clubs:
+        status = statuses.get(group.id)
+        if status in (MemberStatus.ACTIVE, MemberStatus.PENDING):
+            offers.append(GroupOffer(group, None))
+        elif status != MemberStatus.BANNED and (invite := open_invite(group, now)) is not None:
+            offers.append(GroupOffer(group, invite))
+    return offers
 
 
 def reported_posts(group: Group) -> list[Post]:

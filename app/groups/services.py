@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import redis
 from flask_babel import lazy_gettext as _l
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app import images as images_
 from app import pagecache
+from app.contacts import services as contact_services
 from app.contacts.models import Contact
 from app.db import utcnow
 from app.errors import ServiceError
@@ -26,6 +28,7 @@ from app.extensions import db, redis_connection
 from app.groups import moderation, queries
 from app.groups.models import (
     MAX_POST_IMAGES,
+    MEMBER_ROLE_LABELS,
     RULES,
     ActivityKind,
     AnnouncementRead,
@@ -46,6 +49,7 @@ from app.groups.models import (
     PostStatus,
 )
 from app.jobs import enqueue_after_commit
+from app.memberships import queries as vip
 from app.notifications import services as notifications
 from app.urls import external_url
 
@@ -133,7 +137,7 @@ def join_group(
     member = queries.member_of(group, contact)
     if member is not None and member.status in (MemberStatus.ACTIVE, MemberStatus.PENDING):
         return member
-    _check_can_join(group, member, now)
+    _check_can_join(group, contact, member, now)
     member = _admit(institution, group, contact, member, via, now)
     member.invite_id = invite.id
     used = db.session.scalar(
@@ -164,17 +168,24 @@ def add_member(
     member = queries.member_of(group, contact)
     if member is not None and member.status == MemberStatus.ACTIVE:
         return member
-    _check_can_join(group, member, now)
+    _check_can_join(group, contact, member, now)
     member = _admit(institution, group, contact, member, via, now, approved=True)
     member.role = role
     return member
 
 
-def _check_can_join(group: Group, member: GroupMember | None, now: datetime) -> None:
+VIP_ONLY = _l("This group is for VIP members only. Become one on your family page.")
+
+
+def _check_can_join(
+    group: Group, contact: Contact, member: GroupMember | None, now: datetime
+) -> None:
     if group.is_closed(now):
         raise ServiceError(_l("This group is closed."), code="group_closed")
     if member is not None and member.status == MemberStatus.BANNED:
         raise ServiceError(_l("You cannot join this group."), code="banned")
+    if group.kind == GroupKind.VIP and not vip.is_vip(contact, now):
+        raise ServiceError(VIP_ONLY, code="vip_only")
     if group.member_cap is not None and active_member_count(group) >= group.member_cap:
         raise ServiceError(_l("This group is full."), code="group_full")
 
@@ -231,6 +242,34 @@ def join_course_groups(institution, course, contact: Contact, via: JoinVia) -> i
     return joined
 
 
+def offer_link(institution, offer: queries.GroupOffer) -> str:
+    """The absolute link of a group offer (for a message): the group's page for a family
+    in it, else its invitation."""
+    if offer.invite is None:
+        return external_url(
+            "groups_public.group_page", institution_slug=institution.slug, code=offer.group.code
+        )
+    return external_url(
+        "groups_public.join", institution_slug=institution.slug, code=offer.invite.code
+    )
+
+
+def offer_context(institution, course, contact: Contact) -> dict:
+    """The group variables of a confirmation message (a registration, a filled group-buy
+    team): the link of the course's group offered to the family (`offer_link`), its name
+    and kind; empty when the course has no group to offer."""
+    offer = queries.offer_for_course(course, contact, utcnow())
+    if offer is None:
+        return {"group_link": "", "group_title": "", "group_kind": ""}
+    # The family's own sign-in link, going on to the group: no second sign-in step.
+    then = urlsplit(offer_link(institution, offer)).path
+    return {
+        "group_link": contact_services.parent_page_url(institution, contact, then=then),
+        "group_title": offer.group.title,
+        "group_kind": offer.group.kind.value,
+    }
+
+
 def approve_member(member: GroupMember, actor) -> None:
     if member.status == MemberStatus.PENDING:
         member.status = MemberStatus.ACTIVE
@@ -246,9 +285,47 @@ def remove_member(member: GroupMember, actor, ban: bool = False, reason: str | N
     _feed_changed(member.group)  # their open page asks again, and is refused
 
 
+def remove_from_vip_groups(institution, contact: Contact) -> int:
+    """Take the family out of every VIP club of the institution (or out of the queue to
+    join one): its VIP membership ended. Each removal is in the group's moderation log,
+    with why. Returns the groups it left."""
+    members = db.session.scalars(
+        select(GroupMember)
+        .join(Group, Group.id == GroupMember.group_id)
+        .where(
+            Group.institution_id == institution.id,
+            Group.kind == GroupKind.VIP,
+            GroupMember.contact_id == contact.id,
+            GroupMember.status.in_([MemberStatus.ACTIVE, MemberStatus.PENDING]),
+        )
+        .order_by(GroupMember.id)
+    ).all()
+    for member in members:
+        remove_member(member, None, reason=VIP_LAPSED)
+    return len(members)
+
+
 def mute_member(member: GroupMember, until: datetime, actor, reason: str | None = None) -> None:
     member.muted_until = until
     _log(member.group, "muted", actor, member=member, reason=reason)
+
+
+def set_member_role(institution, member: GroupMember, role: MemberRole, actor) -> None:
+    """Staff make a family of the group its teacher, its class assistant (班主任) or a member
+    again: the badge by their name in the feed follows. Only a family in the group (or
+    waiting to be let in) has a role; setting the role it has changes nothing."""
+    if role not in MEMBER_ROLE_LABELS:
+        raise ServiceError(_l("Choose one of the roles."), field="role", code="role")
+    role = MemberRole(role)
+    in_group = member.status in (MemberStatus.ACTIVE, MemberStatus.PENDING)
+    if member.institution_id != institution.id or not in_group:
+        raise ServiceError(_l("Only a family in the group can be given a role."), code="not_member")
+    if member.role == role:
+        return
+    reason = f"{ROLE_PREFIX}{member.role.value},{role.value}"
+    member.role = role
+    _log(member.group, "role", actor, member=member, reason=reason)
+    _feed_changed(member.group)  # their posts show the new badge
 
 
 # --- posts -------------------------------------------------------------------------------------
@@ -388,7 +465,9 @@ def _rules_of(post: Post) -> str:
 
 
 RULE_PREFIX = "rules:"
+ROLE_PREFIX = "role:"  # the role before and after: "role:member,teacher"
 STRIKES = "strikes"
+VIP_LAPSED = "vip_lapsed"  # the family's VIP membership ended (a VIP club's removal)
 
 
 def log_reason(reason: str | None) -> str:
@@ -396,8 +475,13 @@ def log_reason(reason: str | None) -> str:
     if reason and reason.startswith(RULE_PREFIX):
         keys = reason.removeprefix(RULE_PREFIX).split(",")
         return ", ".join(str(RULES[key]) for key in keys if key in RULES)
+    if reason and reason.startswith(ROLE_PREFIX):
+        roles = reason.removeprefix(ROLE_PREFIX).split(",")
+        return " → ".join(str(MEMBER_ROLE_LABELS.get(role, role)) for role in roles)
     if reason == STRIKES:
         return str(_l("Broke the group's rules repeatedly"))
+    if reason == VIP_LAPSED:
+        return str(_l("Their VIP membership ended"))
     return reason or ""
 
 
@@ -450,7 +534,8 @@ def write_staff_post(
 ) -> Post:
     """A post, reply or announcement by staff (`user`; None: the institution itself, as a
     farewell is): published as written (at `publish_at` for a scheduled announcement). A
-    reply to a question answers it; an announcement is sent to every member once
+    reply to a question answers it, and the family who wrote the post is told of any reply
+    (a teacher's comment on a check-in, 点评); an announcement is sent to every member once
     (`notify_announcement`)."""
     now = utcnow()
     kind = PostKind.ANNOUNCEMENT if announcement else PostKind.POST
@@ -472,8 +557,28 @@ def write_staff_post(
         enqueue_after_commit(
             "groups.notify_announcement", institution.id, post.id, job_id=f"announcement-{post.id}"
         )
+    if reply_to is not None and reply_to.member is not None:
+        _notify_reply(institution, group, reply_to, post)
     _feed_changed(group)
     return post
+
+
+def _notify_reply(institution, group: Group, post: Post, reply: Post) -> None:
+    link = external_url(
+        "groups_public.group_page", institution_slug=institution.slug, code=group.code
+    )
+    notifications.notify_contact(
+        institution,
+        post.member.contact,
+        "group_reply",
+        {
+            "group_title": group.title,
+            "post": post.body,
+            "reply": reply.body,
+            "group_link": f"{link}#post-{post.id}",
+        },
+        dedupe_key=f"reply:{reply.id}",
+    )
 
 
 def notify_announcement(institution, post: Post) -> int:

@@ -25,6 +25,7 @@ from wtforms import SelectChoice
 
 from app import pagecache
 from app.accounts.models import MANAGERS
+from app.camps import queries as camp_queries
 from app.courses import queries as course_queries
 from app.db import utcnow
 from app.errors import ServiceError, form_status, report
@@ -39,6 +40,7 @@ from app.groups.forms import (
     MuteForm,
     PostForm,
     ReplyForm,
+    RoleForm,
 )
 from app.groups.models import (
     ACTION_LABELS,
@@ -52,12 +54,14 @@ from app.groups.models import (
     GroupKind,
     GroupMember,
     JoinVia,
+    MemberRole,
     MemberStatus,
     PostKind,
     PostStatus,
 )
 from app.images import qr_response
 from app.localtime import from_local, to_local
+from app.memberships import queries as vip
 from app.portal import services as portal
 from app.tenancy import (
     current_institution,
@@ -133,6 +137,7 @@ def group_detail(group_id: int):
     group = get_or_404(Group, group_id)
     now = utcnow()
     posts, replies = queries.feed(group, now)
+    members = queries.members(group)
     return render_template(
         "groups/group_detail.html",
         group=group,
@@ -144,8 +149,11 @@ def group_detail(group_id: int):
         readers=queries.readers,
         last_active=queries.last_active(group),
         questions=queries.unanswered_questions(group),
-        members=queries.members(group),
+        members=members,
+        member_names={m.id: m.contact.parent_name for m in members},
+        vip_ids=_vip_ids(posts, replies, members),
         invites=queries.invites(group),
+        camps=camp_queries.group_camps(group),
         log=queries.moderation_log(group),
         group_url=_group_url(group),
         invite_url=_invite_url,
@@ -161,6 +169,7 @@ def group_detail(group_id: int):
         invite_form=InviteForm(formdata=None),
         reply_form=ReplyForm(formdata=None),
         mute_form=MuteForm(formdata=None),
+        role_form=RoleForm(formdata=None),
         confirm_form=ConfirmForm(),
         picture_url=lambda image: url_for(".staff_picture", group_id=group.id, image_id=image.id),
         now=now,
@@ -323,6 +332,25 @@ def mute_member(group_id: int, group_member_id: int):
     return redirect(url_for(".group_detail", group_id=group_id, _anchor="members"))
 
 
+@staff.post("/groups/<int:group_id>/members/<int:group_member_id>/role")
+def member_role(group_id: int, group_member_id: int):
+    member = _member_of(group_id, group_member_id)
+    form = RoleForm()
+    if form.validate_on_submit():
+        try:
+            services.set_member_role(
+                current_institution(), member, MemberRole(form.role.data), current_user
+            )
+        except ServiceError as error:
+            report(error)
+        else:
+            db.session.commit()
+            flash(_("Role changed."), "success")
+    else:
+        flash(_("The role was not changed: choose one of the roles."), "error")
+    return redirect(url_for(".group_detail", group_id=group_id, _anchor="members"))
+
+
 def _member_of(group_id: int, group_member_id: int) -> GroupMember:
     member = get_or_404(GroupMember, group_member_id)
     if member.group_id != group_id:
@@ -370,7 +398,16 @@ def join(code: str):
             return redirect(url_for(".group_page", code=group.code))
     status = 422 if form.errors or error else 200
     return render_template(
-        "groups/join.html", group=group, invite=invite, contact=contact, form=form, error=error
+        "groups/join.html",
+        group=group,
+        invite=invite,
+        contact=contact,
+        form=form,
+        error=error,
+        # A VIP club says so before its rules, with the way to become a VIP.
+        needs_vip=group.kind == GroupKind.VIP
+        and contact is not None
+        and not vip.is_vip(contact, utcnow()),
     ), status
 
 
@@ -419,7 +456,10 @@ def group_page(code: str):
         confirm_form=ConfirmForm(),
         likes=likes,
         liked=liked,
+        vip_ids=_vip_ids(posts, replies),
         poll_seconds=POLL_SECONDS,
+        camps=camp_queries.group_camps(group),
+        today=now.astimezone(current_institution().zone).date(),
         now=now,
     )
 
@@ -458,6 +498,7 @@ def _items_after(group: Group, version: int | None, after: int) -> list[dict]:
     items = _RENDERED.get(key) if version is not None else None
     if items is None:
         posts, replies = queries.feed(group, utcnow(), after=after)
+        vip_ids = _vip_ids(posts, replies)
         items = [
             {
                 "id": post.id,
@@ -469,6 +510,7 @@ def _items_after(group: Group, version: int | None, after: int) -> list[dict]:
                     member=None,
                     group=group,
                     picture_url=_member_picture_url,
+                    vip_ids=vip_ids,
                 ),
             }
             for post in sorted([*posts, *(r for rs in replies.values() for r in rs)], key=_by_id)
@@ -478,6 +520,15 @@ def _items_after(group: Group, version: int | None, after: int) -> list[dict]:
             while len(_RENDERED) > _RENDERED_MOST:
                 _RENDERED.popitem(last=False)
     return items
+
+
+def _vip_ids(posts, replies, members=()) -> set[int]:
+    """The VIP families among the authors (and members) a page shows, for their badge: one
+    query for the page."""
+    items = [*posts, *(reply for rs in replies.values() for reply in rs)]
+    contact_ids = {item.member.contact_id for item in items if item.member is not None}
+    contact_ids.update(member.contact_id for member in members)
+    return vip.vip_contact_ids(contact_ids, utcnow())
 
 
 def _member_picture_url(image) -> str:

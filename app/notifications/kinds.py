@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from datetime import date
 
+from babel.dates import format_date
 from babel.numbers import format_currency
 from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, Template, TemplateError, Undefined
@@ -42,21 +44,36 @@ _TEAM = (
     "deadline",
     "team_link",
 )
+# The group a confirmation offers (its link is empty when the course has none).
+_GROUP = ("group_title", "group_kind", "group_link")
+_VIP = ("tier_name", "last_day")
 KINDS = {
-    "registration_confirmed": Kind(_l("Registration confirmed"), (*_COMMON, *_LESSON, "lessons")),
+    "registration_confirmed": Kind(
+        _l("Registration confirmed"), (*_COMMON, *_LESSON, "lessons", *_GROUP)
+    ),
     "lesson_reminder": Kind(_l("Lesson reminder"), (*_COMMON, *_LESSON)),
     "lesson_moved": Kind(_l("Lesson moved"), (*_COMMON, *_LESSON, "old_lesson_time")),
     "lesson_cancelled": Kind(_l("Lesson cancelled"), (*_COMMON, *_LESSON)),
     "waitlist_promoted": Kind(_l("Place from the waitlist"), (*_COMMON, *_LESSON)),
     "sign_in_link": Kind(_l("Sign-in link"), ("institution_name", "parent_name", "link")),
     "team_joined": Kind(_l("Group buy: joined a team"), (*_COMMON, *_TEAM)),
-    "team_succeeded": Kind(_l("Group buy: team full, payment taken"), (*_COMMON, *_TEAM)),
+    "team_succeeded": Kind(_l("Group buy: team full, payment taken"), (*_COMMON, *_TEAM, *_GROUP)),
     "team_failed": Kind(_l("Group buy: team did not fill"), (*_COMMON, *_TEAM)),
     "hold_released": Kind(_l("Group buy: card hold released"), (*_COMMON, *_TEAM)),
     "team_nudge": Kind(_l("Group buy: reminder to the team leader"), (*_COMMON, *_TEAM)),
+    "camp_nudge": Kind(
+        _l("Check-in camp: reminder to check in"),
+        (*_COMMON, "child_name", "camp_title", "task", "window_end", "camp_link"),
+    ),
+    "group_reply": Kind(
+        _l("Group: a teacher replied to the family's post or check-in"),
+        (*_COMMON, "group_title", "post", "reply", "group_link"),
+    ),
     "group_announcement": Kind(
         _l("Group: announcement"), (*_COMMON, "group_title", "announcement", "group_link")
     ),
+    "vip_started": Kind(_l("VIP: membership started or renewed"), (*_COMMON, *_VIP)),
+    "vip_expiring": Kind(_l("VIP: membership ends soon"), (*_COMMON, *_VIP, "renew_link")),
 }
 VARIABLE_LABELS = {
     "institution_name": _l("your institution's name"),
@@ -75,9 +92,19 @@ VARIABLE_LABELS = {
     "seats_left": _l("seats left in the team"),
     "deadline": _l("the team's deadline"),
     "team_link": _l("the link to the team's page"),
+    "camp_title": _l("the check-in camp"),
+    "task": _l("the day's task"),
+    "window_end": _l("when today's check-ins close"),
+    "camp_link": _l("the link to the camp's page"),
     "group_title": _l("the group"),
+    "group_kind": _l("the group's kind: trial, class, vip or open"),
     "announcement": _l("the announcement's text"),
+    "post": _l("what the family posted"),
+    "reply": _l("the teacher's reply"),
     "group_link": _l("the link to the group's page"),
+    "tier_name": _l("the VIP tier"),
+    "last_day": _l("the membership's last day"),
+    "renew_link": _l("the link to renew on the family's page"),
 }
 SAMPLE_CONTEXT = {
     "institution_name": "Sunrise Learning",
@@ -98,9 +125,19 @@ SAMPLE_CONTEXT = {
     "seats_left": 1,
     "expires_at": "2026-12-06T11:00:00+00:00",
     "team_link": "https://cohort.example/sunrise/gb/…/t/…",
+    "camp_title": "21天英语阅读打卡营",
+    "task": "朗读第3课课文并录一段音频",
+    "window_end": "22:00",
+    "camp_link": "https://cohort.example/sunrise/camp/…",
     "group_title": "三年级数学家长群",
+    "group_kind": "class",
     "announcement": "本周六的试听课改在3号教室，请提前10分钟到。",
     "group_link": "https://cohort.example/sunrise/g/…",
+    "post": "✅ 21天英语阅读打卡营 · 第3天 · 乐乐\n今天读了10页",
+    "reply": "读得很流利，继续加油！",
+    "tier_name": "金卡会员",
+    "last_day": "2026-12-31",
+    "renew_link": "https://cohort.example/sunrise/me/t/…#vip",
 }
 
 _lenient = SandboxedEnvironment(undefined=Undefined, autoescape=False)
@@ -123,6 +160,8 @@ def variables(context: dict, locale: str) -> dict:
     values["lesson_time"] = format_time(context.get("starts_at"), zone, locale)
     values["old_lesson_time"] = format_time(context.get("old_starts_at"), zone, locale)
     values["deadline"] = format_time(context.get("expires_at"), zone, locale)
+    if context.get("last_day"):  # a day of the institution's, as an ISO date
+        values["last_day"] = format_date(date.fromisoformat(context["last_day"]), locale=locale)
     if context.get("amount_minor") is not None:
         currency = context["currency"]
         values["amount"] = format_currency(

@@ -19,6 +19,8 @@ from app.db import utcnow
 from app.errors import ServiceError, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
+from app.loyalty import queries as loyalty_queries
+from app.memberships import services as memberships
 from app.notifications.models import Channel
 from app.portal import queries, services
 from app.portal.forms import SignInForm
@@ -58,6 +60,8 @@ def page():
             if s.status == SeatStatus.WAITLISTED
         },
         seat_labels=SEAT_STATUS_LABELS,
+        points=loyalty_queries.family_points(current_institution(), contact),
+        vip=memberships.family_vip(current_institution(), contact, now),
         confirm_form=ConfirmForm(),
     )
 
@@ -88,7 +92,8 @@ def open_link(token: str):
     except ServiceError as error:
         return render_template("portal/link_invalid.html", message=error.message), 400
     services.sign_family_in(session, contact)
-    return redirect(safe_next(services.where_after_sign_in(session)) or url_for(".page"))
+    after = services.where_after_sign_in(session)
+    return redirect(safe_next(request.args.get("next")) or safe_next(after) or url_for(".page"))
 
 
 @public.route("/me/l/<code>", methods=["GET", "POST"])
@@ -105,7 +110,8 @@ def sign_in_link(code: str):
         return render_template("portal/link_invalid.html", message=error.message), 400
     db.session.commit()
     services.sign_family_in(session, contact)
-    return redirect(safe_next(services.where_after_sign_in(session)) or url_for(".page"))
+    after = services.where_after_sign_in(session)
+    return redirect(safe_next(request.args.get("next")) or safe_next(after) or url_for(".page"))
 
 
 @public.post("/me/seats/<int:seat_id>/cancel")

@@ -12,6 +12,7 @@ from app.campaigns.tasks import settle_team, sweep_teams
 from app.contacts.models import Contact
 from app.courses.models import Enrolment, EnrolmentSource, Seat, SeatStatus
 from app.db import utcnow
+from app.devtools.mailsink import body_text
 from app.extensions import db, redis_connection
 from app.groups import services as groups
 from app.groups.models import GroupKind, GroupMember, JoinVia
@@ -29,9 +30,11 @@ from tests.helpers import (
     join_team,
     login,
     members,
+    offered_group_link,
     only_team,
     open_team,
     pay_like_stripe_js,
+    statements,
 )
 
 
@@ -352,3 +355,40 @@ def test_the_families_of_a_filled_team_join_the_courses_class_group(
         (GroupMemberStatus.ACTIVE, JoinVia.CAMPAIGN)
     ] * len(members(team))
     assert groups.active_member_count(trial_group) == 0  # a trial group is offered, not joined
+
+
+def test_a_filled_teams_family_is_offered_its_class_group_on_the_team_page_and_by_e_mail(
+    app, client, institution, mail_server
+):
+    group_buy = make_group_buy(institution, team_size=2)
+    with bound(institution):
+        class_group = groups.create_group(
+            institution,
+            title="寒假数学班",
+            kind=GroupKind.CLASS,
+            course_id=group_buy.course_id,
+            rules="友善交流",
+        )
+        db.session.commit()
+    team = fill_team(client, institution, group_buy, size=2)  # `client` is the families'
+    team_page = f"/{institution.slug}/gb/{group_buy.code}/t/{team.code}"
+    button = f'href="/{institution.slug}/g/{class_group.code}">Open the class group</a>'
+    assert button not in client.get(team_page).get_data(as_text=True)  # not paid yet
+
+    run_burst()  # the settlement: paid, enrolled, in the class group
+
+    stranger = app.test_client()
+    mine = client.get(team_page).get_data(as_text=True)
+    theirs = stranger.get(team_page).get_data(as_text=True)  # rendered, and kept
+    with statements() as sent:
+        kept = stranger.get(team_page).get_data(as_text=True)
+    mine_again = client.get(team_page).get_data(as_text=True)  # the family's, never the kept
+    assert sent == [] and "The team is full!" in kept  # the kept page, served from Redis
+    assert button in mine and button in mine_again
+    assert button not in theirs and button not in kept
+    (mail,) = [
+        m for m in mail_server.to("parent1@example.com") if "The team is full" in m["Subject"]
+    ]
+    _link, then = offered_group_link(mail, "寒假数学班")
+    assert "Join the class group" in body_text(mail)
+    assert then == f"/{institution.slug}/g/{class_group.code}"

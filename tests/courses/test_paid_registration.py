@@ -12,6 +12,7 @@ from app.contacts.models import Contact, FamilyDetails
 from app.courses import services
 from app.courses.models import CourseKind, Enrolment, EnrolmentStatus, Seat, SeatStatus
 from app.db import utcnow
+from app.devtools.mailsink import body_text
 from app.extensions import db
 from app.groups import services as groups
 from app.groups.models import GroupKind, GroupMember, JoinVia
@@ -21,7 +22,16 @@ from app.notifications.models import OutboxMessage
 from app.payments.models import Payment, PaymentStatus
 from app.tenancy import bound
 from tests.factories import make_course, make_institution
-from tests.helpers import DECLINED, FAMILY, VISA, captures_of, intent, pay_like_stripe_js, register
+from tests.helpers import (
+    DECLINED,
+    FAMILY,
+    VISA,
+    captures_of,
+    intent,
+    offered_group_link,
+    pay_like_stripe_js,
+    register,
+)
 
 PRICE = 19900  # ¥199.00
 CARD = {"card_number": VISA, "card_expiry": "12/30", "card_cvc": "123"}
@@ -238,6 +248,29 @@ def test_paying_for_a_regular_course_joins_its_class_group(client, institution):
         contact.id,
         JoinVia.COURSE,
     )
+
+
+def test_the_paid_confirmation_opens_the_class_group_the_family_was_put_in(
+    client, institution, mail_server
+):
+    course = make_course(institution, price_amount=PRICE, kind=CourseKind.REGULAR)
+    with bound(institution):
+        class_group = groups.create_group(
+            institution, title="周六数学班", kind=GroupKind.CLASS, course_id=course.id, rules="-"
+        )
+        db.session.commit()  # no invitation: paying puts the family in the group
+
+    response = register(client, institution, course, **CARD)
+
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f'href="/{institution.slug}/g/{class_group.code}">Open the class group</a>' in page
+    run_burst()
+    (mail,) = [
+        m for m in mail_server.to("wang.fang@example.com") if "is registered" in m["Subject"]
+    ]
+    _link, then = offered_group_link(mail, "周六数学班")
+    assert "Join the class group" in body_text(mail)
+    assert then == f"/{institution.slug}/g/{class_group.code}"
 
 
 def test_a_declined_payment_joins_no_group(client, institution):

@@ -6,12 +6,16 @@ from sqlalchemy import func, select
 
 from app.contacts.models import Contact
 from app.courses.models import Enrolment, EnrolmentSource, Seat, SeatStatus
+from app.devtools.mailsink import body_text
 from app.extensions import db
+from app.groups import services as groups
+from app.groups.models import GroupKind
 from app.jobs import run_burst
 from app.leads.models import Lead, Stage
 from app.notifications.models import Channel, OutboxMessage
+from app.tenancy import bound
 from tests.factories import make_course, make_institution
-from tests.helpers import FAMILY, login, register
+from tests.helpers import FAMILY, login, offered_group_link, register
 
 
 def count(model) -> int:
@@ -40,6 +44,49 @@ def test_registration_confirms_with_times_and_a_calendar_file(client, institutio
     run_burst()
     (mail,) = mail_server.to("wang.fang@example.com")
     assert mail["Subject"] == "Leo is registered for Maths Olympiad trial"
+
+
+def test_the_confirmation_offers_the_trial_group_on_its_page_and_in_its_e_mail(
+    app, client, institution, mail_server
+):
+    course = make_course(institution)
+    with bound(institution):
+        group = groups.create_group(
+            institution, title="奥数试听群", kind=GroupKind.TRIAL, course_id=course.id, rules="-"
+        )
+        invite = groups.create_invite(institution, group)
+        db.session.commit()
+
+    response = register(client, institution, course)
+
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f'href="/{institution.slug}/j/{invite.code}">Join the trial group</a>' in page
+    run_burst()
+    (mail,) = mail_server.to("wang.fang@example.com")
+    link, then = offered_group_link(mail, "奥数试听群")
+    assert "Join the trial group" in body_text(mail)
+    assert then == f"/{institution.slug}/j/{invite.code}"
+    # The link signs the family in on another phone and goes on to the invitation.
+    opened = app.test_client().get(link)
+    assert opened.status_code == 302 and opened.headers["Location"] == then
+
+
+def test_with_no_group_to_join_the_confirmation_offers_none(client, institution, mail_server):
+    course = make_course(institution)
+    with bound(institution):
+        group = groups.create_group(
+            institution, title="奥数试听群", kind=GroupKind.TRIAL, course_id=course.id, rules="-"
+        )
+        groups.revoke_invite(groups.create_invite(institution, group))  # its only link
+        db.session.commit()
+
+    response = register(client, institution, course)
+
+    assert "group" not in client.get(response.headers["Location"]).get_data(as_text=True)
+    run_burst()
+    (mail,) = mail_server.to("wang.fang@example.com")
+    text = body_text(mail)
+    assert "group" not in text and "\n\n\n" not in text  # no line, no hole where it was
 
 
 def test_registration_moves_the_family_to_trial_booked(client, institution):

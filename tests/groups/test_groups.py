@@ -12,6 +12,7 @@ import time_machine
 from PIL import Image
 from sqlalchemy import func, select
 
+from app.accounts.models import Role
 from app.contacts.models import SourceKind
 from app.contacts.services import ContactDetails, StudentDetails, Touch, find_or_create_contact
 from app.db import utcnow
@@ -26,6 +27,7 @@ from app.groups.models import (
     GroupMember,
     JoinVia,
     MemberActivity,
+    MemberRole,
     MemberStatus,
     ModerationAction,
     Outcome,
@@ -38,8 +40,8 @@ from app.jobs import run_burst
 from app.notifications.models import OutboxMessage
 from app.portal.services import SESSION_KEY
 from app.tenancy import bound
-from tests.factories import make_course, make_institution
-from tests.helpers import flask_dispatches, statements
+from tests.factories import make_course, make_institution, make_member
+from tests.helpers import flask_dispatches, login, statements
 
 ORDINARY = "老师好，孩子今天的作业第3题不会做，能讲一下吗？"
 
@@ -612,3 +614,90 @@ def test_a_trial_group_closes_days_after_the_last_lesson_with_its_farewell_once(
     farewell = db.session.scalars(select(Post).where(Post.kind == "announcement")).one()
     assert farewell.body.startswith("感谢参加试听") and farewell.is_pinned
     assert len(mail_server.to("parent8@example.com")) == 1
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+def test_staff_make_a_member_the_teacher_shown_in_the_list_the_feed_and_the_log(
+    app, tenant, owner_client, group_setup
+):
+    group, _, member = group_setup
+    services.write_post(tenant, group, member, ORDINARY)
+    db.session.commit()
+    detail = f"/staff/{tenant.slug}/groups/{group.id}"
+    version = services.feed_version(tenant.id, group.code)
+    family = app.test_client()
+    sign_in(family, member.contact)
+    assert "Teacher</span>" not in family.get(f"/{tenant.slug}/g/{group.code}").get_data(True)
+
+    changed = owner_client.post(f"{detail}/members/{member.id}/role", data={"role": "teacher"})
+
+    assert changed.status_code == 302 and changed.headers["Location"].endswith("#members")
+    page = owner_client.get(detail).get_data(as_text=True)
+    assert "Role changed." in page  # flashed
+    assert '<option value="teacher" selected>Teacher</option>' in page
+    assert "Role changed · 家长1 · Member → Teacher" in page  # the moderation log
+    assert services.feed_version(tenant.id, group.code) > version  # open pages ask again
+    feed = family.get(f"/{tenant.slug}/g/{group.code}").get_data(as_text=True)
+    assert '<span class="badge">Teacher</span>' in feed
+
+    owner_client.post(f"{detail}/members/{member.id}/role", data={"role": "teacher"})  # again
+    logged = db.session.scalars(
+        select(ModerationAction.user_id).where(ModerationAction.action == "role")
+    ).all()
+    assert len(logged) == 1 and logged[0] is not None  # who did it, once
+
+
+def test_a_role_that_is_not_one_or_a_family_no_longer_in_the_group_changes_nothing(
+    tenant, owner, owner_client, group_setup
+):
+    group, _, member = group_setup
+    gone = services.add_member(tenant, group, make_family(tenant, 2))
+    services.remove_member(gone, owner)
+    db.session.commit()
+    members = f"/staff/{tenant.slug}/groups/{group.id}/members"
+
+    bad = owner_client.post(f"{members}/{member.id}/role", data={"role": "owner"})
+    removed = owner_client.post(f"{members}/{gone.id}/role", data={"role": "assistant"})
+
+    assert bad.status_code == removed.status_code == 302
+    page = owner_client.get(f"/staff/{tenant.slug}/groups/{group.id}").get_data(as_text=True)
+    assert "The role was not changed: choose one of the roles." in page
+    assert "Only a family in the group can be given a role." in page
+    db.session.refresh(member)
+    db.session.refresh(gone)
+    assert (member.role, gone.role) == (MemberRole.MEMBER, MemberRole.MEMBER)
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(ModerationAction)
+            .where(ModerationAction.action == "role")
+        )
+        == 0
+    )
+    with pytest.raises(ServiceError):
+        services.set_member_role(tenant, gone, MemberRole.TEACHER, owner)
+
+
+def test_another_institutions_member_or_another_groups_member_is_404(
+    app, tenant, owner_client, group_setup
+):
+    group, _, member = group_setup
+    other_group, _ = make_group(tenant)
+    other = make_institution(slug="other-school")
+    db.session.commit()
+    with bound(other):
+        other_owner = make_member(other, Role.OWNER)
+    stranger = app.test_client()
+    login(stranger, other_owner)
+    role = f"groups/{group.id}/members/{member.id}/role"
+
+    assert stranger.post(f"/staff/{other.slug}/{role}", data={"role": "teacher"}).status_code == 404
+    assert (
+        stranger.post(f"/staff/{tenant.slug}/{role}", data={"role": "teacher"}).status_code == 404
+    )
+    elsewhere = f"/staff/{tenant.slug}/groups/{other_group.id}/members/{member.id}/role"
+    assert owner_client.post(elsewhere, data={"role": "teacher"}).status_code == 404
+    db.session.refresh(member)
+    assert member.role == MemberRole.MEMBER
