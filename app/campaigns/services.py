@@ -50,6 +50,8 @@ from app.groups.models import JoinVia
 from app.jobs import enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
+from app.loyalty import services as loyalty
+from app.loyalty.models import ReferralEvent
 from app.notifications import services as notifications
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentStatus
@@ -357,6 +359,9 @@ def _claim_seat(institution, member: TeamMember) -> None:
         return
     _decide(member, MemberStatus.AUTHORISED)
     _notify(institution, member, "team_joined")
+    loyalty.referral_after_commit(
+        institution, member.contact, ReferralEvent.TEAM_JOIN, f"campaign:{team.group_buy.code}"
+    )
     if count < team.team_size:
         _schedule_nudge(institution, team, after=member)
         return
@@ -509,6 +514,9 @@ def _enrol(institution, team: Team, member: TeamMember) -> None:
     )
     group = groups.offer_context(institution, group_buy.course, member.contact)
     _notify(institution, member, "team_succeeded", group)
+    loyalty.referral_after_commit(
+        institution, member.contact, ReferralEvent.PAYMENT, f"campaign:{group_buy.code}"
+    )
 
 
 def end_campaigns_past_their_end(now: datetime) -> int:

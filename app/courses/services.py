@@ -41,6 +41,8 @@ from app.groups.models import JoinVia
 from app.institutions.models import Institution
 from app.leads import services as leads
 from app.leads.models import Stage
+from app.loyalty import services as loyalty
+from app.loyalty.models import ReferralEvent
 from app.notifications import services as notifications
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentStatus
@@ -206,6 +208,10 @@ def register(
     _confirm(
         institution, enrolment, seats if created_in_this_transaction(enrolment) else None, group
     )
+    if course.kind == CourseKind.TRIAL:
+        loyalty.referral_after_commit(
+            institution, contact, ReferralEvent.REGISTRATION, f"course:{course.code}"
+        )
     return enrolment
 
 
@@ -301,6 +307,12 @@ def _book_paid(institution, seats: list[Seat]) -> None:
     leads.advance_lead(enrolment.contact, stage)
     groups.join_course_groups(institution, course, enrolment.contact, JoinVia.COURSE)
     _confirm(institution, enrolment)
+    source = f"course:{course.code}"
+    if course.kind == CourseKind.TRIAL:
+        loyalty.referral_after_commit(
+            institution, enrolment.contact, ReferralEvent.REGISTRATION, source
+        )
+    loyalty.referral_after_commit(institution, enrolment.contact, ReferralEvent.PAYMENT, source)
 
 
 def _free_held(institution, seat: Seat) -> None:

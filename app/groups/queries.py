@@ -99,6 +99,22 @@ def open_invite(group: Group, now: datetime) -> GroupInvite | None:
     return next((invite for invite in invites(group) if invite.is_usable(now)), None)
 
 
+def family_groups(contact) -> list[Group]:
+    """The groups a family is an active member of, newest first."""
+    return list(
+        db.session.scalars(
+            select(Group)
+            .join(GroupMember, GroupMember.group_id == Group.id)
+            .where(
+                Group.institution_id == contact.institution_id,
+                GroupMember.contact_id == contact.id,
+                GroupMember.status == MemberStatus.ACTIVE,
+            )
+            .order_by(Group.id.desc())
+        )
+    )
+
+
 def vip_clubs(institution, contact, now: datetime) -> list[GroupOffer]:
     """The institution's open VIP clubs offered to a VIP family (on its page): each one
     they are in (invite None: they go to its page), else its usable invitation. A club

@@ -61,6 +61,7 @@ from app.groups.models import (
 )
 from app.images import qr_response
 from app.localtime import from_local, to_local
+from app.loyalty import queries as loyalty_queries
 from app.memberships import queries as vip
 from app.portal import services as portal
 from app.tenancy import (
@@ -385,9 +386,8 @@ def join(code: str):
     if not invite.is_usable(utcnow()):
         error = services.INVITE_UNUSABLE
     elif contact is not None and form.validate_on_submit():
-        via = JoinVia.QR if request.args.get("via") == "qr" else JoinVia.LINK
         try:
-            member = services.join_group(institution, invite, contact, via)
+            member = services.join_group(institution, invite, contact, _join_source(group, contact))
         except ServiceError as exc:
             db.session.rollback()
             error = exc.message  # shown on the page (not flashed as well)
@@ -409,6 +409,18 @@ def join(code: str):
         and contact is not None
         and not vip.is_vip(contact, utcnow()),
     ), status
+
+
+def _join_source(group: Group, contact) -> JoinVia:
+    """How the family came: a member's link (it carries their referral code, `ref`), the
+    QR code, or the link."""
+    code = request.args.get("ref")
+    if code:
+        referrer = loyalty_queries.contact_by_referral_code(group.institution_id, code[:64])
+        member = queries.member_of(group, referrer) if referrer is not None else None
+        if member is not None and member.is_active and referrer.id != contact.id:
+            return JoinVia.REFERRAL
+    return JoinVia.QR if request.args.get("via") == "qr" else JoinVia.LINK
 
 
 # --- families: the group -----------------------------------------------------------------------

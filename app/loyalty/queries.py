@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
+from app.contacts.models import Contact, ContactTouch
 from app.extensions import db
 from app.loyalty.models import (
     PointsEntry,
     PointsRules,
     Redemption,
     RedemptionStatus,
+    Referral,
     Reward,
 )
 from app.paging import Page, paginate
@@ -183,3 +185,128 @@ def family_points(institution, contact, entries: int = 5) -> FamilyPoints:
         rewards=active_rewards(institution),
         redemptions=family_redemptions(contact),
     )
+
+
+# --- referrals -------------------------------------------------------------------------------
+
+
+def referrer_of(contact) -> Contact | None:
+    """The family that brought `contact`: the owner of the referral code (`ref`) on the
+    newest of its arrivals that carried one. None for no code, an unknown one, or the
+    family's own."""
+    code = db.session.scalar(
+        select(ContactTouch.referral_code)
+        .where(
+            ContactTouch.institution_id == contact.institution_id,
+            ContactTouch.contact_id == contact.id,
+            ContactTouch.referral_code.is_not(None),
+        )
+        .order_by(ContactTouch.created_at.desc(), ContactTouch.id.desc())
+        .limit(1)
+    )
+    if not code:
+        return None
+    referrer = contact_by_referral_code(contact.institution_id, code)
+    return None if referrer is None or referrer.id == contact.id else referrer
+
+
+def contact_by_referral_code(institution_id: int, code: str) -> Contact | None:
+    return db.session.scalar(
+        select(Contact).where(
+            Contact.institution_id == institution_id, Contact.referral_code == code
+        )
+    )
+
+
+def referral_sources(institution) -> list[str]:
+    """Where referred families came through ("campaign:<code>", "course:<code>", ...)."""
+    return list(
+        db.session.scalars(
+            select(Referral.source)
+            .where(Referral.institution_id == institution.id, Referral.source.is_not(None))
+            .distinct()
+            .order_by(Referral.source)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class TopReferrer:
+    contact: Contact
+    families: int  # distinct families brought
+    credits: int  # events credited
+    points: int
+
+
+def top_referrers(institution, source: str | None = None, limit: int = 20) -> list[TopReferrer]:
+    query = (
+        select(
+            Referral.referrer_id,
+            func.count(func.distinct(Referral.referred_id)),
+            func.count(),
+            func.coalesce(func.sum(Referral.points), 0),
+        )
+        .where(Referral.institution_id == institution.id)
+        .group_by(Referral.referrer_id)
+        .order_by(func.count(func.distinct(Referral.referred_id)).desc(), func.count().desc())
+        .limit(limit)
+    )
+    if source:
+        query = query.where(Referral.source == source)
+    rows = db.session.execute(query).all()
+    contacts = {
+        c.id: c
+        for c in db.session.scalars(select(Contact).where(Contact.id.in_([r[0] for r in rows])))
+    }
+    return [TopReferrer(contacts[r[0]], r[1], r[2], int(r[3])) for r in rows]
+
+
+@dataclass
+class ChainLink:
+    contact: Contact
+    events: list[Referral] = field(default_factory=list)
+    brought: list[ChainLink] = field(default_factory=list)
+
+
+def referral_chains(institution, source: str | None = None, depth: int = 6) -> list[ChainLink]:
+    """Who brought whom, as trees from the families nobody brought (within `source` if
+    given); each family appears once, under the first family that brought it."""
+    query = (
+        select(Referral)
+        .where(Referral.institution_id == institution.id)
+        .options(joinedload(Referral.referrer), joinedload(Referral.referred))
+        .order_by(Referral.id)
+    )
+    if source:
+        query = query.where(Referral.source == source)
+    referrals = list(db.session.scalars(query))
+    links: dict[int, ChainLink] = {}
+    parent: dict[int, int] = {}
+    for referral in referrals:
+        referrer = links.setdefault(referral.referrer_id, ChainLink(referral.referrer))
+        referred = links.setdefault(referral.referred_id, ChainLink(referral.referred))
+        referred.events.append(referral)
+        if referral.referred_id not in parent and not _is_above(
+            parent, referral.referred_id, referral.referrer_id
+        ):
+            parent[referral.referred_id] = referral.referrer_id
+            referrer.brought.append(referred)
+    roots = [link for contact_id, link in links.items() if contact_id not in parent]
+    return [_cut(root, depth) for root in roots]
+
+
+def _is_above(parent: dict[int, int], ancestor: int, node: int) -> bool:
+    """Whether `ancestor` is already above `node` (a loop: A brought B, B "brought" A)."""
+    while node in parent:
+        node = parent[node]
+        if node == ancestor:
+            return True
+    return node == ancestor
+
+
+def _cut(link: ChainLink, depth: int) -> ChainLink:
+    if depth <= 1:
+        link.brought = []
+    for child in link.brought:
+        _cut(child, depth - 1)
+    return link

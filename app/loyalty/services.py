@@ -1,4 +1,4 @@
-"""Loyalty: crediting and spending points, rewards, VIP memberships and referrals.
+"""Loyalty: crediting and spending points, rewards, and referrals.
 
 Services change state and flush; the request or job commits (see app/db.py)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
@@ -14,15 +15,21 @@ from app.contacts.models import Contact
 from app.db import assign, utcnow
 from app.errors import ServiceError
 from app.extensions import db
+from app.jobs import enqueue_after_commit
 from app.loyalty import queries
 from app.loyalty.models import (
+    REFERRAL_EVENT_LABELS,
     PointsEntry,
     PointsReason,
     PointsRules,
     Redemption,
     RedemptionStatus,
+    Referral,
+    ReferralEvent,
     Reward,
 )
+from app.notifications import services as notifications
+from app.text import masked_name
 
 log = logging.getLogger(__name__)
 SOLD_OUT = _l("Sorry, this reward is sold out.")
@@ -241,3 +248,69 @@ def _lock_requested(redemption: Redemption) -> None:
         raise ServiceError(
             _l("This reward was already handed over or cancelled."), code="not_requested"
         )
+
+
+# --- referrals -------------------------------------------------------------------------------
+
+
+def credit_referral(institution, contact: Contact, event: ReferralEvent, source: str | None):
+    """Credit the family that brought `contact` (`queries.referrer_of`) for one event: a
+    trial registration, a payment, a place in a group-buy team. Once per referred family
+    and event, whoever's code it came with (the referrals' unique constraint), never a
+    family for itself; the referrer gets the institution's points for a referral and a
+    message. Returns the referral, or None when there is nothing (more) to credit."""
+    referrer = queries.referrer_of(contact)
+    if referrer is None:
+        return None
+    rules = queries.points_rules(institution)
+    referral = db.insert_unless_exists(
+        Referral,
+        {
+            "institution_id": institution.id,
+            "referrer_id": referrer.id,
+            "referred_id": contact.id,
+            "event": event.value,
+            "source": (source or "")[:64] or None,
+            "points": rules.per_referral,
+            "created_at": utcnow(),
+        },
+        conflict=["institution_id", "referred_id", "event"],
+    )
+    if referral is None:
+        return None
+    add_points(
+        institution,
+        referrer,
+        rules.per_referral,
+        PointsReason.REFERRAL,
+        f"referral:{referral.id}",
+        note=f"{masked_name(contact.parent_name)} · {REFERRAL_EVENT_LABELS[event]}",
+    )
+    with force_locale(referrer.locale or institution.locale):  # the referrer's language
+        what = str(REFERRAL_EVENT_LABELS[event])
+    notifications.notify_contact(
+        institution,
+        referrer,
+        "referral_credited",
+        {
+            "friend_name": masked_name(contact.parent_name),
+            "event": what,
+            "points": rules.per_referral,
+        },
+        dedupe_key=f"referral:{referral.id}",
+    )
+    log.info("referral %s: %s brought %s (%s)", referral.id, referrer.id, contact.id, event)
+    return referral
+
+
+def referral_after_commit(institution, contact: Contact, event: ReferralEvent, source: str):
+    """Credit the referral in a job after this transaction commits: the events it follows
+    (a seat, a team place) end on a contended row, which is not held for this."""
+    enqueue_after_commit(
+        "loyalty.credit_referral",
+        institution.id,
+        contact.id,
+        event.value,
+        source,
+        job_id=f"referral-{institution.id}-{contact.id}-{event.value}",
+    )

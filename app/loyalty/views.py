@@ -5,19 +5,36 @@ templates/loyalty/_family_points.html)."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
+from app.campaigns import queries as campaign_queries
 from app.contacts.models import Contact
+from app.courses import queries as course_queries
+from app.courses.models import CourseKind
+from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
+from app.groups import queries as group_queries
+from app.images import qr_response
 from app.loyalty import queries, services
 from app.loyalty.forms import GrantPointsForm, PointsRulesForm, RewardForm
-from app.loyalty.models import Redemption, RedemptionStatus, Reward
+from app.loyalty.models import REFERRAL_EVENT_LABELS, Redemption, RedemptionStatus, Reward
 from app.portal import services as portal
 from app.tenancy import (
     current_institution,
@@ -26,7 +43,7 @@ from app.tenancy import (
     require_role,
     staff_blueprint,
 )
-from app.web import list_page
+from app.web import list_page, safe_next
 
 staff = staff_blueprint("loyalty", __name__)
 public = public_blueprint("loyalty_public", __name__)
@@ -208,3 +225,87 @@ def redeem(reward_id: int):
             "success",
         )
     return redirect(url_for("portal.page"))
+
+
+# --- referrals -------------------------------------------------------------------------------
+
+
+@staff.get("/referrals")
+def referral_list():
+    """Top referrers and who brought whom, for the whole institution or one campaign,
+    course or group (`?source=`)."""
+    institution = current_institution()
+    sources = queries.referral_sources(institution)
+    source = request.args.get("source") or None
+    if source not in sources:
+        source = None
+    return render_template(
+        "loyalty/referral_list.html",
+        sources=sources,
+        source=source,
+        top=queries.top_referrers(institution, source),
+        chains=queries.referral_chains(institution, source),
+        event_labels=REFERRAL_EVENT_LABELS,
+    )
+
+
+@public.get("/me/invite")
+def invite():
+    """The family's page for bringing friends: its referral code, and links (with QR
+    codes) to what it can share, each carrying the code."""
+    institution = current_institution()
+    contact = portal.family_signed_in(institution, session)
+    if contact is None:
+        portal.come_back_after_sign_in(session, request.path)
+        return redirect(url_for("portal.page"))
+    rules = queries.points_rules(institution)
+    return render_template(
+        "loyalty/invite.html",
+        contact=contact,
+        links=[
+            (title, path, _with_ref(path, contact.referral_code))
+            for title, path in share_paths(institution, contact)
+        ],
+        per_referral=rules.per_referral,
+    )
+
+
+@public.get("/me/invite/qr.svg")
+def invite_qr():
+    """A QR code of a link on this institution's site, carrying the family's code."""
+    institution = current_institution()
+    contact = portal.family_signed_in(institution, session) or abort(404)
+    path = safe_next(request.args.get("to"))
+    if path is None or not path.startswith(f"/{institution.slug}/"):
+        abort(404)
+    response = qr_response(_with_ref(path, contact.referral_code), "svg", "invite")
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+def _with_ref(path: str, code: str) -> str:
+    parts = urlsplit(path)
+    query = urlencode([*parse_qsl(parts.query), ("ref", code)])
+    public = urlsplit(current_app.config["PUBLIC_URL"])
+    return urlunsplit((public.scheme, public.netloc, parts.path, query, ""))
+
+
+def share_paths(institution, contact) -> list[tuple[str, str]]:
+    """What a family can share: open trial courses, group buys taking teams, and the
+    groups it is in (through an invitation that still works)."""
+    now = utcnow()
+    paths = [
+        (course.title, url_for("courses_public.course_page", code=course.code))
+        for course in course_queries.all_courses(institution)
+        if course.is_open and course.kind == CourseKind.TRIAL
+    ]
+    paths += [
+        (group_buy.title, url_for("campaigns_public.campaign_page", code=group_buy.code))
+        for group_buy in campaign_queries.all_group_buys(institution)
+        if group_buy.is_open(now)
+    ]
+    for group in group_queries.family_groups(contact):
+        invite = group_queries.open_invite(group, now)
+        if invite is not None:
+            paths.append((group.title, url_for("groups_public.join", code=invite.code)))
+    return paths

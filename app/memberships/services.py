@@ -29,6 +29,8 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.groups import queries as group_queries
 from app.groups import services as groups
+from app.loyalty import services as loyalty
+from app.loyalty.models import ReferralEvent
 from app.memberships import queries
 from app.memberships.models import MAX_DAYS, MembershipSource, VipMembership, VipTier
 from app.memberships.queries import PURPOSE
@@ -202,6 +204,7 @@ def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
         source=MembershipSource.PAID,
         payment_id=payment.id,
     )
+    loyalty.referral_after_commit(institution, contact, ReferralEvent.PAYMENT, "vip")
 
 
 def _tell_started(institution, contact: Contact, tier: VipTier, membership: VipMembership):

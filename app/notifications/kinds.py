@@ -69,6 +69,10 @@ KINDS = {
         _l("Group: a teacher replied to the family's post or check-in"),
         (*_COMMON, "group_title", "post", "reply", "group_link"),
     ),
+    "referral_credited": Kind(
+        _l("Referral: a friend the family brought was credited"),
+        (*_COMMON, "friend_name", "event", "points"),
+    ),
     "group_announcement": Kind(
         _l("Group: announcement"), (*_COMMON, "group_title", "announcement", "group_link")
     ),
@@ -99,6 +103,9 @@ VARIABLE_LABELS = {
     "group_title": _l("the group"),
     "group_kind": _l("the group's kind: trial, class, vip or open"),
     "announcement": _l("the announcement's text"),
+    "friend_name": _l("the friend's name, masked"),
+    "event": _l("what the friend did (registered, paid, joined a team)"),
+    "points": _l("the points earned"),
     "post": _l("what the family posted"),
     "reply": _l("the teacher's reply"),
     "group_link": _l("the link to the group's page"),
@@ -135,6 +142,9 @@ SAMPLE_CONTEXT = {
     "group_link": "https://cohort.example/sunrise/g/…",
     "post": "✅ 21天英语阅读打卡营 · 第3天 · 乐乐\n今天读了10页",
     "reply": "读得很流利，继续加油！",
+    "friend_name": "李*",
+    "event": "报名了试听课",
+    "points": 100,
     "tier_name": "金卡会员",
     "last_day": "2026-12-31",
     "renew_link": "https://cohort.example/sunrise/me/t/…#vip",

@@ -19,6 +19,7 @@ from app.db import utcnow
 from app.errors import ServiceError, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
+from app.groups import queries as group_queries
 from app.loyalty import queries as loyalty_queries
 from app.memberships import services as memberships
 from app.notifications.models import Channel
@@ -61,6 +62,7 @@ def page():
         },
         seat_labels=SEAT_STATUS_LABELS,
         points=loyalty_queries.family_points(current_institution(), contact),
+        groups=group_queries.family_groups(contact),
         vip=memberships.family_vip(current_institution(), contact, now),
         confirm_form=ConfirmForm(),
     )
