@@ -12,6 +12,8 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.campaigns import services as campaigns
 from app.campaigns.models import GroupBuy
+from app.camps import services as camps
+from app.camps.models import Camp
 from app.courses import services as courses
 from app.courses.models import Course, CourseKind
 from app.errors import ServiceError
@@ -22,6 +24,9 @@ from app.institutions import services as institutions
 from app.institutions.models import Institution
 from app.leads import services as leads
 from app.leads.models import LeadForm
+from app.loyalty import services as loyalty
+from app.loyalty.models import Reward, RewardKind
+from app.memberships import services as memberships
 from app.payments import services as payments
 from app.tenancy import bound
 
@@ -85,6 +90,12 @@ def _seed(institution: Institution, created: bool) -> None:
         db.session.commit()
     if db.session.scalar(select(Group.id).where(Group.institution_id == institution.id)) is None:
         _seed_group(institution)
+        db.session.commit()
+    if db.session.scalar(select(Camp.id).where(Camp.institution_id == institution.id)) is None:
+        _seed_camp(institution)
+        db.session.commit()
+    if db.session.scalar(select(Reward.id).where(Reward.institution_id == institution.id)) is None:
+        _seed_rewards(institution)
         db.session.commit()
 
 
@@ -195,6 +206,44 @@ def _seed_group(institution: Institution) -> None:
         "欢迎加入！每节课后老师会在这里布置小练习，有问题随时提问（勾选“向老师提问”）。",
         announcement=True,
         pinned=True,
+    )
+
+
+def _seed_camp(institution: Institution) -> None:
+    """A 21-day reading camp in the demo group, running from today, with the first task."""
+    group = db.session.scalar(select(Group).where(Group.institution_id == institution.id))
+    today = datetime.now(institution.zone).date()
+    camp = camps.create_camp(
+        institution,
+        group,
+        title="21天亲子阅读打卡",
+        description="每天读15分钟，拍一张读书照片打卡。连续7天、21天有积分奖励。",
+        starts_on=today,
+        ends_on=today + timedelta(days=20),
+        window_start=time(6, 0),
+        window_end=time(22, 0),
+    )
+    camps.set_task(institution, camp, today, "读一本绘本，说一说你最喜欢的一页。")
+
+
+def _seed_rewards(institution: Institution) -> None:
+    """Rewards to spend points on, and a paid VIP tier (its club opens to its members)."""
+    for title, kind, price, stock in (
+        ("免费试听课一节", RewardKind.FREE_LESSON, 300, 10),
+        ("数学思维练习册", RewardKind.MATERIALS, 150, 30),
+        ("下期课程立减100元", RewardKind.DISCOUNT, 500, 20),
+    ):
+        loyalty.create_reward(
+            institution, title=title, kind=kind, points_price=price, stock=stock, is_active=True
+        )
+    memberships.save_tier(
+        institution,
+        None,
+        name="年度VIP",
+        price_amount=19900,
+        duration_days=365,
+        perks="VIP家长群、每月一次一对一学习规划、新课优先报名。",
+        is_active=True,
     )
 
 
