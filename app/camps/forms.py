@@ -116,6 +116,10 @@ class CheckInForm(CohortForm):
         return [f.read() for f in self.pictures.data or () if getattr(f, "filename", None)]
 
 
+class JoinCampForm(CohortForm):
+    students = MultiCheckboxField(_l("Children taking part"), coerce=int)
+
+
 class PrivacyForm(CohortForm):
     student = SelectField(_l("Child"), coerce=int, validate_choice=True)
     hides_name = BooleanField(_l("Hide my child's name on the leaderboard"))

@@ -57,13 +57,15 @@ def tasks(camp: Camp) -> dict[date, CampTask]:
 
 
 def participants(camp: Camp) -> list[Student]:
-    """The children taking part: every child of the group's active member families."""
+    """The children taking part: those their family entered in the camp (or who checked
+    in), while the family is still an active member of the camp's group."""
     return list(
         db.session.scalars(
             select(Student)
-            .join(GroupMember, GroupMember.contact_id == Student.contact_id)
+            .join(CampChild, CampChild.student_id == Student.id)
+            .join(GroupMember, GroupMember.contact_id == CampChild.contact_id)
             .where(
-                Student.institution_id == camp.institution_id,
+                CampChild.camp_id == camp.id,
                 GroupMember.group_id == camp.group_id,
                 GroupMember.status == MemberStatus.ACTIVE,
             )

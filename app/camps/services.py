@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.camps import queries
 from app.camps.models import MAX_CHECKIN_LENGTH, Camp, CampChild, CampTask, CheckIn
@@ -20,10 +20,12 @@ from app.extensions import db
 from app.groups import queries as group_queries
 from app.groups import services as groups
 from app.groups.models import Group, PostStatus
+from app.institutions.models import Institution
 from app.loyalty import queries as loyalty_queries
 from app.loyalty import services as loyalty
 from app.loyalty.models import STREAK_MILESTONES, PointsReason
 from app.notifications import services as notifications
+from app.text import masked_name
 from app.urls import external_url
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,34 @@ def update_camp(camp: Camp, **values) -> None:
     db.session.flush()
 
 
+MAX_CAMP_DAYS = 366
+
+
 def _check_dates(values: dict) -> None:
-    if values["ends_on"] < values["starts_on"]:
+    """A camp's settings that no form field can check alone: its dates, its window, the
+    nudge inside the window, and at least one day to check in on."""
+    starts_on, ends_on = values["starts_on"], values["ends_on"]
+    if ends_on < starts_on:
         raise ServiceError(_l("The camp ends before it starts."), field="ends_on", code="dates")
+    if (ends_on - starts_on).days >= MAX_CAMP_DAYS:
+        raise ServiceError(_l("A camp lasts a year at most."), field="ends_on", code="too_long")
     if values["window_end"] <= values["window_start"]:
         raise ServiceError(
             _l("The daily window ends before it starts."), field="window_end", code="window"
+        )
+    nudge_at = values.get("nudge_at")
+    if nudge_at is not None and not values["window_start"] <= nudge_at < values["window_end"]:
+        raise ServiceError(
+            _l("The reminder must go out while check-ins are open."),
+            field="nudge_at",
+            code="nudge_outside_window",
+        )
+    weekdays = values.get("weekdays") or []
+    if not Camp(starts_on=starts_on, ends_on=ends_on, weekdays=weekdays).days():
+        raise ServiceError(
+            _l("None of the chosen weekdays falls between the camp's dates."),
+            field="weekdays",
+            code="no_days",
         )
 
 
@@ -183,8 +207,11 @@ def _already_done(student: Student, day: date):
 
 
 def _post_text(camp: Camp, student: Student, day: date, body: str) -> str:
+    """The check-in as the group sees it. The child's name is masked: every member reads
+    the feed, and a family may hide its child's name."""
     number = camp.days().index(day) + 1
-    return f"✅ {camp.title} · {_l('Day %(n)s', n=number)} · {student.name}\n{body}".strip()
+    child = masked_name(student.name)
+    return f"✅ {camp.title} · {_l('Day %(n)s', n=number)} · {child}\n{body}".strip()
 
 
 def _camp_child(institution, camp: Camp, contact: Contact, student: Student) -> CampChild:
@@ -239,6 +266,58 @@ def _credit(institution, camp, contact, student, checkin: CheckIn, today: date) 
                 f"streak:{camp.id}:{student.id}:{milestone}",
                 note=str(_l("%(n)s days in a row", n=milestone)),
             )
+
+
+def join_camp(institution, camp: Camp, contact: Contact, students: list[Student]) -> int:
+    """The family's children take part (checking in also makes a child take part): they
+    are then reminded, ranked and counted. Returns how many joined."""
+    joined = 0
+    for student in students:
+        if student.contact_id != contact.id:
+            raise ServiceError(_l("Choose one of your children."), field="student", code="student")
+        values = {
+            "institution_id": institution.id,
+            "camp_id": camp.id,
+            "student_id": student.id,
+            "contact_id": contact.id,
+            "makeup_used": 0,
+            "hides_name": False,
+            "joined_at": utcnow(),
+        }
+        joined += (
+            db.insert_unless_exists(CampChild, values, conflict=["camp_id", "student_id"])
+            is not None
+        )
+    return joined
+
+
+@groups.on_withdrawn
+def _checkin_withdrawn(post) -> None:
+    """A check-in whose post was blocked (its pictures), rejected or removed does not
+    count: the row goes (the day can be checked in again) and its points are taken back
+    by an entry of their own, as the ledger never changes."""
+    checkin = db.session.scalar(
+        select(CheckIn).where(
+            CheckIn.institution_id == post.institution_id, CheckIn.post_id == post.id
+        )
+    )
+    if checkin is None:
+        return
+    institution = db.session.get(Institution, post.institution_id)
+    contact = db.session.get(Contact, checkin.contact_id)
+    earned = loyalty_queries.entry_by_source(institution, f"checkin:{checkin.id}")
+    if earned is not None:
+        loyalty.add_points(
+            institution,
+            contact,
+            -earned.amount,
+            PointsReason.CHECKIN,
+            f"checkin-void:{checkin.id}",
+            note=str(_l("Check-in withdrawn")),
+        )
+    db.session.delete(checkin)
+    db.session.flush()
+    log.info("check-in %s withdrawn with post %s", checkin.id, post.id)
 
 
 def set_name_hidden(institution, camp: Camp, contact: Contact, student: Student, hidden: bool):

@@ -28,6 +28,7 @@ from app.camps.forms import (
     WEEKDAYS,
     CampForm,
     CheckInForm,
+    JoinCampForm,
     PrivacyForm,
     TaskForm,
 )
@@ -230,8 +231,13 @@ def _render_camp(camp: Camp, contact, form: CheckInForm, error: str | None = Non
     }
     for privacy_form in privacy.values():
         privacy_form.student.choices = _child_choices(contact)
+    join_form = JoinCampForm(formdata=None)
+    join_form.students.choices = [
+        choice for choice in _child_choices(contact) if choice.value not in rows
+    ]
     return render_template(
         "camps/camp_page.html",
+        join_form=join_form,
         camp=camp,
         today=today,
         is_camp_day=camp.runs_on(today),
@@ -245,6 +251,7 @@ def _render_camp(camp: Camp, contact, form: CheckInForm, error: str | None = Non
                 "missed": queries.missed_days(camp, days.get(child.id, set()), today),
                 "cards_left": camp.makeup_cards
                 - (rows[child.id].makeup_used if child.id in rows else 0),
+                "in_camp": child.id in rows,
             }
             for child in children
         ],
@@ -295,6 +302,24 @@ def check_in(code: str):
             _("Not checked in: %(why)s", why=groups.broken_rules(post)),
         ), 422
     flash(_("Checked in. Well done!"), "success")
+    return redirect(url_for(".camp_page", code=camp.code))
+
+
+@public.post("/camp/<code>/join")
+@limiter.limit("30 per minute")
+def join(code: str):
+    camp, contact = _camp_and_family(code)
+    if contact is None:
+        return redirect(url_for("portal.page"))
+    form = JoinCampForm()
+    form.students.choices = _child_choices(contact)
+    if form.validate_on_submit() and form.students.data:
+        chosen = [s for s in contact.students if s.id in set(form.students.data)]
+        services.join_camp(current_institution(), camp, contact, chosen)
+        db.session.commit()
+        flash(_("Welcome to the camp! We will remind you on days not yet checked in."), "success")
+    else:
+        flash(_("Choose at least one child."), "error")
     return redirect(url_for(".camp_page", code=camp.code))
 
 

@@ -446,7 +446,10 @@ def check_pictures(institution, post: Post) -> None:
     db.session.flush()
     if post.status == PostStatus.PUBLISHED:
         _feed_changed(group)
-    elif codes:  # what the text broke was logged when it was written
+    elif post.status == PostStatus.BLOCKED:
+        _withdrawn(post)
+    # What the text broke was logged when it was written; here, what the pictures showed.
+    if post.status != PostStatus.PUBLISHED and codes:
         member = db.session.get(GroupMember, post.member_id)
         _log(group, post.status.value, None, member=member, post=post, reason=_rules_of(post))
         _strike(group, member, post.images_checked_at)
@@ -609,12 +612,33 @@ def notify_announcement(institution, post: Post) -> int:
     return len(members)
 
 
+# Told of every member post that moderation blocked after the fact (its pictures), or that
+# staff rejected or removed: a domain that built something on the post (a camp's check-in)
+# registers here, so groups never imports it.
+WITHDRAWN_HANDLERS: list = []
+
+
+def on_withdrawn(fn):
+    """Register `fn(post)`, called in the same transaction when a post is withdrawn."""
+    WITHDRAWN_HANDLERS.append(fn)
+    return fn
+
+
+def _withdrawn(post: Post) -> None:
+    if post.member_id is None:
+        return
+    for handler in WITHDRAWN_HANDLERS:
+        handler(post)
+
+
 def review_post(post: Post, approve: bool, actor) -> None:
     """Staff decide on a held post: published, or removed."""
     if post.status != PostStatus.HELD:
         return
     post.status = PostStatus.PUBLISHED if approve else PostStatus.REMOVED
     _log(post_group(post), "approved" if approve else "rejected", actor, post=post)
+    if not approve:
+        _withdrawn(post)
     _feed_changed(post_group(post))
 
 
@@ -623,6 +647,7 @@ def remove_post(post: Post, actor, reason: str | None = None) -> None:
         return
     post.status = PostStatus.REMOVED
     _log(post_group(post), "removed", actor, post=post, reason=reason)
+    _withdrawn(post)
     _feed_changed(post_group(post))
 
 

@@ -25,6 +25,7 @@ from app.jobs import run_burst
 from app.loyalty import queries as loyalty_queries
 from app.notifications.models import OutboxMessage
 from app.portal.services import SESSION_KEY
+from app.text import masked_name
 from tests.factories import make_institution
 from tests.groups.test_groups import make_family, make_group, sign_in
 from tests.helpers import committed_data, committed_institution, login, run_in_parallel
@@ -60,9 +61,12 @@ def make_camp(institution, group, days: int = 7, **values):
     )
 
 
-def member_family(institution, group, n: int):
+def member_family(institution, group, n: int, camp=None):
+    """A family in the group (and, with `camp`, its child entered in the camp)."""
     contact = make_family(institution, n)
     groups.add_member(institution, group, contact)
+    if camp is not None:
+        services.join_camp(institution, camp, contact, contact.students)
     return contact, contact.students[0]
 
 
@@ -139,7 +143,8 @@ def test_a_check_in_is_a_post_in_the_group_feed_through_its_moderation(tenant, c
     camp, contact, child = camp_setup
     checkin = check_in(tenant, camp, contact, child, at(camp.starts_on, 8))
     post = db.session.get(Post, checkin.post_id)
-    assert post.status == PostStatus.PUBLISHED and child.name in post.body
+    assert post.status == PostStatus.PUBLISHED and masked_name(child.name) in post.body
+    assert child.name not in post.body  # the whole group reads the feed
     assert "读完了第一章" in post.body
 
     camp.group.keywords = ["代购"]  # blocked by default: a listed keyword
@@ -211,7 +216,8 @@ def test_check_ins_and_streak_milestones_earn_points_once(tenant):
 def test_thirty_children_twenty_checked_in_by_eight_get_exactly_ten_nudges(app, tenant):
     group, _ = make_group(tenant)
     camp = make_camp(tenant, group)
-    families = [member_family(tenant, group, 100 + n) for n in range(30)]
+    families = [member_family(tenant, group, 100 + n, camp) for n in range(30)]
+    member_family(tenant, group, 99)  # in the group, its child not in the camp: no nudge
     day = camp.starts_on
     for contact, child in families[:20]:
         check_in(tenant, camp, contact, child, at(day, 7))
@@ -354,7 +360,8 @@ def test_a_non_member_gets_a_404_and_a_stranger_is_asked_to_sign_in(app, tenant,
 
 def test_staff_see_rates_children_at_risk_and_export_csv(app, tenant, owner_client, camp_setup):
     camp, contact, child = camp_setup
-    _, lazy = member_family(tenant, camp.group, 60)
+    _, lazy = member_family(tenant, camp.group, 60, camp)
+    member_family(tenant, camp.group, 61)  # not in the camp: neither counted nor at risk
     for offset in (0, 1, 2):
         check_in(tenant, camp, contact, child, at(camp.starts_on, 8, offset=offset))
     db.session.commit()
@@ -432,3 +439,84 @@ def test_a_teachers_comment_on_a_check_in_reaches_the_family_once(app, tenant, c
     ).all()
     assert [m.recipient for m in sent if m.channel == "email"] == [contact.email]
     assert sent[0].context["reply"] == "读得很流利，继续加油！"
+
+
+def test_a_check_in_whose_post_is_withdrawn_no_longer_counts_nor_pays(tenant, camp_setup):
+    camp, contact, child = camp_setup
+    checkin = check_in(tenant, camp, contact, child, at(camp.starts_on, 8))
+    post = db.session.get(Post, checkin.post_id)
+    assert loyalty_queries.balance(contact) > 0
+
+    groups.remove_post(post, None, reason="off topic")
+    db.session.flush()
+
+    assert queries.checked_days(camp).get(child.id) is None
+    assert loyalty_queries.balance(contact) == 0
+    again = check_in(tenant, camp, contact, child, at(camp.starts_on, 9))  # the day is open
+    assert again.day == camp.starts_on
+
+
+def test_a_check_in_with_a_qr_code_picture_is_withdrawn_when_its_job_blocks_it(tenant, camp_setup):
+    import segno
+
+    camp, contact, child = camp_setup
+    camp.group.qr_outcome = "block"
+    buffer = io.BytesIO()
+    segno.make("https://ads.example/join", error="m").save(buffer, kind="png", scale=10)
+    with time_machine.travel(at(camp.starts_on, 8), tick=False):
+        checkin, post = services.check_in(
+            tenant, camp, contact, child, "今天的作业", pictures=[buffer.getvalue()]
+        )
+        assert checkin is not None and post.status == PostStatus.HELD  # until looked at
+        groups.check_pictures(tenant, post)
+
+    assert post.status == PostStatus.BLOCKED
+    assert queries.checked_days(camp).get(child.id) is None
+    assert loyalty_queries.balance(contact) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"nudge_at": time(22, 30)}, "nudge_outside_window"),
+        ({"nudge_at": time(5, 0)}, "nudge_outside_window"),
+        ({"days": 400}, "too_long"),
+        ({"weekdays": "absent"}, "no_days"),
+    ],
+)
+def test_camp_settings_that_cannot_work_are_refused(tenant, change, code):
+    group, _ = make_group(tenant)
+    start = first_day()
+    values = {
+        "title": "打卡",
+        "starts_on": start,
+        "ends_on": start + timedelta(days=change.get("days", 2) - 1),
+        "weekdays": [],
+        "window_start": time(6, 0),
+        "window_end": time(22, 0),
+        "nudge_at": change.get("nudge_at", time(20, 0)),
+    }
+    if change.get("weekdays") == "absent":  # a 2-day camp on a weekday it never reaches
+        values["weekdays"] = [(start + timedelta(days=3)).weekday()]
+
+    with pytest.raises(ServiceError) as refused:
+        services.create_camp(tenant, group, **values)
+    assert refused.value.code == code
+
+
+def test_a_family_enters_its_child_in_the_camp_from_the_page(app, tenant):
+    group, _ = make_group(tenant)
+    camp = make_camp(tenant, group)
+    contact, child = member_family(tenant, group, 70)
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, contact)
+    page = f"/{tenant.slug}/camp/{camp.code}"
+
+    with time_machine.travel(at(camp.starts_on, 10), tick=False):
+        assert "Take part in the camp" in client.get(page).get_data(as_text=True)
+        client.post(f"{page}/join", data={"students": [child.id]})
+        html = client.get(page).get_data(as_text=True)
+
+    assert [s.id for s in queries.participants(camp)] == [child.id]
+    assert "Take part in the camp" not in html
