@@ -345,8 +345,18 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
 
 
+_AFTER_ROLLBACK_KEY = "cohort_after_rollback"
+
+
+def after_rollback(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` if the session's current transaction rolls back (undo, outside the
+    database, what the transaction did there: a seat taken in Redis); drop it on commit."""
+    session.info.setdefault(_AFTER_ROLLBACK_KEY, []).append(callback)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_ROLLBACK_KEY, None)
     callbacks = session.info.pop(_AFTER_COMMIT_KEY, [])
     for callback in callbacks:
         callback()
@@ -356,6 +366,8 @@ def _run_after_commit(session: Session) -> None:
 def _drop_after_commit(session: Session, previous_transaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_AFTER_COMMIT_KEY, None)
+        for callback in session.info.pop(_AFTER_ROLLBACK_KEY, []):
+            callback()
 
 
 # --- rows made in this transaction ------------------------------------------------------------

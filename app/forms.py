@@ -5,12 +5,17 @@ and small helpers."""
 
 from __future__ import annotations
 
+import secrets
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    DecimalField,
+    HiddenField,
+    IntegerField,
     PasswordField,
     SelectChoice,
     SelectMultipleField,
@@ -19,7 +24,7 @@ from wtforms import (
 )
 from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from app.phones import e164
 from app.text import clean_line, clean_text
@@ -63,6 +68,52 @@ DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 
 class ConfirmForm(CohortForm):
     """A form with no fields: a button that POSTs with a CSRF token."""
+
+
+class MoneyField(DecimalField):
+    """An amount of money as people type it, in major units ("99.00"; app.money converts
+    it). Only a finite number: Python's Decimal also reads "NaN", "sNaN", "Infinity" and
+    "1e999999", and WTForms' NumberRange answers a signalling NaN with a ValueError (a
+    500), so anything that is not a finite number is refused here, as a field error."""
+
+    def __init__(self, label=None, validators=None, places=2, **kwargs):
+        super().__init__(label, validators, places=places, **kwargs)
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and not self.data.is_finite():
+            self.data = None
+            raise ValueError(_l("Enter an amount, such as 99.00."))
+
+
+class ShownNumber(IntegerField):
+    """A number the page showed (a price, a stock), sent back in a hidden field so that
+    the service can tell whether it changed since: the family pays, or staff change, what
+    they saw. Anything but a whole number reads as None, which matches nothing (the page
+    is out of date), rather than as an error on a field nobody sees."""
+
+    widget = HiddenInput()
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+
+    def show(self, value: int) -> None:
+        """Show `value` on the page drawn now, whatever the request sent."""
+        self.data = value
+        self.raw_data = None
+
+
+def one_time_key() -> HiddenField:
+    """A fresh random key in each form shown, sent back with it: the same form sent twice
+    (a double click, a resend after a slow answer) carries the same key, which its
+    service records under a unique constraint, so it acts once."""
+    return HiddenField(
+        default=lambda: secrets.token_urlsafe(16),
+        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")],
+    )
 
 
 class MultiCheckboxField(SelectMultipleField):

@@ -1,7 +1,7 @@
 """Every model, imported in one place for Alembic and the tests."""
 
 from app.accounts.models import Invitation, Membership, User
-from app.campaigns.models import GroupBuy, Team, TeamMember
+from app.campaigns.models import FlashOrder, FlashReminder, FlashSale, GroupBuy, Team, TeamMember
 from app.camps.models import Camp, CampChild, CampTask, CheckIn
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
 from app.courses.models import Course, Enrolment, Lesson, Seat
@@ -38,6 +38,9 @@ from app.payments.models import Payment, PaymentTransition, StripeAccount, Strip
 from app.portal.models import SignInLink
 
 __all__ = [
+    "FlashOrder",
+    "FlashReminder",
+    "FlashSale",
     "Camp",
     "CampChild",
     "CampTask",

@@ -5,7 +5,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.contacts.models import Contact, Student
@@ -240,3 +240,175 @@ class TeamMember(TenantScoped, Base):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_MEMBER
+
+
+# --- flash sales (秒杀) ----------------------------------------------------------------------
+
+
+class FlashSaleStatus(enum.StrEnum):
+    """Staff's side of a sale's life. Live, sold out and over are read from the clock and
+    the counts (`FlashSale.phase`), so no job has to flip them on time."""
+
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"  # published: the page is up, the price is locked
+    ENDED = "ended"  # ended early by staff
+
+
+class FlashPhase(enum.StrEnum):
+    DRAFT = "draft"
+    UPCOMING = "upcoming"
+    LIVE = "live"
+    SOLD_OUT = "sold_out"
+    ENDED = "ended"
+
+
+FLASH_PHASE_LABELS = {
+    FlashPhase.DRAFT: _l("Draft"),
+    FlashPhase.UPCOMING: _l("Scheduled"),
+    FlashPhase.LIVE: _l("Live"),
+    FlashPhase.SOLD_OUT: _l("Sold out"),
+    FlashPhase.ENDED: _l("Ended"),
+}
+
+
+class FlashSale(TenantScoped, Base):
+    """A flash sale: `stock` seats of a course at `sale_price_amount` between `starts_at`
+    and `ends_at`, at most `per_family_limit` per family, each order paid within
+    `pay_minutes`. `sold` (paid orders) and `reserved` (orders waiting for payment) move
+    only by conditional UPDATEs, and the database refuses `sold + reserved > stock`: the
+    last guard against overselling, whatever Redis says."""
+
+    __tablename__ = "flash_sales"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "code"),
+        CheckConstraint("sold >= 0 AND reserved >= 0", name="flash_counts_not_negative"),
+        CheckConstraint("sold + reserved <= stock", name="flash_never_oversold"),
+        CheckConstraint("ends_at > starts_at", name="flash_window_in_order"),
+        CheckConstraint("per_family_limit >= 1", name="flash_limit_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), default=new_code)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    cover: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    cover_content_type: Mapped[str | None] = mapped_column(String(32))
+    cover_updated_at: Mapped[datetime | None]
+    course_id: Mapped[int] = parent_id("courses", index=True)  # NO ACTION: never deleted alone
+    currency: Mapped[str] = mapped_column(String(3))
+    list_price_amount: Mapped[int]
+    sale_price_amount: Mapped[int]
+    stock: Mapped[int]
+    sold: Mapped[int] = mapped_column(default=0)
+    reserved: Mapped[int] = mapped_column(default=0)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    per_family_limit: Mapped[int] = mapped_column(default=1)
+    pay_minutes: Mapped[int] = mapped_column(default=10)
+    status: Mapped[FlashSaleStatus] = mapped_column(
+        str_enum(FlashSaleStatus), default=FlashSaleStatus.DRAFT
+    )
+    published_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)  # counted in Redis, written back
+    view_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    course: Mapped[Course] = relationship(foreign_keys=[course_id])
+
+    @property
+    def has_cover(self) -> bool:
+        return self.cover_updated_at is not None
+
+    @property
+    def is_published(self) -> bool:
+        return self.status != FlashSaleStatus.DRAFT
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.stock - self.sold - self.reserved, 0)
+
+    def phase(self, now: datetime) -> FlashPhase:
+        if self.status == FlashSaleStatus.DRAFT:
+            return FlashPhase.DRAFT
+        if self.status == FlashSaleStatus.ENDED or now >= self.ends_at:
+            return FlashPhase.ENDED
+        if now < self.starts_at:
+            return FlashPhase.UPCOMING
+        return FlashPhase.SOLD_OUT if self.sold >= self.stock else FlashPhase.LIVE
+
+    def is_open(self, now: datetime) -> bool:
+        """Taking attempts now (stock is Redis's and the database's to decide)."""
+        return self.status == FlashSaleStatus.SCHEDULED and self.starts_at <= now < self.ends_at
+
+    def next_change(self, now: datetime) -> datetime | None:
+        if now < self.starts_at:
+            return self.starts_at
+        return self.ends_at if now < self.ends_at else None
+
+
+class FlashOrderStatus(enum.StrEnum):
+    PENDING = "pending"  # a seat reserved, waiting for the payment
+    PAID = "paid"
+    EXPIRED = "expired"  # not paid in time: the seat went back
+    REFUNDED = "refunded"  # paid after it expired: the money went back
+
+
+ACTIVE_FLASH_ORDER = (FlashOrderStatus.PENDING, FlashOrderStatus.PAID)
+FLASH_ORDER_STATUS_LABELS = {
+    FlashOrderStatus.PENDING: _l("Waiting for payment"),
+    FlashOrderStatus.PAID: _l("Paid"),
+    FlashOrderStatus.EXPIRED: _l("Expired"),
+    FlashOrderStatus.REFUNDED: _l("Refunded"),
+}
+
+
+class FlashOrder(TenantScoped, Base):
+    """One seat a family reserved in a flash sale. `attempt_key` is the buyer's attempt
+    (a retried tap is the same attempt: unique per sale); `phone` is the family's number
+    as the Redis limit counts it."""
+
+    __tablename__ = "flash_orders"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "code"),
+        UniqueConstraint("flash_sale_id", "attempt_key"),
+        Index("ix_flash_orders_status_pay_by", "status", "pay_by"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), default=new_code)
+    flash_sale_id: Mapped[int] = parent_id("flash_sales", ondelete="CASCADE", index=True)
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
+    student_id: Mapped[int] = parent_id("students", ondelete="CASCADE")
+    payment_id: Mapped[int | None] = parent_id("payments", index=True)
+    enrolment_id: Mapped[int | None] = parent_id("enrolments")
+    attempt_key: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(20))
+    price_amount: Mapped[int]
+    status: Mapped[FlashOrderStatus] = mapped_column(
+        str_enum(FlashOrderStatus), default=FlashOrderStatus.PENDING
+    )
+    pay_by: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
+    refunded_at: Mapped[datetime | None]
+
+    flash_sale: Mapped[FlashSale] = relationship(foreign_keys=[flash_sale_id])
+    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
+    student: Mapped[Student] = relationship(foreign_keys=[student_id])
+    payment: Mapped[Payment | None] = relationship(foreign_keys=[payment_id])
+
+
+class FlashReminder(TenantScoped, Base):
+    """A family asked to be told when a sale starts: one row per sale and family; the
+    message goes out once through the outbox (its dedupe key) 5 minutes before."""
+
+    __tablename__ = "flash_reminders"
+    __table_args__ = (UniqueConstraint("flash_sale_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flash_sale_id: Mapped[int] = parent_id("flash_sales", ondelete="CASCADE")
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

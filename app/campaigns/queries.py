@@ -7,8 +7,12 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from app.campaigns.models import (
+    ACTIVE_FLASH_ORDER,
     ACTIVE_MEMBER,
     CampaignStatus,
+    FlashOrder,
+    FlashOrderStatus,
+    FlashSale,
     GroupBuy,
     MemberStatus,
     Team,
@@ -206,4 +210,122 @@ def members_by_codes(group_buy: GroupBuy, member_codes: list[str]) -> list[TeamM
             .where(Team.group_buy_id == group_buy.id, TeamMember.code.in_(member_codes))
             .order_by(TeamMember.id)
         )
+    )
+
+
+# --- flash sales -----------------------------------------------------------------------------
+
+
+def flash_sale_by_code(institution, code: str) -> FlashSale | None:
+    return db.session.scalar(scoped_select(FlashSale, institution).where(FlashSale.code == code))
+
+
+def all_flash_sales(institution) -> list[FlashSale]:
+    return list(
+        db.session.scalars(scoped_select(FlashSale, institution).order_by(FlashSale.id.desc()))
+    )
+
+
+def flash_counts(sale: FlashSale) -> tuple[int, dict[str, int], list[tuple[str, str]]]:
+    """What the sale's Redis counters are built from: the seats left, the seats each
+    family's phone holds, and the attempts that hold one (pending and paid orders)."""
+    row = db.session.execute(
+        select(FlashSale.stock, FlashSale.sold, FlashSale.reserved).where(FlashSale.id == sale.id)
+    ).one()
+    orders = db.session.execute(
+        select(FlashOrder.phone, FlashOrder.attempt_key).where(
+            FlashOrder.flash_sale_id == sale.id, FlashOrder.status.in_(ACTIVE_FLASH_ORDER)
+        )
+    ).all()
+    held: dict[str, int] = {}
+    for phone, _attempt in orders:
+        held[phone] = held.get(phone, 0) + 1
+    return row.stock - row.sold - row.reserved, held, [(a, p) for p, a in orders]
+
+
+def flash_order_by_attempt(sale: FlashSale, attempt_key: str) -> FlashOrder | None:
+    return db.session.scalar(
+        select(FlashOrder).where(
+            FlashOrder.flash_sale_id == sale.id, FlashOrder.attempt_key == attempt_key
+        )
+    )
+
+
+def family_flash_seats(sale: FlashSale, contact) -> int:
+    return db.session.scalar(
+        select(func.count()).where(
+            FlashOrder.flash_sale_id == sale.id,
+            FlashOrder.contact_id == contact.id,
+            FlashOrder.status.in_(ACTIVE_FLASH_ORDER),
+        )
+    )
+
+
+def flash_orders(sale: FlashSale, status: FlashOrderStatus | None = None) -> list[FlashOrder]:
+    query = (
+        select(FlashOrder)
+        .where(FlashOrder.flash_sale_id == sale.id)
+        .options(selectinload(FlashOrder.contact), selectinload(FlashOrder.student))
+        .order_by(FlashOrder.id.desc())
+    )
+    if status is not None:
+        query = query.where(FlashOrder.status == status)
+    return list(db.session.scalars(query))
+
+
+def flash_orders_of(sale: FlashSale, codes: list[str]) -> list[FlashOrder]:
+    """This browser's orders in the sale (their codes are kept in its session)."""
+    if not codes:
+        return []
+    return list(
+        db.session.scalars(
+            select(FlashOrder)
+            .where(FlashOrder.flash_sale_id == sale.id, FlashOrder.code.in_(codes))
+            .order_by(FlashOrder.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class FlashFigures:
+    attempts: int
+    reserved: int
+    paid: int
+    expired: int
+    refunded: int
+    revenue: int
+
+
+def flash_figures(sale: FlashSale, attempts: int) -> FlashFigures:
+    counts = dict(
+        db.session.execute(
+            select(FlashOrder.status, func.count())
+            .where(FlashOrder.flash_sale_id == sale.id)
+            .group_by(FlashOrder.status)
+        ).all()
+    )
+    revenue = db.session.scalar(
+        select(func.coalesce(func.sum(FlashOrder.price_amount), 0)).where(
+            FlashOrder.flash_sale_id == sale.id, FlashOrder.status == FlashOrderStatus.PAID
+        )
+    )
+    return FlashFigures(
+        attempts=max(attempts, sale.attempts),
+        reserved=counts.get(FlashOrderStatus.PENDING, 0),
+        paid=counts.get(FlashOrderStatus.PAID, 0),
+        expired=counts.get(FlashOrderStatus.EXPIRED, 0),
+        refunded=counts.get(FlashOrderStatus.REFUNDED, 0),
+        revenue=int(revenue),
+    )
+
+
+def flash_orders_past_deadline(now: datetime) -> list[tuple[int, int]]:
+    """(institution id, order id) of every pending order past its deadline, across
+    institutions (the sweeper's, for deadline jobs Redis lost)."""
+    return list(
+        db.session.execute(
+            select(FlashOrder.institution_id, FlashOrder.id).where(
+                FlashOrder.status == FlashOrderStatus.PENDING, FlashOrder.pay_by <= now
+            )
+        ).all()
     )

@@ -27,10 +27,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import counters, pagecache
 from app.accounts import queries as account_queries
-from app.campaigns import queries
+from app.campaigns import queries, stock
 from app.campaigns.models import (
     MAX_TEAM_HOURS,
     CampaignStatus,
+    FlashOrder,
+    FlashOrderStatus,
+    FlashReminder,
+    FlashSale,
+    FlashSaleStatus,
     GroupBuy,
     MemberStatus,
     ReleaseReason,
@@ -42,7 +47,7 @@ from app.contacts import services as contacts
 from app.contacts.models import Contact, EventKind, FamilyDetails
 from app.courses import services as courses
 from app.courses.models import Course, EnrolmentSource
-from app.db import assign, created_in_this_transaction, utcnow
+from app.db import after_commit, after_rollback, assign, created_in_this_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.groups import services as groups
@@ -626,3 +631,344 @@ def _alert_staff_capture_failed(institution, member: TeamMember, payment: Paymen
             locale=institution.locale,
             dedupe_key=f"capture-failed:{member.id}:{user.id}",
         )
+
+
+# --- flash sales (秒杀) ----------------------------------------------------------------------
+
+FLASH_PURPOSE = "flash_sale"
+# A payment may still arrive a little after its order expired (a card confirmed on the
+# phone as the deadline passed): it is refunded, and the family told why.
+FLASH_PAYMENT_GRACE = timedelta(minutes=5)
+FLASH_REMIND_BEFORE = timedelta(minutes=5)
+LOCKED_WHEN_PUBLISHED = ("sale_price_amount", "list_price_amount", "course_id", "per_family_limit")
+SOLD_OUT = _l("Sorry, every seat is taken.")
+FLASH_CLOSED = _l("This sale is not open right now.")
+OVER_LIMIT = _l("Your family already has as many seats in this sale as a family may buy.")
+
+
+def save_flash_sale(institution, sale: FlashSale | None, **values) -> FlashSale:
+    """Create a flash sale (`sale` None) or change one. Once published its prices, course
+    and limit are locked, and its stock can be raised but never lowered below the seats
+    sold or reserved."""
+    if values["ends_at"] <= values["starts_at"]:
+        raise ServiceError(_l("The sale ends before it starts."), field="ends_at", code="dates")
+    if values["sale_price_amount"] > values["list_price_amount"]:
+        raise ServiceError(
+            _l("The sale price is above the list price."),
+            field="sale_price_amount",
+            code="price",
+        )
+    if sale is None:
+        sale = FlashSale(institution_id=institution.id, currency=institution.currency)
+        db.session.add(sale)
+    else:
+        sale = _locked_sale(sale.id)
+        if sale.is_published:
+            changed = [
+                name for name in LOCKED_WHEN_PUBLISHED if getattr(sale, name) != values[name]
+            ]
+            if changed:
+                raise ServiceError(
+                    _l("A published sale's prices, course and limit cannot change."),
+                    field=changed[0],
+                    code="locked",
+                )
+        if values["stock"] < sale.sold + sale.reserved:
+            raise ServiceError(
+                _l(
+                    "%(n)s seats are sold or waiting for payment: the stock cannot be lower.",
+                    n=sale.sold + sale.reserved,
+                ),
+                field="stock",
+                code="stock",
+            )
+    stock_changed = sale.id is not None and values["stock"] != sale.stock
+    assign(sale, values)
+    db.session.flush()
+    if stock_changed:
+        stock_after_commit(sale.id)
+    _flash_page_changed(sale)
+    return sale
+
+
+def publish_flash_sale(institution, sale: FlashSale) -> None:
+    """Draft → scheduled: the page is up, and the reminders are set for its start."""
+    sale = _locked_sale(sale.id)
+    if sale.status != FlashSaleStatus.DRAFT:
+        return
+    sale.status = FlashSaleStatus.SCHEDULED
+    sale.published_at = utcnow()
+    db.session.flush()
+    _flash_page_changed(sale)
+
+
+def end_flash_sale(institution, sale: FlashSale) -> None:
+    """Staff end a sale early: no new attempt is taken; orders waiting keep their
+    deadline."""
+    sale = _locked_sale(sale.id)
+    if sale.status != FlashSaleStatus.SCHEDULED:
+        return
+    sale.status = FlashSaleStatus.ENDED
+    sale.ended_at = utcnow()
+    db.session.flush()
+    _flash_page_changed(sale)
+
+
+def _locked_sale(sale_id: int) -> FlashSale:
+    return db.session.scalar(
+        select(FlashSale)
+        .where(FlashSale.id == sale_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _flash_page_changed(sale: FlashSale) -> None:
+    pagecache.changed(("flash_sale", sale.code))
+
+
+def stock_after_commit(sale_id: int) -> None:
+    """The Redis counters are rebuilt from the database once this transaction commits."""
+    after_commit(db.session(), lambda: stock.forget(sale_id))
+
+
+def ready_stock(sale: FlashSale) -> None:
+    """The sale's Redis counters exist (built from the database if they were lost)."""
+    stock.ensure_ready(sale, lambda: queries.flash_counts(sale))
+
+
+def attempt_flash_purchase(
+    institution,
+    sale: FlashSale,
+    details: FamilyDetails,
+    touch: contacts.Touch,
+    attempt_key: str,
+) -> FlashOrder:
+    """A family's attempt to buy a seat: decided first by Redis (one Lua script: the
+    window, a seat left, the family's limit, a repeated tap), then written as an order
+    waiting for payment, behind a conditional UPDATE of the sale (the last statement, so
+    the sale's row is locked for milliseconds) that the database refuses past the stock.
+    Whatever refuses after Redis said yes gives the seat back to Redis. The caller
+    commits, then takes the payment (payments' checkout)."""
+    now = utcnow()
+    if not sale.is_open(now):
+        raise ServiceError(FLASH_CLOSED, code="closed")
+    phone = contacts.normalise_phone(institution, details.phone)
+    ready_stock(sale)
+    outcome = stock.reserve(sale, phone, attempt_key, int(now.timestamp() * 1000))
+    if outcome == stock.Outcome.REPEATED:
+        order = queries.flash_order_by_attempt(sale, attempt_key)
+        if order is not None:
+            return order
+        raise ServiceError(_l("This attempt was already made. Please try again."), code="repeated")
+    if outcome != stock.Outcome.RESERVED:
+        raise ServiceError(*_REFUSALS[outcome])
+    try:
+        order = _write_flash_order(institution, sale, details, touch, phone, attempt_key, now)
+    except BaseException:
+        stock.give_back(sale.id, phone, attempt_key)
+        raise
+    # Should the commit itself fail, the seat goes back to Redis too.
+    after_rollback(db.session(), lambda: stock.give_back(sale.id, phone, attempt_key))
+    return order
+
+
+_REFUSALS = {
+    stock.Outcome.SOLD_OUT: (SOLD_OUT, None, "sold_out"),
+    stock.Outcome.OVER_LIMIT: (OVER_LIMIT, None, "over_limit"),
+    stock.Outcome.CLOSED: (FLASH_CLOSED, None, "closed"),
+    stock.Outcome.NOT_READY: (_l("Too many people at once. Please try again."), None, "busy"),
+}
+
+
+def _write_flash_order(institution, sale, details, touch, phone, attempt_key, now) -> FlashOrder:
+    contact, student = contacts.find_family(institution, details, touch)
+    if not created_in_this_transaction(contact):
+        # The family's row lock serialises its own attempts; then the database's count of
+        # its seats holds the limit whatever Redis said.
+        db.session.scalar(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+        if queries.family_flash_seats(sale, contact) >= sale.per_family_limit:
+            raise ServiceError(OVER_LIMIT, code="over_limit")
+    order = FlashOrder(
+        institution_id=institution.id,
+        flash_sale_id=sale.id,
+        contact_id=contact.id,
+        student_id=student.id,
+        attempt_key=attempt_key,
+        phone=phone,
+        price_amount=sale.sale_price_amount,
+        pay_by=now + timedelta(minutes=sale.pay_minutes),
+    )
+    db.session.add(order)
+    db.session.flush()
+    payment = payments.start_payment(
+        institution,
+        purpose=FLASH_PURPOSE,
+        reference=order.id,
+        amount=order.price_amount,
+        contact_id=contact.id,
+        manual_capture=False,
+        pay_by=order.pay_by + FLASH_PAYMENT_GRACE,
+    )
+    order.payment_id = payment.id
+    leads.ensure_lead(institution, contact, source=touch.utm_source or "flash_sale")
+    enqueue_after_commit(
+        "campaigns.expire_flash_order",
+        institution.id,
+        order.id,
+        job_id=f"flash-order-{order.id}",
+        at=order.pay_by,
+    )
+    # The hot row, last: the database refuses to oversell whatever Redis said.
+    claimed = db.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale.id, FlashSale.sold + FlashSale.reserved < FlashSale.stock)
+        .values(reserved=FlashSale.reserved + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        raise ServiceError(SOLD_OUT, code="sold_out")
+    return order
+
+
+@payments.on_transition(FLASH_PURPOSE)
+def _on_flash_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
+    """Paid in time: the seat is the family's and the child enrolled. Paid after the order
+    expired: the money goes back. Failed or abandoned: the order expires now."""
+    order = _locked_order(payment.reference)
+    if order is None:
+        return
+    institution = institution_by_id(order.institution_id)
+    if payment.status == PaymentStatus.CAPTURED:
+        if order.status == FlashOrderStatus.PENDING:
+            _flash_order_paid(institution, order)
+        elif order.status == FlashOrderStatus.EXPIRED:
+            payments.refund(payment, f"flash order {order.code} expired before it was paid")
+    elif payment.status == PaymentStatus.REFUNDED and order.status == FlashOrderStatus.EXPIRED:
+        order.status = FlashOrderStatus.REFUNDED
+        order.refunded_at = utcnow()
+        _notify_flash(institution, order, "flash_refunded")
+    elif payment.status == PaymentStatus.FAILED and order.status == FlashOrderStatus.PENDING:
+        expire_flash_order(institution, order, force=True)
+    db.session.flush()
+
+
+def _locked_order(order_id: int) -> FlashOrder | None:
+    return db.session.scalar(
+        select(FlashOrder)
+        .where(FlashOrder.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _flash_order_paid(institution, order: FlashOrder) -> None:
+    sale = order.flash_sale
+    order.status = FlashOrderStatus.PAID
+    order.paid_at = utcnow()
+    enrolment = courses.enrol_in_upcoming(
+        institution, sale.course, order.contact, order.student, EnrolmentSource.CAMPAIGN
+    )
+    order.enrolment_id = enrolment.id
+    leads.advance_lead(order.contact, Stage.ENROLLED)
+    groups.join_course_groups(institution, sale.course, order.contact, JoinVia.CAMPAIGN)
+    contacts.add_event(
+        order.contact, EventKind.CAMPAIGN, {"action": "bought", "campaign": sale.title}
+    )
+    group = groups.offer_context(institution, sale.course, order.contact)
+    _notify_flash(institution, order, "flash_paid", group)
+    loyalty.referral_after_commit(
+        institution, order.contact, ReferralEvent.PAYMENT, f"flash:{sale.code}"
+    )
+    # The hot row, last.
+    db.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale.id)
+        .values(reserved=FlashSale.reserved - 1, sold=FlashSale.sold + 1)
+        .execution_options(synchronize_session=False)
+    )
+    after_commit(db.session(), lambda: _flash_page_changed(sale))
+
+
+def expire_flash_order(institution, order: FlashOrder, force: bool = False) -> bool:
+    """An order not paid by its deadline expires and its seat returns to the sale (in the
+    database now, in Redis once this commits). Once: only a pending order expires."""
+    order = _locked_order(order.id)
+    if order is None or order.status != FlashOrderStatus.PENDING:
+        return False
+    if not force and order.pay_by > utcnow():
+        return False
+    order.status = FlashOrderStatus.EXPIRED
+    order.expired_at = utcnow()
+    _notify_flash(institution, order, "flash_expired")
+    sale_id, phone, attempt = order.flash_sale_id, order.phone, order.attempt_key
+    db.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale_id)
+        .values(reserved=FlashSale.reserved - 1)
+        .execution_options(synchronize_session=False)
+    )
+    after_commit(db.session(), lambda: stock.give_back(sale_id, phone, attempt))
+    after_commit(db.session(), lambda: _flash_page_changed(order.flash_sale))
+    return True
+
+
+def ask_flash_reminder(institution, sale: FlashSale, contact: Contact) -> bool:
+    """Tell the family when the sale starts (once, 5 minutes before: the outbox keeps it
+    once per sale and family). Returns whether this asked anew."""
+    if utcnow() >= sale.starts_at:
+        return False
+    row = db.insert_unless_exists(
+        FlashReminder,
+        {
+            "institution_id": institution.id,
+            "flash_sale_id": sale.id,
+            "contact_id": contact.id,
+            "created_at": utcnow(),
+        },
+        conflict=["flash_sale_id", "contact_id"],
+    )
+    if row is None:
+        return False
+    notifications.notify_contact(
+        institution,
+        contact,
+        "flash_starting",
+        _flash_context(sale),
+        dedupe_key=f"flash-remind:{sale.id}:{contact.id}",
+        send_at=max(sale.starts_at - FLASH_REMIND_BEFORE, utcnow()),
+    )
+    return True
+
+
+def flash_url(sale: FlashSale) -> str:
+    institution = institution_by_id(sale.institution_id)
+    return external_url(
+        "campaigns_public.flash_page", institution_slug=institution.slug, code=sale.code
+    )
+
+
+def _flash_context(sale: FlashSale, order: FlashOrder | None = None) -> dict:
+    context = {
+        "campaign_title": sale.title,
+        "course_title": sale.course.title,
+        "sale_starts_at": sale.starts_at.isoformat(),
+        "sale_link": flash_url(sale),
+        "currency": sale.currency,
+        "amount_minor": sale.sale_price_amount,
+    }
+    if order is not None:
+        context["child_name"] = order.student.name
+        context["amount_minor"] = order.price_amount
+        context["pay_by"] = order.pay_by.isoformat()
+    return context
+
+
+def _notify_flash(institution, order: FlashOrder, kind: str, extra: dict | None = None) -> None:
+    notifications.notify_contact(
+        institution,
+        order.contact,
+        kind,
+        {**_flash_context(order.flash_sale, order), **(extra or {})},
+        dedupe_key=f"{kind}:flash-order:{order.id}",
+    )

@@ -1,12 +1,12 @@
-"""Group-buy jobs: a team's deadline, its settlement, and the sweeper that finds either
-when its job was lost."""
+"""Campaign jobs: a team's deadline, its settlement, a flash order's deadline, and the
+sweepers that find any of them whose job was lost."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
 from app.campaigns import queries, services
-from app.campaigns.models import Team
+from app.campaigns.models import FlashOrder, Team
 from app.db import utcnow
 from app.extensions import db
 from app.jobs import job, periodic, platform_job, redrive
@@ -48,3 +48,26 @@ def sweep_teams() -> int:
         for team in teams:
             enqueued += redrive(fn, team.institution_id, team.id, job_id=f"{prefix}-{team.id}")
     return enqueued
+
+
+@job(queue="payments", timeout=120, retries=5)
+def expire_flash_order(institution, order_id: int) -> bool:
+    """At a flash order's deadline: expire it if still unpaid, and its seat goes back
+    (idempotent)."""
+    order = db.session.scalar(
+        select(FlashOrder).where(
+            FlashOrder.id == order_id, FlashOrder.institution_id == institution.id
+        )
+    )
+    return order is not None and services.expire_flash_order(institution, order)
+
+
+@periodic("SWEEP_INTERVAL_SECONDS")
+@platform_job(queue="payments", timeout=300)
+def sweep_flash_orders() -> int:
+    """Enqueue the deadline of every flash order past it and still unpaid, unless its job
+    is on its way."""
+    return sum(
+        redrive(expire_flash_order, institution_id, order_id, job_id=f"flash-order-{order_id}")
+        for institution_id, order_id in queries.flash_orders_past_deadline(utcnow())
+    )

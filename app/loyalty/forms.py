@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
-
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    HiddenField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -19,11 +16,10 @@ from wtforms.validators import (
     InputRequired,
     Length,
     NumberRange,
-    Regexp,
     ValidationError,
 )
 
-from app.forms import CohortForm, strip_filter
+from app.forms import CohortForm, ShownNumber, one_time_key, strip_filter
 from app.loyalty.models import REWARD_KIND_LABELS, RewardKind
 
 MAX_POINTS = 100_000  # one rule, price or grant; far above anything a school gives
@@ -86,6 +82,25 @@ class RewardForm(CohortForm):
         }
 
 
+class NewRewardForm(RewardForm):
+    # A fresh key in each form shown: a double click on Save makes one reward.
+    key = one_time_key()
+
+
+class EditRewardForm(RewardForm):
+    """A reward's edit form, with the stock the page showed: the service applies the
+    change staff made to it, not the figure typed, since families may have redeemed units
+    while the form was open (services.update_reward)."""
+
+    stock_seen = ShownNumber()
+
+
+class RedeemForm(CohortForm):
+    """The family's Redeem button, with the price its confirmation showed."""
+
+    price_seen = ShownNumber()
+
+
 class GrantPointsForm(CohortForm):
     amount = IntegerField(
         _l("Points"),
@@ -98,10 +113,7 @@ class GrantPointsForm(CohortForm):
         validators=[DataRequired(), Length(max=200)],
     )
     # A fresh key in each form shown: the same form sent twice adds its points once.
-    key = HiddenField(
-        default=lambda: secrets.token_urlsafe(16),
-        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")],
-    )
+    key = one_time_key()
 
     def validate_amount(self, field) -> None:
         if field.data == 0:

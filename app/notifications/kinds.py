@@ -47,6 +47,7 @@ _TEAM = (
 # The group a confirmation offers (its link is empty when the course has none).
 _GROUP = ("group_title", "group_kind", "group_link")
 _VIP = ("tier_name", "last_day")
+_FLASH = ("campaign_title", "course_title", "amount", "sale_link")
 KINDS = {
     "registration_confirmed": Kind(
         _l("Registration confirmed"), (*_COMMON, *_LESSON, "lessons", *_GROUP)
@@ -72,6 +73,19 @@ KINDS = {
     "referral_credited": Kind(
         _l("Referral: a friend the family brought was credited"),
         (*_COMMON, "friend_name", "event", "points"),
+    ),
+    "flash_starting": Kind(
+        _l("Flash sale: starting in 5 minutes"), (*_COMMON, *_FLASH, "start_time")
+    ),
+    "flash_paid": Kind(
+        _l("Flash sale: seat paid, child enrolled"),
+        (*_COMMON, *_FLASH, "child_name", "group_link", "group_title", "group_kind"),
+    ),
+    "flash_expired": Kind(
+        _l("Flash sale: order not paid in time"), (*_COMMON, *_FLASH, "child_name", "pay_deadline")
+    ),
+    "flash_refunded": Kind(
+        _l("Flash sale: late payment refunded"), (*_COMMON, *_FLASH, "child_name")
     ),
     "group_announcement": Kind(
         _l("Group: announcement"), (*_COMMON, "group_title", "announcement", "group_link")
@@ -103,6 +117,9 @@ VARIABLE_LABELS = {
     "group_title": _l("the group"),
     "group_kind": _l("the group's kind: trial, class, vip or open"),
     "announcement": _l("the announcement's text"),
+    "sale_link": _l("the link to the flash sale's page"),
+    "start_time": _l("when the flash sale starts"),
+    "pay_deadline": _l("when the order had to be paid by"),
     "friend_name": _l("the friend's name, masked"),
     "event": _l("what the friend did (registered, paid, joined a team)"),
     "points": _l("the points earned"),
@@ -142,6 +159,9 @@ SAMPLE_CONTEXT = {
     "group_link": "https://cohort.example/sunrise/g/…",
     "post": "✅ 21天英语阅读打卡营 · 第3天 · 乐乐\n今天读了10页",
     "reply": "读得很流利，继续加油！",
+    "sale_starts_at": "2026-12-05T12:00:00+00:00",
+    "pay_by": "2026-12-05T12:10:00+00:00",
+    "sale_link": "https://cohort.example/sunrise/fs/…",
     "friend_name": "李*",
     "event": "报名了试听课",
     "points": 100,
@@ -170,6 +190,8 @@ def variables(context: dict, locale: str) -> dict:
     values["lesson_time"] = format_time(context.get("starts_at"), zone, locale)
     values["old_lesson_time"] = format_time(context.get("old_starts_at"), zone, locale)
     values["deadline"] = format_time(context.get("expires_at"), zone, locale)
+    values["start_time"] = format_time(context.get("sale_starts_at"), zone, locale)
+    values["pay_deadline"] = format_time(context.get("pay_by"), zone, locale)
     if context.get("last_day"):  # a day of the institution's, as an ISO date
         values["last_day"] = format_date(date.fromisoformat(context["last_day"]), locale=locale)
     if context.get("amount_minor") is not None:

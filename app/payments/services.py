@@ -96,8 +96,10 @@ def start_payment(
     amount: int,
     contact_id: int | None,
     manual_capture: bool,
+    pay_by: datetime | None = None,
 ) -> Payment:
-    """A pending payment row, to be paid by `pay_window()` from now. The caller commits it
+    """A pending payment row, to be paid by `pay_by` (default `pay_window()` from now). The
+    caller commits it
     before Stripe is called (payments.checkout), so that a crash between the two leaves a
     row that its deadline job finishes: at `pay_by` the payment is read back from Stripe
     and, still unpaid, cancelled there and failed here (its domain frees what it held)."""
@@ -113,7 +115,7 @@ def start_payment(
         currency=institution.currency,
         is_manual_capture=manual_capture,
         created_at=now,
-        pay_by=now + pay_window(),
+        pay_by=pay_by or now + pay_window(),
     )
     db.session.add(payment)
     db.session.flush()
