@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, flash, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -16,6 +17,7 @@ from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from app.extensions import db
+from app.web import safe_next
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,16 @@ def _wants_json() -> bool:
     return request.is_json or best == "application/json"
 
 
-def render_error(status: int, detail=None, retry_url: str | None = None, code: str | None = None):
+def render_error(
+    status: int,
+    detail=None,
+    retry_url: str | None = None,
+    code: str | None = None,
+    back_url: str | None = None,
+):
     """The error page (or JSON) for `status`; `retry_url`, a path of this site to try
-    again from (a 503 offers it)."""
+    again from (a 503 offers it); `back_url`, the page of this site the request came
+    from."""
     title, text = ERROR_TEXT.get(status, ERROR_TEXT[500])
     if _wants_json():
         return jsonify(
@@ -79,7 +88,11 @@ def render_error(status: int, detail=None, retry_url: str | None = None, code: s
         ), status
     try:
         return render_template(
-            "errors/error.html", title=title, text=detail or text, retry_url=retry_url
+            "errors/error.html",
+            title=title,
+            text=detail or text,
+            retry_url=retry_url,
+            back_url=back_url,
         ), status
     except SQLAlchemyError:  # the layout needed the database, which is what failed
         return _bare_page(title, detail or text), status
@@ -111,9 +124,32 @@ _CODES = {
 }
 
 
+def same_site_referrer() -> str | None:
+    """The page of this site the request came from (its path and query), or None: none
+    given, or another site's."""
+    if not request.referrer:
+        return None
+    parts = urlsplit(request.referrer)
+    if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+        return None
+    return safe_next(urlunsplit(("", "", parts.path, parts.query, "")))
+
+
+TOO_LARGE = _l("The pictures are too large together: send fewer at a time.")
+
+
 def register_error_handlers(app: Flask) -> None:
-    for status in (400, 403, 404, 405, 413, 429, 500):
+    for status in (400, 403, 404, 405, 429, 500):
         app.register_error_handler(status, lambda exc, status=status: render_error(status))
+
+    @app.errorhandler(413)
+    def too_large(exc):
+        """More than MAX_CONTENT_LENGTH in one request: in practice several phone photos
+        in one post or check-in (static/js/shrink_pictures.js makes them smaller first,
+        where the browser runs it). Nothing was read or kept: say why, and lead back to
+        the page it came from. (Staff pages send one file at a time: a logo, a cover.)"""
+        detail = None if request.path.startswith("/staff/") else TOO_LARGE
+        return render_error(413, detail, back_url=same_site_referrer())
 
     @app.errorhandler(DBAPIError)
     def database_unavailable(error: DBAPIError):

@@ -10,10 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from app.accounts.models import User
+from app.campaigns.models import GroupBuy
 from app.contacts.models import Contact, ContactTouch, Student
+from app.courses.models import Course, CourseKind
 from app.extensions import db
 from app.institutions.models import Institution
 from app.jobs import run_burst
+from app.memberships.models import VipTier
 from app.notifications.models import OutboxMessage, OutboxStatus
 from tests.factories import make_course, make_form, make_group_buy
 from tests.helpers import FAMILY, count, parent
@@ -119,3 +122,65 @@ def test_a_nul_anywhere_in_a_request_is_a_400_that_changes_nothing(client, insti
         assert client.post(path, data=data).status_code in (400, 404), path
     assert client.get(f"/{institution.slug}/f/{lead_form.code}?ref=%00").status_code == 400
     assert count(Contact) == 0
+
+
+# --- money ---------------------------------------------------------------------------------------
+
+NOT_AMOUNTS = ["sNaN", "NaN", "-NaN", "Infinity", "-inf", "1e999"]
+
+
+@pytest.fixture
+def money_forms(institution):
+    """Every staff form with an amount of money: its URL, a valid submission, its money
+    fields, and the model it would write."""
+    course = make_course(institution, kind=CourseKind.REGULAR)
+    base = f"/staff/{institution.slug}"
+    return {
+        "vip_tier": (
+            f"{base}/vip/tiers/new",
+            {"name": "Gold", "price": "999", "duration_days": "365", "key": "k" * 22},
+            ["price"],
+            VipTier,
+        ),
+        "course": (
+            f"{base}/courses/new",
+            {"title": "Piano taster", "kind": "trial", "price": "0", "capacity": "6"},
+            ["price"],
+            Course,
+        ),
+        "group_buy": (
+            f"{base}/campaigns/new",
+            {
+                "title": "Summer group buy",
+                "course_id": course.id,
+                "list_price": "499",
+                "group_price": "199",
+                "leader_price": "149",
+                "team_size": "3",
+                "team_hours": "24",
+                "starts_at": "2030-06-01T10:00",
+                "ends_at": "2030-06-20T10:00",
+                "per_contact_limit": "1",
+            },
+            ["list_price", "group_price", "leader_price"],
+            GroupBuy,
+        ),
+    }
+
+
+@pytest.mark.parametrize("form", ["vip_tier", "course", "group_buy"])
+def test_a_money_field_refuses_what_is_not_a_finite_amount(owner_client, money_forms, form):
+    """Python's Decimal reads "sNaN", "NaN" and "Infinity", and WTForms' NumberRange met a
+    signalling NaN with a ValueError: a 500. Each is a field error, and nothing is kept."""
+    url, valid, fields, model = money_forms[form]
+    before = count(model)
+    for field in fields:
+        for value in NOT_AMOUNTS:
+            response = owner_client.post(url, data={**valid, field: value})
+            assert response.status_code == 422, (field, value, response.status_code)
+            page = response.get_data(as_text=True)
+            error = page[page.index(f'name="{field}"') :]
+            assert 'class="field-error"' in error[: error.index("</div>")], (field, value)
+    assert count(model) == before
+    assert owner_client.post(url, data=valid).status_code == 302  # the valid one is kept
+    assert count(model) == before + 1

@@ -3,7 +3,6 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    DecimalField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -19,6 +18,7 @@ from app.forms import (
     CohortForm,
     CoverFields,
     Honeypot,
+    MoneyField,
     MultiCheckboxField,
     local_datetime_field,
     strip_filter,
@@ -43,9 +43,8 @@ class CourseForm(CoverFields, CohortForm):
         _l("Description"), filters=[strip_filter], validators=[Length(max=4000)]
     )
     teacher_id = SelectField(_l("Teacher"), default="")
-    price = DecimalField(
+    price = MoneyField(
         _l("Price"),
-        places=2,
         default=0,
         validators=[NumberRange(0, 1_000_000)],
         description=_l("0 for a free course. Paid registration opens with online payments."),

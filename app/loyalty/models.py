@@ -114,6 +114,7 @@ class Reward(TenantScoped, Base):
     __table_args__ = (
         CheckConstraint("stock >= 0", name="reward_stock_not_negative"),
         CheckConstraint("points_price > 0", name="reward_price_positive"),
+        UniqueConstraint("institution_id", "create_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -124,6 +125,8 @@ class Reward(TenantScoped, Base):
     stock: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The one-time key of the form that created it: a double click on Save makes one.
+    create_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class RedemptionStatus(enum.StrEnum):

@@ -88,6 +88,13 @@ def all_rewards(institution) -> list[Reward]:
     )
 
 
+def reward_created_with(institution, key: str) -> Reward | None:
+    """The reward a new-reward form with this one-time key created, if any."""
+    return db.session.scalar(
+        select(Reward).where(Reward.institution_id == institution.id, Reward.create_key == key)
+    )
+
+
 def active_rewards(institution) -> list[Reward]:
     """The rewards families may redeem (sold-out ones too: the page says so)."""
     return list(

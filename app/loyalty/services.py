@@ -33,6 +33,7 @@ from app.text import masked_name
 
 log = logging.getLogger(__name__)
 SOLD_OUT = _l("Sorry, this reward is sold out.")
+PRICE_CHANGED = _l("The price of this reward changed: please look again.")
 
 
 def add_points(
@@ -129,34 +130,75 @@ def _rules_row(institution) -> PointsRules | None:
 # --- rewards and redemptions -----------------------------------------------------------------
 
 
-def create_reward(institution, **values) -> Reward:
-    """A new reward staff offer for points."""
-    reward = Reward(institution_id=institution.id)
+def create_reward(institution, key: str | None = None, **values) -> Reward:
+    """A new reward staff offer for points. `key`, the new-reward form's one-time key,
+    makes a second press of Save return the reward the first one made."""
+    made = key is not None and queries.reward_created_with(institution, key)
+    if made:
+        return made
+    reward = db.insert_unless_exists(
+        Reward,
+        {"institution_id": institution.id, "create_key": key, **values},
+        conflict=["institution_id", "create_key"],
+    )
+    # None: the same form, sent twice at the same moment, made it a moment ago.
+    return reward if reward is not None else queries.reward_created_with(institution, key)
+
+
+def update_reward(reward: Reward, stock_seen: int | None = None, **values) -> None:
+    """Change a reward. A new `stock` is a change to the stock the form showed
+    (`stock_seen`, needed with it), applied to the stock as it is now: families may have
+    redeemed units while staff had the form open, and a form still showing them must not
+    put them back on sale. Staff who take more units away than are left (the last ones
+    went meanwhile) are refused with the figure as it is now. The stock is changed last,
+    by one conditional UPDATE (the contended row); a redemption in the same instant waits
+    for its lock and then takes its unit from the new figure."""
+    stock = values.pop("stock", None)
     assign(reward, values)
-    db.session.add(reward)
     db.session.flush()
-    return reward
+    if stock is None or stock == stock_seen:
+        return
+    moved = 0
+    if stock_seen is not None:  # None: a form that did not say what it showed
+        change = stock - stock_seen
+        table = Reward.__table__
+        moved = db.session.execute(
+            update(table)
+            .where(
+                table.c.institution_id == reward.institution_id,
+                table.c.id == reward.id,
+                table.c.stock + change >= 0,
+            )
+            .values(stock=table.c.stock + change)
+        ).rowcount
+    db.session.expire(reward, ["stock"])
+    if not moved:
+        raise ServiceError(
+            _l(
+                "Families redeemed some meanwhile: %(n)s left now. Check the number and save "
+                "again.",
+                n=reward.stock,
+            ),
+            "stock",
+            code="stock_moved",
+        )
 
 
-def update_reward(reward: Reward, **values) -> None:
-    """Change a reward. `stock` is set to what staff typed (what is on the shelf now); a
-    redemption in the same instant waits for this row's lock and then takes its unit from
-    the new figure."""
-    assign(reward, values)
-    db.session.flush()
-
-
-def redeem_reward(institution, contact, reward: Reward) -> Redemption:
-    """The family spends the reward's price on one unit of it, all or nothing: the
-    family's row is locked first (two redemptions by one family cannot both spend the
-    same points), then the points are taken (a negative ledger entry), and one unit of
-    stock is claimed last by a conditional UPDATE, the contended row held for
-    milliseconds. A refusal (ServiceError) may come after rows were written: the caller
-    rolls back, and nothing is left of it. One unit at a time: a family with this reward
-    still to hand over is refused another, so a double tap spends nothing twice."""
+def redeem_reward(institution, contact, reward: Reward, *, price_seen: int | None) -> Redemption:
+    """The family spends the reward's price on one unit of it, all or nothing, at the
+    price its page showed (`price_seen`; a price changed since, or none, is refused with
+    PRICE_CHANGED): the family's row is locked first (two redemptions by one family
+    cannot both spend the same points), then the points are taken (a negative ledger
+    entry), and one unit of stock is claimed last by a conditional UPDATE, the contended
+    row held for milliseconds. A refusal (ServiceError) may come after rows were written:
+    the caller rolls back, and nothing is left of it. One unit at a time: a family with
+    this reward still to hand over is refused another, so a double tap spends nothing
+    twice."""
     _lock_family(contact)
     if not reward.is_active:
         raise ServiceError(_l("This reward is no longer offered."), code="reward_inactive")
+    if price_seen != reward.points_price:
+        raise ServiceError(PRICE_CHANGED, code="price_changed")
     if reward.stock <= 0:
         raise ServiceError(SOLD_OUT, code="sold_out")
     if queries.has_requested(contact, reward):

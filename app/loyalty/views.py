@@ -33,7 +33,13 @@ from app.forms import ConfirmForm
 from app.groups import queries as group_queries
 from app.images import qr_response
 from app.loyalty import queries, services
-from app.loyalty.forms import GrantPointsForm, PointsRulesForm, RewardForm
+from app.loyalty.forms import (
+    EditRewardForm,
+    GrantPointsForm,
+    NewRewardForm,
+    PointsRulesForm,
+    RedeemForm,
+)
 from app.loyalty.models import REFERRAL_EVENT_LABELS, Redemption, RedemptionStatus, Reward
 from app.portal import services as portal
 from app.tenancy import (
@@ -85,15 +91,34 @@ def reward_edit(reward_id: int):
 
 
 def _save_reward(reward: Reward | None):
-    form = RewardForm(obj=reward) if reward else RewardForm()
+    if reward is None:
+        form = NewRewardForm()
+    else:
+        form = EditRewardForm(obj=reward)
+        if request.method == "GET":
+            form.stock_seen.show(reward.stock)
     if form.validate_on_submit():
-        if reward is None:
-            services.create_reward(current_institution(), **form.values())
+        try:
+            if reward is None:
+                services.create_reward(current_institution(), key=form.key.data, **form.values())
+            else:
+                services.update_reward(reward, stock_seen=form.stock_seen.data, **form.values())
+        except ServiceError as error:
+            report(error, form)
+            if reward is not None:
+                form.stock_seen.show(reward.stock)  # read again: what is left now
         else:
-            services.update_reward(reward, **form.values())
-        db.session.commit()
-        flash(_("Reward saved."), "success")
-        return redirect(url_for(".reward_list"))
+            db.session.commit()
+            flash(_("Reward saved."), "success")
+            if reward is not None and reward.stock != form.stock.data:
+                flash(
+                    _(
+                        "Families redeemed some while you were editing: %(n)s in stock now.",
+                        n=reward.stock,
+                    ),
+                    "info",
+                )
+            return redirect(url_for(".reward_list"))
     return render_template("loyalty/reward_form.html", form=form, reward=reward), form_status(form)
 
 
@@ -204,15 +229,17 @@ def contact_points(contact_id: int):
 @public.post("/me/rewards/<int:reward_id>/redeem")
 @limiter.limit("10 per minute")
 def redeem(reward_id: int):
-    """The family redeems a reward from their page; a refusal (not enough points, sold
-    out) is shown there, and nothing was spent."""
+    """The family redeems a reward from their page, at the price its confirmation showed;
+    a refusal (not enough points, sold out, a price changed since) is shown there, and
+    nothing was spent."""
     institution = current_institution()
     contact = portal.family_signed_in(institution, session) or abort(404)
     reward = get_or_404(Reward, reward_id)
-    if not ConfirmForm().validate_on_submit():
+    form = RedeemForm()
+    if not form.validate_on_submit():
         return redirect(url_for("portal.page"))
     try:
-        services.redeem_reward(institution, contact, reward)
+        services.redeem_reward(institution, contact, reward, price_seen=form.price_seen.data)
     except ServiceError as error:
         report(error)
     else:

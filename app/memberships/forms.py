@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    DecimalField,
     IntegerField,
     SelectField,
     StringField,
@@ -13,7 +12,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from app.forms import CardFields, CohortForm, strip_filter
+from app.forms import (
+    CardFields,
+    CohortForm,
+    MoneyField,
+    ShownNumber,
+    one_time_key,
+    strip_filter,
+)
 from app.memberships.models import MAX_DAYS
 
 
@@ -21,9 +27,8 @@ class TierForm(CohortForm):
     name = StringField(
         _l("Name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
     )
-    price = DecimalField(
+    price = MoneyField(
         _l("Price"),
-        places=2,
         default=0,
         validators=[NumberRange(0, 1_000_000)],
         description=_l("0 for a tier that only staff grant. Families buy a paid tier online."),
@@ -40,6 +45,11 @@ class TierForm(CohortForm):
     is_active = BooleanField(_l("Offered"), default=True)
 
 
+class NewTierForm(TierForm):
+    # A fresh key in each form shown: a double click on Save makes one tier.
+    key = one_time_key()
+
+
 class GrantForm(CohortForm):
     """Staff give a family a membership; the tier's choices are set by the view."""
 
@@ -49,7 +59,18 @@ class GrantForm(CohortForm):
         validators=[Optional(), NumberRange(1, MAX_DAYS)],
         description=_l("Leave empty for the tier's own length."),
     )
+    # A fresh key in each form shown: the same form sent twice grants once.
+    key = one_time_key()
 
 
 class BuyForm(CardFields, CohortForm):
-    """Buying a paid tier: the card fields only with the test card checkout."""
+    """Buying a paid tier: the card fields only with the test card checkout, and the price
+    and days the page showed (a tier changed since is refused: services.start_purchase)."""
+
+    price_seen = ShownNumber()
+    days_seen = ShownNumber()
+
+    def show(self, tier) -> None:
+        """Carry the tier as the page shows it now."""
+        self.price_seen.show(tier.price_amount)
+        self.days_seen.show(tier.duration_days)

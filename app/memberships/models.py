@@ -59,6 +59,7 @@ class VipTier(TenantScoped, Base):
     __table_args__ = (
         CheckConstraint("price_amount >= 0", name="vip_price_not_negative"),
         CheckConstraint("duration_days > 0", name="vip_duration_positive"),
+        UniqueConstraint("institution_id", "create_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -68,6 +69,8 @@ class VipTier(TenantScoped, Base):
     perks: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The one-time key of the form that created it: a double click on Save makes one tier.
+    create_key: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def is_free(self) -> bool:
@@ -82,14 +85,16 @@ class MembershipSource(enum.StrEnum):
 
 class VipMembership(TenantScoped, Base):
     """A family's VIP time. A paid one is written when its payment succeeds (one per
-    payment); `warned_at` and `lapsed_at` mark the reminder 3 days before the end and the
-    removal from VIP groups on the day, each done once. A membership that another one
-    continues (a renewal) is never warned about, and its end is marked `lapsed_at` with
-    nobody removed."""
+    payment); a granted one once per grant form (`grant_key`, the form's one-time key).
+    `warned_at` and `lapsed_at` mark the reminder 3 days before the end and the removal
+    from VIP groups on the day, each done once. A membership that another one continues
+    (a renewal) is never warned about, and its end is marked `lapsed_at` with nobody
+    removed."""
 
     __tablename__ = "vip_memberships"
     __table_args__ = (
         UniqueConstraint("institution_id", "payment_id"),
+        UniqueConstraint("institution_id", "grant_key"),
         CheckConstraint("ends_at > starts_at", name="vip_membership_in_order"),
     )
 
@@ -99,6 +104,7 @@ class VipMembership(TenantScoped, Base):
     source: Mapped[MembershipSource] = mapped_column(str_enum(MembershipSource))
     payment_id: Mapped[int | None] = parent_id("payments")
     granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    grant_key: Mapped[str | None] = mapped_column(String(64))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime] = mapped_column(index=True)
     warned_at: Mapped[datetime | None]
@@ -117,6 +123,27 @@ class VipMembership(TenantScoped, Base):
 
     def warn_at(self, zone: ZoneInfo) -> datetime:
         return warn_at(self.ends_at, zone)
+
+
+class VipPurchase(TenantScoped, Base):
+    """What a family's VIP payment buys, written with the payment when the family presses
+    Pay: the tier, its days and its price as the page showed them. The membership is
+    written from it when the money is taken, which can be minutes later (a 3-D Secure
+    step, the Payment Element), by which time staff may have changed the tier."""
+
+    __tablename__ = "vip_purchases"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "payment_id"),
+        CheckConstraint("duration_days > 0", name="vip_purchase_duration_positive"),
+        CheckConstraint("price_amount > 0", name="vip_purchase_price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = parent_id("payments", ondelete="CASCADE")
+    tier_id: Mapped[int] = parent_id("vip_tiers", index=True)
+    duration_days: Mapped[int]
+    price_amount: Mapped[int]  # minor units, the payment's currency
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 SOURCE_LABELS = {

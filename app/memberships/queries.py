@@ -16,6 +16,7 @@ from app.institutions.models import Institution
 from app.memberships.models import (
     WARN_DAYS,
     VipMembership,
+    VipPurchase,
     VipTier,
     last_day_of,
     membership_end,
@@ -46,6 +47,11 @@ def active_tiers(institution) -> list[VipTier]:
 
 def tier_of(institution, tier_id: int) -> VipTier | None:
     return db.session.scalar(scoped_select(VipTier, institution).where(VipTier.id == tier_id))
+
+
+def tier_created_with(institution, key: str) -> VipTier | None:
+    """The tier a form with this one-time key created, if any."""
+    return db.session.scalar(scoped_select(VipTier, institution).where(VipTier.create_key == key))
 
 
 # --- who is a VIP ------------------------------------------------------------------------------
@@ -156,6 +162,23 @@ def next_term(institution, contact, days: int, now: datetime) -> tuple[datetime,
     family's VIP time (a renewal, with no day lost) or, without one, from now."""
     starts_at = max(vip_until(contact, now) or now, now)
     return starts_at, membership_end(starts_at, days, institution.zone)
+
+
+def purchase_of(payment: Payment) -> VipPurchase | None:
+    """What a VIP payment buys (None for a payment started before purchases were kept)."""
+    return db.session.scalar(
+        select(VipPurchase).where(
+            VipPurchase.institution_id == payment.institution_id,
+            VipPurchase.payment_id == payment.id,
+        )
+    )
+
+
+def granted_with(institution, key: str) -> VipMembership | None:
+    """The membership a grant form with this one-time key gave, if any."""
+    return db.session.scalar(
+        scoped_select(VipMembership, institution).where(VipMembership.grant_key == key)
+    )
 
 
 def pending_payment(contact) -> Payment | None:

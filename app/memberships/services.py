@@ -32,7 +32,13 @@ from app.groups import services as groups
 from app.loyalty import services as loyalty
 from app.loyalty.models import ReferralEvent
 from app.memberships import queries
-from app.memberships.models import MAX_DAYS, MembershipSource, VipMembership, VipTier
+from app.memberships.models import (
+    MAX_DAYS,
+    MembershipSource,
+    VipMembership,
+    VipPurchase,
+    VipTier,
+)
 from app.memberships.queries import PURPOSE
 from app.notifications import services as notifications
 from app.payments import services as payments
@@ -40,14 +46,17 @@ from app.payments.models import Payment, PaymentStatus
 from app.tenancy import institution_by_id
 
 log = logging.getLogger(__name__)
+TIER_CHANGED = _l("This membership changed: please look at it again.")
 
 
 # --- tiers -------------------------------------------------------------------------------------
 
 
-def save_tier(institution, tier: VipTier | None, **values) -> VipTier:
+def save_tier(institution, tier: VipTier | None, key: str | None = None, **values) -> VipTier:
     """Create a tier (`tier` None) or change one. A change applies to memberships bought or
-    granted from then on; those already written keep their days."""
+    granted from then on; those already written, and purchases already started, keep
+    their days. `key`, the new-tier form's one-time key, makes a second press of Save
+    return the tier the first one made."""
     if not (values.get("name") or "").strip():
         raise ServiceError(_l("Give the tier a name."), field="name", code="name")
     if values.get("price_amount", 0) < 0:
@@ -57,8 +66,16 @@ def save_tier(institution, tier: VipTier | None, **values) -> VipTier:
             _l("Between 1 and %(n)s days.", n=MAX_DAYS), field="duration_days", code="days"
         )
     if tier is None:
-        tier = VipTier(institution_id=institution.id)
-        db.session.add(tier)
+        made = key is not None and queries.tier_created_with(institution, key)
+        if made:
+            return made
+        tier = db.insert_unless_exists(
+            VipTier,
+            {"institution_id": institution.id, "create_key": key, **values},
+            conflict=["institution_id", "create_key"],
+        )
+        # None: the same form, sent twice at the same moment, made it a moment ago.
+        return tier if tier is not None else queries.tier_created_with(institution, key)
     assign(tier, values)
     db.session.flush()
     return tier
@@ -99,11 +116,12 @@ def _lock_family(contact_id: int) -> Contact:
 
 
 def _add_membership(
-    institution, contact: Contact, tier: VipTier, days: int, **values
+    institution, contact: Contact, tier: VipTier, days: int, once_per: str, **values
 ) -> VipMembership | None:
     """A membership of `days` days in `tier`, from the end of the family's VIP time (or
-    now); for a payment, none if the payment has one already (None). The caller holds the
-    family's row lock."""
+    now); none (None) if the payment or the grant form it comes from (`once_per`:
+    "payment_id" or "grant_key") has one already. The caller holds the family's row
+    lock."""
     starts_at, ends_at = queries.next_term(institution, contact, days, utcnow())
     membership = db.insert_unless_exists(
         VipMembership,
@@ -115,7 +133,7 @@ def _add_membership(
             "ends_at": ends_at,
             **values,
         },
-        conflict=["institution_id", "payment_id"],
+        conflict=["institution_id", once_per],
     )
     if membership is None:
         return None
@@ -132,45 +150,66 @@ def _add_membership(
 
 
 def grant_membership(
-    institution, contact: Contact, tier: VipTier, actor, days: int | None = None
+    institution,
+    contact: Contact,
+    tier: VipTier,
+    actor,
+    days: int | None = None,
+    key: str | None = None,
 ) -> VipMembership:
     """Staff give the family a membership of `tier` (free or paid, for the tier's days or
     `days`): at once, or after the family's current VIP time (a renewal). The family is
-    told."""
+    told. `key`, the grant form's one-time key, makes the same form sent twice grant once:
+    the second press gets the membership the first one gave."""
     if tier.institution_id != institution.id or not tier.is_active:
         raise ServiceError(_l("Choose one of the tiers."), field="tier_id", code="tier")
     days = tier.duration_days if days is None else days
     if not 0 < days <= MAX_DAYS:
         raise ServiceError(_l("Between 1 and %(n)s days.", n=MAX_DAYS), field="days", code="days")
     contact = _lock_family(contact.id)
-    return _add_membership(
+    # Under the family's lock: a second press waits for the first one's commit, then
+    # finds its membership here.
+    given = key is not None and queries.granted_with(institution, key)
+    if given:
+        return given
+    membership = _add_membership(
         institution,
         contact,
         tier,
         days,
+        once_per="grant_key",
         source=MembershipSource.GRANTED,
         granted_by_id=actor.id if actor is not None else None,
+        grant_key=key,
     )
+    return membership if membership is not None else queries.granted_with(institution, key)
 
 
-def start_purchase(institution, contact: Contact, tier: VipTier) -> Payment:
+def start_purchase(
+    institution, contact: Contact, tier: VipTier, *, price_seen: int | None, days_seen: int | None
+) -> Payment:
     """The pending payment for a paid tier, bought by the family from its page (the caller
-    hands it to payments.checkout). The membership is written when the payment succeeds
-    (`_on_payment`): it starts then, or when the family's VIP time ends. Free tiers are
-    only granted by staff; one VIP payment at a time per family."""
+    hands it to payments.checkout), with what it buys (a VipPurchase: the days and the
+    price). The family pays for what its page showed (`price_seen`, `days_seen`): a tier
+    changed since is refused (TIER_CHANGED), and the page shows it again as it is now.
+    The membership is written when the payment succeeds (`_on_payment`), for the days
+    bought whatever the tier says by then: it starts then, or when the family's VIP time
+    ends. Free tiers are only granted by staff; one VIP payment at a time per family."""
     if tier.institution_id != institution.id or not tier.is_active:
         raise ServiceError(_l("This membership is no longer offered."), code="tier")
     if tier.is_free:
         raise ServiceError(
             _l("This membership is given by our staff. Please ask us."), code="free_tier"
         )
+    if (price_seen, days_seen) != (tier.price_amount, tier.duration_days):
+        raise ServiceError(TIER_CHANGED, code="tier_changed")
     contact = _lock_family(contact.id)
     if queries.pending_payment(contact) is not None:
         raise ServiceError(
             _l("A VIP payment is already in progress. Finish it or try again later."),
             code="payment_in_progress",
         )
-    return payments.start_payment(
+    payment = payments.start_payment(
         institution,
         purpose=PURPOSE,
         reference=tier.id,
@@ -178,14 +217,26 @@ def start_purchase(institution, contact: Contact, tier: VipTier) -> Payment:
         contact_id=contact.id,
         manual_capture=False,
     )
+    db.session.add(
+        VipPurchase(
+            institution_id=institution.id,
+            payment_id=payment.id,
+            tier_id=tier.id,
+            duration_days=tier.duration_days,
+            price_amount=tier.price_amount,
+        )
+    )
+    db.session.flush()
+    return payment
 
 
 @payments.on_transition(PURPOSE)
 def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
-    """The money is taken: the family's membership is written, once per payment (whatever
-    the tier's price or status is by now: this is what they paid for). A payment that
-    fails or is abandoned held nothing, so there is nothing to free. (Cohort never refunds
-    a VIP payment itself; one refunded at Stripe by hand leaves the membership as it is.)"""
+    """The money is taken: the family's membership is written, once per payment, for the
+    days its purchase recorded when the family pressed Pay (whatever the tier's days,
+    price or status are by now: this is what they paid for). A payment that fails or is
+    abandoned held nothing, so there is nothing to free. (Cohort never refunds a VIP
+    payment itself; one refunded at Stripe by hand leaves the membership as it is.)"""
     if payment.status != PaymentStatus.CAPTURED or payment.contact_id is None:
         return
     institution = institution_by_id(payment.institution_id)
@@ -196,11 +247,15 @@ def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
             "vip payment %s: no tier %s or family to give it to", payment.id, payment.reference
         )
         return
+    purchase = queries.purchase_of(payment)
+    # A payment started before purchases were recorded has none: the tier's days then.
+    days = purchase.duration_days if purchase is not None else tier.duration_days
     _add_membership(
         institution,
         contact,
         tier,
-        tier.duration_days,
+        days,
+        once_per="payment_id",
         source=MembershipSource.PAID,
         payment_id=payment.id,
     )

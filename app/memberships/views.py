@@ -16,7 +16,7 @@ from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.memberships import queries, services
-from app.memberships.forms import BuyForm, GrantForm, TierForm
+from app.memberships.forms import BuyForm, GrantForm, NewTierForm, TierForm
 from app.memberships.models import SOURCE_LABELS, VipTier, last_day_of
 from app.money import to_major, to_minor
 from app.paging import paginate
@@ -67,7 +67,7 @@ def tier_edit(tier_id: int):
 
 def _save_tier(tier: VipTier | None):
     institution = current_institution()
-    form = TierForm(obj=tier) if tier else TierForm()
+    form = TierForm(obj=tier) if tier else NewTierForm()
     if request.method == "GET" and tier is not None:
         form.price.data = to_major(tier.price_amount, institution.currency)
     if form.validate_on_submit():
@@ -75,6 +75,7 @@ def _save_tier(tier: VipTier | None):
             services.save_tier(
                 institution,
                 tier,
+                key=form.key.data if tier is None else None,
                 name=form.name.data,
                 price_amount=to_minor(form.price.data, institution.currency),
                 duration_days=form.duration_days.data,
@@ -128,7 +129,7 @@ def grant(contact_id: int):
         tier = next(tier for tier in tiers if tier.id == form.tier_id.data)
         try:
             membership = services.grant_membership(
-                institution, contact, tier, current_user, days=form.days.data
+                institution, contact, tier, current_user, days=form.days.data, key=form.key.data
             )
         except ServiceError as error:
             report(error, form)
@@ -175,6 +176,7 @@ def buy(tier_id: int):
         response = _buy(institution, contact, tier, form)
         if response is not None:
             return response
+    form.show(tier)  # as it is now, also after a refusal because it changed
     now = utcnow()
     starts_at, ends_at = queries.next_term(institution, contact, tier.duration_days, now)
     return render_template(
@@ -192,7 +194,13 @@ def _buy(institution, contact: Contact, tier: VipTier, form: BuyForm):
     """Start the payment and take it (the membership is written when it succeeds).
     Returns a redirect, or None to show the form again with its errors."""
     try:
-        payment = services.start_purchase(institution, contact, tier)
+        payment = services.start_purchase(
+            institution,
+            contact,
+            tier,
+            price_seen=form.price_seen.data,
+            days_seen=form.days_seen.data,
+        )
     except ServiceError as error:
         report(error, form)
         return None

@@ -490,6 +490,41 @@ def test_a_file_that_is_not_a_picture_or_too_many_pictures_change_nothing(app, t
     assert db.session.scalar(select(func.count()).select_from(Post)) == 0
 
 
+def test_pictures_too_large_together_get_a_clear_page_leading_back_to_the_group(
+    app, tenant, group_setup, monkeypatch
+):
+    """More than MAX_CONTENT_LENGTH in one post (phone photos, where the page's script
+    could not make them smaller): nothing is kept, and the family is told why and led
+    back to the page it came from, never to another site's."""
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
+    group, _, member = group_setup
+    client = app.test_client()
+    sign_in(client, member.contact)
+    page = f"http://localhost/{tenant.slug}/g/{group.code}"
+    pictures = [(io.BytesIO(b"\xff" * 1024 * 1024), f"photo{n}.jpg") for n in range(3)]
+
+    refused = client.post(
+        f"/{tenant.slug}/g/{group.code}/posts",
+        data={"body": ORDINARY, "pictures": pictures},
+        content_type="multipart/form-data",
+        headers={"Referer": page},
+    )
+    elsewhere = client.post(
+        f"/{tenant.slug}/g/{group.code}/posts",
+        data={"body": ORDINARY, "pictures": (io.BytesIO(b"\xff" * 3 * 1024 * 1024), "p.jpg")},
+        content_type="multipart/form-data",
+        headers={"Referer": "https://evil.example/phish"},
+    )
+
+    assert refused.status_code == elsewhere.status_code == 413
+    html = refused.get_data(as_text=True)
+    assert "The pictures are too large together: send fewer at a time." in html
+    assert f'href="/{tenant.slug}/g/{group.code}"' in html
+    assert "evil.example" not in elsewhere.get_data(as_text=True)
+    assert "The pictures are too large together" in elsewhere.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Post)) == 0
+
+
 def test_a_reported_post_waits_for_staff_who_keep_or_remove_it(
     app, tenant, owner, owner_client, group_setup
 ):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from app.contacts.models import Contact
@@ -61,7 +62,9 @@ def redeem_together(app, institution_id: int, attempts: list[tuple[int, int]]) -
                 assert reward.stock > 0
                 loaded.wait()
                 try:
-                    redemption = services.redeem_reward(institution, contact, reward)
+                    redemption = services.redeem_reward(
+                        institution, contact, reward, price_seen=reward.points_price
+                    )
                 except ServiceError as error:
                     db.session.rollback()
                     return error
@@ -94,7 +97,8 @@ def test_two_families_redeeming_the_last_unit_at_once_one_gets_it_one_is_told_so
         wins = [r for r in results if isinstance(r, int)]
         assert len(wins) == 1 and len(refusals) == 1, results
         assert refusals[0].code == "sold_out"
-        assert str(refusals[0].message) == "Sorry, this reward is sold out."
+        with force_locale("en"):  # outside a request: the default language is Chinese
+            assert str(refusals[0].message) == "Sorry, this reward is sold out."
         balances, stocks, redemptions = state(school, families, [reward])
         assert stocks == [0]
         assert [r.id for r in redemptions] == wins
@@ -128,6 +132,7 @@ def test_parallel_requests_for_the_last_unit_show_one_family_a_sold_out_message(
                 session[SESSION_KEY] = {str(school): families[n]}
             response = client.post(
                 f"/{slug}/me/rewards/{reward}/redeem",
+                data={"price_seen": "80"},
                 environ_base={"REMOTE_ADDR": f"10.50.0.{n + 1}"},
                 follow_redirects=True,
             )

@@ -75,7 +75,7 @@ def test_a_redemption_takes_the_points_and_one_unit_and_cancelling_gives_both_ba
     reward = make_reward(tenant, price=100, stock=2)
     db.session.commit()
 
-    redemption = services.redeem_reward(tenant, family, reward)
+    redemption = services.redeem_reward(tenant, family, reward, price_seen=reward.points_price)
     db.session.commit()
 
     assert queries.balance(family) == 20
@@ -100,9 +100,22 @@ def test_a_refused_redemption_changes_nothing(tenant):
     hidden = make_reward(tenant, price=10, is_active=False)
     db.session.commit()
 
-    assert refusal(lambda: services.redeem_reward(tenant, family, dear)) == "not_enough_points"
-    assert refusal(lambda: services.redeem_reward(tenant, family, cheap)) == "sold_out"
-    assert refusal(lambda: services.redeem_reward(tenant, family, hidden)) == "reward_inactive"
+    assert (
+        refusal(lambda: services.redeem_reward(tenant, family, dear, price_seen=dear.points_price))
+        == "not_enough_points"
+    )
+    assert (
+        refusal(
+            lambda: services.redeem_reward(tenant, family, cheap, price_seen=cheap.points_price)
+        )
+        == "sold_out"
+    )
+    assert (
+        refusal(
+            lambda: services.redeem_reward(tenant, family, hidden, price_seen=hidden.points_price)
+        )
+        == "reward_inactive"
+    )
 
     assert queries.balance(family) == 40
     assert db.session.scalars(select(Redemption)).all() == []
@@ -120,7 +133,12 @@ def test_the_stock_claim_refuses_and_undoes_the_spending_when_the_last_unit_went
     assert reward.stock == 1  # as the family's request loaded it
     db.session.execute(text("UPDATE rewards SET stock = 0 WHERE id = :id"), {"id": reward.id})
 
-    assert refusal(lambda: services.redeem_reward(tenant, family, reward)) == "sold_out"
+    assert (
+        refusal(
+            lambda: services.redeem_reward(tenant, family, reward, price_seen=reward.points_price)
+        )
+        == "sold_out"
+    )
 
     assert queries.balance(family) == 100
     assert db.session.scalars(select(Redemption)).all() == []
@@ -206,7 +224,9 @@ def test_the_balance_is_the_ledgers_sum_after_a_thousand_random_operations(tenan
                     expected = "already_requested"
                 elif balances[family.id] < reward.points_price:
                     expected = "not_enough_points"
-                redemption = services.redeem_reward(tenant, family, reward)
+                redemption = services.redeem_reward(
+                    tenant, family, reward, price_seen=reward.points_price
+                )
                 waiting[redemption.id] = (family.id, reward.id, reward.points_price)
                 balances[family.id] -= reward.points_price
                 stock[reward.id] -= 1
@@ -223,8 +243,8 @@ def test_the_balance_is_the_ledgers_sum_after_a_thousand_random_operations(tenan
                 else:
                     services.fulfil_redemption(redemption, staff)
             elif operation == "restock":
-                stock[reward.id] = rng.randint(0, 6)
-                services.update_reward(reward, stock=stock[reward.id])
+                seen, stock[reward.id] = stock[reward.id], rng.randint(0, 6)
+                services.update_reward(reward, stock=stock[reward.id], stock_seen=seen)
             elif operation == "toggle":
                 active[reward.id] = rng.random() < 0.7
                 services.update_reward(reward, is_active=active[reward.id])

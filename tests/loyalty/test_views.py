@@ -3,6 +3,7 @@ from their own page, and everything refused is a clear message, never a 500."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -47,15 +48,17 @@ def family_client(app, institution, contact):
 def test_staff_create_a_reward_and_bad_input_comes_back_with_field_errors(owner_client, tenant):
     base = f"/staff/{tenant.slug}/rewards"
 
-    refused = owner_client.post(f"{base}/new", data={**REWARD, "title": "", "points_price": "0"})
+    refused = owner_client.post(
+        f"{base}/new", data={**REWARD, "title": "", "points_price": "0", "key": "k" * 22}
+    )
     assert refused.status_code == 422
     page = refused.get_data(as_text=True)
     assert "This field is required." in page and "Number must be between 1 and 100000" in page
-    refused = owner_client.post(f"{base}/new", data={**REWARD, "stock": "many"})
+    refused = owner_client.post(f"{base}/new", data={**REWARD, "stock": "many", "key": "k" * 22})
     assert refused.status_code == 422 and "Not a valid integer value." in refused.get_data(True)
     assert db.session.scalars(select(Reward)).all() == []
 
-    assert owner_client.post(f"{base}/new", data=REWARD).status_code == 302
+    assert owner_client.post(f"{base}/new", data={**REWARD, "key": "k" * 22}).status_code == 302
     (reward,) = db.session.scalars(select(Reward)).all()
     assert (reward.title, reward.points_price, reward.stock, reward.is_active) == (
         "Saturday trial lesson",
@@ -67,11 +70,108 @@ def test_staff_create_a_reward_and_bad_input_comes_back_with_field_errors(owner_
     assert "Saturday trial lesson" in listed and "Free trial lesson" in listed  # its kind
 
     edited = owner_client.post(
-        f"{base}/{reward.id}/edit", data={**REWARD, "stock": "0", "is_active": ""}
+        f"{base}/{reward.id}/edit",
+        data={**REWARD, "stock": "0", "stock_seen": "2", "is_active": ""},
     )
     assert edited.status_code == 302
     db.session.refresh(reward)
     assert reward.stock == 0 and not reward.is_active
+
+
+def page_values(html: str) -> dict[str, str]:
+    """The hidden fields of a page's form (what it showed, its one-time key)."""
+    return dict(re.findall(r'<input id="\w+" name="(\w+)" type="hidden" value="([^"]*)"', html))
+
+
+def test_a_new_reward_form_sent_twice_makes_one_reward(owner_client, tenant):
+    url = f"/staff/{tenant.slug}/rewards/new"
+    form = page_values(owner_client.get(url).get_data(as_text=True))
+
+    assert owner_client.post(url, data={**REWARD, **form}).status_code == 302
+    assert owner_client.post(url, data={**REWARD, **form}).status_code == 302  # a double click
+
+    (reward,) = db.session.scalars(select(Reward)).all()
+    assert reward.title == "Saturday trial lesson"
+
+
+def test_a_stale_edit_form_never_puts_a_redeemed_unit_back_on_sale(
+    app, owner_client, tenant, family
+):
+    """Staff open the edit form with one unit left; a family redeems it meanwhile. Saving
+    the form keeps the stock at what the families left, plus what staff changed."""
+    reward = make_reward(tenant, price=150, stock=1, title="Material pack")
+    db.session.commit()
+    url = f"/staff/{tenant.slug}/rewards/{reward.id}/edit"
+    form = page_values(owner_client.get(url).get_data(as_text=True))
+    phone = family_client(app, tenant, family)
+    phone.post(f"/{tenant.slug}/me/rewards/{reward.id}/redeem", data={"price_seen": "150"})
+    db.session.refresh(reward)
+    assert reward.stock == 0
+
+    renamed = owner_client.post(
+        url, data={**REWARD, **form, "title": "Material pack (blue)", "stock": "1"}
+    )
+
+    assert renamed.status_code == 302
+    db.session.refresh(reward)
+    assert (reward.title, reward.stock) == ("Material pack (blue)", 0)
+    assert form["stock_seen"] == "1"  # what the form showed
+    other = family_client(app, tenant, make_family(tenant, 2))
+    assert "Sold out" in other.get(f"/{tenant.slug}/me").get_data(as_text=True)
+
+    # Staff who restock from the stale form add what they added: 1 shown, 4 typed, 3 more.
+    restocked = owner_client.post(url, data={**REWARD, **form, "stock": "4"}, follow_redirects=True)
+    assert "Families redeemed some while you were editing: 3 in stock now." in restocked.get_data(
+        as_text=True
+    )
+    db.session.refresh(reward)
+    assert reward.stock == 3
+
+
+def test_taking_away_units_families_redeemed_meanwhile_is_refused_with_the_stock_now(
+    app, owner_client, tenant, family
+):
+    reward = make_reward(tenant, price=150, stock=1)
+    db.session.commit()
+    url = f"/staff/{tenant.slug}/rewards/{reward.id}/edit"
+    form = page_values(owner_client.get(url).get_data(as_text=True))
+    phone = family_client(app, tenant, family)
+    phone.post(f"/{tenant.slug}/me/rewards/{reward.id}/redeem", data={"price_seen": "150"})
+
+    refused = owner_client.post(url, data={**REWARD, **form, "stock": "0", "title": "Gone"})
+
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "Families redeemed some meanwhile: 0 left now." in page
+    assert page_values(page)["stock_seen"] == "0"  # the form now shows what is left
+    db.session.refresh(reward)
+    assert (reward.stock, reward.title) == (0, "Reward for 150")
+    again = owner_client.post(url, data={**REWARD, **page_values(page), "stock": "0"})
+    assert again.status_code == 302
+    db.session.refresh(reward)
+    assert reward.stock == 0
+
+
+def test_a_redemption_at_a_price_the_page_no_longer_shows_is_refused(app, tenant, family):
+    reward = make_reward(tenant, price=150, stock=2, title="Material pack")
+    db.session.commit()
+    phone = family_client(app, tenant, family)
+    page = phone.get(f"/{tenant.slug}/me").get_data(as_text=True)
+    services.update_reward(reward, points_price=180)
+    db.session.commit()
+
+    url = f"/{tenant.slug}/me/rewards/{reward.id}/redeem"
+    refused = phone.post(url, data={"price_seen": "150"}, follow_redirects=True)
+    no_price = phone.post(url, follow_redirects=True)
+
+    for response in (refused, no_price):
+        assert "The price of this reward changed: please look again." in response.get_data(True)
+    assert queries.balance(family) == 200
+    assert db.session.scalars(select(Redemption)).all() == []
+    assert 'name="price_seen" value="150"' in page  # what the confirmation asked about
+    assert 'name="price_seen" value="180"' in refused.get_data(as_text=True)
+    assert phone.post(url, data={"price_seen": "180"}).status_code == 302
+    assert queries.balance(family) == 20
 
 
 def test_staff_who_are_not_managers_see_rewards_but_cannot_define_them(client, tenant):
@@ -112,7 +212,9 @@ def test_a_family_redeems_from_its_page_and_staff_hand_the_reward_over(
     assert "My points" in page and '<p class="stat">200 ' in page and "Material pack" in page
     assert f"/me/rewards/{reward.id}/redeem" in page
 
-    redeemed = phone.post(f"/{tenant.slug}/me/rewards/{reward.id}/redeem")
+    redeemed = phone.post(
+        f"/{tenant.slug}/me/rewards/{reward.id}/redeem", data={"price_seen": "150"}
+    )
     assert redeemed.status_code == 302
     page = phone.get(redeemed.headers["Location"]).get_data(as_text=True)
     assert "Material pack is yours" in page and "To hand over" in page
@@ -137,7 +239,7 @@ def test_staff_cancel_a_redemption_and_the_family_gets_its_points_back(
     app, owner_client, tenant, family
 ):
     reward = make_reward(tenant, price=150, stock=1)
-    redemption = services.redeem_reward(tenant, family, reward)
+    redemption = services.redeem_reward(tenant, family, reward, price_seen=reward.points_price)
     db.session.commit()
 
     url = f"/staff/{tenant.slug}/rewards/redemptions/{redemption.id}/cancel"
@@ -164,7 +266,9 @@ def test_not_enough_points_and_sold_out_are_messages_on_the_familys_page(app, te
         (gone, "Sorry, this reward is sold out."),
     ):
         response = phone.post(
-            f"/{tenant.slug}/me/rewards/{reward.id}/redeem", follow_redirects=True
+            f"/{tenant.slug}/me/rewards/{reward.id}/redeem",
+            data={"price_seen": reward.points_price},
+            follow_redirects=True,
         )
         assert response.status_code == 200 and message in response.get_data(as_text=True)
     assert queries.balance(family) == 200
@@ -214,7 +318,7 @@ def test_staff_give_and_take_points_from_the_contacts_page(owner_client, tenant,
 
 def test_staff_of_another_institution_get_404_for_rewards_and_redemptions(client, tenant, family):
     reward = make_reward(tenant, price=100)
-    redemption = services.redeem_reward(tenant, family, reward)
+    redemption = services.redeem_reward(tenant, family, reward, price_seen=reward.points_price)
     db.session.commit()
     other = make_institution()
     login(client, make_member(other, Role.OWNER))

@@ -4,11 +4,13 @@ days before and leaves the VIP clubs on the day, each exactly once."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from app.accounts.models import Role
@@ -69,6 +71,19 @@ def make_tier(institution, price: int = PRICE, days: int = 365, name: str = "Gol
         perks="Priority seats\nA monthly parents' salon",
         is_active=True,
     )
+
+
+def page_values(html: str) -> dict[str, str]:
+    """The hidden fields of a page's form: what it showed (a price, days) and its key."""
+    return dict(re.findall(r'<input id="\w+" name="(\w+)" type="hidden" value="([^"]*)"', html))
+
+
+def buy_data(client, institution, tier, **card) -> dict:
+    """What the checkout page of `tier` sends when the family presses Pay (the test card,
+    and the price and days the page shows)."""
+    page = client.get(f"/{institution.slug}/me/vip/{tier.id}")
+    assert page.status_code == 200
+    return {**CARD, **card, **page_values(page.get_data(as_text=True))}
 
 
 def make_vip_club(institution):
@@ -157,7 +172,9 @@ def test_a_paid_membership_opens_the_vip_club(app, institution, mail_server):
     checkout = client.get(f"/{institution.slug}/me/vip/{tier.id}").get_data(as_text=True)
     assert "Pay CN¥999.00" in checkout and "Card (test mode)" in checkout
 
-    paid = client.post(f"/{institution.slug}/me/vip/{tier.id}", data=CARD)
+    paid = client.post(
+        f"/{institution.slug}/me/vip/{tier.id}", data=buy_data(client, institution, tier)
+    )
 
     assert paid.status_code == 302 and paid.headers["Location"].endswith("/me#vip")
     payment = db.session.scalars(select(Payment)).one()
@@ -198,7 +215,7 @@ def test_the_membership_is_written_once_whatever_reports_the_payment(app, instit
         db.session.commit()
     client = app.test_client()
     sign_in(client, contact)
-    client.post(f"/{institution.slug}/me/vip/{tier.id}", data=CARD)
+    client.post(f"/{institution.slug}/me/vip/{tier.id}", data=buy_data(client, institution, tier))
     payment = db.session.scalars(select(Payment)).one()
 
     with bound(institution):
@@ -222,14 +239,17 @@ def test_a_declined_card_writes_no_membership_and_the_family_can_try_again(app, 
     sign_in(client, contact)
 
     declined = client.post(
-        f"/{institution.slug}/me/vip/{tier.id}", data={**CARD, "card_number": DECLINED}
+        f"/{institution.slug}/me/vip/{tier.id}",
+        data=buy_data(client, institution, tier, card_number=DECLINED),
     )
 
     assert declined.status_code == 422
     assert "The payment did not go through" in declined.get_data(as_text=True)
     assert db.session.scalar(select(Payment.status)) == PaymentStatus.FAILED
     assert memberships_of(contact) == []
-    again = client.post(f"/{institution.slug}/me/vip/{tier.id}", data=CARD)
+    again = client.post(
+        f"/{institution.slug}/me/vip/{tier.id}", data=buy_data(client, institution, tier)
+    )
     assert again.status_code == 302 and len(memberships_of(contact)) == 1
 
 
@@ -244,10 +264,11 @@ def test_with_the_payment_element_the_membership_starts_when_stripe_says_paid(
     client = app.test_client()
     sign_in(client, contact)
 
-    response = client.post(f"/{institution.slug}/me/vip/{tier.id}", data={})
+    shown = buy_data(client, institution, tier)
+    response = client.post(f"/{institution.slug}/me/vip/{tier.id}", data=shown)
     checkout_url = response.headers["Location"]
     payment = db.session.scalars(select(Payment)).one()
-    again = client.post(f"/{institution.slug}/me/vip/{tier.id}", data={})
+    again = client.post(f"/{institution.slug}/me/vip/{tier.id}", data=shown)
 
     assert f"/{institution.slug}/pay/" in checkout_url and memberships_of(contact) == []
     assert again.status_code == 422 and "already in progress" in again.get_data(as_text=True)
@@ -258,6 +279,82 @@ def test_with_the_payment_element_the_membership_starts_when_stripe_says_paid(
     (membership,) = memberships_of(contact)
     assert membership.payment_id == payment.id and membership.source == MembershipSource.PAID
     assert count(Payment) == 1
+
+
+def test_the_family_gets_the_days_it_paid_for_though_staff_change_the_tier_before_it_lands(
+    app, institution, monkeypatch
+):
+    """With the Payment Element the money is taken minutes after the family pressed Pay;
+    staff shorten the tier and raise its price meanwhile: the family pays, and gets, what
+    its page showed."""
+    monkeypatch.setitem(app.config, "STRIPE_CHECKOUT", "payment_element")
+    with bound(institution):
+        tier = make_tier(institution, days=365)
+        contact = make_family(institution)
+        db.session.commit()
+    client = app.test_client()
+    sign_in(client, contact)
+
+    response = client.post(
+        f"/{institution.slug}/me/vip/{tier.id}", data=buy_data(client, institution, tier)
+    )
+    payment = db.session.scalars(select(Payment)).one()
+    with bound(institution):
+        services.save_tier(
+            institution,
+            tier,
+            name="Gold",
+            price_amount=PRICE * 2,
+            duration_days=30,
+            perks=None,
+            is_active=True,
+        )
+        db.session.commit()
+    pay_like_stripe_js(payment.intent_id)
+    client.get(f"{response.headers['Location']}/done?redirect_status=succeeded")
+
+    (membership,) = memberships_of(contact)
+    assert membership.payment_id == payment.id and payment.amount == PRICE
+    assert membership.ends_at == membership_end(membership.starts_at, 365, SHANGHAI)
+
+
+@pytest.mark.parametrize(
+    "change", [{"price_amount": PRICE + 30000}, {"duration_days": 30}], ids=["price", "days"]
+)
+def test_a_tier_changed_since_its_page_was_shown_is_refused_and_shown_again(
+    app, institution, change
+):
+    with bound(institution):
+        tier = make_tier(institution, days=365)
+        contact = make_family(institution)
+        db.session.commit()
+    client = app.test_client()
+    sign_in(client, contact)
+    shown = buy_data(client, institution, tier)  # the page, with the price and days it shows
+    with bound(institution):
+        values = {"price_amount": PRICE, "duration_days": 365, **change}
+        services.save_tier(institution, tier, name="Gold", perks=None, is_active=True, **values)
+        db.session.commit()
+
+    refused = client.post(f"/{institution.slug}/me/vip/{tier.id}", data=shown)
+
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "This membership changed: please look at it again." in page
+    assert count(Payment) == 0 and memberships_of(contact) == []
+    assert (shown["price_seen"], shown["days_seen"]) == (str(PRICE), "365")
+    again = page_values(page)  # the page as it is now
+    assert (again["price_seen"], again["days_seen"]) == (
+        str(values["price_amount"]),
+        str(values["duration_days"]),
+    )
+    paid = client.post(f"/{institution.slug}/me/vip/{tier.id}", data={**CARD, **again})
+    assert paid.status_code == 302
+    (membership,) = memberships_of(contact)
+    assert db.session.scalar(select(Payment.amount)) == values["price_amount"]
+    assert membership.ends_at == membership_end(
+        membership.starts_at, values["duration_days"], SHANGHAI
+    )
 
 
 def test_a_family_not_signed_in_is_sent_to_its_page_and_free_tiers_are_not_for_sale(
@@ -282,7 +379,7 @@ def test_a_family_not_signed_in_is_sent_to_its_page_and_free_tiers_are_not_for_s
     assert client.get(f"/{institution.slug}/me/vip/{free.id}").status_code == 404
     assert client.post(f"/{institution.slug}/me/vip/{hidden.id}", data=CARD).status_code == 404
     with bound(institution), pytest.raises(ServiceError):
-        services.start_purchase(institution, contact, free)
+        services.start_purchase(institution, contact, free, price_seen=0, days_seen=365)
     assert count(Payment) == 0
 
 
@@ -316,7 +413,8 @@ def test_staff_grant_a_free_tier_from_the_contacts_record(owner_client, institut
     assert f"/vip/grant/{contact.id}" in record.get_data(as_text=True)
 
     granted = owner_client.post(
-        f"/staff/{institution.slug}/vip/grant/{contact.id}", data={"tier_id": tier.id}
+        f"/staff/{institution.slug}/vip/grant/{contact.id}",
+        data={"tier_id": tier.id, "key": "k" * 22},
     )
 
     assert granted.status_code == 302
@@ -332,6 +430,40 @@ def test_staff_grant_a_free_tier_from_the_contacts_record(owner_client, institut
         assert groups.add_member(institution, group, contact).status == MemberStatus.ACTIVE
 
 
+def test_a_grant_form_sent_twice_grants_one_membership(owner_client, institution):
+    with bound(institution):
+        tier = make_tier(institution, price=0, days=30, name="Friends")
+        contact = make_family(institution)
+        db.session.commit()
+    url = f"/staff/{institution.slug}/vip/grant/{contact.id}"
+    form = page_values(owner_client.get(url).get_data(as_text=True))
+
+    first = owner_client.post(url, data={**form, "tier_id": tier.id})
+    second = owner_client.post(url, data={**form, "tier_id": tier.id})  # a double click
+
+    assert first.status_code == second.status_code == 302
+    (membership,) = memberships_of(contact)
+    assert membership.grant_key == form["key"]
+    assert messages("vip_started") == 1
+    # The same page opened again is a new form: a second term, on purpose.
+    form = page_values(owner_client.get(url).get_data(as_text=True))
+    assert owner_client.post(url, data={**form, "tier_id": tier.id}).status_code == 302
+    first, second = memberships_of(contact)
+    assert second.starts_at == first.ends_at
+
+
+def test_a_new_tier_form_sent_twice_makes_one_tier(owner_client, institution):
+    url = f"/staff/{institution.slug}/vip/tiers/new"
+    form = page_values(owner_client.get(url).get_data(as_text=True))
+    data = {**form, "name": "Gold", "price": "999", "duration_days": "365", "is_active": "y"}
+
+    assert owner_client.post(url, data=data).status_code == 302
+    assert owner_client.post(url, data=data).status_code == 302
+
+    (tier,) = db.session.scalars(select(VipTier)).all()
+    assert (tier.name, tier.price_amount) == ("Gold", PRICE)
+
+
 def test_renewing_extends_from_the_end_of_the_current_membership(app, institution):
     start = local(utcnow(), time(15, 0))
     with time_machine.travel(start, tick=False):
@@ -343,7 +475,9 @@ def test_renewing_extends_from_the_end_of_the_current_membership(app, institutio
         client = app.test_client()
         sign_in(client, contact)
         offer = client.get(f"/{institution.slug}/me/vip/{tier.id}").get_data(as_text=True)
-        renewed = client.post(f"/{institution.slug}/me/vip/{tier.id}", data=CARD)
+        renewed = client.post(
+            f"/{institution.slug}/me/vip/{tier.id}", data={**CARD, **page_values(offer)}
+        )
 
     assert "This renewal starts when your current VIP membership ends" in offer
     assert renewed.status_code == 302
@@ -416,12 +550,14 @@ def test_the_family_is_reminded_once_three_days_before_and_removed_on_the_day_on
     assert member_status(group, contact) == MemberStatus.REMOVED
     (removal,) = removals(group)
     assert removal.reason == groups.VIP_LAPSED and removal.user_id is None
-    assert groups.log_reason(removal.reason) == "Their VIP membership ended"
+    with force_locale("en"):  # outside a request: the default language is Chinese
+        assert groups.log_reason(removal.reason) == "Their VIP membership ended"
     db.session.refresh(membership)
     assert membership.lapsed_at is not None
     assert messages("vip_expiring") == 1
     later = time_machine.travel(ends + timedelta(days=1), tick=False)
-    with later, bound(institution), pytest.raises(ServiceError, match="VIP members only"):
+    english = force_locale("en")
+    with later, bound(institution), english, pytest.raises(ServiceError, match="VIP members only"):
         groups.add_member(institution, group, contact)
 
 
@@ -495,6 +631,7 @@ def test_staff_create_and_edit_tiers_in_the_institutions_currency(owner_client, 
             "duration_days": "365",
             "perks": "Salons",
             "is_active": "y",
+            "key": "k" * 22,
         },
     )
     tier = db.session.scalars(select(VipTier)).one()
@@ -527,7 +664,9 @@ def test_staff_create_and_edit_tiers_in_the_institutions_currency(owner_client, 
     ],
 )
 def test_a_bad_tier_gets_field_errors_and_changes_nothing(owner_client, institution, data):
-    response = owner_client.post(f"/staff/{institution.slug}/vip/tiers/new", data=data)
+    response = owner_client.post(
+        f"/staff/{institution.slug}/vip/tiers/new", data={**data, "key": "k" * 22}
+    )
     assert response.status_code == 422
     assert 'class="field-error"' in response.get_data(as_text=True)
     assert count(VipTier) == 0
@@ -542,6 +681,7 @@ def test_a_bad_grant_gets_field_errors_and_changes_nothing(owner_client, institu
         contact = make_family(institution)
         db.session.commit()
     data = {key: str(tier.id) if value == "T" else value for key, value in data.items()}
+    data["key"] = "k" * 22
     response = owner_client.post(f"/staff/{institution.slug}/vip/grant/{contact.id}", data=data)
     assert response.status_code == 422
     assert 'class="field-error"' in response.get_data(as_text=True)
@@ -556,7 +696,8 @@ def test_a_bad_card_gets_field_errors_and_takes_nothing(app, institution):
     client = app.test_client()
     sign_in(client, contact)
     response = client.post(
-        f"/{institution.slug}/me/vip/{tier.id}", data={**CARD, "card_number": "12"}
+        f"/{institution.slug}/me/vip/{tier.id}",
+        data=buy_data(client, institution, tier, card_number="12"),
     )
     assert response.status_code == 422 and "Enter the 16 digits" in response.get_data(True)
     assert count(Payment) == 0 and count(VipMembership) == 0
@@ -575,10 +716,8 @@ def test_staff_of_another_institution_get_404_for_tiers_and_grants(client, insti
     assert client.get(f"{theirs}/vip/tiers/{tier.id}/edit").status_code == 404
     assert client.post(f"{theirs}/vip/tiers/{tier.id}/edit", data={"name": "x"}).status_code == 404
     assert client.get(f"{theirs}/vip/grant/{contact.id}").status_code == 404
-    assert (
-        client.post(f"{theirs}/vip/grant/{contact.id}", data={"tier_id": tier.id}).status_code
-        == 404
-    )
+    grant = {"tier_id": tier.id, "key": "k" * 22}
+    assert client.post(f"{theirs}/vip/grant/{contact.id}", data=grant).status_code == 404
     assert client.get(f"/staff/{institution.slug}/vip").status_code == 404
     assert count(VipMembership) == 0
     assert db.session.scalar(select(func.count()).select_from(VipTier)) == 1
