@@ -150,6 +150,10 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "RECONCILE_INTERVAL_SECONDS": int(env.get("RECONCILE_INTERVAL_SECONDS", "300")),
         "RECONCILE_BATCH": int(env.get("RECONCILE_BATCH", "50")),
         "JOIN_LIMIT_PER_IP": env.get("JOIN_LIMIT_PER_IP", "10 per minute;60 per hour"),
+        # Flash sales: buying and "remind me" per address (generous: many phones share a
+        # carrier's address) and per phone number (a bot trying one number many times).
+        "FLASH_LIMIT_PER_IP": env.get("FLASH_LIMIT_PER_IP", "30 per minute;300 per hour"),
+        "FLASH_LIMIT_PER_PHONE": env.get("FLASH_LIMIT_PER_PHONE", "6 per minute;30 per hour"),
         # RQ. A worker beats every JOB_MONITORING_SECONDS while it runs a job; a job whose
         # worker has not beaten for JOB_LOST_AFTER_SECONDS (SIGKILLed, its machine gone)
         # is lost, and the sweepers run it again. The scheduler's lock lives

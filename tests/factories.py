@@ -13,7 +13,7 @@ import pytest
 from app.accounts import services as accounts
 from app.accounts.models import Role, User
 from app.campaigns import services as campaigns
-from app.campaigns.models import CampaignStatus, GroupBuy
+from app.campaigns.models import CampaignStatus, FlashSale, GroupBuy
 from app.courses import services as courses
 from app.courses.models import Course, CourseKind
 from app.db import utcnow
@@ -119,6 +119,37 @@ def make_group_buy(institution, team_size: int = 3, team_hours: int = 24, **valu
         group_buy.published_at = utcnow()
         db.session.commit()
     return group_buy
+
+
+def make_flash_sale(institution, publish: bool = True, **values) -> FlashSale:
+    """A committed flash sale (published unless told not to) of a regular course with an
+    upcoming lesson: 5 seats at ¥99 (list ¥499), live from an hour ago for a day."""
+    course = make_course(
+        institution,
+        starts=[local_time(institution, days=10)],
+        kind=CourseKind.REGULAR,
+        price_amount=49900,
+        capacity=500,
+    )
+    fields = {
+        "title": "寒假营秒杀",
+        "description": "Five seats of the winter camp at a special price.",
+        "course_id": course.id,
+        "list_price_amount": 49900,
+        "sale_price_amount": 9900,
+        "stock": 5,
+        "starts_at": utcnow() - timedelta(hours=1),
+        "ends_at": utcnow() + timedelta(days=1),
+        "per_family_limit": 1,
+        "pay_minutes": 10,
+        **values,
+    }
+    with bound(institution):
+        sale = campaigns.save_flash_sale(institution, None, **fields)
+        if publish:
+            campaigns.publish_flash_sale(institution, sale)
+        db.session.commit()
+    return sale
 
 
 def make_form(institution, **overrides) -> LeadForm:

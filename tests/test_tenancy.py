@@ -112,6 +112,21 @@ def two_institutions():
             status=MemberStatus.AUTHORISED,
         )
         db.session.add(member)
+        flash_sale = campaigns.save_flash_sale(
+            a,
+            None,
+            title="Flash sale",
+            description=None,
+            course_id=course.id,
+            list_price_amount=20000,
+            sale_price_amount=9900,
+            stock=5,
+            starts_at=utcnow(),
+            ends_at=utcnow() + timedelta(days=1),
+            per_family_limit=1,
+            pay_minutes=10,
+        )
+        campaigns.publish_flash_sale(a, flash_sale)
         group = groups.create_group(a, title="Class group", rules="Be kind.")
         invite = groups.create_invite(a, group)
         group_member = groups.add_member(a, group, contact)
@@ -139,7 +154,7 @@ def two_institutions():
             stock=3,
             is_active=True,
         )
-        redemption = loyalty.redeem_reward(a, contact, reward)
+        redemption = loyalty.redeem_reward(a, contact, reward, price_seen=reward.points_price)
         db.session.commit()
     message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.institution_id == a.id))
     a_staff_membership = db.session.scalar(
@@ -160,6 +175,7 @@ def two_institutions():
         "enrolment_id": enrolment.id,
         "group_buy_id": group_buy.id,
         "member_id": member.id,
+        "flash_sale_id": flash_sale.id,
         "group_id": group.id,
         "invite_id": invite.id,
         "group_member_id": group_member.id,
@@ -298,7 +314,7 @@ def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
     """Every staff page of A as A's owner, and A's public pages: not one INSERT, UPDATE or
     DELETE (a GET that writes queues behind row locks, and a crawler could change data)."""
 
-    from app.campaigns.models import GroupBuy
+    from app.campaigns.models import FlashSale, GroupBuy
     from app.camps.models import Camp
     from app.courses.models import Course
     from app.leads.models import LeadForm
@@ -316,6 +332,7 @@ def test_no_page_writes_to_the_database_on_a_get(app, client, two_institutions):
         f"/{a.slug}/c/{course.code}",
         f"/{a.slug}/gb/{group_buy.code}",
         f"/{a.slug}/gb/{group_buy.code}/t/{team.code}",
+        f"/{a.slug}/fs/{db.session.get(FlashSale, ids['flash_sale_id']).code}",
         f"/{a.slug}/me",
         f"/{a.slug}/j/{db.session.get(GroupInvite, ids['invite_id']).code}",
         f"/{a.slug}/g/{db.session.get(Group, ids['group_id']).code}",

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import re
+import secrets
+
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    DecimalField,
+    EmailField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from app.campaigns.models import MAX_TEAM_HOURS
 from app.contacts.forms import FamilyForm
@@ -18,7 +22,9 @@ from app.forms import (
     CohortForm,
     CoverFields,
     Honeypot,
+    MoneyField,
     local_datetime_field,
+    phone_field,
     strip_filter,
 )
 
@@ -31,15 +37,14 @@ class GroupBuyForm(CoverFields, CohortForm):
         _l("Description"), filters=[strip_filter], validators=[Length(max=4000)]
     )
     course_id = SelectField(_l("Course sold"), coerce=int, validate_choice=False)
-    list_price = DecimalField(
-        _l("List price"), places=2, validators=[DataRequired(), NumberRange(0.01, 1_000_000)]
+    list_price = MoneyField(
+        _l("List price"), validators=[DataRequired(), NumberRange(0.01, 1_000_000)]
     )
-    group_price = DecimalField(
-        _l("Group price"), places=2, validators=[DataRequired(), NumberRange(0.01, 1_000_000)]
+    group_price = MoneyField(
+        _l("Group price"), validators=[DataRequired(), NumberRange(0.01, 1_000_000)]
     )
-    leader_price = DecimalField(
+    leader_price = MoneyField(
         _l("Leader's price (optional)"),
-        places=2,
         validators=[Optional(), NumberRange(0.01, 1_000_000)],
         description=_l("What the parent who opens a team pays, if less than the group price."),
     )
@@ -72,6 +77,85 @@ class GroupBuyForm(CoverFields, CohortForm):
 class JoinForm(CardFields, Honeypot, FamilyForm):
     """A parent opening or joining a team; the card fields only in test mode."""
 
+    consent = BooleanField(
+        validators=[DataRequired(_l("Please agree so that we can contact you."))]
+    )
+
+
+# --- flash sales (秒杀) ----------------------------------------------------------------------
+
+ATTEMPT_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class FlashSaleForm(CoverFields, CohortForm):
+    title = StringField(
+        _l("Title"), filters=[strip_filter], validators=[DataRequired(), Length(max=120)]
+    )
+    description = TextAreaField(
+        _l("Description"), filters=[strip_filter], validators=[Length(max=4000)]
+    )
+    # One of the institution's courses (the view gives the choices): the service takes
+    # the id as it is.
+    course_id = SelectField(_l("Course sold"), coerce=int)
+    list_price = MoneyField(
+        _l("List price"), validators=[DataRequired(), NumberRange(0.01, 1_000_000)]
+    )
+    sale_price = MoneyField(
+        _l("Sale price"), validators=[DataRequired(), NumberRange(0.01, 1_000_000)]
+    )
+    stock = IntegerField(
+        _l("Seats for sale"),
+        default=10,
+        validators=[DataRequired(), NumberRange(1, 100_000)],
+        description=_l("Can be raised later, never lowered below the seats sold or reserved."),
+    )
+    starts_at = local_datetime_field(_l("Sale starts"))
+    ends_at = local_datetime_field(_l("Sale ends"))
+    per_family_limit = IntegerField(
+        _l("Seats per family"), default=1, validators=[DataRequired(), NumberRange(1, 10)]
+    )
+    pay_minutes = IntegerField(
+        _l("Minutes to pay"),
+        default=10,
+        validators=[DataRequired(), NumberRange(2, 60)],
+        description=_l("A seat not paid within this time goes back on sale."),
+    )
+
+
+class FlashBuyForm(CardFields, Honeypot, FamilyForm):
+    """A parent buying a seat in a flash sale; the card fields only in test mode.
+
+    `attempt` is the buyer's attempt key: the page is kept in a cache and shared by every
+    visitor, so the server cannot write a key of the visitor's own into it; a script
+    (static/js/flash_sale.js) makes one in the browser when the page loads, and a tap sent
+    twice carries the same one. A missing or malformed key is replaced by a random one."""
+
+    consent = BooleanField(
+        validators=[DataRequired(_l("Please agree so that we can contact you."))]
+    )
+    attempt = HiddenField(render_kw={"data-attempt": ""})
+
+    def attempt_key(self) -> str:
+        key = self.attempt.data or ""
+        return key if ATTEMPT_KEY.match(key) else secrets.token_urlsafe(16)
+
+
+class FlashRemindForm(Honeypot, CohortForm):
+    """A parent asking to be told when a sale starts."""
+
+    parent_name = StringField(
+        _l("Parent's name"),
+        filters=[strip_filter],
+        validators=[DataRequired(), Length(max=80)],
+        render_kw={"autocomplete": "name"},
+    )
+    phone = phone_field(_l("Phone"))
+    email = EmailField(
+        _l("E-mail (optional, for reminders)"),
+        filters=[strip_filter],
+        validators=[Optional(), Email(), Length(max=254)],
+        render_kw={"autocomplete": "email"},
+    )
     consent = BooleanField(
         validators=[DataRequired(_l("Please agree so that we can contact you."))]
     )

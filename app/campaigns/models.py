@@ -264,9 +264,9 @@ class FlashPhase(enum.StrEnum):
 
 FLASH_PHASE_LABELS = {
     FlashPhase.DRAFT: _l("Draft"),
-    FlashPhase.UPCOMING: _l("Scheduled"),
+    FlashPhase.UPCOMING: _l("Upcoming"),
     FlashPhase.LIVE: _l("Live"),
-    FlashPhase.SOLD_OUT: _l("Sold out"),
+    FlashPhase.SOLD_OUT: _l("All seats sold"),
     FlashPhase.ENDED: _l("Ended"),
 }
 

@@ -652,6 +652,9 @@ def save_flash_sale(institution, sale: FlashSale | None, **values) -> FlashSale:
     sold or reserved."""
     if values["ends_at"] <= values["starts_at"]:
         raise ServiceError(_l("The sale ends before it starts."), field="ends_at", code="dates")
+    course = db.session.get(Course, values.get("course_id"))
+    if course is None or course.institution_id != institution.id:
+        raise ServiceError(_l("Choose one of your courses."), field="course_id", code="course")
     if values["sale_price_amount"] > values["list_price_amount"]:
         raise ServiceError(
             _l("The sale price is above the list price."),
@@ -696,6 +699,12 @@ def publish_flash_sale(institution, sale: FlashSale) -> None:
     sale = _locked_sale(sale.id)
     if sale.status != FlashSaleStatus.DRAFT:
         return
+    if not payments.accepts_payments(institution.id):
+        raise ServiceError(
+            _l("Set up online payments before publishing a flash sale."), code="payments_off"
+        )
+    if sale.ends_at <= utcnow():
+        raise ServiceError(_l("This sale's end has already passed."), code="past")
     sale.status = FlashSaleStatus.SCHEDULED
     sale.published_at = utcnow()
     db.session.flush()
@@ -724,7 +733,8 @@ def _locked_sale(sale_id: int) -> FlashSale:
 
 
 def _flash_page_changed(sale: FlashSale) -> None:
-    pagecache.changed(("flash_sale", sale.code))
+    """The sale's public page is out of date once this transaction commits."""
+    pagecache.changed(sale.institution_id, "flash_sale", sale.code)
 
 
 def stock_after_commit(sale_id: int) -> None:
@@ -887,7 +897,7 @@ def _flash_order_paid(institution, order: FlashOrder) -> None:
         .values(reserved=FlashSale.reserved - 1, sold=FlashSale.sold + 1)
         .execution_options(synchronize_session=False)
     )
-    after_commit(db.session(), lambda: _flash_page_changed(sale))
+    _flash_page_changed(sale)
 
 
 def expire_flash_order(institution, order: FlashOrder, force: bool = False) -> bool:
@@ -909,7 +919,7 @@ def expire_flash_order(institution, order: FlashOrder, force: bool = False) -> b
         .execution_options(synchronize_session=False)
     )
     after_commit(db.session(), lambda: stock.give_back(sale_id, phone, attempt))
-    after_commit(db.session(), lambda: _flash_page_changed(order.flash_sale))
+    _flash_page_changed(order.flash_sale)
     return True
 
 

@@ -117,6 +117,9 @@ def rebuild(sale, seats_left: int, held: dict[str, int], attempts: list[tuple[st
     ready, stock, buyers, tries, _attempts = _keys(sale.id)
     if not client.set(f"fs:{{{sale.id}}}:rebuilding", 1, nx=True, ex=REBUILD_LOCK_SECONDS):
         return False
+    if client.exists(ready):  # built while this process waited for the lock: keep it
+        client.delete(f"fs:{{{sale.id}}}:rebuilding")
+        return True
     pipe = client.pipeline(transaction=True)
     pipe.delete(stock, buyers, tries)
     pipe.set(stock, max(seats_left, 0), ex=KEEP_SECONDS)
@@ -141,7 +144,7 @@ def ensure_ready(sale, build: Callable[[], tuple], tries: int = 50) -> None:
             return
         if rebuild(sale, *build()):
             return
-        time.sleep(0.05)
+        time.sleep(0.05)  # another process is building them
     raise TimeoutError(f"flash sale {sale.id}: its counters were not rebuilt")
 
 

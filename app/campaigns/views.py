@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import redis
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -7,14 +12,27 @@ from wtforms import SelectChoice
 
 from app import pagecache
 from app.accounts.models import MANAGERS
-from app.campaigns import queries, services
-from app.campaigns.forms import GroupBuyForm, JoinForm
+from app.campaigns import queries, services, stock
+from app.campaigns.forms import (
+    FlashBuyForm,
+    FlashRemindForm,
+    FlashSaleForm,
+    GroupBuyForm,
+    JoinForm,
+)
 from app.campaigns.models import (
+    ACTIVE_FLASH_ORDER,
     CAMPAIGN_STATUS_LABELS,
+    FLASH_ORDER_STATUS_LABELS,
+    FLASH_PHASE_LABELS,
     MEMBER_STATUS_LABELS,
     RELEASE_REASON_LABELS,
     TEAM_STATUS_LABELS,
     CampaignStatus,
+    FlashOrder,
+    FlashOrderStatus,
+    FlashPhase,
+    FlashSale,
     GroupBuy,
     MemberStatus,
     ReleaseReason,
@@ -23,9 +41,10 @@ from app.campaigns.models import (
     TeamStatus,
 )
 from app.contacts.models import SourceKind
-from app.contacts.services import Touch
+from app.contacts.services import ContactDetails, Touch, find_or_create_contact
 from app.courses import queries as course_queries
-from app.db import utcnow
+from app.csvfile import csv_response
+from app.db import created_in_this_transaction, utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter
 from app.forms import ConfirmForm
@@ -416,3 +435,453 @@ def campaign_cover(code: str):
     if group_buy is None or not group_buy.has_cover:
         abort(404)
     return image_response(group_buy.cover, group_buy.cover_content_type, group_buy.cover_updated_at)
+
+
+# --- flash sales (秒杀): staff ---------------------------------------------------------------
+
+FLASH_LABELS = {"phase_labels": FLASH_PHASE_LABELS, "order_labels": FLASH_ORDER_STATUS_LABELS}
+# The service names the columns it refuses; the form asks for money in major units.
+_FLASH_FORM_FIELDS = {"list_price_amount": "list_price", "sale_price_amount": "sale_price"}
+
+
+@staff.get("/flash-sales")
+def flash_list():
+    return render_template(
+        "campaigns/flash_list.html",
+        sales=queries.all_flash_sales(current_institution()),
+        now=utcnow(),
+        **FLASH_LABELS,
+    )
+
+
+def _save_flash(sale: FlashSale | None):
+    institution = current_institution()
+    form = FlashSaleForm(obj=sale) if sale else FlashSaleForm()
+    form.course_id.choices = [
+        SelectChoice(course.id, course.title) for course in course_queries.all_courses(institution)
+    ]
+    currency = sale.currency if sale else institution.currency
+    if request.method == "GET" and sale is not None:
+        form.list_price.data = to_major(sale.list_price_amount, currency)
+        form.sale_price.data = to_major(sale.sale_price_amount, currency)
+        form.starts_at.data = to_local(sale.starts_at, institution.zone)
+        form.ends_at.data = to_local(sale.ends_at, institution.zone)
+    if form.validate_on_submit():
+        try:
+            saved = services.save_flash_sale(
+                institution,
+                sale,
+                title=form.title.data,
+                description=form.description.data or None,
+                course_id=form.course_id.data,
+                list_price_amount=to_minor(form.list_price.data, currency),
+                sale_price_amount=to_minor(form.sale_price.data, currency),
+                stock=form.stock.data,
+                starts_at=from_local(form.starts_at.data, institution.zone),
+                ends_at=from_local(form.ends_at.data, institution.zone),
+                per_family_limit=form.per_family_limit.data,
+                pay_minutes=form.pay_minutes.data,
+            )
+            update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
+        except ServiceError as error:
+            error.field = _FLASH_FORM_FIELDS.get(error.field, error.field)
+            report(error, form)
+        else:
+            db.session.commit()
+            flash(_("Flash sale saved."), "success")
+            return redirect(url_for(".flash_detail", flash_sale_id=saved.id))
+    return render_template("campaigns/flash_form.html", form=form, sale=sale), form_status(form)
+
+
+@staff.route("/flash-sales/new", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def flash_new():
+    return _save_flash(None)
+
+
+@staff.route("/flash-sales/<int:flash_sale_id>/edit", methods=["GET", "POST"])
+@require_role(*MANAGERS)
+def flash_edit(flash_sale_id: int):
+    return _save_flash(get_or_404(FlashSale, flash_sale_id))
+
+
+@staff.get("/flash-sales/<int:flash_sale_id>")
+def flash_detail(flash_sale_id: int):
+    """The sale, its share link, and its figures as they are now (attempts are counted
+    in Redis)."""
+    sale = get_or_404(FlashSale, flash_sale_id)
+    now = utcnow()
+    return render_template(
+        "campaigns/flash_detail.html",
+        sale=sale,
+        phase=sale.phase(now),
+        share_url=services.flash_url(sale),
+        figures=queries.flash_figures(sale, _attempts(sale)),
+        orders=queries.flash_orders(sale),
+        confirm_form=ConfirmForm(),
+        payments_ready=payments.accepts_payments(current_institution().id),
+        now=now,
+        **FLASH_LABELS,
+    )
+
+
+def _attempts(sale: FlashSale) -> int:
+    """Attempts as Redis counts them (0 if it does not answer, rather than no page)."""
+    try:
+        return stock.attempts(sale.id)
+    except redis.RedisError:
+        return 0
+
+
+@staff.post("/flash-sales/<int:flash_sale_id>/publish")
+@require_role(*MANAGERS)
+def flash_publish(flash_sale_id: int):
+    sale = get_or_404(FlashSale, flash_sale_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            services.publish_flash_sale(current_institution(), sale)
+        except ServiceError as error:
+            report(error)
+        else:
+            db.session.commit()
+            flash(_("The flash sale is published: its page counts down to the start."), "success")
+    return redirect(url_for(".flash_detail", flash_sale_id=sale.id))
+
+
+@staff.post("/flash-sales/<int:flash_sale_id>/end")
+@require_role(*MANAGERS)
+def flash_end(flash_sale_id: int):
+    sale = get_or_404(FlashSale, flash_sale_id)
+    if ConfirmForm().validate_on_submit():
+        services.end_flash_sale(current_institution(), sale)
+        db.session.commit()
+        flash(_("The sale has ended. Orders waiting for payment keep their time to pay."), "info")
+    return redirect(url_for(".flash_detail", flash_sale_id=sale.id))
+
+
+@staff.get("/flash-sales/<int:flash_sale_id>/preview")
+def flash_preview(flash_sale_id: int):
+    """The public page as parents will see it, with buying switched off."""
+    sale = get_or_404(FlashSale, flash_sale_id)
+    return _render_flash(sale, _buy_form(blank=True), _remind_form(blank=True), preview=True)
+
+
+@staff.get("/flash-sales/<int:flash_sale_id>/qr.svg", defaults={"fmt": "svg"})
+@staff.get("/flash-sales/<int:flash_sale_id>/qr.png", defaults={"fmt": "png"})
+def flash_qr(flash_sale_id: int, fmt: str):
+    sale = get_or_404(FlashSale, flash_sale_id)
+    return qr_response(services.flash_url(sale), fmt, f"flash-sale-{sale.code}")
+
+
+@staff.get("/flash-sales/<int:flash_sale_id>/orders.csv")
+@require_role(*MANAGERS)
+def flash_orders_csv(flash_sale_id: int):
+    sale = get_or_404(FlashSale, flash_sale_id)
+    zone = current_institution().zone
+
+    def at(value) -> str:
+        return value.astimezone(zone).isoformat() if value else ""
+
+    rows = (
+        [
+            order.code,
+            order.status.value,
+            order.contact.parent_name,
+            order.contact.phone,
+            order.student.name,
+            to_major(order.price_amount, sale.currency),
+            sale.currency,
+            at(order.created_at),
+            at(order.pay_by),
+            at(order.paid_at),
+            at(order.expired_at),
+            at(order.refunded_at),
+        ]
+        for order in queries.flash_orders(sale)
+    )
+    return csv_response(
+        f"flash-sale-{sale.code}.csv",
+        [
+            "order",
+            "status",
+            "parent",
+            "phone",
+            "child",
+            "price",
+            "currency",
+            "ordered_at",
+            "pay_by",
+            "paid_at",
+            "expired_at",
+            "refunded_at",
+        ],
+        rows,
+    )
+
+
+# --- flash sales (秒杀): the public page -------------------------------------------------------
+
+FLASH_SESSION_KEY = "flash_orders"  # {sale code: [order codes]}: this browser's family's
+# While a sale is live its page shows the seats left; a kept page says so for at most this
+# long (a page is also dropped at once when a seat is paid for or given back).
+SEATS_SHOWN_FOR = timedelta(seconds=5)
+_REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _buy_form(blank: bool = False) -> FlashBuyForm:
+    """The buy form, filled from the request unless `blank`."""
+    return checkout.prepare(FlashBuyForm(formdata=None) if blank else FlashBuyForm())
+
+
+def _remind_form(blank: bool = False) -> FlashRemindForm:
+    """The "remind me" form (its fields named remind-*: it shares the page with the buy
+    form), filled from the request unless `blank`."""
+    if blank:
+        return FlashRemindForm(prefix="remind", formdata=None)
+    return FlashRemindForm(prefix="remind")
+
+
+def _flash_codes(code: str) -> list[str]:
+    return list((session.get(FLASH_SESSION_KEY) or {}).get(code, []))
+
+
+def _remember_order(sale: FlashSale, order: FlashOrder) -> None:
+    kept = {
+        code: codes
+        for code, codes in (session.get(FLASH_SESSION_KEY) or {}).items()
+        if code != sale.code
+    }
+    codes = [c for c in _flash_codes(sale.code) if c != order.code]
+    while len(kept) >= 10:  # a browser rarely takes part in more sales at once
+        kept.pop(next(iter(kept)))
+    session[FLASH_SESSION_KEY] = {**kept, sale.code: [*codes, order.code][-10:]}
+
+
+def _has_flash_orders() -> bool:
+    """This browser's family has orders in this sale: its page is rendered for it."""
+    return bool(_flash_codes(request.view_args.get("code", "")))
+
+
+def _flash_phone_key() -> str:
+    """The phone number a purchase or a reminder is for, as digits (the way it is typed
+    does not make another number)."""
+    typed = request.form.get("phone") or request.form.get("remind-phone") or ""
+    digits = "".join(ch for ch in typed if ch.isdigit())[-11:]
+    return f"flash-phone:{current_institution().id}:{digits}"
+
+
+def _flash_limits(view):
+    """Bots are slowed per address and per phone number. Not per sale, as a group buy's
+    joins are: a crowd at the start is what a flash sale is for, and Redis turns it away
+    cheaply once the seats are gone (app.campaigns.stock)."""
+    per_ip = limiter.limit(lambda: current_app.config["FLASH_LIMIT_PER_IP"], methods=["POST"])
+    per_phone = limiter.limit(
+        lambda: current_app.config["FLASH_LIMIT_PER_PHONE"],
+        methods=["POST"],
+        key_func=_flash_phone_key,
+    )
+    return per_ip(per_phone(view))
+
+
+def _public_flash_sale(code: str) -> FlashSale:
+    sale = queries.flash_sale_by_code(current_institution(), code)
+    if sale is None or not sale.is_published:
+        abort(404)
+    return sale
+
+
+def _flash_consent_text(institution) -> str:
+    return _(
+        "I agree that %(name)s may contact me about this flash sale and keep my details for it.",
+        name=institution.name,
+    )
+
+
+def _seats_left(sale: FlashSale) -> int:
+    """Seats left as Redis counts them (an attempt takes its seat there first), never
+    more than the database's count as the page is drawn."""
+    try:
+        counted = stock.seats_left(sale.id)
+    except redis.RedisError:
+        counted = None
+    return sale.seats_left if counted is None else min(counted, sale.seats_left)
+
+
+def _shown_phase(sale: FlashSale, now) -> FlashPhase:
+    """The sale's phase; a draft (in the preview) as it will be once published."""
+    phase = sale.phase(now)
+    if phase != FlashPhase.DRAFT:
+        return phase
+    if now < sale.starts_at:
+        return FlashPhase.UPCOMING
+    return FlashPhase.LIVE if now < sale.ends_at else FlashPhase.ENDED
+
+
+def _share_link(sale: FlashSale, ref: str | None = None) -> str:
+    """The sale's link, carrying a family's referral code (`?ref=`) when given one."""
+    url = services.flash_url(sale)
+    return f"{url}?{urlencode({'ref': ref})}" if ref and _REF.match(ref) else url
+
+
+def _render_flash(
+    sale: FlashSale, form: FlashBuyForm, remind_form: FlashRemindForm, preview: bool = False
+):
+    now = utcnow()
+    phase = _shown_phase(sale, now)
+    seats = _seats_left(sale) if phase == FlashPhase.LIVE and not preview else sale.seats_left
+    pagecache.fresh_until(sale.next_change(now))
+    if phase == FlashPhase.LIVE:
+        pagecache.fresh_until(now + SEATS_SHOWN_FOR)
+    mine = [] if preview else queries.flash_orders_of(sale, _flash_codes(sale.code))
+    held = [order for order in mine if order.status in ACTIVE_FLASH_ORDER]
+    paid = [order for order in mine if order.status == FlashOrderStatus.PAID]
+    # The class group the purchase put the family in (or one to join), and their own link
+    # to share: theirs only, on a page rendered for them (never a kept one).
+    family = paid[-1].contact if paid else None
+    next_path = url_for("campaigns_public.flash_page", code=sale.code)
+    return render_template(
+        "campaigns/public_flash.html",
+        sale=sale,
+        phase=phase,
+        seats=seats,
+        mine=mine,
+        resume={
+            order.id: checkout.resume_url(order.payment, sale.title, next_path)
+            for order in mine
+            if order.status == FlashOrderStatus.PENDING
+        },
+        at_limit=len(held) >= sale.per_family_limit,
+        group_offer=group_queries.offer_for_course(sale.course, family, now) if family else None,
+        family_link=_share_link(sale, family.referral_code) if family else None,
+        family_ref=family.referral_code if family else None,
+        price=format_money(sale.sale_price_amount, sale.currency),
+        form=form,
+        remind_form=remind_form,
+        consent_text=_flash_consent_text(current_institution()),
+        preview=preview,
+        now=now,
+        **FLASH_LABELS,
+    ), max(form_status(form), form_status(remind_form))
+
+
+@public.route("/fs/<code>", methods=["GET", "POST"])
+@_flash_limits
+@pagecache.cached(lambda code: [("flash_sale", code)], personal=_has_flash_orders)
+def flash_page(code: str):
+    """A flash sale: before the start a countdown and "remind me", during it the seats
+    left and buying, after it a clear "sold out" or "ended". Kept in the cache for every
+    visitor without orders of their own in it."""
+    sale = _public_flash_sale(code)
+    if request.method == "POST" and "remind-phone" in request.form:
+        return _remind(sale, _remind_form())
+    form = _buy_form()
+    if form.validate_on_submit():
+        response = _buy(sale, form)
+        if response is not None:
+            return response
+    return _render_flash(sale, form, _remind_form(blank=True))
+
+
+def _buy(sale: FlashSale, form: FlashBuyForm):
+    """Take a seat (Redis first, then the database), commit the order, then pay for it.
+    Returns a response, or None to show the form again with its errors."""
+    institution = current_institution()
+    if form.is_bot():
+        return bot_answer()
+    details = form.details(consent_text=_flash_consent_text(institution), locale=current_language())
+    touch = Touch.from_request(SourceKind.CAMPAIGN, sale.code, request.args, request.referrer)
+    try:
+        order = services.attempt_flash_purchase(
+            institution, sale, details, touch, form.attempt_key()
+        )
+    except ServiceError as error:
+        if error.code in ("sold_out", "over_limit") or (
+            error.code == "closed" and utcnow() >= sale.starts_at
+        ):
+            # The page itself now says "sold out", "ended" or "your family has its seats":
+            # a short answer (the crowd's taps mostly end here), not the form again.
+            report(error)
+            return redirect(url_for(".flash_page", code=sale.code))
+        report(error, form)
+        return None
+    _remember_order(sale, order)
+    page_url = url_for(".flash_page", code=sale.code)
+    if not created_in_this_transaction(order):  # the same tap again: its order, as it is
+        return redirect(page_url)
+    # The order and its pending payment are committed before Stripe is called: a crash in
+    # between leaves an order that its deadline job expires, giving its seat back.
+    page = checkout.commit_then_charge(
+        order.payment, card=form.card(), title=sale.title, next_path=page_url
+    )
+    if page is not None:  # the Payment Element: the parent comes back to the sale's page
+        return redirect(page)
+    db.session.refresh(order)
+    if order.status == FlashOrderStatus.PAID:
+        flash(
+            _(
+                "Seat secured! %(child)s is enrolled in %(course)s.",
+                child=order.student.name,
+                course=sale.course.title,
+            ),
+            "success",
+        )
+    elif order.status == FlashOrderStatus.PENDING:
+        flash(_("Your seat is reserved while your payment is confirmed."), "info")
+    else:
+        flash(
+            _(
+                "The payment did not go through: %(reason)s Nothing is taken from your card "
+                "and the seat went back on sale.",
+                reason=order.payment.failure_text,
+            ),
+            "error",
+        )
+    return redirect(page_url)
+
+
+def _remind(sale: FlashSale, form: FlashRemindForm):
+    """A parent's "remind me": the family (found by phone, or created) is told once, 5
+    minutes before the start."""
+    institution = current_institution()
+    page_url = url_for(".flash_page", code=sale.code)
+    if form.validate_on_submit():
+        if form.is_bot():
+            return bot_answer()
+        if utcnow() >= sale.starts_at:  # started meanwhile: nothing left to remind of
+            return redirect(page_url)
+        touch = Touch.from_request(SourceKind.CAMPAIGN, sale.code, request.args, request.referrer)
+        details = ContactDetails(
+            parent_name=form.parent_name.data,
+            email=form.email.data or None,
+            consent_text=_flash_consent_text(institution),
+            locale=current_language(),
+        )
+        try:
+            contact, _created = find_or_create_contact(
+                institution, phone=form.phone.data, details=details, touch=touch
+            )
+            services.ask_flash_reminder(institution, sale, contact)
+        except ServiceError as error:
+            report(error, form)
+        else:
+            db.session.commit()
+            flash(_("Done: we will remind you 5 minutes before the sale starts."), "success")
+            return redirect(page_url)
+    return _render_flash(sale, _buy_form(blank=True), form)
+
+
+@public.get("/fs/<code>/cover")
+def flash_cover(code: str):
+    sale = queries.flash_sale_by_code(current_institution(), code)
+    if sale is None or not sale.has_cover:
+        abort(404)
+    return image_response(sale.cover, sale.cover_content_type, sale.cover_updated_at)
+
+
+@public.get("/fs/<code>/qr.svg")
+def flash_share_qr(code: str):
+    """The sale's link as a QR code, carrying the referral code it is asked with."""
+    sale = _public_flash_sale(code)
+    response = qr_response(_share_link(sale, request.args.get("ref")), "svg", f"fs-{sale.code}")
+    response.headers["Content-Disposition"] = "inline"
+    return response

@@ -1,0 +1,345 @@
+"""Flash sales (秒杀) from the services down: seats decided in Redis and guarded by the
+database, under real parallel attempts; the family limit; orders that expire and give
+their seat back; a late payment refunded; Redis flushed in the middle of a sale; and the
+reminder before the start, once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from app.campaigns import services, stock
+from app.campaigns.models import FlashOrder, FlashOrderStatus, FlashSale, FlashSaleStatus
+from app.campaigns.tasks import sweep_flash_orders
+from app.contacts.models import FamilyDetails, SourceKind
+from app.contacts.services import Touch
+from app.courses.models import CourseKind, Enrolment
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db, redis_connection
+from app.jobs import run_burst
+from app.notifications.models import OutboxMessage
+from app.payments import services as payments
+from app.payments.models import PaymentStatus
+from app.tenancy import bound, institution_by_id
+from tests.factories import local_time, make_course
+from tests.helpers import ON_POSTGRESQL, committed_data, committed_institution, run_in_parallel
+
+CARD = ("4242424242424242", 12, 2030, "123")
+needs_postgresql = pytest.mark.skipif(
+    not ON_POSTGRESQL, reason="SQLite has one writer at a time: the race is PostgreSQL's"
+)
+
+
+def make_flash_sale(institution, stock_: int = 5, limit: int = 1, **values) -> FlashSale:
+    """A published sale of a regular course, live from an hour ago for a day."""
+    course = make_course(
+        institution,
+        starts=[local_time(institution, days=10)],
+        kind=CourseKind.REGULAR,
+        price_amount=49900,
+        capacity=500,
+    )
+    fields = {
+        "title": "寒假营秒杀",
+        "description": None,
+        "course_id": course.id,
+        "list_price_amount": 49900,
+        "sale_price_amount": 9900,
+        "stock": stock_,
+        "starts_at": utcnow() - timedelta(hours=1),
+        "ends_at": utcnow() + timedelta(days=1),
+        "per_family_limit": limit,
+        "pay_minutes": 10,
+        **values,
+    }
+    with bound(institution):
+        sale = services.save_flash_sale(institution, None, **fields)
+        services.publish_flash_sale(institution, sale)
+        db.session.commit()
+    return sale
+
+
+def family(n: int) -> FamilyDetails:
+    return FamilyDetails(parent_name=f"家长{n}", phone=f"1390013{n:04d}", student_name=f"孩子{n}")
+
+
+def attempt(institution, sale, n: int, key: str | None = None) -> FlashOrder:
+    return services.attempt_flash_purchase(
+        institution, sale, family(n), Touch(SourceKind.CAMPAIGN), key or uuid.uuid4().hex
+    )
+
+
+def orders(sale, *statuses) -> list[FlashOrder]:
+    query = select(FlashOrder).where(FlashOrder.flash_sale_id == sale.id)
+    if statuses:
+        query = query.where(FlashOrder.status.in_(statuses))
+    return list(db.session.scalars(query))
+
+
+def attempt_in_own_request(app, institution_id: int, sale_id: int, n: int, key=None) -> str:
+    """One attempt as a request makes it: its own app context, session and commit."""
+    with app.app_context():
+        institution = institution_by_id(institution_id)
+        with bound(institution):
+            sale = db.session.get(FlashSale, sale_id)
+            try:
+                attempt(institution, sale, n, key)
+                db.session.commit()
+                return "ok"
+            except ServiceError as error:
+                db.session.rollback()
+                return error.code
+            finally:
+                db.session.remove()
+
+
+# --- under a crowd -------------------------------------------------------------------------------
+
+
+@pytest.mark.committed
+@needs_postgresql
+def test_two_hundred_parallel_attempts_on_five_seats_make_exactly_five_orders(app):
+    with committed_data() as made:
+        institution = committed_institution(made)
+        sale = make_flash_sale(institution, stock_=5)
+        ids = institution.id, sale.id
+        db.session.remove()
+
+        results = run_in_parallel(200, lambda n: attempt_in_own_request(app, *ids, n))
+
+        assert sorted(set(results)) == ["ok", "sold_out"], set(results)
+        assert results.count("ok") == 5
+        sale = db.session.get(FlashSale, ids[1])
+        assert (sale.reserved, sale.sold, len(orders(sale))) == (5, 0, 5)
+        assert stock.seats_left(sale.id) == 0
+
+
+@pytest.mark.committed
+@needs_postgresql
+def test_one_family_sending_ten_parallel_attempts_gets_one_order(app):
+    with committed_data() as made:
+        institution = committed_institution(made)
+        sale = make_flash_sale(institution, stock_=5, limit=1)
+        ids = institution.id, sale.id
+        db.session.remove()
+
+        results = run_in_parallel(10, lambda _i: attempt_in_own_request(app, *ids, 7))
+
+        assert results.count("ok") == 1 and set(results) == {"ok", "over_limit"}, results
+        sale = db.session.get(FlashSale, ids[1])
+        assert (len(orders(sale)), sale.reserved, stock.seats_left(sale.id)) == (1, 1, 4)
+
+
+def test_a_repeated_tap_is_the_same_attempt_and_takes_one_seat(tenant):
+    sale = make_flash_sale(tenant, stock_=5, limit=3)
+    first = attempt(tenant, sale, 1, key="tap-1")
+    db.session.commit()
+
+    again = attempt(tenant, sale, 1, key="tap-1")
+
+    assert again.id == first.id and len(orders(sale)) == 1
+    assert stock.seats_left(sale.id) == 4
+
+
+# --- the window, the limit, the stock ------------------------------------------------------------
+
+
+def test_attempts_before_the_start_or_after_the_end_are_refused_whatever_the_phone_shows(tenant):
+    sale = make_flash_sale(
+        tenant, starts_at=utcnow() + timedelta(hours=1), ends_at=utcnow() + timedelta(hours=2)
+    )
+    for moment in (sale.starts_at - timedelta(seconds=1), sale.ends_at):
+        with time_machine.travel(moment, tick=False), pytest.raises(ServiceError) as refused:
+            attempt(tenant, sale, 1)
+        assert refused.value.code == "closed"
+    with time_machine.travel(sale.starts_at, tick=False):
+        assert attempt(tenant, sale, 1).status == FlashOrderStatus.PENDING
+
+
+def test_a_sale_ended_early_by_staff_takes_no_attempt(tenant):
+    sale = make_flash_sale(tenant)
+    services.end_flash_sale(tenant, sale)
+    db.session.commit()
+
+    with pytest.raises(ServiceError) as refused:
+        attempt(tenant, sale, 1)
+    assert refused.value.code == "closed"
+
+
+def test_stock_can_be_raised_but_never_lowered_below_what_is_taken_and_prices_are_locked(tenant):
+    sale = make_flash_sale(tenant, stock_=3)
+    attempt(tenant, sale, 1)
+    attempt(tenant, sale, 2)
+    db.session.commit()
+    values = {
+        name: getattr(sale, name)
+        for name in (
+            "title",
+            "description",
+            "course_id",
+            "list_price_amount",
+            "sale_price_amount",
+            "stock",
+            "starts_at",
+            "ends_at",
+            "per_family_limit",
+            "pay_minutes",
+        )
+    }
+
+    for change, code in (({"stock": 1}, "stock"), ({"sale_price_amount": 100}, "locked")):
+        with pytest.raises(ServiceError) as refused:
+            services.save_flash_sale(tenant, sale, **{**values, **change})
+        assert refused.value.code == code
+        db.session.rollback()
+
+    services.save_flash_sale(tenant, sale, **{**values, "stock": 10})
+    db.session.commit()
+    assert stock.seats_left(sale.id) is None  # rebuilt from the database at the next attempt
+    attempt(tenant, sale, 3)
+    assert stock.seats_left(sale.id) == 7
+
+
+# --- paying, expiring, refunding -----------------------------------------------------------------
+
+
+def test_a_paid_order_enrols_the_child_and_sells_the_seat(tenant):
+    sale = make_flash_sale(tenant)
+    order = attempt(tenant, sale, 1)
+    db.session.commit()
+
+    payments.pay(order.payment, CARD)
+    db.session.commit()
+
+    db.session.refresh(order)
+    db.session.refresh(sale)
+    assert order.status == FlashOrderStatus.PAID and order.enrolment_id is not None
+    enrolment = db.session.get(Enrolment, order.enrolment_id)
+    assert enrolment.course_id == sale.course_id and enrolment.student_id == order.student_id
+    assert (sale.sold, sale.reserved) == (1, 0)
+
+
+def test_an_unpaid_order_expires_at_its_deadline_and_its_seat_goes_to_another_family(tenant):
+    sale = make_flash_sale(tenant, stock_=1)
+    first = attempt(tenant, sale, 1)
+    db.session.commit()
+    with pytest.raises(ServiceError) as sold_out:
+        attempt(tenant, sale, 2)
+    assert sold_out.value.code == "sold_out"
+    db.session.rollback()
+
+    with time_machine.travel(first.pay_by - timedelta(seconds=1), tick=False):
+        sweep_flash_orders()
+        run_burst()
+    db.session.refresh(first)
+    assert first.status == FlashOrderStatus.PENDING  # not a second early
+    with time_machine.travel(first.pay_by + timedelta(seconds=1), tick=False):
+        sweep_flash_orders()
+        run_burst()
+        second = attempt(tenant, sale, 2)
+        db.session.commit()
+
+    db.session.refresh(first)
+    db.session.refresh(sale)
+    assert first.status == FlashOrderStatus.EXPIRED and second.status == FlashOrderStatus.PENDING
+    assert (sale.reserved, sale.sold) == (1, 0)
+    told = db.session.scalars(
+        select(OutboxMessage.template).where(OutboxMessage.contact_id == first.contact_id)
+    ).all()
+    assert "flash_expired" in told
+
+
+def test_a_payment_that_arrives_after_the_order_expired_is_refunded(tenant):
+    sale = make_flash_sale(tenant, stock_=1)
+    order = attempt(tenant, sale, 1)
+    db.session.commit()
+    with time_machine.travel(order.pay_by + timedelta(seconds=1), tick=False):
+        assert services.expire_flash_order(tenant, order)
+        db.session.commit()
+        payments.pay(order.payment, CARD)  # the card confirmed on the phone just too late
+        db.session.commit()
+
+    db.session.refresh(order)
+    assert order.payment.status == PaymentStatus.REFUNDED
+    assert order.status == FlashOrderStatus.REFUNDED and order.enrolment_id is None
+    db.session.refresh(sale)
+    assert (sale.sold, sale.reserved) == (0, 0)
+    told = db.session.scalars(
+        select(OutboxMessage.template).where(OutboxMessage.contact_id == order.contact_id)
+    ).all()
+    assert "flash_refunded" in told
+
+
+def test_a_declined_card_gives_the_seat_back_at_once(tenant):
+    sale = make_flash_sale(tenant, stock_=1)
+    order = attempt(tenant, sale, 1)
+    db.session.commit()
+
+    payments.pay(order.payment, ("4000000000000341", 12, 2030, "123"))
+    db.session.commit()
+
+    db.session.refresh(order)
+    assert order.status == FlashOrderStatus.EXPIRED
+    assert stock.seats_left(sale.id) == 1
+    assert attempt(tenant, sale, 2).status == FlashOrderStatus.PENDING
+
+
+# --- Redis lost in the middle of a sale ----------------------------------------------------------
+
+
+def test_after_a_redis_flushall_mid_sale_no_seat_is_sold_twice(tenant):
+    sale = make_flash_sale(tenant, stock_=5, limit=1)
+    for n in range(3):
+        attempt(tenant, sale, n)
+    db.session.commit()
+
+    redis_connection.client.flushall()
+    results = []
+    for n in range(10):  # three of them already hold a seat
+        try:
+            attempt(tenant, sale, n)
+            db.session.commit()
+            results.append("ok")
+        except ServiceError as error:
+            db.session.rollback()
+            results.append(error.code)
+
+    assert results[:3] == ["over_limit"] * 3
+    assert results.count("ok") == 2 and results[5:] == ["sold_out"] * 5
+    db.session.refresh(sale)
+    assert (sale.reserved, len(orders(sale))) == (5, 5)
+    assert stock.seats_left(sale.id) == 0
+
+
+# --- the reminder --------------------------------------------------------------------------------
+
+
+def test_remind_me_reaches_each_family_once_five_minutes_before_the_start(tenant):
+    from app.contacts.services import find_family
+
+    sale = make_flash_sale(
+        tenant, starts_at=utcnow() + timedelta(hours=2), ends_at=utcnow() + timedelta(hours=3)
+    )
+    contact, _ = find_family(tenant, family(1), Touch(SourceKind.CAMPAIGN))
+    contact.email = "parent1@example.com"
+
+    assert services.ask_flash_reminder(tenant, sale, contact)
+    db.session.commit()
+    redis_connection.client.flushall()
+    assert not services.ask_flash_reminder(tenant, sale, contact)
+    db.session.commit()
+
+    messages = db.session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.template == "flash_starting", OutboxMessage.channel == "email"
+        )
+    ).all()
+    assert len(messages) == 1
+    assert messages[0].send_at == sale.starts_at - timedelta(minutes=5)
+    assert db.session.scalar(select(func.count()).select_from(FlashSale)) == 1
+    assert sale.status == FlashSaleStatus.SCHEDULED
