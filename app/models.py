@@ -32,7 +32,7 @@ from app.loyalty.models import (
     Referral,
     Reward,
 )
-from app.memberships.models import VipMembership, VipTier
+from app.memberships.models import VipMembership, VipPurchase, VipTier
 from app.notifications.models import MessageTemplate, OutboxMessage, ReminderSettings
 from app.payments.models import Payment, PaymentTransition, StripeAccount, StripeEvent
 from app.portal.models import SignInLink
@@ -51,6 +51,7 @@ __all__ = [
     "Referral",
     "Reward",
     "VipMembership",
+    "VipPurchase",
     "VipTier",
     "AnnouncementRead",
     "MemberActivity",

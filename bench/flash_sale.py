@@ -1,0 +1,169 @@
+"""A flash sale at its start: --attempts purchase attempts from --families families on
+--seats seats; attempts per second, latency, and whether a single seat was oversold or a
+family got more than its limit.
+
+Starts Cohort under gunicorn against a throwaway PostgreSQL database and a local
+localstripe, publishes a sale that is live (in a school with --scale units of data,
+bench/data.py, and --others other schools), has each family open the sale's share link
+(untimed: a session and a CSRF token each), then has wrk send every attempt once from
+--connections connections, each family's attempts spread through the run (a parent
+tapping again and again). An attempt that wins a seat pays for it with the test card
+at localstripe in the same request; every other one is refused (sold out, or the
+family's limit) by Redis before the database is asked.
+
+Prints one table (attempts per second, latency percentiles, the hello-world app's figure
+and the ratio) and the counts that must hold: orders created equal to the seats, no seat
+oversold (must be 0), no family over its limit (must be 0), every order paid.
+
+    python bench/flash_sale.py --attempts 10000 --families 2000 --seats 100
+
+It needs PostgreSQL, Redis and wrk (the database named by --database is dropped and
+recreated).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import replace
+from datetime import timedelta
+
+from data import load
+from harness import (
+    TEST_CARD,
+    argument_parser,
+    cohort_server,
+    count_rows,
+    fresh_app,
+    hello_world,
+    prepare_posts,
+    print_counts,
+    print_table,
+    send_posts,
+    settings_line,
+    stripe_config,
+)
+
+
+def prepare(args, stripe_url: str) -> tuple[str, str, int]:
+    """A school, a course and a live, published flash sale of --seats seats; returns
+    (slug, sale code, sale id)."""
+    from app.campaigns import services as campaigns
+    from app.courses import services as courses
+    from app.courses.models import CourseKind
+    from app.db import utcnow
+    from app.extensions import db
+    from app.tenancy import bound
+    from tests.factories import make_institution
+
+    app = fresh_app(args.database, args.redis, **stripe_config(stripe_url))
+    with app.app_context():
+        institution = make_institution(slug="bench-school")
+        with bound(institution):
+            course = courses.save_course(
+                institution, None, title="Winter camp", kind=CourseKind.REGULAR, capacity=10000
+            )
+            courses.add_lesson(course, starts_at=utcnow() + timedelta(days=9), duration_minutes=60)
+            sale = campaigns.save_flash_sale(
+                institution,
+                None,
+                title="Winter camp flash sale",
+                description=None,
+                course_id=course.id,
+                list_price_amount=49900,
+                sale_price_amount=9900,
+                stock=args.seats,
+                starts_at=utcnow() - timedelta(minutes=1),
+                ends_at=utcnow() + timedelta(hours=2),
+                per_family_limit=1,
+                pay_minutes=10,
+            )
+            campaigns.publish_flash_sale(institution, sale)
+            db.session.commit()
+            result = institution.slug, sale.code, sale.id
+        load(args, institution)
+    return result
+
+
+CHECKS = {
+    "orders holding a seat": (
+        "SELECT count(*) FROM flash_orders WHERE flash_sale_id = :sale "
+        "AND status IN ('pending', 'paid')"
+    ),
+    "orders paid": (
+        "SELECT count(*) FROM flash_orders WHERE flash_sale_id = :sale AND status = 'paid'"
+    ),
+    "oversold seats": (
+        "SELECT greatest(count(*) - :seats, 0) FROM flash_orders WHERE flash_sale_id = :sale "
+        "AND status IN ('pending', 'paid')"
+    ),
+    "families over their limit": (
+        "SELECT count(*) FROM (SELECT contact_id FROM flash_orders WHERE flash_sale_id = :sale "
+        "AND status IN ('pending', 'paid') GROUP BY contact_id HAVING count(*) > 1) o"
+    ),
+    "sale's sold + reserved": ("SELECT sold + reserved FROM flash_sales WHERE id = :sale"),
+}
+
+
+def main() -> None:
+    from app.devtools.localstripe import LocalStripe
+
+    parser = argument_parser(__doc__, connections=32)
+    parser.add_argument("--attempts", type=int, default=10000)
+    parser.add_argument("--families", type=int, default=2000)
+    parser.add_argument("--seats", type=int, default=100)
+    args = parser.parse_args()
+
+    stripe = LocalStripe().start()
+    slug, code, sale_id = prepare(args, stripe.url)
+    hello = hello_world(args)
+    page = f"/{slug}/fs/{code}"
+    families = [
+        (
+            page,
+            page,
+            {
+                "parent_name": f"家长{n}",
+                "phone": f"139{n:08d}",
+                "student_name": f"孩子{n}",
+                "consent": "y",
+                **TEST_CARD,
+            },
+        )
+        for n in range(args.families)
+    ]
+    with cohort_server(args, **stripe_config(stripe.url)) as server:
+        visitors = prepare_posts(server.base, families)  # one browser per family
+        rng = random.Random(20261201)
+        attempts = []
+        for n in range(args.attempts):
+            visitor = visitors[n % len(visitors)]
+            attempts.append(replace(visitor, body=f"{visitor.body}&attempt=bench-{n}"))
+        rng.shuffle(attempts)
+        figures = send_posts(server.base, attempts, args.connections)
+        memory = server.memory_mib()
+    stripe.stop()
+
+    print(
+        f"flash-sale attempts: {args.attempts} from {args.families} families on "
+        f"{args.seats} seats (limit 1 a family), winners paying by card (localstripe)"
+    )
+    print(settings_line(args))
+    print_table("", [("flash-sale attempt POST", figures)], hello, "post")
+    counts = count_rows(args.database, CHECKS, sale=sale_id, seats=args.seats)
+    print_counts({**counts, **{f"HTTP {k}": v for k, v in sorted(figures.statuses.items())}})
+    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    ok = (
+        sum(figures.statuses.values()) == args.attempts
+        and counts["orders holding a seat"] == min(args.seats, args.families)
+        and counts["oversold seats"] == 0
+        and counts["families over their limit"] == 0
+        and counts["orders paid"] == counts["orders holding a seat"]
+        and counts["sale's sold + reserved"] == counts["orders holding a seat"]
+    )
+    print("correct" if ok else "NOT CORRECT")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
