@@ -9,7 +9,7 @@ import secrets
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileAllowed, FileField
+from flask_wtf.file import FileAllowed, FileField, MultipleFileField
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
@@ -244,3 +244,22 @@ def to_e164(raw: str, region: str) -> str:
     if number is None:
         raise ValidationError(_l("Enter a valid phone number."))
     return number
+
+
+def pictures_field(most: int) -> MultipleFileField:
+    """Up to `most` photos from a phone (a group post, a check-in): checked and re-encoded
+    by app.images when the form is handled, shrunk in the browser first (`data-shrink`)."""
+    return MultipleFileField(
+        _l("Pictures (up to %(n)s)", n=most),
+        validators=[
+            FileAllowed(
+                ["png", "jpg", "jpeg", "webp"], _l("Pictures must be PNG, JPEG or WebP files.")
+            )
+        ],
+        render_kw={"accept": "image/png,image/jpeg,image/webp", "multiple": True},
+    )
+
+
+def uploaded_pictures(field: MultipleFileField) -> list[bytes]:
+    """The bytes of each picture chosen in the field (none: an empty list)."""
+    return [f.read() for f in field.data or () if getattr(f, "filename", None)]

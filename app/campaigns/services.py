@@ -508,20 +508,30 @@ def settle_team(institution, team: Team) -> bool:
 
 def _enrol(institution, team: Team, member: TeamMember) -> None:
     group_buy = team.group_buy
-    enrolment = courses.enrol_in_upcoming(
-        institution, group_buy.course, member.contact, member.student, EnrolmentSource.CAMPAIGN
+    member.enrolment_id, group = _enrol_buyer(
+        institution,
+        group_buy.course,
+        member,
+        "succeeded",
+        group_buy.title,
+        f"campaign:{group_buy.code}",
     )
-    member.enrolment_id = enrolment.id
-    leads.advance_lead(member.contact, Stage.ENROLLED)
-    groups.join_course_groups(institution, group_buy.course, member.contact, JoinVia.CAMPAIGN)
-    contacts.add_event(
-        member.contact, EventKind.CAMPAIGN, {"action": "succeeded", "campaign": group_buy.title}
-    )
-    group = groups.offer_context(institution, group_buy.course, member.contact)
     _notify(institution, member, "team_succeeded", group)
-    loyalty.referral_after_commit(
-        institution, member.contact, ReferralEvent.PAYMENT, f"campaign:{group_buy.code}"
+
+
+def _enrol_buyer(institution, course, buyer, action: str, title: str, source: str):
+    """What a campaign's paid place gives the family (a team that filled, a flash-sale
+    seat paid): the child enrolled in the course's upcoming lessons, the lead enrolled,
+    the course's class groups joined, a timeline event, the referrer credited. Returns
+    (the enrolment's id, the group offer for the confirmation message)."""
+    enrolment = courses.enrol_in_upcoming(
+        institution, course, buyer.contact, buyer.student, EnrolmentSource.CAMPAIGN
     )
+    leads.advance_lead(buyer.contact, Stage.ENROLLED)
+    groups.join_course_groups(institution, course, buyer.contact, JoinVia.CAMPAIGN)
+    contacts.add_event(buyer.contact, EventKind.CAMPAIGN, {"action": action, "campaign": title})
+    loyalty.referral_after_commit(institution, buyer.contact, ReferralEvent.PAYMENT, source)
+    return enrolment.id, groups.offer_context(institution, course, buyer.contact)
 
 
 def end_campaigns_past_their_end(now: datetime) -> int:
@@ -876,20 +886,10 @@ def _flash_order_paid(institution, order: FlashOrder) -> None:
     sale = order.flash_sale
     order.status = FlashOrderStatus.PAID
     order.paid_at = utcnow()
-    enrolment = courses.enrol_in_upcoming(
-        institution, sale.course, order.contact, order.student, EnrolmentSource.CAMPAIGN
+    order.enrolment_id, group = _enrol_buyer(
+        institution, sale.course, order, "bought", sale.title, f"flash:{sale.code}"
     )
-    order.enrolment_id = enrolment.id
-    leads.advance_lead(order.contact, Stage.ENROLLED)
-    groups.join_course_groups(institution, sale.course, order.contact, JoinVia.CAMPAIGN)
-    contacts.add_event(
-        order.contact, EventKind.CAMPAIGN, {"action": "bought", "campaign": sale.title}
-    )
-    group = groups.offer_context(institution, sale.course, order.contact)
     _notify_flash(institution, order, "flash_paid", group)
-    loyalty.referral_after_commit(
-        institution, order.contact, ReferralEvent.PAYMENT, f"flash:{sale.code}"
-    )
     # The hot row, last.
     db.session.execute(
         update(FlashSale)

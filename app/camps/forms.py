@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import time
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf.file import FileAllowed, FileField, MultipleFileField
+from flask_wtf.file import FileAllowed, FileField
 from wtforms import (
     BooleanField,
     DateField,
@@ -20,7 +20,13 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.camps.models import MAX_CHECKIN_LENGTH
-from app.forms import CohortForm, MultiCheckboxField, strip_filter
+from app.forms import (
+    CohortForm,
+    MultiCheckboxField,
+    pictures_field,
+    strip_filter,
+    uploaded_pictures,
+)
 from app.groups.models import MAX_POST_IMAGES
 
 WEEKDAYS = [
@@ -101,19 +107,11 @@ class CheckInForm(CohortForm):
         filters=[strip_filter],
         validators=[Optional(), Length(max=MAX_CHECKIN_LENGTH)],
     )
-    pictures = MultipleFileField(
-        _l("Pictures (up to %(n)s)", n=MAX_POST_IMAGES),
-        validators=[
-            FileAllowed(
-                ["png", "jpg", "jpeg", "webp"], _l("Pictures must be PNG, JPEG or WebP files.")
-            )
-        ],
-        render_kw={"accept": "image/png,image/jpeg,image/webp", "multiple": True},
-    )
+    pictures = pictures_field(MAX_POST_IMAGES)
     day = HiddenField()  # a make-up: the missed day, as YYYY-MM-DD
 
     def uploaded_pictures(self) -> list[bytes]:
-        return [f.read() for f in self.pictures.data or () if getattr(f, "filename", None)]
+        return uploaded_pictures(self.pictures)
 
 
 class JoinCampForm(CohortForm):

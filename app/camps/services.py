@@ -215,16 +215,7 @@ def _post_text(camp: Camp, student: Student, day: date, body: str) -> str:
 
 
 def _camp_child(institution, camp: Camp, contact: Contact, student: Student) -> CampChild:
-    values = {
-        "institution_id": institution.id,
-        "camp_id": camp.id,
-        "student_id": student.id,
-        "contact_id": contact.id,
-        "makeup_used": 0,
-        "hides_name": False,
-        "joined_at": utcnow(),
-    }
-    db.insert_unless_exists(CampChild, values, conflict=["camp_id", "student_id"])
+    join_camp(institution, camp, contact, [student])
     return queries.camp_children(camp)[student.id]
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf.file import FileAllowed, MultipleFileField
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -12,7 +11,13 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from app.forms import CohortForm, local_datetime_field, strip_filter
+from app.forms import (
+    CohortForm,
+    local_datetime_field,
+    pictures_field,
+    strip_filter,
+    uploaded_pictures,
+)
 from app.groups.models import (
     GROUP_KIND_LABELS,
     MAX_POST_IMAGES,
@@ -177,19 +182,11 @@ class PostForm(CohortForm):
         filters=[strip_filter],
         validators=[DataRequired(), Length(max=MAX_POST_LENGTH)],
     )
-    pictures = MultipleFileField(
-        _l("Pictures (up to %(n)s)", n=MAX_POST_IMAGES),
-        validators=[
-            FileAllowed(
-                ["png", "jpg", "jpeg", "webp"], _l("Pictures must be PNG, JPEG or WebP files.")
-            )
-        ],
-        render_kw={"accept": "image/png,image/jpeg,image/webp", "multiple": True},
-    )
+    pictures = pictures_field(MAX_POST_IMAGES)
     is_question = BooleanField(_l("A question for the teacher"))
 
     def uploaded_pictures(self) -> list[bytes]:
-        return [f.read() for f in self.pictures.data or () if getattr(f, "filename", None)]
+        return uploaded_pictures(self.pictures)
 
 
 class ReplyForm(CohortForm):

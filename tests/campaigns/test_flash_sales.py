@@ -17,7 +17,7 @@ from app.campaigns.models import FlashOrder, FlashOrderStatus, FlashSale, FlashS
 from app.campaigns.tasks import sweep_flash_orders
 from app.contacts.models import FamilyDetails, SourceKind
 from app.contacts.services import Touch
-from app.courses.models import CourseKind, Enrolment
+from app.courses.models import Enrolment
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db, redis_connection
@@ -26,7 +26,7 @@ from app.notifications.models import OutboxMessage
 from app.payments import services as payments
 from app.payments.models import PaymentStatus
 from app.tenancy import bound, institution_by_id
-from tests.factories import local_time, make_course
+from tests import factories
 from tests.helpers import ON_POSTGRESQL, committed_data, committed_institution, run_in_parallel
 
 CARD = ("4242424242424242", 12, 2030, "123")
@@ -36,32 +36,7 @@ needs_postgresql = pytest.mark.skipif(
 
 
 def make_flash_sale(institution, stock_: int = 5, limit: int = 1, **values) -> FlashSale:
-    """A published sale of a regular course, live from an hour ago for a day."""
-    course = make_course(
-        institution,
-        starts=[local_time(institution, days=10)],
-        kind=CourseKind.REGULAR,
-        price_amount=49900,
-        capacity=500,
-    )
-    fields = {
-        "title": "寒假营秒杀",
-        "description": None,
-        "course_id": course.id,
-        "list_price_amount": 49900,
-        "sale_price_amount": 9900,
-        "stock": stock_,
-        "starts_at": utcnow() - timedelta(hours=1),
-        "ends_at": utcnow() + timedelta(days=1),
-        "per_family_limit": limit,
-        "pay_minutes": 10,
-        **values,
-    }
-    with bound(institution):
-        sale = services.save_flash_sale(institution, None, **fields)
-        services.publish_flash_sale(institution, sale)
-        db.session.commit()
-    return sale
+    return factories.make_flash_sale(institution, stock=stock_, per_family_limit=limit, **values)
 
 
 def family(n: int) -> FamilyDetails:
