@@ -32,6 +32,7 @@ from app.extensions import db, limiter
 from app.forms import ConfirmForm
 from app.groups import queries as group_queries
 from app.images import qr_response
+from app.leads import queries as lead_queries
 from app.loyalty import queries, services
 from app.loyalty.forms import (
     EditRewardForm,
@@ -318,10 +319,16 @@ def _with_ref(path: str, code: str) -> str:
 
 
 def share_paths(institution, contact) -> list[tuple[str, str]]:
-    """What a family can share: open trial courses, group buys taking teams, and the
-    groups it is in (through an invitation that still works)."""
+    """What a family can share: lead forms taking answers, open trial courses, group buys
+    and flash sales taking part, and the groups it is in (through an invitation that still
+    works)."""
     now = utcnow()
     paths = [
+        (form.title, url_for("lead_forms_public.form_page", code=form.code))
+        for form in lead_queries.all_forms(institution)
+        if form.accepts_submissions(now)
+    ]
+    paths += [
         (course.title, url_for("courses_public.course_page", code=course.code))
         for course in course_queries.all_courses(institution)
         if course.is_open and course.kind == CourseKind.TRIAL
@@ -330,6 +337,11 @@ def share_paths(institution, contact) -> list[tuple[str, str]]:
         (group_buy.title, url_for("campaigns_public.campaign_page", code=group_buy.code))
         for group_buy in campaign_queries.all_group_buys(institution)
         if group_buy.is_open(now)
+    ]
+    paths += [
+        (sale.title, url_for("campaigns_public.flash_page", code=sale.code))
+        for sale in campaign_queries.all_flash_sales(institution)
+        if sale.is_published and now < sale.ends_at
     ]
     for group in group_queries.family_groups(contact):
         invite = group_queries.open_invite(group, now)

@@ -17,7 +17,7 @@ from app.loyalty import queries
 from app.loyalty.models import PointsEntry, PointsReason, Referral, ReferralEvent
 from app.notifications.models import OutboxMessage
 from app.tenancy import bound
-from tests.factories import make_course, make_group_buy, make_institution
+from tests.factories import make_course, make_form, make_group_buy, make_institution
 from tests.helpers import FAMILY, login, only_team, parent
 from tests.loyalty.test_points import make_family
 from tests.loyalty.test_views import family_client
@@ -150,6 +150,10 @@ def test_the_qr_code_carries_the_familys_code_and_only_for_this_site(app, instit
     phone = family_client(app, institution, family)
     base = f"/{institution.slug}/me/invite/qr.svg"
 
+    form = make_form(institution)
+    db.session.commit()
+    invitation = phone.get(f"/{institution.slug}/me/invite").get_data(as_text=True)
+    assert f"/f/{form.code}?ref={family.referral_code}" in invitation  # forms carry it too
     qr = phone.get(f"{base}?to=/{institution.slug}/c/{course.code}")
     assert qr.status_code == 200 and qr.mimetype == "image/svg+xml"
     assert phone.get(f"{base}?to=https://evil.example/x").status_code == 404
