@@ -752,9 +752,16 @@ def stock_after_commit(sale_id: int) -> None:
     after_commit(db.session(), lambda: stock.forget(sale_id))
 
 
-def ready_stock(sale: FlashSale) -> None:
-    """The sale's Redis counters exist (built from the database if they were lost)."""
-    stock.ensure_ready(sale, lambda: queries.flash_counts(sale))
+def _reserve(sale: FlashSale, phone: str, attempt_key: str, now) -> stock.Outcome:
+    """The Lua script's answer. Only when Redis has lost the sale's counters (the script
+    says so) are they built from the database, and the attempt decided again: the crowd's
+    attempts cost one round trip."""
+    now_ms = int(now.timestamp() * 1000)
+    outcome = stock.reserve(sale, phone, attempt_key, now_ms)
+    if outcome == stock.Outcome.NOT_READY:
+        stock.ensure_ready(sale, lambda: queries.flash_counts(sale))
+        outcome = stock.reserve(sale, phone, attempt_key, now_ms)
+    return outcome
 
 
 def attempt_flash_purchase(
@@ -774,8 +781,7 @@ def attempt_flash_purchase(
     if not sale.is_open(now):
         raise ServiceError(FLASH_CLOSED, code="closed")
     phone = contacts.normalise_phone(institution, details.phone)
-    ready_stock(sale)
-    outcome = stock.reserve(sale, phone, attempt_key, int(now.timestamp() * 1000))
+    outcome = _reserve(sale, phone, attempt_key, now)
     if outcome == stock.Outcome.REPEATED:
         order = queries.flash_order_by_attempt(sale, attempt_key)
         if order is not None:

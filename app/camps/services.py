@@ -30,19 +30,6 @@ from app.urls import external_url
 
 log = logging.getLogger(__name__)
 
-CAMP_FIELDS = (
-    "title",
-    "description",
-    "starts_on",
-    "ends_on",
-    "weekdays",
-    "window_start",
-    "window_end",
-    "makeup_cards",
-    "makeup_days",
-    "nudge_at",
-)
-
 
 def create_camp(institution, group: Group, **values) -> Camp:
     _check_dates(values)
