@@ -42,6 +42,14 @@ institution or touches the database:
   If-None-Match is the object's current version gets a 304 from `ServeKeptPages`, with the
   version known in this process's memory (kept like the pages' copies), so hundreds of
   open pages that ask cost what a hello-world page does.
+- **Refusals known in advance.** A POST view marked `@refuses_in_front(kind, ref)` (a
+  flash sale's buy button) may learn a refusal that changes nothing and holds until its
+  object changes: "sold out", "ended". It tells this process with `remember_refusal()`;
+  until the object's version is bumped (the notice drops it, as it drops page copies) and
+  for at most PAGE_MEMORY_SECONDS, `ServeKeptPages` answers that view's POSTs with the
+  same redirect, in front of Flask, and counts each in Redis once a second. So the crowd
+  tapping a sold-out sale costs what a hello-world page does, and a seat given back is on
+  offer again as soon as its notice arrives.
 """
 
 from __future__ import annotations
@@ -169,6 +177,36 @@ def unchanged_since(kind: str, ref: Callable[..., str]):
     return decorator
 
 
+def refuses_in_front(kind: str, ref: Callable[..., str]):
+    """Mark a POST view whose refusals this process may remember (`remember_refusal`) and
+    give in front of Flask while the object (`kind`, `ref(**view args)`) is unchanged (see
+    the module's notes)."""
+
+    def decorator(view):
+        view.refuses_in_front = (kind, ref)
+        return view
+
+    return decorator
+
+
+def generation() -> int:
+    """Changes this process has noticed so far: read it before asking what a refusal
+    depends on, and give it to `remember_refusal`."""
+    return in_memory.generation
+
+
+def remember_refusal(
+    institution_id: int, kind: str, ref: str, location: str, counted_in: str, since: int
+) -> None:
+    """The view's POSTs are refused with a redirect to `location` until the object changes
+    (a change noticed after `since`, from `generation()`, keeps it from being remembered);
+    each refusal given in front of Flask adds one to the Redis key `counted_in`."""
+    key = _version_key(institution_id, kind, ref)
+    in_memory.started(current_app).remember_refusal(
+        key, Refusal(location, counted_in, utcnow().timestamp()), since
+    )
+
+
 def etag(version: int | None) -> str:
     return f'"{version or 0}"'
 
@@ -235,15 +273,25 @@ def changed(institution_id: int, kind: str, ref: str = "") -> None:
 
     def bump() -> None:
         stale.discard(key)
-        in_memory.drop(key)  # here at once; in the other processes when the notice comes
-        try:
-            redis_connection.client.pipeline(transaction=False).incr(key).publish(
-                CHANGES, key
-            ).execute()
-        except redis.RedisError as error:  # the page expires by itself soon
-            log.warning("page %s not refreshed: %s", key, error)
+        _bump(key)
 
     after_commit(session_, bump)
+
+
+def changed_now(institution_id: int, kind: str, ref: str = "") -> None:
+    """As `changed`, for a change made outside the database (a seat given back in Redis
+    when a transaction rolled back): the pages are out of date now."""
+    _bump(_version_key(institution_id, kind, ref))
+
+
+def _bump(key: str) -> None:
+    in_memory.drop(key)  # here at once; in the other processes when the notice comes
+    try:
+        redis_connection.client.pipeline(transaction=False).incr(key).publish(
+            CHANGES, key
+        ).execute()
+    except redis.RedisError as error:  # the page expires by itself soon
+        log.warning("page %s not refreshed: %s", key, error)
 
 
 def fresh_until(moment: datetime | None) -> None:
@@ -282,6 +330,13 @@ class KeptPage:
     versions: frozenset[str]  # the version keys it follows
     until: float  # our clock's timestamp
     fetched: float  # when this process had it from Redis
+
+
+@dataclass(frozen=True)
+class Refusal:
+    location: str  # where the refused POST is redirected
+    counted_in: str  # the Redis key each refusal adds one to
+    learnt: float  # our clock's timestamp
 
 
 def _lookup(page: CachedPage, key: str, request: Request, view_args: dict) -> KeptPage | None:
@@ -385,15 +440,21 @@ class ServeKeptPages:
         self.wsgi_app = app.wsgi_app
 
     def __call__(self, environ, start_response):
-        if environ["REQUEST_METHOD"] == "GET":
+        method = environ["REQUEST_METHOD"]
+        answer = None
+        if method == "GET":
             answer = self._kept(environ)
-            if answer is not None:
-                status, headers, body = answer
-                start_response(status, headers)
-                return [body]
+        elif method == "POST":
+            answer = self._refused(environ)
+        if answer is not None:
+            status, headers, body = answer
+            start_response(status, headers)
+            return [body]
         return self.wsgi_app(environ, start_response)
 
-    def _kept(self, environ):
+    def _route(self, environ, method: str):
+        """(request, endpoint, view, institution slug, view args) of a request this
+        middleware may answer, or None (Flask answers it)."""
         app = self.app
         request = Request(environ)
         if app.config["FORCE_HTTPS"] and request.scheme != "https":
@@ -401,11 +462,47 @@ class ServeKeptPages:
         if "\x00" in request.path or "%00" in environ.get("QUERY_STRING", ""):
             return None  # refused inside (app.web.refuse_nul)
         try:
-            endpoint, view_args = app.url_map.bind_to_environ(environ).match(method="GET")
+            endpoint, view_args = app.url_map.bind_to_environ(environ).match(method=method)
         except (HTTPException, RequestRedirect):
             return None
         view = app.view_functions.get(endpoint)
         slug = view_args.pop("institution_slug", None)
+        return request, endpoint, view, slug, view_args
+
+    def _refused(self, environ):
+        """A refusal this process already knows (remember_refusal), or None."""
+        if not in_memory.has_refusals:  # most POSTs, and the first after a fork
+            return None
+        route = self._route(environ, "POST")
+        if route is None:
+            return None
+        _request, _endpoint, view, slug, view_args = route
+        refuses = getattr(view, "refuses_in_front", None)
+        if refuses is None or slug is None:
+            return None
+        kind, ref = refuses
+        with self.app.app_context():
+            memory = in_memory.started(self.app)
+            institution_id = memory.institution_id(slug)
+            if institution_id is None:
+                return None
+            key = _version_key(institution_id, kind, ref(**view_args))
+            refusal = memory.refusal(key, utcnow().timestamp())
+        if refusal is None:
+            return None
+        headers = [
+            ("Location", refusal.location),
+            ("Content-Length", "0"),
+            ("Cache-Control", "no-store"),
+        ]
+        return "302 FOUND", headers, b""
+
+    def _kept(self, environ):
+        app = self.app
+        route = self._route(environ, "GET")
+        if route is None:
+            return None
+        request, endpoint, view, slug, view_args = route
         if hasattr(view, "unchanged_since"):
             return self._unchanged(request, view.unchanged_since, slug, view_args)
         page = getattr(view, "cached_page", None)
@@ -451,6 +548,8 @@ class PagesInMemory:
         self._copies: dict[str, KeptPage] = {}
         self._versions: dict[str, tuple[int, float]] = {}  # version key: (version, fetched)
         self._institutions: dict[str, tuple[int, float]] = {}  # slug: (id, fetched)
+        self._refusals: dict[str, Refusal] = {}  # version key: the refusal it stands for
+        self._refused: Counter = Counter()  # Redis key: refusals given, not yet added there
         self.generation = 0  # changes noticed: a copy fetched before one is not kept
         self._counts: dict[tuple[int, str], Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
@@ -469,6 +568,8 @@ class PagesInMemory:
                     self._copies.clear()
                     self._versions.clear()
                     self._counts.clear()
+                    self._refusals.clear()
+                    self._refused.clear()
                     self._seconds = app.config["PAGE_MEMORY_SECONDS"]
                     if self._seconds:
                         threading.Thread(
@@ -509,6 +610,27 @@ class PagesInMemory:
                 self._versions.clear()
             self._versions[key] = (version, now)
 
+    @property
+    def has_refusals(self) -> bool:
+        return bool(self._refusals)
+
+    def refusal(self, key: str, now: float) -> Refusal | None:
+        """The refusal remembered for this version key, if still good; counted."""
+        refusal = self._refusals.get(key) if self._listening else None
+        if refusal is None or now >= refusal.learnt + self._seconds:
+            return None
+        with self._lock:
+            self._refused[refusal.counted_in] += 1
+        return refusal
+
+    def remember_refusal(self, key: str, refusal: Refusal, generation: int) -> None:
+        with self._lock:
+            if not self._listening or generation != self.generation:
+                return  # a change was noticed since it was learnt: it may be over
+            if len(self._refusals) >= self.MOST:
+                self._refusals.clear()
+            self._refusals[key] = refusal
+
     def institution_id(self, slug: str) -> int | None:
         """The id of the institution at this public address (from tenancy's copy in Redis,
         kept here for PAGE_MEMORY_SECONDS), or None if it is not known there."""
@@ -531,6 +653,7 @@ class PagesInMemory:
         with self._lock:
             self.generation += 1
             self._versions.pop(version_key, None)
+            self._refusals.pop(version_key, None)
             for key in [k for k, kept in self._copies.items() if version_key in kept.versions]:
                 del self._copies[key]
 
@@ -540,6 +663,7 @@ class PagesInMemory:
             self._copies.clear()
             self._versions.clear()
             self._institutions.clear()
+            self._refusals.clear()
 
     def count(self, institution_id: int, count: counters.Count) -> None:
         with self._lock:
@@ -548,19 +672,27 @@ class PagesInMemory:
                 fields[f"{count.object_id}:{name}"] += 1
 
     def add_counts(self) -> None:
-        """Add the views counted here to Redis's counts (every second, and at exit)."""
+        """Add the views and refusals counted here to Redis's counts (every second, and at
+        exit)."""
         with self._adding:  # a second caller returns once the first one's are in Redis
             with self._lock:
                 counts, self._counts = self._counts, defaultdict(Counter)
-            if not counts:
-                return
+                refused, self._refused = self._refused, Counter()
             try:
-                counters.add(counts)
+                if counts:
+                    counters.add(counts)
+                    counts = {}
+                if refused:
+                    pipe = redis_connection.client.pipeline(transaction=False)
+                    for key, n in refused.items():
+                        pipe.incrby(key, n)
+                    pipe.execute()
             except redis.RedisError as error:
-                log.warning("page views kept for later: %s", error)
+                log.warning("page views and refusals kept for later: %s", error)
                 with self._lock:
                     for owner, fields in counts.items():
                         self._counts[owner].update(fields)
+                    self._refused.update(refused)
 
     def _stop(self) -> None:
         """At exit: the last views into Redis, and the listener quiet."""

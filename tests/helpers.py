@@ -8,6 +8,7 @@ import io
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
@@ -310,3 +311,14 @@ def flask_dispatches(app, monkeypatch) -> list:
     dispatch = app.full_dispatch_request
     monkeypatch.setattr(app, "full_dispatch_request", lambda: dispatched.append(1) or dispatch())
     return dispatched
+
+
+def wait_until(condition, seconds: float = 5.0) -> bool:
+    """Whether `condition()` became true within `seconds` (another thread or process is
+    doing it: a listener, a notice)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

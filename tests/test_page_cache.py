@@ -5,7 +5,6 @@ never served for another's."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import timedelta
 
 import redis
@@ -30,6 +29,7 @@ from tests.helpers import (
     open_team,
     register,
     statements,
+    wait_until,
 )
 
 
@@ -120,15 +120,6 @@ def test_a_copy_in_a_processs_memory_is_dropped_when_another_process_changes_the
 def redis_calls(command: str) -> int:
     stats = redis_connection.client.info("commandstats").get(f"cmdstat_{command}", {})
     return stats.get("calls", 0)
-
-
-def wait_until(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_every_view_is_counted_once_whether_rendered_or_kept(client, institution):

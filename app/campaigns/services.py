@@ -17,6 +17,7 @@ The rules that matter, and where they are kept:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import stripe
@@ -789,14 +790,28 @@ def attempt_flash_purchase(
         raise ServiceError(_l("This attempt was already made. Please try again."), code="repeated")
     if outcome != stock.Outcome.RESERVED:
         raise ServiceError(*_REFUSALS[outcome])
+    give_back = _giving_back(sale, phone, attempt_key)
     try:
         order = _write_flash_order(institution, sale, details, touch, phone, attempt_key, now)
     except BaseException:
-        stock.give_back(sale.id, phone, attempt_key)
+        give_back()
         raise
     # Should the commit itself fail, the seat goes back to Redis too.
-    after_rollback(db.session(), lambda: stock.give_back(sale.id, phone, attempt_key))
+    after_rollback(db.session(), give_back)
     return order
+
+
+def _giving_back(sale: FlashSale, phone: str, attempt_key: str) -> Callable[[], None]:
+    """What puts the seat an attempt took in Redis on sale again, and makes the web
+    processes forget a "sold out" they remember (app.pagecache.remember_refusal). Reads
+    nothing from the database: it may run after a rollback."""
+    sale_id, institution_id, code = sale.id, sale.institution_id, sale.code
+
+    def give_back() -> None:
+        if stock.give_back(sale_id, phone, attempt_key):
+            pagecache.changed_now(institution_id, "flash_sale", code)
+
+    return give_back
 
 
 _REFUSALS = {

@@ -159,5 +159,11 @@ def seats_left(sale_id: int) -> int | None:
     return None if value is None else max(int(value), 0)
 
 
+def attempts_key(sale_id: int) -> str:
+    """The key that counts attempts: the script's, and the web processes' for the attempts
+    they refuse from memory (app.pagecache.remember_refusal)."""
+    return _keys(sale_id)[4]
+
+
 def attempts(sale_id: int) -> int:
-    return int(redis_connection.client.get(_keys(sale_id)[4]) or 0)
+    return int(redis_connection.client.get(attempts_key(sale_id)) or 0)

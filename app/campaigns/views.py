@@ -767,6 +767,7 @@ def _render_flash(
 @public.route("/fs/<code>", methods=["GET", "POST"])
 @_flash_limits
 @pagecache.cached(lambda code: [("flash_sale", code)], personal=_has_flash_orders)
+@pagecache.refuses_in_front("flash_sale", lambda code: code)
 def flash_page(code: str):
     """A flash sale: before the start a countdown and "remind me", during it the seats
     left and buying, after it a clear "sold out" or "ended". Kept in the cache for every
@@ -790,22 +791,32 @@ def _buy(sale: FlashSale, form: FlashBuyForm):
         return bot_answer()
     details = form.details(consent_text=_flash_consent_text(institution), locale=current_language())
     touch = Touch.from_request(SourceKind.CAMPAIGN, sale.code, request.args, request.referrer)
+    page_url = url_for(".flash_page", code=sale.code)
+    since = pagecache.generation()
     try:
         order = services.attempt_flash_purchase(
             institution, sale, details, touch, form.attempt_key()
         )
     except ServiceError as error:
-        if error.code in ("sold_out", "over_limit") or (
-            error.code == "closed" and utcnow() >= sale.starts_at
-        ):
-            # The page itself now says "sold out", "ended" or "your family has its seats":
-            # a short answer (the crowd's taps mostly end here), not the form again.
+        if error.code == "sold_out" or (error.code == "closed" and utcnow() >= sale.starts_at):
+            # The page itself says "sold out" or "ended": a short answer, the same for
+            # everyone until the sale changes, so the crowd's next taps get it in front of
+            # Flask (a seat given back changes the sale, and ends that).
+            pagecache.remember_refusal(
+                institution.id,
+                "flash_sale",
+                sale.code,
+                page_url,
+                counted_in=stock.attempts_key(sale.id),
+                since=since,
+            )
+            return redirect(page_url)
+        if error.code == "over_limit":  # the family is told, on the sale's page
             report(error)
-            return redirect(url_for(".flash_page", code=sale.code))
+            return redirect(page_url)
         report(error, form)
         return None
     _remember_order(sale, order)
-    page_url = url_for(".flash_page", code=sale.code)
     if not created_in_this_transaction(order):  # the same tap again: its order, as it is
         return redirect(page_url)
     # The order and its pending payment are committed before Stripe is called: a crash in

@@ -13,6 +13,7 @@ from datetime import timedelta
 import time_machine
 from sqlalchemy import select
 
+from app import pagecache
 from app.accounts.models import Role
 from app.campaigns import services, stock
 from app.campaigns.models import (
@@ -26,12 +27,22 @@ from app.contacts.models import FamilyDetails, SourceKind
 from app.contacts.services import Touch
 from app.courses.models import Enrolment
 from app.db import utcnow
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.notifications.models import OutboxMessage
+from app.pagecache import in_memory
 from app.payments.models import Payment, PaymentStatus
 from app.tenancy import bound
 from tests.factories import make_course, make_flash_sale, make_institution, make_member
-from tests.helpers import DECLINED, count, login, parent, pay_like_stripe_js, statements
+from tests.helpers import (
+    DECLINED,
+    count,
+    flask_dispatches,
+    login,
+    parent,
+    pay_like_stripe_js,
+    statements,
+    wait_until,
+)
 
 
 def page_of(institution, sale) -> str:
@@ -373,7 +384,7 @@ def test_sold_out_is_a_clear_page_not_an_error(client, institution):
 
     assert late.status_code == 302
     assert shown.status_code == 200 and "Sold out" in shown.get_data(as_text=True)
-    assert "every seat is taken" in shown.get_data(as_text=True)
+    assert "Every seat of this sale is taken" in shown.get_data(as_text=True)
     assert "Sold out" in stranger.get_data(as_text=True)
     assert "Buy now" not in stranger.get_data(as_text=True)
     assert len(orders(sale)) == 1
@@ -481,3 +492,41 @@ def test_with_the_payment_element_the_parent_pays_on_the_checkout_page_and_comes
     assert back.status_code == 302 and back.headers["Location"].endswith(path)
     assert order.status == FlashOrderStatus.PAID and order.enrolment_id is not None
     assert "Seat secured: CN¥99.00 paid." in client.get(path).get_data(as_text=True)
+
+
+def test_once_sold_out_the_crowds_taps_are_refused_in_front_of_flask_until_a_seat_returns(
+    client, institution, monkeypatch
+):
+    """The first "sold out" a web process gives is remembered: the next taps get the same
+    answer without a Flask request (counted as attempts all the same), until the sale
+    changes; an order that expires gives its seat back and the next tap buys it."""
+    sale = make_flash_sale(institution, stock=1)
+    assert wait_until(lambda: in_memory.started(client.application).listening)
+    with time_machine.travel(utcnow(), tick=False):  # only the notice may end the refusal
+        unpaid = reserve_a_seat(institution, sale)
+        notices_heard()  # this process's own, of the commit above: none arrives mid-request
+        first = buy(client.application.test_client(), institution, sale, 2)  # Flask: Lua
+        dispatched = flask_dispatches(client.application, monkeypatch)
+        crowd = [buy(client.application.test_client(), institution, sale, n) for n in (3, 4)]
+        refused_in_front = len(dispatched)
+        in_memory.add_counts()  # what each web process does every second
+        counted = stock.attempts(sale.id)
+
+        with bound(institution):
+            services.expire_flash_order(institution, unpaid, force=True)
+            db.session.commit()
+        late = buy(client.application.test_client(), institution, sale, 5)
+
+    page = page_of(institution, sale)
+    assert [r.headers["Location"] for r in (first, *crowd)] == [page] * 3
+    assert (refused_in_front, counted) == (0, 4)
+    assert late.status_code == 302 and len(dispatched) == 1
+    assert [o.status for o in orders(sale)] == [FlashOrderStatus.EXPIRED, FlashOrderStatus.PAID]
+
+
+def notices_heard() -> None:
+    """Wait until this process's listener has heard every change notice published so far
+    (they come in order: a last one of our own, heard, means all were)."""
+    heard = in_memory.generation
+    redis_connection.client.publish(pagecache.CHANGES, "page:0:test:settle:v")
+    assert wait_until(lambda: in_memory.generation > heard)
