@@ -7,13 +7,16 @@ localstripe, publishes a sale that is live (in a school with --scale units of da
 bench/data.py, and --others other schools), has each family open the sale's share link
 (untimed: a session and a CSRF token each), then has wrk send every attempt once from
 --connections connections, each family's attempts spread through the run (a parent
-tapping again and again). An attempt that wins a seat pays for it with the test card
-at localstripe in the same request; every other one is refused (sold out, or the
-family's limit) by Redis before the database is asked.
+tapping again and again). An attempt that wins a seat writes the order; every other one
+is refused (sold out, or the family's limit) by Redis before the database is asked, or,
+once a web process has seen the sale sold out, in front of Flask. Then each family that
+took a seat pays for it with the test card at localstripe (its own POST, as the parent
+does on the page within the payment minutes), timed as a second line.
 
-Prints one table (attempts per second, latency percentiles, the hello-world app's figure
-and the ratio) and the counts that must hold: orders created equal to the seats, no seat
-oversold (must be 0), no family over its limit (must be 0), every order paid.
+Prints one table (attempts and payments per second, latency percentiles, the hello-world
+app's figure and the ratio) and the counts that must hold: orders created equal to the
+seats, no seat oversold (must be 0), no family over its limit (must be 0), every order
+paid.
 
     python bench/flash_sale.py --attempts 10000 --families 2000 --seats 100
 
@@ -30,7 +33,9 @@ from datetime import timedelta
 
 from data import load
 from harness import (
+    SECRET_KEY,
     TEST_CARD,
+    Prepared,
     argument_parser,
     cohort_server,
     count_rows,
@@ -105,6 +110,42 @@ CHECKS = {
 }
 
 
+def payments_of(database: str, sale_id: int, code: str, visitors, families) -> list[Prepared]:
+    """Each order's payment as its family's browser sends it: the pay button on the sale's
+    page, with the session that the winning attempt's answer set (wrk drops cookies, so it
+    is signed here as the server signs it: the family's session plus its order)."""
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        orders = connection.execute(
+            text("SELECT code, phone FROM flash_orders WHERE flash_sale_id = :sale"),
+            {"sale": sale_id},
+        ).all()
+    engine.dispose()
+    signer = Flask(__name__)
+    signer.secret_key = SECRET_KEY
+    serializer = SecureCookieSessionInterface().get_signing_serializer(signer)
+    by_phone = {fields["phone"][-8:]: n for n, (_page, _path, fields) in enumerate(families)}
+    payments = []
+    for order_code, phone in orders:
+        visitor = visitors[by_phone[phone[-8:]]]
+        cookies = dict(part.split("=", 1) for part in visitor.cookie.split("; "))
+        session = serializer.loads(cookies["session"])
+        session["flash_orders"] = {code: [order_code]}
+        cookies["session"] = serializer.dumps(session)
+        payments.append(
+            Prepared(
+                f"{visitor.path}/orders/{order_code}/pay",
+                "; ".join(f"{k}={v}" for k, v in cookies.items()),
+                visitor.body,  # its CSRF token and the test card
+            )
+        )
+    return payments
+
+
 def main() -> None:
     from app.devtools.localstripe import LocalStripe
 
@@ -141,6 +182,8 @@ def main() -> None:
             attempts.append(replace(visitor, body=f"{visitor.body}&attempt=bench-{n}"))
         rng.shuffle(attempts)
         figures = send_posts(server.base, attempts, args.connections)
+        payments = payments_of(args.database, sale_id, code, visitors, families)
+        paid = send_posts(server.base, payments, args.connections)
         memory = server.memory_mib()
     stripe.stop()
 
@@ -149,12 +192,18 @@ def main() -> None:
         f"{args.seats} seats (limit 1 a family), winners paying by card (localstripe)"
     )
     print(settings_line(args))
-    print_table("", [("flash-sale attempt POST", figures)], hello, "post")
+    print_table(
+        "",
+        [("flash-sale attempt POST", figures), ("then paying for a seat POST", paid)],
+        hello,
+        "post",
+    )
     counts = count_rows(args.database, CHECKS, sale=sale_id, seats=args.seats)
     print_counts({**counts, **{f"HTTP {k}": v for k, v in sorted(figures.statuses.items())}})
     print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     ok = (
         sum(figures.statuses.values()) == args.attempts
+        and sum(paid.statuses.values()) == len(payments)
         and counts["orders holding a seat"] == min(args.seats, args.families)
         and counts["oversold seats"] == 0
         and counts["families over their limit"] == 0

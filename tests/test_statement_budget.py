@@ -11,6 +11,7 @@ from app.extensions import db
 from tests.factories import (
     local_time,
     make_course,
+    make_flash_sale,
     make_form,
     make_group_buy,
 )
@@ -91,3 +92,22 @@ def test_a_group_buy_join(app):
         assert response.status_code in (302, 303), response.status_code
         # was 61; two commits around Stripe's calls and a read of the outcome
         assert len(sent) <= 45
+
+
+def test_a_flash_sale_purchase(app):
+    """A seat taken (paid for next, in a request of its own), and an attempt refused by
+    Redis: the sale read, and the row context set and cleared."""
+    with committed_data() as made:
+        institution = committed_institution(made)
+        url = f"/{institution.slug}/fs/{make_flash_sale(institution, stock=2).code}"
+        db.session.remove()
+        post(app, url, parent(1), 1)
+        with statements() as sent:
+            response = post(app, url, parent(2), 2)
+        show(sent)
+        with statements() as refused:
+            sold_out = post(app, url, parent(3), 3)
+        show(refused)
+        assert (response.status_code, sold_out.status_code) == (302, 302)
+        assert len(sent) <= 22
+        assert len(refused) <= 3

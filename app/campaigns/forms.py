@@ -122,8 +122,9 @@ class FlashSaleForm(CoverFields, CohortForm):
     )
 
 
-class FlashBuyForm(CardFields, Honeypot, FamilyForm):
-    """A parent buying a seat in a flash sale; the card fields only in test mode.
+class FlashBuyForm(Honeypot, FamilyForm):
+    """A parent taking a seat in a flash sale (paid for next, within the sale's minutes:
+    `FlashPayForm`).
 
     `attempt` is the buyer's attempt key: the page is kept in a cache and shared by every
     visitor, so the server cannot write a key of the visitor's own into it; a script
@@ -138,6 +139,11 @@ class FlashBuyForm(CardFields, Honeypot, FamilyForm):
     def attempt_key(self) -> str:
         key = self.attempt.data or ""
         return key if ATTEMPT_KEY.match(key) else secrets.token_urlsafe(16)
+
+
+class FlashPayForm(CardFields, CohortForm):
+    """Paying for a seat taken; the card fields only in test mode (with real Stripe the
+    button leads to the Payment Element)."""
 
 
 class FlashRemindForm(Honeypot, CohortForm):

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 import redis
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from wtforms import SelectChoice
 
@@ -15,6 +16,7 @@ from app.accounts.models import MANAGERS
 from app.campaigns import queries, services, stock
 from app.campaigns.forms import (
     FlashBuyForm,
+    FlashPayForm,
     FlashRemindForm,
     FlashSaleForm,
     GroupBuyForm,
@@ -630,7 +632,12 @@ _REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def _buy_form(blank: bool = False) -> FlashBuyForm:
     """The buy form, filled from the request unless `blank`."""
-    return checkout.prepare(FlashBuyForm(formdata=None) if blank else FlashBuyForm())
+    return FlashBuyForm(formdata=None) if blank else FlashBuyForm()
+
+
+def _pay_form(blank: bool = False) -> FlashPayForm:
+    """The form that pays for a seat taken, filled from the request unless `blank`."""
+    return checkout.prepare(FlashPayForm(formdata=None) if blank else FlashPayForm())
 
 
 def _remind_form(blank: bool = False) -> FlashRemindForm:
@@ -724,9 +731,14 @@ def _share_link(sale: FlashSale, ref: str | None = None) -> str:
 
 
 def _render_flash(
-    sale: FlashSale, form: FlashBuyForm, remind_form: FlashRemindForm, preview: bool = False
+    sale: FlashSale,
+    form: FlashBuyForm,
+    remind_form: FlashRemindForm,
+    preview: bool = False,
+    pay_form: FlashPayForm | None = None,
 ):
     now = utcnow()
+    pay_form = pay_form or _pay_form(blank=True)
     phase = _shown_phase(sale, now)
     seats = _seats_left(sale) if phase == FlashPhase.LIVE and not preview else sale.seats_left
     pagecache.fresh_until(sale.next_change(now))
@@ -738,18 +750,13 @@ def _render_flash(
     # The class group the purchase put the family in (or one to join), and their own link
     # to share: theirs only, on a page rendered for them (never a kept one).
     family = paid[-1].contact if paid else None
-    next_path = url_for("campaigns_public.flash_page", code=sale.code)
     return render_template(
         "campaigns/public_flash.html",
         sale=sale,
         phase=phase,
         seats=seats,
         mine=mine,
-        resume={
-            order.id: checkout.resume_url(order.payment, sale.title, next_path)
-            for order in mine
-            if order.status == FlashOrderStatus.PENDING
-        },
+        pay_form=pay_form,
         at_limit=len(held) >= sale.per_family_limit,
         group_offer=group_queries.offer_for_course(sale.course, family, now) if family else None,
         family_link=_share_link(sale, family.referral_code) if family else None,
@@ -761,7 +768,7 @@ def _render_flash(
         preview=preview,
         now=now,
         **FLASH_LABELS,
-    ), max(form_status(form), form_status(remind_form))
+    ), max(form_status(form), form_status(remind_form), form_status(pay_form))
 
 
 @public.route("/fs/<code>", methods=["GET", "POST"])
@@ -784,8 +791,9 @@ def flash_page(code: str):
 
 
 def _buy(sale: FlashSale, form: FlashBuyForm):
-    """Take a seat (Redis first, then the database), commit the order, then pay for it.
-    Returns a response, or None to show the form again with its errors."""
+    """Take a seat (Redis first, then the database) and commit the order; the family pays
+    for it next (`flash_pay`), within the sale's minutes. Returns a response, or None to
+    show the form again with its errors."""
     institution = current_institution()
     if form.is_bot():
         return bot_answer()
@@ -817,10 +825,36 @@ def _buy(sale: FlashSale, form: FlashBuyForm):
         report(error, form)
         return None
     _remember_order(sale, order)
-    if not created_in_this_transaction(order):  # the same tap again: its order, as it is
-        return redirect(page_url)
-    # The order and its pending payment are committed before Stripe is called: a crash in
-    # between leaves an order that its deadline job expires, giving its seat back.
+    if created_in_this_transaction(order):  # not the same tap again (its order, as it is)
+        db.session.commit()
+        flash(
+            ngettext(
+                "Seat taken! Pay within %(num)s minute or it goes back on sale.",
+                "Seat taken! Pay within %(num)s minutes or it goes back on sale.",
+                sale.pay_minutes,
+            ),
+            "success",
+        )
+    return redirect(f"{page_url}#order-{order.code}")
+
+
+@public.post("/fs/<code>/orders/<order_code>/pay")
+@limiter.limit(lambda: current_app.config["FLASH_LIMIT_PER_IP"])
+def flash_pay(code: str, order_code: str):
+    """Pay for a seat this browser's family took: with the test card here, or on the
+    Payment Element's page. The order's deadline stands whichever way."""
+    sale = _public_flash_sale(code)
+    found = queries.flash_orders_of(sale, [order_code])
+    if not found or order_code not in _flash_codes(sale.code):
+        abort(404)  # not this browser's family's
+    order = found[0]
+    page_url = url_for(".flash_page", code=sale.code)
+    form = _pay_form()
+    if not form.validate_on_submit():
+        return _render_flash(sale, _buy_form(blank=True), _remind_form(blank=True), pay_form=form)
+    if order.status != FlashOrderStatus.PENDING or order.pay_by <= utcnow():
+        return redirect(page_url)  # the page says what became of it
+    # The order was committed when its seat was taken: Stripe is called outside any lock.
     page = checkout.commit_then_charge(
         order.payment, card=form.card(), title=sale.title, next_path=page_url
     )
@@ -847,7 +881,7 @@ def _buy(sale: FlashSale, form: FlashBuyForm):
             ),
             "error",
         )
-    return redirect(page_url)
+    return redirect(f"{page_url}#order-{order.code}")
 
 
 def _remind(sale: FlashSale, form: FlashRemindForm):

@@ -49,11 +49,24 @@ def page_of(institution, sale) -> str:
     return f"/{institution.slug}/fs/{sale.code}"
 
 
-def buy(client, institution, sale, n: int = 1, **overrides):
+def buy(client, institution, sale, n: int = 1, *, pay: bool = True, **overrides):
+    """Family n taps "buy" and, if it took a seat and `pay`, pays for it with the card in
+    `overrides` (the test card by default); the last answer."""
     data = {"attempt": uuid.uuid4().hex, **parent(n, **overrides)}
+    address = {"REMOTE_ADDR": f"10.50.{n // 250}.{n % 250}"}
+    taken = client.post(page_of(institution, sale), data=data, environ_base=address)
+    return pay_for(client, institution, sale, taken, n, **overrides) if pay else taken
+
+
+def pay_for(client, institution, sale, taken, n: int = 1, **card):
+    """Pay for the seat that the answer `taken` (to a buy) names, with the test card or
+    `card`; `taken` itself if it names none."""
+    order = re.search(r"#order-([\w-]+)$", taken.headers.get("Location", ""))
+    if order is None:
+        return taken
     return client.post(
-        page_of(institution, sale),
-        data=data,
+        f"{page_of(institution, sale)}/orders/{order[1]}/pay",
+        data=parent(n, **card),
         environ_base={"REMOTE_ADDR": f"10.50.{n // 250}.{n % 250}"},
     )
 
@@ -306,12 +319,18 @@ def test_the_page_counts_down_on_server_time_then_sells_then_ends(client, instit
 def test_a_parent_buys_with_the_test_card_and_sees_the_enrolment(client, institution):
     sale = make_flash_sale(institution, stock=5)
 
-    response = buy(client, institution, sale, 1, student_name="Leo")
+    taken = buy(client, institution, sale, 1, pay=False, student_name="Leo")
+    to_pay = client.get(taken.headers["Location"]).get_data(as_text=True)
+    response = pay_for(client, institution, sale, taken)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
 
     (order,) = orders(sale)
+    assert taken.headers["Location"] == f"{page_of(institution, sale)}#order-{order.code}"
+    assert "Seat taken! Pay within 10 minutes or it goes back on sale." in to_pay
+    assert "Time left to pay" in to_pay and "Pay CN¥99.00 now" in to_pay
+    assert "4 seats left" in to_pay  # the seat is theirs while they pay
     assert response.status_code == 302
-    assert response.headers["Location"] == page_of(institution, sale)
+    assert response.headers["Location"] == f"{page_of(institution, sale)}#order-{order.code}"
     assert order.status == FlashOrderStatus.PAID
     assert order.payment.status == PaymentStatus.CAPTURED
     enrolment = db.session.get(Enrolment, order.enrolment_id)
@@ -322,6 +341,23 @@ def test_a_parent_buys_with_the_test_card_and_sees_the_enrolment(client, institu
     assert f"?ref={order.contact.referral_code}" in page  # their link to share
     db.session.refresh(sale)
     assert (sale.sold, sale.reserved) == (1, 0)
+
+
+def test_only_the_family_that_took_a_seat_pays_for_it_and_only_in_time(client, institution):
+    sale = make_flash_sale(institution, stock=5)
+    taken = buy(client, institution, sale, 1, pay=False)
+    (order,) = orders(sale)
+
+    by_a_stranger = pay_for(client.application.test_client(), institution, sale, taken)
+    with time_machine.travel(order.pay_by + timedelta(seconds=1)):
+        too_late = pay_for(client, institution, sale, taken)
+
+    db.session.refresh(order)
+    assert by_a_stranger.status_code == 404
+    assert too_late.status_code == 302 and too_late.headers["Location"] == page_of(
+        institution, sale
+    )
+    assert order.status == FlashOrderStatus.PENDING and order.payment.intent_id is None
 
 
 def test_a_family_over_its_limit_is_told_so(client, institution):
@@ -347,8 +383,9 @@ def test_the_same_tap_sent_twice_is_one_order(client, institution):
     second = client.post(page_of(institution, sale), data=data)
 
     assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
     assert len(orders(sale)) == 1 and count(Payment) == 1
-    assert orders(sale)[0].status == FlashOrderStatus.PAID
+    assert orders(sale)[0].status == FlashOrderStatus.PENDING  # paid for next
 
 
 def test_without_an_attempt_key_the_server_makes_one(client, institution):
@@ -482,7 +519,9 @@ def test_with_the_payment_element_the_parent_pays_on_the_checkout_page_and_comes
     assert "card_number" not in form_page
     assert bought.status_code == 302 and f"/{institution.slug}/pay/" in checkout_url
     assert order.status == FlashOrderStatus.PENDING
-    assert "Pay CN¥99.00 now" in waiting and f"/{institution.slug}/pay/" in waiting
+    assert "Pay CN¥99.00 now" in waiting and f"/orders/{order.code}/pay" in waiting
+    again = client.post(f"{path}/orders/{order.code}/pay")  # back to the same intent
+    assert f"/{institution.slug}/pay/" in again.headers["Location"] and count(Payment) == 1
     assert "4 seats left" in waiting  # the seat is theirs while they pay
 
     pay_like_stripe_js(order.payment.intent_id)
@@ -520,7 +559,7 @@ def test_once_sold_out_the_crowds_taps_are_refused_in_front_of_flask_until_a_sea
     page = page_of(institution, sale)
     assert [r.headers["Location"] for r in (first, *crowd)] == [page] * 3
     assert (refused_in_front, counted) == (0, 4)
-    assert late.status_code == 302 and len(dispatched) == 1
+    assert late.status_code == 302 and len(dispatched) == 2  # its tap, then its payment
     assert [o.status for o in orders(sale)] == [FlashOrderStatus.EXPIRED, FlashOrderStatus.PAID]
 
 

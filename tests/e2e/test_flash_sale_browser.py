@@ -1,6 +1,6 @@
 """A parent on a phone: the flash sale's page counts down to the start on the server's
-clock, the buy button opens when it gets there, the parent buys a seat with the test
-card and sees the child enrolled."""
+clock, the buy button opens when it gets there, the parent takes a seat, pays for it with
+the test card and sees the child enrolled."""
 
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def test_the_countdown_reaches_the_start_then_the_parent_buys_and_sees_the_enrol
     assert "立即抢购" in phone.inner_text("button.flash-buy")
     with phone.expect_navigation():
         phone.click("button.flash-buy")
+
+    assert "抢到名额了！请在10分钟内支付" in phone.inner_text(".flashes")
+    assert "剩余支付时间" in phone.inner_text(".my-place")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.screenshot(path=str(tmp_path / "to-pay.png"), full_page=True)
+    with phone.expect_navigation():
+        phone.click("button.flash-pay")  # the test card, filled in
 
     assert "抢到了！乐乐已报名" in phone.inner_text(".flashes")
     assert "已报名" in phone.inner_text(".my-place")
