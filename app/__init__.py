@@ -23,6 +23,7 @@ DOMAINS = (
     "loyalty",
     "memberships",
     "camps",
+    "dashboard",
 )
 
 
@@ -91,6 +92,11 @@ def register_blueprints(app: Flask) -> None:
         views = importlib.import_module(f"app.{domain}.views")
         for blueprint in views.BLUEPRINTS:
             app.register_blueprint(blueprint)
+    # The staff home (`institutions.home`, /staff/<slug>/) is the dashboard's page: the
+    # address stays the institution's, and no domain has to import the dashboard.
+    from app.dashboard.views import home
+
+    app.view_functions["institutions.home"] = home
 
 
 def register_tasks() -> None:

@@ -5,6 +5,7 @@ from app.campaigns.models import FlashOrder, FlashReminder, FlashSale, GroupBuy,
 from app.camps.models import Camp, CampChild, CampTask, CheckIn
 from app.contacts.models import Contact, ContactEvent, ContactTag, ContactTouch, Student, Tag
 from app.courses.models import Course, Enrolment, Lesson, Seat
+from app.dashboard import models as dashboard_indexes  # noqa: F401 - its indexes on others' tables
 from app.groups.models import (
     AnnouncementRead,
     Group,

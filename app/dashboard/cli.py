@@ -1,0 +1,3 @@
+"""Command-line tools for the dashboard (none yet)."""
+
+COMMANDS: list = []
