@@ -72,6 +72,14 @@ class GroupBuyForm(CoverFields, CohortForm):
     per_contact_limit = IntegerField(
         _l("Teams per family"), default=1, validators=[DataRequired(), NumberRange(1, 20)]
     )
+    is_charged_at_once = BooleanField(
+        _l("Charge at once"),
+        description=_l(
+            "Charge at once, refund automatically if the team does not fill — needed for "
+            "WeChat Pay and Alipay, which cannot hold money. Unticked, the card is only held "
+            "and charged when the team fills."
+        ),
+    )
 
 
 class JoinForm(CardFields, Honeypot, FamilyForm):

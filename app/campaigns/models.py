@@ -59,6 +59,11 @@ class GroupBuy(TenantScoped, Base):
     ends_at: Mapped[datetime]
     team_limit: Mapped[int | None]  # teams in all; None: no limit
     per_contact_limit: Mapped[int] = mapped_column(default=1)  # teams one family may be in
+    # Charge at once instead of holding the money: joining takes the payment, a team that
+    # fills needs no capture, and a team that fails is refunded in full. WeChat Pay and
+    # Alipay cannot hold money (no manual capture), so only in this mode does the Payment
+    # Element offer them.
+    is_charged_at_once: Mapped[bool] = mapped_column(default=False)
     status: Mapped[CampaignStatus] = mapped_column(
         str_enum(CampaignStatus), default=CampaignStatus.DRAFT
     )
@@ -156,19 +161,51 @@ class Team(TenantScoped, Base):
 
 
 class MemberStatus(enum.StrEnum):
+    """A member's place and money. Holding (the default): pending -> authorised ->
+    captured | released | failed. Charged at once (`GroupBuy.is_charged_at_once`):
+    pending -> charged -> captured | refunded, or pending -> refunded when the team filled
+    or closed while the family paid."""
+
     PENDING = "pending"  # paying
     AUTHORISED = "authorised"  # hold succeeded and a seat in the team claimed
-    CAPTURED = "captured"
+    CHARGED = "charged"  # paid at once and a seat claimed; refunded if the team fails
+    CAPTURED = "captured"  # paid for a team that filled
     RELEASED = "released"  # hold cancelled: nothing taken
+    REFUNDED = "refunded"  # paid at once, then refunded in full
     FAILED = "failed"  # declined, or the capture did not go through
 
 
-ACTIVE_MEMBER = (MemberStatus.PENDING, MemberStatus.AUTHORISED, MemberStatus.CAPTURED)
+# Where a member may go from each state (services.campaigns changes it only along these).
+MEMBER_TRANSITIONS = {
+    MemberStatus.PENDING: {
+        MemberStatus.AUTHORISED,
+        MemberStatus.CHARGED,
+        MemberStatus.RELEASED,
+        MemberStatus.REFUNDED,
+        MemberStatus.FAILED,
+    },
+    MemberStatus.AUTHORISED: {MemberStatus.CAPTURED, MemberStatus.RELEASED, MemberStatus.FAILED},
+    MemberStatus.CHARGED: {MemberStatus.CAPTURED, MemberStatus.REFUNDED},
+    MemberStatus.CAPTURED: set(),
+    MemberStatus.RELEASED: set(),
+    MemberStatus.REFUNDED: set(),
+    MemberStatus.FAILED: set(),
+}
+ACTIVE_MEMBER = (
+    MemberStatus.PENDING,
+    MemberStatus.AUTHORISED,
+    MemberStatus.CHARGED,
+    MemberStatus.CAPTURED,
+)
+# A seat in the team: held, or paid (at once, or captured when the team filled).
+SEATED_MEMBER = (MemberStatus.AUTHORISED, MemberStatus.CHARGED, MemberStatus.CAPTURED)
 MEMBER_STATUS_LABELS = {
     MemberStatus.PENDING: _l("Paying"),
     MemberStatus.AUTHORISED: _l("Held"),
+    MemberStatus.CHARGED: _l("Paid, team forming"),
     MemberStatus.CAPTURED: _l("Paid"),
     MemberStatus.RELEASED: _l("Released"),
+    MemberStatus.REFUNDED: _l("Refunded"),
     MemberStatus.FAILED: _l("Failed"),
 }
 
@@ -194,6 +231,9 @@ RELEASE_REASON_LABELS = {
 }
 
 
+ACTIVE_STATUSES_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_MEMBER))
+
+
 class TeamMember(TenantScoped, Base):
     """A family in a team, with the payment that holds their money."""
 
@@ -206,8 +246,8 @@ class TeamMember(TenantScoped, Base):
             "team_id",
             "contact_id",
             unique=True,
-            postgresql_where=text("status IN ('pending', 'authorised', 'captured')"),
-            sqlite_where=text("status IN ('pending', 'authorised', 'captured')"),
+            postgresql_where=text(ACTIVE_STATUSES_SQL),
+            sqlite_where=text(ACTIVE_STATUSES_SQL),
         ),
     )
 
@@ -240,6 +280,19 @@ class TeamMember(TenantScoped, Base):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_MEMBER
+
+    @property
+    def is_charged_at_once(self) -> bool:
+        """Paying at once rather than holding: how this family's payment was started."""
+        return self.payment is not None and not self.payment.is_manual_capture
+
+    @property
+    def has_seat(self) -> bool:
+        """Counted in the team: held, or paid."""
+        return self.status in SEATED_MEMBER
+
+    def can_become(self, status: MemberStatus) -> bool:
+        return status in MEMBER_TRANSITIONS[self.status]
 
 
 # --- flash sales (秒杀) ----------------------------------------------------------------------

@@ -43,6 +43,7 @@ _TEAM = (
     "seats_left",
     "deadline",
     "team_link",
+    "paid_at_once",
 )
 # The group a confirmation offers (its link is empty when the course has none).
 _GROUP = ("group_title", "group_kind", "group_link")
@@ -110,6 +111,10 @@ VARIABLE_LABELS = {
     "seats_left": _l("seats left in the team"),
     "deadline": _l("the team's deadline"),
     "team_link": _l("the link to the team's page"),
+    "paid_at_once": _l(
+        "true when the group buy charges at once (refunded if the team does not fill), "
+        "false when it holds the money"
+    ),
     "camp_title": _l("the check-in camp"),
     "task": _l("the day's task"),
     "window_end": _l("when today's check-ins close"),
@@ -149,6 +154,7 @@ SAMPLE_CONTEXT = {
     "seats_left": 1,
     "expires_at": "2026-12-06T11:00:00+00:00",
     "team_link": "https://cohort.example/sunrise/gb/…/t/…",
+    "paid_at_once": False,
     "camp_title": "21天英语阅读打卡营",
     "task": "朗读第3课课文并录一段音频",
     "window_end": "22:00",

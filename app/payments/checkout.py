@@ -44,13 +44,16 @@ def prepare(form):
     return form
 
 
-def commit_then_charge(payment: Payment, *, card, title: str, next_path: str) -> str | None:
+def commit_then_charge(
+    payment: Payment, *, card, title: str, next_path: str, note: str | None = None
+) -> str | None:
     """Commit the pending payment (and whatever the caller wrote with it), then pay it.
 
     Returns None when the test card was charged here: the payment's domain has already
     been told through its transition handler, so the caller reads the outcome from its own
     rows. Otherwise returns the checkout page to send the parent to; Stripe brings them
-    back to `next_path` (a path of this site) through our return page.
+    back to `next_path` (a path of this site) through our return page. `note` is a line
+    the checkout page shows above the payment form (what happens to the money next).
     """
     db.session.commit()
     try:
@@ -69,12 +72,15 @@ def commit_then_charge(payment: Payment, *, card, title: str, next_path: str) ->
     db.session.commit()
     if collects_card() or not payment.is_pending:
         return None
-    return checkout_url(payment, title, next_path)
+    return checkout_url(payment, title, next_path, note)
 
 
-def checkout_url(payment: Payment, title: str, next_path: str) -> str:
+def checkout_url(payment: Payment, title: str, next_path: str, note: str | None = None) -> str:
     """The checkout page of a payment begun for the Payment Element (valid for a day)."""
-    token = tokens.sign("checkout", {"payment": payment.id, "title": title, "next": next_path})
+    data = {"payment": payment.id, "title": title, "next": next_path}
+    if note:
+        data["note"] = str(note)
+    token = tokens.sign("checkout", data)
     return url_for("payments_public.checkout_page", token=token)
 
 

@@ -34,7 +34,8 @@ class Forgotten(Exception):
 
 class Declined(Exception):
     """The card said no; `message` is Stripe's explanation for the cardholder, `code` and
-    `decline_code` say why (payments.declines turns them into the parent's language)."""
+    `decline_code` say why (models.DECLINE_MESSAGES turns them into the parent's
+    language; the message itself is for staff and the log)."""
 
     def __init__(self, message: str, code: str | None = None, decline_code: str | None = None):
         super().__init__(message)
@@ -177,10 +178,21 @@ def create_test_card(institution_id: int, card: tuple[str, int, int, str]) -> tu
     return method.id, customer.id
 
 
-def create_intent(payment: Payment, payment_method: str | None = None, customer: str | None = None):
-    """Create the payment's PaymentIntent: confirmed at once with a test card's
-    PaymentMethod, or, without one, unconfirmed for the Payment Element to confirm in the
-    browser with whatever way of paying the parent picks there."""
+def intent_params(
+    payment: Payment,
+    *,
+    local: bool,
+    payment_method: str | None = None,
+    customer: str | None = None,
+) -> dict:
+    """What the payment's PaymentIntent is created with (`local`: against localstripe).
+
+    With a test card's PaymentMethod it is confirmed at once. Without one it waits for the
+    Payment Element: real Stripe is asked for `automatic_payment_methods`, so the element
+    offers what the institution's account has enabled and what fits the intent (its
+    currency, and its capture: WeChat Pay and Alipay cannot hold money, so they are offered
+    for a payment taken at once, never for a hold). localstripe refuses parameters it does
+    not know and has only cards, so it is told exactly that."""
     params: dict = {
         "amount": payment.amount,
         "currency": payment.currency.lower(),
@@ -192,10 +204,18 @@ def create_intent(payment: Payment, payment_method: str | None = None, customer:
         params["confirm"] = True
         if customer:
             params["customer"] = customer
-    elif is_local():  # localstripe knows no automatic payment methods
+    elif local:
         params["payment_method_types"] = ["card"]
     else:
         params["automatic_payment_methods"] = {"enabled": True}
+    return params
+
+
+def create_intent(payment: Payment, payment_method: str | None = None, customer: str | None = None):
+    """Create the payment's PaymentIntent (`intent_params`)."""
+    params = intent_params(
+        payment, local=is_local(), payment_method=payment_method, customer=customer
+    )
     with _calling_stripe():
         return _client(payment.institution_id).v1.payment_intents.create(
             params=params, options={"idempotency_key": _key(payment, "create")}
@@ -254,6 +274,22 @@ def refund_intent(payment: Payment, intent_id: str | None = None):
             params={"payment_intent": intent_id, "metadata": _metadata(payment)},
             options={"idempotency_key": _key(payment, f"refund-{intent_id}")},
         )
+
+
+def refunded_amount(payment: Payment, intent_id: str | None = None) -> int:
+    """How much Stripe has refunded (or is refunding) of the intent's charge, whoever
+    asked: what a refund retried after a crash reads first, so that it is not made
+    twice (localstripe ignores idempotency keys)."""
+    intent_id = intent_id or payment.intent_id
+    total = 0
+    with _calling_stripe():
+        refunds = _client(payment.institution_id).v1.refunds.list(
+            params={"payment_intent": intent_id, "limit": 100}
+        )
+        for refund in refunds.auto_paging_iter():
+            if refund["status"] not in ("failed", "canceled"):
+                total += refund["amount"]
+    return total
 
 
 def verify_event(institution_id: int, payload: bytes, signature: str | None) -> stripe.Event:

@@ -70,18 +70,49 @@ PAYMENT_STATUS_LABELS = {
 }
 
 
-# What a parent is told when a payment fails, by Stripe's decline code (or ours). Lost and
-# stolen cards read as a plain decline, as Stripe advises.
+# What a parent is told when a payment fails, in the page's language, by Stripe's
+# decline code (`decline_code`), its error code (`code`) or ours. Stripe's own message is
+# English (and meant for developers as much as for cardholders): it is kept for staff in
+# `Payment.failure_message` and the log, never shown to a parent. Lost, stolen and
+# fraudulent cards read as a plain decline, as Stripe advises; any code not listed here
+# reads as a plain decline too (`DECLINED`).
+_SPENDING_LIMIT = _l(
+    "The card has reached its spending limit. Please use another card or ask your bank."
+)
+_INCORRECT_NUMBER = _l("The card number is incorrect.")
+_INCORRECT_CVC = _l("The card's security code (CVC) is incorrect.")
+_EXPIRED = _l("The card has expired.")
+_PROCESSING = _l("The card could not be processed. Please try again.")
+_AUTHENTICATION = _l(
+    "Your bank asks you to confirm this payment. Please try again and follow its steps."
+)
+_NOT_SUPPORTED = _l("This card cannot be used for this payment. Please use another card.")
 DECLINE_MESSAGES = {
     "insufficient_funds": _l("The card has insufficient funds."),
-    "expired_card": _l("The card has expired."),
-    "incorrect_cvc": _l("The card's security code (CVC) is incorrect."),
-    "incorrect_number": _l("The card number is incorrect."),
+    "expired_card": _EXPIRED,
+    "invalid_expiry_month": _l("The card's expiry date is not valid."),
+    "invalid_expiry_year": _l("The card's expiry date is not valid."),
+    "incorrect_cvc": _INCORRECT_CVC,
+    "invalid_cvc": _INCORRECT_CVC,
+    "incorrect_number": _INCORRECT_NUMBER,
+    "invalid_number": _INCORRECT_NUMBER,
     "invalid_card": _l("The card details are not valid."),
-    "processing_error": _l("The card could not be processed. Please try again."),
-    "authentication_required": _l(
-        "Your bank asks you to confirm this payment. Please try again and follow its steps."
+    "processing_error": _PROCESSING,
+    "try_again_later": _PROCESSING,
+    "reenter_transaction": _PROCESSING,
+    "authentication_required": _AUTHENTICATION,
+    "approve_with_id": _AUTHENTICATION,
+    "payment_intent_authentication_failure": _l(
+        "The payment was not confirmed with your bank. Please try again."
     ),
+    "card_velocity_exceeded": _SPENDING_LIMIT,
+    "withdrawal_count_limit_exceeded": _SPENDING_LIMIT,
+    "card_not_supported": _NOT_SUPPORTED,
+    "currency_not_supported": _NOT_SUPPORTED,
+    "transaction_not_allowed": _NOT_SUPPORTED,
+    # do_not_honor, generic_decline, card_declined, lost_card, stolen_card, fraudulent,
+    # pickup_card, restricted_card...: DECLINED.
+    "abandoned": _l("The payment was not completed in time."),
     "unavailable": _l("Payment is unavailable right now."),
     "capture_refused": _l("The payment could not be taken."),
 }

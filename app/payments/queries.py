@@ -70,3 +70,30 @@ def overdue_payments(now: datetime) -> list[Payment]:
             .execution_options(all_institutions=True)
         )
     )
+
+
+FAMILY_SEES = (
+    PaymentStatus.PENDING,
+    PaymentStatus.AUTHORISED,
+    PaymentStatus.CAPTURED,
+    PaymentStatus.REFUNDED,
+)
+
+
+def family_payments(contact_id: int, limit: int = 20, shown=FAMILY_SEES) -> list[Payment]:
+    """A family's payments, newest first: by default those that came to something (their
+    page's receipts); staff see every one (`shown=tuple(PaymentStatus)`)."""
+    return list(
+        db.session.scalars(
+            select(Payment)
+            .where(Payment.contact_id == contact_id, Payment.status.in_(shown))
+            .order_by(Payment.created_at.desc(), Payment.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def family_payment(contact_id: int, payment_id: int) -> Payment | None:
+    return db.session.scalar(
+        select(Payment).where(Payment.id == payment_id, Payment.contact_id == contact_id)
+    )

@@ -190,7 +190,7 @@ def apply_intent(payment: Payment, intent, cause: str) -> PaymentStatus:
         transition(payment, PaymentStatus.CAPTURED, cause)
     elif status == "canceled":
         if payment.status == PaymentStatus.PENDING:
-            _fail(payment, "cancelled before it was paid", cause)
+            _fail(payment, "cancelled before it was paid", cause, "abandoned")
         else:  # a hold cancelled by us, by staff at Stripe, or expired there
             transition(payment, PaymentStatus.RELEASED, cause)
     elif status == "requires_payment_method" and intent.get("last_payment_error"):
@@ -215,6 +215,13 @@ def pay(payment: Payment, card: tuple[str, int, int, str]) -> Payment:
         method, customer = gateway.create_test_card(payment.institution_id, card)
         intent = gateway.create_intent(payment, method, customer)
     except gateway.Declined as declined:
+        log.info(
+            "payment %s declined (%s/%s): %s",
+            payment.id,
+            declined.code,
+            declined.decline_code,
+            declined.message,
+        )
         _fail(payment, declined.message, "card declined", declined.decline_code or declined.code)
         return payment
     _adopt(payment, intent, "checkout")
@@ -357,7 +364,7 @@ def release(payment: Payment, cause: str) -> PaymentStatus:
     if payment.intent_id is None:
         for intent in gateway.find_intents(payment):
             _undo(payment, intent)
-        _fail(payment, "abandoned before payment", cause)
+        _fail(payment, "abandoned before payment", cause, "abandoned")
         return payment.status
     try:
         intent = gateway.cancel_intent(payment)
@@ -369,11 +376,23 @@ def release(payment: Payment, cause: str) -> PaymentStatus:
 
 
 def refund(payment: Payment, cause: str) -> PaymentStatus:
-    """Give captured money back (a payment that arrived for something no longer there)."""
+    """Give captured money back in full (a payment that arrived for something no longer
+    there, a team paid at once that did not fill). Safe to run twice, and after a crash:
+    Stripe's refunds of the intent are read first, so a refund that a killed worker
+    already made is recorded, not made again. Raises gateway.Unavailable while Stripe
+    cannot be reached (the caller's job runs again)."""
     payment = _locked(payment.id)
     if payment.status != PaymentStatus.CAPTURED:
         return payment.status
-    gateway.refund_intent(payment)
+    try:
+        if gateway.refunded_amount(payment) < payment.amount:
+            gateway.refund_intent(payment)
+        else:
+            log.warning("payment %s: already refunded at Stripe; recorded (%s)", payment.id, cause)
+    except gateway.Forgotten:
+        # As for a hold (`_forgotten`): what Stripe took is gone with it; the cause says so.
+        log.warning("payment %s: Stripe does not know intent %s", payment.id, payment.intent_id)
+        cause = f"{cause}; unknown at Stripe"
     transition(payment, PaymentStatus.REFUNDED, cause)
     return payment.status
 

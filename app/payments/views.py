@@ -84,6 +84,7 @@ def checkout_page(token: str):
         "payments/checkout.html",
         payment=payment,
         title=data["title"],
+        note=data.get("note"),
         client_secret=secret,
         publishable_key=key,
         stripe_account=account,

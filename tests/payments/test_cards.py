@@ -3,6 +3,8 @@ why in the page's language, never in Stripe's English."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import stripe
 from flask_babel import force_locale
@@ -12,10 +14,11 @@ from app.courses.models import Seat, SeatStatus
 from app.extensions import db
 from app.payments import gateway
 from app.payments.models import Payment, PaymentStatus
-from tests.factories import make_course
-from tests.helpers import register
+from tests.factories import make_course, make_group_buy
+from tests.helpers import DECLINED, join_team, members, only_team, open_team, register
 
 PRICE = 19900
+DECLINED_WORDS = "The card was declined. Please use another card or ask your bank."
 # https://docs.stripe.com/testing#declined-payments (localstripe declines the first seven
 # when the card is attached to a customer, as Stripe.js does, and the last when charged).
 DECLINED_CARDS = [
@@ -71,3 +74,63 @@ def test_real_stripes_decline_codes_become_the_parents_words(decline_code, engli
     payment = Payment(failure_code=caught.value.decline_code or caught.value.code)
     with force_locale("en"):
         assert str(payment.failure_text) == english
+
+
+@pytest.mark.parametrize(
+    ("code", "english"),
+    [
+        ("card_declined", DECLINED_WORDS),
+        ("generic_decline", DECLINED_WORDS),
+        ("do_not_honor", DECLINED_WORDS),
+        ("lost_card", DECLINED_WORDS),
+        ("stolen_card", DECLINED_WORDS),
+        ("fraudulent", DECLINED_WORDS),
+        ("something_stripe_adds_one_day", DECLINED_WORDS),
+        ("insufficient_funds", "The card has insufficient funds."),
+        ("expired_card", "The card has expired."),
+        ("incorrect_cvc", "The card's security code (CVC) is incorrect."),
+        ("invalid_cvc", "The card's security code (CVC) is incorrect."),
+        ("incorrect_number", "The card number is incorrect."),
+        ("processing_error", "The card could not be processed. Please try again."),
+        (
+            "authentication_required",
+            "Your bank asks you to confirm this payment. Please try again and follow its steps.",
+        ),
+        (
+            "card_velocity_exceeded",
+            "The card has reached its spending limit. Please use another card or ask your bank.",
+        ),
+        ("abandoned", "The payment was not completed in time."),
+    ],
+)
+def test_every_decline_code_has_the_parents_own_words(code, english):
+    payment = Payment(failure_code=code, failure_message="Your card was declined.")
+    with force_locale("en"):
+        assert str(payment.failure_text) == english
+    assert "Your card was declined" not in str(payment.failure_text)
+
+
+def flash_errors(html: str) -> list[str]:
+    return [
+        re.sub(r"\s+", " ", text).strip()
+        for text in re.findall(r'<p class="flash flash-error"[^>]*>(.*?)</p>', html, re.S)
+    ]
+
+
+def test_a_declined_card_on_a_chinese_group_buy_page_is_told_in_chinese_only(client, institution):
+    group_buy = make_group_buy(institution, team_size=2)
+    open_team(client, institution, group_buy, 1)
+    team = only_team(group_buy)
+    friend = client.application.test_client()
+    friend.get("/lang/zh_CN")  # the friend's phone reads Chinese
+
+    response = join_team(friend, institution, group_buy, team, 2, card_number=DECLINED)
+    page = friend.get(response.headers["Location"]).get_data(as_text=True)
+
+    (failure,) = flash_errors(page)
+    assert failure.startswith("支付未成功")
+    assert not re.search(r"[A-Za-z]", failure), failure  # not a word of Stripe's English
+    payment = members(team)[1].payment
+    assert payment.status == PaymentStatus.FAILED
+    assert payment.failure_message  # Stripe's own words are kept for staff
+    assert payment.failure_message not in page
