@@ -103,7 +103,7 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), is_production),
         "REMEMBER_COOKIE_DURATION": timedelta(days=30),
-        "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=30),  # a family's phone stays signed in
         "FORCE_HTTPS": _bool(env.get("FORCE_HTTPS"), is_production),
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
         # Uploads: a post's pictures (up to 9 phone photos, re-encoded smaller on arrival)
@@ -154,6 +154,8 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         # carrier's address) and per phone number (a bot trying one number many times).
         "FLASH_LIMIT_PER_IP": env.get("FLASH_LIMIT_PER_IP", "30 per minute;300 per hour"),
         "FLASH_LIMIT_PER_PHONE": env.get("FLASH_LIMIT_PER_PHONE", "6 per minute;30 per hour"),
+        # Share posters are drawn on the server (kept once drawn): per address.
+        "POSTER_LIMIT_PER_IP": env.get("POSTER_LIMIT_PER_IP", "30 per minute;300 per hour"),
         # RQ. A worker beats every JOB_MONITORING_SECONDS while it runs a job; a job whose
         # worker has not beaten for JOB_LOST_AFTER_SECONDS (SIGKILLed, its machine gone)
         # is lost, and the sweepers run it again. The scheduler's lock lives

@@ -55,9 +55,23 @@ csrf = CSRFProtect()
 babel = Babel()
 talisman = Talisman()
 # Every limit Cohort sets is on what a visitor sends (a form's POST); reads are never
-# limited, so the limiter does not look at them at all (a public page or /healthz).
+# limited, so the limiter does not look at them at all (a public page or /healthz), except
+# the few views marked `limits_reads` (a share poster: drawn per request, costly).
 limiter = Limiter(key_func=get_remote_address)
-limiter.request_filter(lambda: flask.request.method in ("GET", "HEAD", "OPTIONS"))
+
+
+@limiter.request_filter
+def _unlimited_read() -> bool:
+    if flask.request.method not in ("GET", "HEAD", "OPTIONS"):
+        return False
+    view = flask.current_app.view_functions.get(flask.request.endpoint)
+    return not getattr(view, "limits_reads", False)
+
+
+def limits_reads(view):
+    """Let the limits on `view` count its GETs too (applied outside `limiter.limit`)."""
+    view.limits_reads = True
+    return view
 
 
 class RedisConnection:

@@ -20,16 +20,17 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from app import pagecache
+from app import pagecache, sharing
 from app.accounts.models import MANAGERS
 from app.camps import queries as camp_queries
 from app.courses import queries as course_queries
 from app.db import utcnow
 from app.errors import ServiceError, form_status, report
-from app.extensions import db, limiter
+from app.extensions import db, limiter, limits_reads
 from app.forms import ConfirmForm
 from app.groups import queries, services
 from app.groups.forms import (
@@ -409,6 +410,28 @@ def join(code: str):
         and contact is not None
         and not vip.is_vip(contact, utcnow()),
     ), status
+
+
+@public.get("/j/<code>/poster.png")
+@limits_reads
+@limiter.limit(lambda: current_app.config["POSTER_LIMIT_PER_IP"])
+def invite_poster(code: str):
+    """An invitation's share poster (app.sharing): how many families are in the group."""
+    institution = current_institution()
+    invite = queries.invite_by_code(institution, code) or abort(404)
+    if not invite.is_usable(utcnow()):
+        abort(404)
+    members = queries.member_counts(institution).get(invite.group_id, 0)
+    return sharing.poster_response(
+        institution,
+        link=_invite_url(invite, via="qr"),
+        family_by_ref=loyalty_queries.contact_by_referral_code,
+        title=invite.group.title,
+        subtitle=invite.group.description,
+        badge=ngettext("%(num)s family has joined", "%(num)s families have joined", members)
+        if members
+        else None,
+    )
 
 
 def _join_source(group: Group, contact) -> JoinVia:
