@@ -66,7 +66,8 @@ ERROR_TEXT = {
 }
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
+    """The request asks for JSON (a script's fetch), not a page."""
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return request.is_json or best == "application/json"
 
@@ -82,7 +83,7 @@ def render_error(
     again from (a 503 offers it); `back_url`, the page of this site the request came
     from."""
     title, text = ERROR_TEXT.get(status, ERROR_TEXT[500])
-    if _wants_json():
+    if wants_json():
         return jsonify(
             error=code or _CODES.get(status, "error"), message=str(detail or text)
         ), status
