@@ -148,6 +148,8 @@ def dev(host: str, port: int):
         click.echo(f"  group buy       {base}/{seeded.slug}/gb/{seeded.group_buy_code}")
     if seeded.group_invite_code:
         click.echo(f"  group invite    {base}/{seeded.slug}/j/{seeded.group_invite_code}")
+    if seeded.flash_sale_code:
+        click.echo(f"  flash sale      {base}/{seeded.slug}/fs/{seeded.flash_sale_code}")
     click.echo(f"  parent's page   {base}/{seeded.slug}/me")
     click.echo(f"  sign up         {base}/signup")
     click.echo(f"  health          {base}/healthz/deep")

@@ -4,14 +4,16 @@ services a real signup uses. Safe to run again: what exists is left alone."""
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from app.accounts.models import User
 from app.campaigns import services as campaigns
-from app.campaigns.models import GroupBuy
+from app.campaigns.models import FlashSale, GroupBuy
 from app.camps import services as camps
 from app.camps.models import Camp
 from app.courses import services as courses
@@ -47,6 +49,7 @@ class Demo:
     paid_course_code: str | None
     group_buy_code: str | None
     group_invite_code: str | None
+    flash_sale_code: str | None
 
 
 def seed() -> Demo:
@@ -97,6 +100,10 @@ def _seed(institution: Institution, created: bool) -> None:
     if db.session.scalar(select(Reward.id).where(Reward.institution_id == institution.id)) is None:
         _seed_rewards(institution)
         db.session.commit()
+    sale = select(FlashSale.id).where(FlashSale.institution_id == institution.id)
+    if db.session.scalar(sale) is None:
+        _seed_flash_sale(institution)
+        db.session.commit()
 
 
 def _codes(institution: Institution) -> tuple:
@@ -121,7 +128,10 @@ def _codes(institution: Institution) -> tuple:
         .where(GroupInvite.institution_id == institution.id, GroupInvite.revoked_at.is_(None))
         .limit(1)
     )
-    return form_code, course_code, paid_course_code, group_buy_code, invite_code
+    flash_sale_code = db.session.scalar(
+        select(FlashSale.code).where(FlashSale.institution_id == institution.id).limit(1)
+    )
+    return form_code, course_code, paid_course_code, group_buy_code, invite_code, flash_sale_code
 
 
 def _seed_form(institution: Institution) -> None:
@@ -278,7 +288,7 @@ def _seed_group_buy(institution: Institution) -> None:
         title="3 人拼团 · 寒假数学提高班",
         description=(
             "三位家长成团即享拼团价：原价 ¥999，拼团 ¥599，团长 ¥499。"
-            "24 小时内未成团自动释放冻结金额，不扣任何费用。"
+            "支付后仅预授权，成团后才扣款；24 小时内未成团自动取消，不扣任何费用。"
         ),
         course_id=course.id,
         list_price_amount=99900,
@@ -291,6 +301,54 @@ def _seed_group_buy(institution: Institution) -> None:
         team_limit=None,
         per_contact_limit=1,
     )
+    for row in (course, group_buy):  # a picture at the top of their pages and link cards
+        row.cover, row.cover_content_type, row.cover_updated_at = _cover(), "image/png", now
     # Without Stripe (seed-demo outside `cohort dev`) it stays a draft.
     with contextlib.suppress(ServiceError):
         campaigns.publish_group_buy(institution, group_buy, "demo")
+
+
+def _seed_flash_sale(institution: Institution) -> None:
+    """A flash sale of the paid course, live for two days: 20 seats at ¥199, one a family,
+    ten minutes to pay. Without Stripe it stays a draft, as the group buy does."""
+    course = db.session.scalar(
+        select(Course).where(Course.institution_id == institution.id, Course.price_amount > 0)
+    )
+    if course is None:
+        return
+    now = datetime.now(UTC)
+    sale = campaigns.save_flash_sale(
+        institution,
+        None,
+        title="寒假班秒杀 · 20 个名额 ¥199",
+        description="寒假数学提高班限时秒杀：原价 ¥999，秒杀价 ¥199，每个家庭限购 1 个名额。",
+        course_id=course.id,
+        list_price_amount=course.price_amount,
+        sale_price_amount=19900,
+        stock=20,
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(days=2),
+        per_family_limit=1,
+        pay_minutes=10,
+    )
+    sale.cover, sale.cover_content_type, sale.cover_updated_at = _cover(), "image/png", now
+    with contextlib.suppress(ServiceError):
+        campaigns.publish_flash_sale(institution, sale)
+
+
+def _cover(size: tuple[int, int] = (1200, 630)) -> bytes:
+    """A cover picture for the demo's pages: a warm gradient with a few soft circles (the
+    size of a link preview card)."""
+    width, height = size
+    picture = Image.new("RGB", size)
+    draw = ImageDraw.Draw(picture)
+    for y in range(height):
+        t = y / height
+        draw.line(
+            [(0, y), (width, y)], fill=(int(15 + 200 * t), int(118 + 40 * t), int(110 - 40 * t))
+        )
+    for x, y, r in ((180, 160, 120), (980, 420, 200), (620, 80, 60)):
+        draw.ellipse([x - r, y - r, x + r, y + r], outline=(255, 255, 255), width=6)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -48,19 +48,20 @@ def checked_image(data: bytes, max_bytes: int, field: str) -> str:
     return FORMATS[image_format]
 
 
-def update_cover(row, *, remove: bool, upload) -> None:
-    """Apply a form's cover field to `row` (a lead form, a course: any row with `cover`,
-    `cover_content_type` and `cover_updated_at`): remove it, replace it with the uploaded
-    file (checked as above, capped at LOGO_MAX_BYTES), or leave it as it is."""
+def update_picture(row, *, remove: bool, upload, picture: str = "cover") -> None:
+    """Apply a form's picture field to `row` (a lead form's or a course's cover, a course's
+    teacher QR code: any row with `<picture>`, `<picture>_content_type` and
+    `<picture>_updated_at`): remove it, replace it with the uploaded file (checked as
+    above, capped at LOGO_MAX_BYTES), or leave it as it is."""
     if remove:
-        row.cover = row.cover_content_type = row.cover_updated_at = None
+        for column in (picture, f"{picture}_content_type", f"{picture}_updated_at"):
+            setattr(row, column, None)
     elif upload:
         data = upload.read()
-        row.cover_content_type = checked_image(
-            data, current_app.config["LOGO_MAX_BYTES"], field="cover"
-        )
-        row.cover = data
-        row.cover_updated_at = utcnow()
+        content_type = checked_image(data, current_app.config["LOGO_MAX_BYTES"], field=picture)
+        setattr(row, picture, data)
+        setattr(row, f"{picture}_content_type", content_type)
+        setattr(row, f"{picture}_updated_at", utcnow())
 
 
 def image_response(data: bytes, content_type: str, updated_at):

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 
 _TIME_FORMATS = {"zh_CN": "M月d日 EEE HH:mm", "en": "EEE d MMM, HH:mm"}
+_DAY_FORMATS = {"zh_CN": "M月d日 EEE", "en": "EEE d MMM"}
 
 
 def from_local(value: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -46,3 +47,10 @@ def format_time(value: str | datetime | None, timezone: str, locale: str) -> str
         tzinfo=ZoneInfo(timezone),
         locale=locale,
     )
+
+
+def format_day(value: date | None, locale: str) -> str:
+    """A day the way people write it in `locale` ("12月1日 周二")."""
+    if not value:
+        return ""
+    return format_date(value, _DAY_FORMATS.get(locale, _DAY_FORMATS["en"]), locale=locale)

@@ -17,3 +17,24 @@ def e164(raw: str | None, region: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def readable(number: str | None, region: str) -> str:
+    """An E.164 number the way people write it: a number of `region` in its national form
+    ("138 0013 8000"), any other in the international one ("+1 650-253-0000"). Text that
+    is not a number is given back as it is."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return number
+    if not phonenumbers.is_valid_number(parsed):
+        return number
+    same_region = phonenumbers.region_code_for_number(parsed) == region
+    form = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if same_region
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(parsed, form)

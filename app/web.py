@@ -3,6 +3,7 @@ security headers, the health check and the language switch."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from babel import Locale
@@ -19,14 +20,17 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_date, format_datetime, get_locale, get_timezone
+from flask_babel import format_date, format_datetime, get_locale, get_timezone, gettext
 from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
 from sqlalchemy import text
 
 from app.extensions import babel, db, redis_connection, talisman
-from app.localtime import format_time
+from app.localtime import format_day, format_time
 from app.money import format_money
+from app.phones import readable
 from app.tenancy import bound_institution, current_membership
+from app.urls import external_url
 
 core = Blueprint("core", __name__)
 
@@ -120,6 +124,8 @@ def init_templates(app: Flask) -> None:
         }
 
     app.jinja_env.filters["money"] = format_money
+    # Links to share, on PUBLIC_URL (never the request's Host: a kept page is shown to all).
+    app.jinja_env.globals["external_url"] = external_url
     # A lesson's time the way people write it in the page's language ("11月26日 周四 19:00").
     app.jinja_env.filters["lesson_time"] = lambda value: format_time(
         value, str(get_timezone()), current_language()
@@ -129,6 +135,25 @@ def init_templates(app: Flask) -> None:
     )
     app.jinja_env.filters["local_date"] = lambda value, fmt="medium": (
         format_date(value, fmt) if value else ""
+    )
+    app.jinja_env.filters["day_heading"] = lambda value: format_day(value, current_language())
+    # A stored E.164 number as people write it ("138 0013 8000"), in links' text only.
+    app.jinja_env.filters["phone"] = lambda value: readable(
+        value, (bound_institution().country if bound_institution() else "CN")
+    )
+    app.jinja_env.filters["with_links"] = with_links
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def with_links(text: str | None) -> Markup:
+    """A message's text, escaped, with each address in it a short link ("Open the link")
+    rather than a long line of signed token (they are the family's own links)."""
+    escaped = str(escape(text or ""))
+    label = escape(gettext("Open the link"))
+    return Markup(  # noqa: S704 - the text is escaped above; the address is from it
+        _URL.sub(lambda m: f'<a href="{m.group(0)}" rel="noopener">{label}</a>', escaped)
     )
 
 

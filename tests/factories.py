@@ -14,6 +14,8 @@ from app.accounts import services as accounts
 from app.accounts.models import Role, User
 from app.campaigns import services as campaigns
 from app.campaigns.models import CampaignStatus, FlashSale, GroupBuy
+from app.contacts import services as contacts
+from app.contacts.models import SourceKind
 from app.courses import services as courses
 from app.courses.models import Course, CourseKind
 from app.db import utcnow
@@ -21,7 +23,7 @@ from app.extensions import db
 from app.institutions import services as institutions
 from app.institutions.models import Institution
 from app.leads import services as leads
-from app.leads.models import LeadForm
+from app.leads.models import Lead, LeadForm
 from app.tenancy import bound
 
 PASSWORD = "correct-horse-battery"  # noqa: S105
@@ -222,3 +224,17 @@ def owner_client(client, owner):
 @pytest.fixture
 def lead_form(institution, owner) -> LeadForm:
     return make_form(institution)
+
+
+def make_lead(institution, phone: str = "13800138000", name: str = "Wang Fang") -> Lead:
+    """A committed new lead of a family that arrived through a form."""
+    with bound(institution):
+        contact, _ = contacts.find_or_create_contact(
+            institution,
+            phone=phone,
+            details=contacts.ContactDetails(parent_name=name),
+            touch=contacts.Touch(SourceKind.FORM),
+        )
+        lead = leads.create_lead(institution, contact)
+        db.session.commit()
+    return lead

@@ -183,6 +183,13 @@ def captures_of(payment_intent_id: str) -> int:
     return sum(1 for txn in transactions.auto_paging_iter() if txn.to_dict()["source"] == charge_id)
 
 
+def refunds_of(payment_intent_id: str) -> int:
+    """How many refunds localstripe made of this PaymentIntent's charge (each refund writes
+    one; localstripe refunds as often as it is asked, so a double refund would show as 2)."""
+    refunds = stripe_client().v1.refunds.list(params={"payment_intent": payment_intent_id})
+    return sum(1 for _refund in refunds.auto_paging_iter())
+
+
 def pay_like_stripe_js(payment_intent_id: str, number: str = VISA) -> dict:
     """What the Payment Element does in the parent's browser: attach the card to the
     PaymentIntent and confirm it at Stripe. (localstripe serves no Payment Element, so the
@@ -322,3 +329,8 @@ def wait_until(condition, seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def staff_base(institution) -> str:
+    """The start of the institution's staff pages."""
+    return f"/staff/{institution.slug}"

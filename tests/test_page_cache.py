@@ -182,7 +182,7 @@ def test_a_team_that_fills_shows_full_on_the_next_view(app, client, institution)
     stranger = app.test_client()
     team_path = f"/{institution.slug}/gb/{group_buy.code}/t/{team.code}"
     campaign_path = f"/{institution.slug}/gb/{group_buy.code}"
-    assert "1 seat left" in page(stranger, team_path)
+    assert "1 more family needed" in page(stranger, team_path)
     assert f"/t/{team.code}" in page(stranger, campaign_path)  # a team to join
 
     assert join_team(app.test_client(), institution, group_buy, team, 2).status_code == 302
@@ -197,7 +197,7 @@ def test_a_team_whose_time_runs_out_is_shown_as_failed_without_any_change(app, c
     team = only_team(group_buy)
     stranger = app.test_client()
     path = f"/{institution.slug}/gb/{group_buy.code}/t/{team.code}"
-    assert "1 seat left" in page(stranger, path)
+    assert "1 more family needed" in page(stranger, path)
 
     # Nothing ran (no sweeper): the copy is not served past the team's deadline.
     with time_machine.travel(team.expires_at + timedelta(seconds=1)):

@@ -199,6 +199,24 @@ def figures(group_buy_ids: list[int]) -> dict[int, Figures]:
     return result
 
 
+def family_places(contact: Contact, limit: int = 10) -> list[TeamMember]:
+    """A family's places in group-buy teams, newest first, with their teams and group buys
+    (their page shows each team's state and countdown)."""
+    return list(
+        db.session.scalars(
+            select(TeamMember)
+            .where(
+                TeamMember.institution_id == contact.institution_id,
+                TeamMember.contact_id == contact.id,
+                TeamMember.status != MemberStatus.PENDING,
+            )
+            .options(selectinload(TeamMember.team).selectinload(Team.group_buy))
+            .order_by(TeamMember.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 def members_by_codes(group_buy: GroupBuy, member_codes: list[str]) -> list[TeamMember]:
     """The places this browser's family took in the campaign (codes kept in the session)."""
     if not member_codes:
@@ -329,3 +347,19 @@ def flash_orders_past_deadline(now: datetime) -> list[tuple[int, int]]:
             )
         ).all()
     )
+
+
+def campaign_titles(institution_id: int, codes: list[str]) -> dict[str, str]:
+    """{code: title} of the institution's group buys and flash sales among `codes` (a
+    campaign touch names either)."""
+    if not codes:
+        return {}
+    titles: dict[str, str] = {}
+    for model in (GroupBuy, FlashSale):
+        rows = db.session.execute(
+            select(model.code, model.title).where(
+                model.institution_id == institution_id, model.code.in_(codes)
+            )
+        )
+        titles.update(rows.all())
+    return titles

@@ -1,4 +1,5 @@
-"""Group buys (拼团): campaigns, teams, joining with a card hold, settlement and failure.
+"""Group buys (拼团): campaigns, teams, joining with a card hold (or a payment taken at
+once), settlement and failure.
 
 The rules that matter, and where they are kept:
 
@@ -8,6 +9,12 @@ The rules that matter, and where they are kept:
 - Money moves only through the payments service: a join creates a payment with manual
   capture; success captures every hold (`settle_team`, safe to run twice and after a crash
   because the capture reads Stripe's state first); failure cancels every hold.
+- A campaign that charges at once (`GroupBuy.is_charged_at_once`, for WeChat Pay and
+  Alipay, which cannot hold money) takes each payment when the family joins: the seat is
+  claimed when the payment succeeds (member `charged`), a team that fills needs no capture
+  (`captured` without a call to Stripe), and a team that fails refunds every member in
+  full (`refunded`; payments.refund reads Stripe's refunds first, so it is safe to run
+  twice and after a crash). The member's mode is its payment's: `is_manual_capture`.
 - Deadlines are rows (`Team.expires_at`): a job is scheduled for each team's deadline, and
   the sweeper finds any team whose job was lost.
 - Lock order is team, then payment, wherever both are taken (failure, staff release), so
@@ -72,7 +79,13 @@ NUDGE_BEFORE = timedelta(hours=2)
 
 # --- campaigns (staff) -----------------------------------------------------------------------
 
-LOCKED_WHEN_LIVE = ("list_price_amount", "group_price_amount", "leader_price_amount", "team_size")
+LOCKED_WHEN_LIVE = (
+    "list_price_amount",
+    "group_price_amount",
+    "leader_price_amount",
+    "team_size",
+    "is_charged_at_once",  # families agreed to a hold, or to paying at once
+)
 
 
 def save_group_buy(institution, group_buy: GroupBuy | None, **values) -> GroupBuy:
@@ -112,10 +125,17 @@ def save_group_buy(institution, group_buy: GroupBuy | None, **values) -> GroupBu
             code="price",
         )
     if group_buy is not None and group_buy.status != CampaignStatus.DRAFT:
-        changed = [name for name in LOCKED_WHEN_LIVE if getattr(group_buy, name) != values[name]]
+        changed = [
+            name
+            for name in LOCKED_WHEN_LIVE
+            if name in values and getattr(group_buy, name) != values[name]
+        ]
         if changed:
             raise ServiceError(
-                _l("Prices and team size cannot change once the campaign is published."),
+                _l(
+                    "Prices, team size and when families pay cannot change once the campaign "
+                    "is published."
+                ),
                 code="locked",
             )
     if group_buy is None:
@@ -166,8 +186,9 @@ def start_join(
     touch: contacts.Touch,
 ) -> TeamMember:
     """Open a team (team=None) or join one: the family is found or created, and a pending
-    member with a pending payment is written. The caller commits, then takes the payment
-    (payments' checkout); the seat is claimed only when the hold succeeds, in the
+    member with a pending payment is written (a hold, or a payment taken at once if the
+    campaign charges at once). The caller commits, then takes the payment (payments'
+    checkout); the seat is claimed only when the hold (or the payment) succeeds, in the
     payment's transition handler."""
     now = utcnow()
     if team is None:
@@ -209,7 +230,7 @@ def start_join(
         reference=member.id,
         amount=member.price_amount,
         contact_id=contact.id,
-        manual_capture=True,
+        manual_capture=not group_buy.is_charged_at_once,
     )
     member.payment_id = payment.id
     contacts.add_event(
@@ -293,14 +314,10 @@ def _on_payment(payment: Payment, previous: PaymentStatus, cause: str) -> None:
         _claim_seat(institution, member)
     elif payment.status == PaymentStatus.CAPTURED:
         if member.status == MemberStatus.AUTHORISED:
-            member.status = MemberStatus.CAPTURED
-            db.session.execute(
-                update(GroupBuy)
-                .where(GroupBuy.id == member.team.group_buy_id)
-                .values(seats_sold=GroupBuy.seats_sold + 1)
-                .execution_options(synchronize_session=False)
-            )
-        elif member.status == MemberStatus.CAPTURED:
+            _capture_place(member)
+        elif member.status == MemberStatus.PENDING and not payment.is_manual_capture:
+            _claim_seat(institution, member)  # charged at once
+        elif member.status in (MemberStatus.CHARGED, MemberStatus.CAPTURED):
             pass
         else:  # money taken for a place no longer held (captured at Stripe by hand)
             payments.refund(payment, "captured for a released team place")
@@ -327,15 +344,58 @@ def _pages_changed(team: Team) -> None:
     pagecache.changed(team.institution_id, "group_buy", team.group_buy.code)
 
 
-def _decide(member: TeamMember, status: MemberStatus, reason: ReleaseReason | None = None):
+def _decide(member: TeamMember, status: MemberStatus, reason: ReleaseReason | None = None) -> bool:
+    """Move the member to `status` if `models.MEMBER_TRANSITIONS` allows it from where it
+    is; returns whether it moved."""
+    if not member.can_become(status):
+        log.warning("member %s: %s -> %s refused", member.id, member.status, status)
+        return False
     member.status = status
     member.release_reason = reason
     member.decided_at = utcnow()
+    return True
+
+
+def _capture_place(member: TeamMember) -> None:
+    """authorised | charged -> captured: the family has paid for a team that filled, and
+    the campaign counts one more seat sold."""
+    if not _decide(member, MemberStatus.CAPTURED):
+        return
+    db.session.execute(
+        update(GroupBuy)
+        .where(GroupBuy.id == member.team.group_buy_id)
+        .values(seats_sold=GroupBuy.seats_sold + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _settle_charged(member: TeamMember) -> None:
+    """charged -> captured, under the member's row lock (a settlement run twice at once
+    counts the seat once): paid when the family joined, so nothing is asked of Stripe."""
+    member = db.session.scalar(
+        select(TeamMember)
+        .where(TeamMember.id == member.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if member.status == MemberStatus.CHARGED:
+        _capture_place(member)
+
+
+def _refund_place(member: TeamMember, reason: ReleaseReason, cause: str) -> None:
+    """pending | charged -> refunded: a family that paid at once gets its money back in
+    full (the team failed, or it filled or closed while they paid). If Stripe cannot be
+    reached, gateway.Unavailable rolls the whole transaction back and the caller's job (or
+    the payment's reconciliation) runs again; the refunds Stripe made in the meantime are
+    read back, not made twice (payments.refund)."""
+    if _decide(member, MemberStatus.REFUNDED, reason):
+        payments.refund(member.payment, cause)
 
 
 def _claim_seat(institution, member: TeamMember) -> None:
-    """The hold succeeded: take a seat in the team with one conditional UPDATE, or, if the
-    team filled (or closed) first, release the hold at once."""
+    """The hold (or the payment taken at once) succeeded: take a seat in the team with one
+    conditional UPDATE, or, if the team filled (or closed) first, release the hold (refund
+    the payment) at once."""
     if member.status != MemberStatus.PENDING:
         return
     _load_what_messages_show(member)  # before the claim: the team's row is locked from it
@@ -358,12 +418,17 @@ def _claim_seat(institution, member: TeamMember) -> None:
     else:
         db.session.refresh(team)  # full or closed: as it is now
         reason = ReleaseReason.TEAM_FULL if team.seats_left == 0 else ReleaseReason.TEAM_FAILED
-        _decide(member, MemberStatus.RELEASED, reason)
-        _release_hold(member, f"team {team.code}: {reason.value}")
+        if member.is_charged_at_once:
+            _refund_place(member, reason, f"team {team.code}: {reason.value}")
+        else:
+            _decide(member, MemberStatus.RELEASED, reason)
+            _release_hold(member, f"team {team.code}: {reason.value}")
         _notify(institution, member, "hold_released", {"reason": reason.value})
         _close_if_abandoned(team)
         return
-    _decide(member, MemberStatus.AUTHORISED)
+    _decide(member, MemberStatus.CHARGED if member.is_charged_at_once else MemberStatus.AUTHORISED)
+    # A place held in a team is a booking: the family's lead moves on (enrolled once paid).
+    leads.advance_lead(member.contact, Stage.TRIAL_BOOKED)
     _notify(institution, member, "team_joined")
     loyalty.referral_after_commit(
         institution, member.contact, ReferralEvent.TEAM_JOIN, f"campaign:{team.group_buy.code}"
@@ -451,7 +516,10 @@ def release_member(institution, member: TeamMember, actor) -> None:
 
 def fail_team(institution, team: Team, now: datetime | None = None) -> bool:
     """At the deadline, a team short of members fails: every hold is cancelled (nothing
-    is taken) and every family is told. Returns whether it failed now."""
+    is taken), every payment taken at once is refunded in full, and every family is told.
+    Returns whether it failed now (so a second run changes nothing). Raises
+    gateway.Unavailable if Stripe cannot refund: the job runs again, and a refund Stripe
+    already made is read back rather than made twice."""
     now = now or utcnow()
     team = db.session.scalar(
         select(Team)
@@ -466,10 +534,13 @@ def fail_team(institution, team: Team, now: datetime | None = None) -> bool:
     _pages_changed(team)
     notifications.cancel_topic(team.institution_id, team.topic)
     for member in team.members:
-        if member.status != MemberStatus.AUTHORISED:
-            continue  # a pending payer's claim will fail and release their own hold
-        _decide(member, MemberStatus.RELEASED, ReleaseReason.TEAM_FAILED)
-        _release_hold(member, f"team {team.code} failed")
+        if member.status == MemberStatus.AUTHORISED:
+            _decide(member, MemberStatus.RELEASED, ReleaseReason.TEAM_FAILED)
+            _release_hold(member, f"team {team.code} failed")
+        elif member.status == MemberStatus.CHARGED:
+            _refund_place(member, ReleaseReason.TEAM_FAILED, f"team {team.code} failed")
+        else:
+            continue  # a pending payer's claim will fail and release (refund) their own
         _notify(institution, member, "team_failed")
         contacts.add_event(
             member.contact,
@@ -483,6 +554,7 @@ def fail_team(institution, team: Team, now: datetime | None = None) -> bool:
 
 def settle_team(institution, team: Team) -> bool:
     """Capture every hold of a team that filled, enrol each child and tell each family.
+    A member who paid at once was charged when joining: nothing more is taken.
 
     Safe to run twice and after a crash: a capture reads Stripe's state first (a hold a
     killed worker already captured is recorded, not captured again), enrolment happens
@@ -497,9 +569,12 @@ def settle_team(institution, team: Team) -> bool:
         if member.status == MemberStatus.AUTHORISED:
             payments.capture(member.payment, cause)
             db.session.refresh(member)
+        elif member.status == MemberStatus.CHARGED:
+            _settle_charged(member)
         if member.status == MemberStatus.CAPTURED and member.enrolment_id is None:
             _enrol(institution, team, member)
-    if any(member.status == MemberStatus.AUTHORISED for member in team.members):
+    waiting = (MemberStatus.AUTHORISED, MemberStatus.CHARGED)
+    if any(member.status in waiting for member in team.members):
         return False
     team.settled_at = team.settled_at or utcnow()
     _pages_changed(team)
@@ -586,6 +661,8 @@ def _context(team: Team, member: TeamMember | None = None) -> dict:
     if member is not None:
         context["child_name"] = member.student.name
         context["amount_minor"] = member.price_amount
+        # The campaign's mode, locked once it is published, is every member's.
+        context["paid_at_once"] = group_buy.is_charged_at_once
     return context
 
 

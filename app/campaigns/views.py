@@ -6,12 +6,12 @@ from urllib.parse import urlencode
 
 import redis
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from app import pagecache
+from app import pagecache, sharing
 from app.accounts.models import MANAGERS
 from app.campaigns import queries, services, stock
 from app.campaigns.forms import (
@@ -48,11 +48,12 @@ from app.courses import queries as course_queries
 from app.csvfile import csv_response
 from app.db import created_in_this_transaction, utcnow
 from app.errors import ServiceError, form_status, report
-from app.extensions import db, limiter
+from app.extensions import db, limiter, limits_reads
 from app.forms import ConfirmForm
 from app.groups import queries as group_queries
-from app.images import image_response, qr_response, update_cover
+from app.images import image_response, qr_response, update_picture
 from app.localtime import from_local, to_local
+from app.loyalty import queries as loyalty_queries
 from app.money import format_money, to_major, to_minor
 from app.payments import checkout
 from app.payments import services as payments
@@ -131,8 +132,9 @@ def _save(group_buy: GroupBuy | None):
                 ends_at=from_local(form.ends_at.data, institution.zone),
                 team_limit=form.team_limit.data,
                 per_contact_limit=form.per_contact_limit.data,
+                is_charged_at_once=form.is_charged_at_once.data,
             )
-            update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
+            update_picture(saved, remove=form.remove_cover.data, upload=form.cover.data)
         except ServiceError as error:
             report(error, form)
         else:
@@ -278,13 +280,36 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
     # The place and its pending payment are committed before Stripe is called: a crash in
     # between leaves a row that its deadline job finishes, never a hold nobody knows about.
     page = checkout.commit_then_charge(
-        member.payment, card=form.card(), title=group_buy.title, next_path=team_page_url
+        member.payment,
+        card=form.card(),
+        title=group_buy.title,
+        next_path=team_page_url,
+        note=_pay_now_note(group_buy),
     )
     if page is not None:  # the Payment Element: the parent comes back to the team page
         return redirect(page)
     db.session.refresh(member)
-    if member.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED):
+    if member.has_seat and team is None:
+        flash(
+            ngettext(
+                "Your team is open! Share its link: %(num)s more family is needed.",
+                "Your team is open! Share its link: %(num)s more families are needed.",
+                group_buy.team_size - 1,  # the leader is its first member
+            ),
+            "success",
+        )
+    elif member.has_seat:
         flash(_("You are in the team."), "success")
+    elif member.status == MemberStatus.REFUNDED:  # paid at once, the team filled or closed
+        if member.release_reason == ReleaseReason.TEAM_FULL:
+            message = _(
+                "Another family took the last seat a moment before you. Your payment is "
+                "refunded in full. You can open a team of your own."
+            )
+        else:
+            message = _("This team's time ran out. Your payment is refunded in full.")
+        flash(message, "error")
+        return redirect(url_for(".campaign_page", code=group_buy.code, _anchor="open"))
     elif member.release_reason == ReleaseReason.TEAM_FULL:
         flash(
             _(
@@ -308,6 +333,13 @@ def _join(group_buy: GroupBuy, team: Team | None, form: JoinForm):
             "error",
         )
     return redirect(team_page_url)
+
+
+def _pay_now_note(group_buy: GroupBuy) -> str | None:
+    """What the checkout page says of a campaign that charges at once (a hold says its own)."""
+    if not group_buy.is_charged_at_once:
+        return None
+    return _("You pay now; if the team does not fill, the full amount is refunded automatically.")
 
 
 def _consent_text(institution) -> str:
@@ -403,18 +435,18 @@ def _render_team(code: str, team_code: str, form: JoinForm):
     mine = mine[-1] if mine else None
     # The class group the team's success put the family in (or one to join): theirs only,
     # on a page rendered for them (a visitor with places is never served a kept page).
-    group_offer = None
+    group_offer = enrolment = None
     if mine is not None and mine.status == MemberStatus.CAPTURED:
         group_offer = group_queries.offer_for_course(group_buy.course, mine.contact, now)
+        enrolment = course_queries.enrolment_by_id(mine.enrolment_id)
     return render_template(
         "campaigns/public_team.html",
         group_buy=group_buy,
         team=team,
-        members=[
-            m for m in team.members if m.status in (MemberStatus.AUTHORISED, MemberStatus.CAPTURED)
-        ],
+        members=[m for m in team.members if m.has_seat],
         mine=mine,
         group_offer=group_offer,
+        enrolment=enrolment,
         share_url=services.team_url(team),
         form=form,
         consent_text=_consent_text(current_institution()),
@@ -428,7 +460,66 @@ def _render_team(code: str, team_code: str, form: JoinForm):
 def team_qr(code: str, team_code: str):
     group_buy = _public_group_buy(code)
     team = queries.team_by_code(group_buy, team_code) or abort(404)
-    return qr_response(services.team_url(team), "svg", f"team-{team.code}")
+    link = sharing.with_ref(services.team_url(team), request.args.get("ref"))
+    return qr_response(link, "svg", f"team-{team.code}")
+
+
+def _limit_posters(view):
+    """A poster is drawn per request (then kept): limited per address, GETs included."""
+    return limits_reads(limiter.limit(lambda: current_app.config["POSTER_LIMIT_PER_IP"])(view))
+
+
+def _group_buy_poster(group_buy: GroupBuy, link: str, badge: str | None):
+    return sharing.poster_response(
+        current_institution(),
+        link=link,
+        family_by_ref=loyalty_queries.contact_by_referral_code,
+        title=group_buy.title,
+        subtitle=" · ".join(
+            [
+                ngettext("Team of %(num)s", "Team of %(num)s", group_buy.team_size),
+                group_buy.course.title,
+            ]
+        ),
+        price_label=_("Group price"),
+        price=format_money(group_buy.group_price_amount, group_buy.currency),
+        list_price=format_money(group_buy.list_price_amount, group_buy.currency),
+        badge=badge,
+        cover=lambda: group_buy.cover,
+        cover_version=group_buy.cover_updated_at if group_buy.has_cover else None,
+    )
+
+
+@public.get("/gb/<code>/poster.png")
+@_limit_posters
+def campaign_poster(code: str):
+    """The campaign's share poster (app.sharing), its QR code carrying the `ref` given."""
+    group_buy = _public_group_buy(code)
+    now = utcnow()
+    if group_buy.has_started(now) and not group_buy.is_open(now):
+        badge = _("This group buy has ended.")
+    elif group_buy.seats_sold:
+        badge = ngettext("%(num)s seat sold", "%(num)s seats sold", group_buy.seats_sold)
+    else:
+        badge = None
+    return _group_buy_poster(group_buy, _share_url(group_buy), badge)
+
+
+@public.get("/gb/<code>/t/<team_code>/poster.png")
+@_limit_posters
+def team_poster(code: str, team_code: str):
+    """A team's share poster: the seats it still needs, as its page counts them."""
+    group_buy = _public_group_buy(code)
+    team = queries.team_by_code(group_buy, team_code) or abort(404)
+    if team.status == TeamStatus.SUCCEEDED:
+        badge = _("The team is full!")
+    elif team.status == TeamStatus.FORMING and team.expires_at > utcnow() and team.seats_left:
+        badge = ngettext(
+            "%(num)s more family needed", "%(num)s more families needed", team.seats_left
+        )
+    else:
+        badge = None
+    return _group_buy_poster(group_buy, services.team_url(team), badge)
 
 
 @public.get("/gb/<code>/cover")
@@ -484,7 +575,7 @@ def _save_flash(sale: FlashSale | None):
                 per_family_limit=form.per_family_limit.data,
                 pay_minutes=form.pay_minutes.data,
             )
-            update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
+            update_picture(saved, remove=form.remove_cover.data, upload=form.cover.data)
         except ServiceError as error:
             error.field = _FLASH_FORM_FIELDS.get(error.field, error.field)
             report(error, form)
@@ -759,6 +850,7 @@ def _render_flash(
         pay_form=pay_form,
         at_limit=len(held) >= sale.per_family_limit,
         group_offer=group_queries.offer_for_course(sale.course, family, now) if family else None,
+        enrolment=course_queries.enrolment_by_id(paid[-1].enrolment_id) if paid else None,
         family_link=_share_link(sale, family.referral_code) if family else None,
         family_ref=family.referral_code if family else None,
         price=format_money(sale.sale_price_amount, sale.currency),
@@ -921,6 +1013,41 @@ def flash_cover(code: str):
     if sale is None or not sale.has_cover:
         abort(404)
     return image_response(sale.cover, sale.cover_content_type, sale.cover_updated_at)
+
+
+@public.get("/fs/<code>/poster.png")
+@_limit_posters
+def flash_poster(code: str):
+    """The sale's share poster: the seats left as its page shows them."""
+    sale = _public_flash_sale(code)
+    now = utcnow()
+    phase = sale.phase(now)
+    if phase == FlashPhase.LIVE:
+        seats = _seats_left(sale)
+        badge = (
+            ngettext("%(num)s seat left", "%(num)s seats left", seats)
+            if seats > 0
+            else _("All seats are taken for now")
+        )
+    elif phase == FlashPhase.UPCOMING:
+        badge = _("Opens %(at)s", at=format_datetime(sale.starts_at, "short"))
+    elif phase == FlashPhase.SOLD_OUT:
+        badge = _("Sold out!")
+    else:
+        badge = _("This sale has ended")
+    return sharing.poster_response(
+        current_institution(),
+        link=services.flash_url(sale),
+        family_by_ref=loyalty_queries.contact_by_referral_code,
+        title=sale.title,
+        subtitle=sale.course.title,
+        price_label=_("Flash sale price"),
+        price=format_money(sale.sale_price_amount, sale.currency),
+        list_price=format_money(sale.list_price_amount, sale.currency),
+        badge=badge,
+        cover=lambda: sale.cover,
+        cover_version=sale.cover_updated_at if sale.has_cover else None,
+    )
 
 
 @public.get("/fs/<code>/qr.svg")

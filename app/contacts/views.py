@@ -10,6 +10,8 @@ from wtforms import SelectChoice
 
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
+from app.campaigns import queries as campaign_queries
+from app.campaigns.models import MEMBER_STATUS_LABELS, TEAM_STATUS_LABELS
 from app.contacts import queries, services
 from app.contacts.forms import (
     ContactForm,
@@ -28,9 +30,11 @@ from app.errors import ServiceError, form_status, report
 from app.extensions import db
 from app.forms import member_choices
 from app.leads import queries as lead_queries
-from app.leads.models import Stage
+from app.leads.models import STAGE_LABELS, Stage
 from app.loyalty import queries as loyalty_queries
 from app.memberships import queries as vip_queries
+from app.payments import queries as payment_queries
+from app.payments.models import PAYMENT_STATUS_LABELS, PaymentStatus
 from app.tenancy import current_institution, get_or_404, require_role, staff_blueprint
 from app.web import list_page
 
@@ -182,14 +186,41 @@ def contact_detail(contact_id: int):
     return _detail_page(contact, NoteForm(), StudentForm())
 
 
+def _touch_titles(touches) -> dict[tuple[str, str], str]:
+    """{(kind, code): title}: the form, campaign or course each touch names, by its title
+    rather than its code."""
+    institution_id = current_institution().id
+    lookups = {
+        SourceKind.FORM: lead_queries.form_titles,
+        SourceKind.CAMPAIGN: campaign_queries.campaign_titles,
+        SourceKind.COURSE: course_queries.course_titles,
+    }
+    titles = {}
+    for kind, lookup in lookups.items():
+        codes = sorted({t.ref for t in touches if t.kind == kind and t.ref})
+        titles.update(
+            {(kind.value, code): title for code, title in lookup(institution_id, codes).items()}
+        )
+    return titles
+
+
 def _detail_page(contact, note_form, student_form, status=200):
+    touches = queries.touches(contact)
     return render_template(
         "contacts/contact_detail.html",
         contact=contact,
         note_form=note_form,
         student_form=student_form,
         events=queries.timeline(contact),
-        touches=queries.touches(contact),
+        touches=touches,
+        touch_titles=_touch_titles(touches),
+        leads=lead_queries.contact_leads(contact),
+        stage_labels=STAGE_LABELS,
+        places=campaign_queries.family_places(contact),
+        member_labels=MEMBER_STATUS_LABELS,
+        team_labels=TEAM_STATUS_LABELS,
+        payments=payment_queries.family_payments(contact.id, shown=tuple(PaymentStatus)),
+        payment_labels=PAYMENT_STATUS_LABELS,
         source_labels=SOURCE_LABELS,
         enrolments=course_queries.contact_enrolments(contact),
         enrolment_sources=course_models.SOURCE_LABELS,

@@ -4,15 +4,23 @@ from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     IntegerField,
+    RadioField,
     SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    URL,
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from app.contacts.forms import FamilyForm
-from app.courses.models import KIND_LABELS
+from app.courses.models import KIND_LABELS, NEXT_STEP_LABELS, NextStep
 from app.forms import (
     CardFields,
     CohortForm,
@@ -20,6 +28,7 @@ from app.forms import (
     Honeypot,
     MoneyField,
     MultiCheckboxField,
+    image_field,
     local_datetime_field,
     strip_filter,
 )
@@ -53,6 +62,29 @@ class CourseForm(CoverFields, CohortForm):
         _l("Seats per lesson"), default=20, validators=[DataRequired(), NumberRange(1, 1000)]
     )
     is_open = BooleanField(_l("Taking registrations"), default=True)
+    next_step = RadioField(
+        _l("After registering, families are asked to"),
+        choices=[SelectChoice(k.value, v) for k, v in NEXT_STEP_LABELS.items()],
+        default=NextStep.GROUP.value,
+    )
+    next_step_text = TextAreaField(
+        _l("Message to families"),
+        filters=[strip_filter],
+        validators=[Length(max=500)],
+        description=_l(
+            "Shown on the confirmation page, with the lessons: what to bring, how to prepare."
+        ),
+    )
+    teacher_qr = image_field(
+        _l("Teacher's contact QR code"),
+        _l("A picture of the QR code of the teacher's chat contact (PNG, JPEG or WebP, 1 MB)."),
+        _l("The image must be a PNG, JPEG or WebP file."),
+    )
+    remove_teacher_qr = BooleanField(_l("Remove the QR code"))
+
+    def validate_next_step_text(self, field) -> None:
+        if self.next_step.data == NextStep.MESSAGE.value and not field.data:
+            raise ValidationError(_l("Write the message families should read."))
 
 
 class LessonForm(CohortForm):

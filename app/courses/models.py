@@ -25,6 +25,24 @@ class CourseKind(enum.StrEnum):
 KIND_LABELS = {CourseKind.TRIAL: _l("Trial"), CourseKind.REGULAR: _l("Regular")}
 
 
+class NextStep(enum.StrEnum):
+    """What a family is asked to do once its child has a seat (the success pages of a
+    registration, a paid course, a filled team and a flash sale): join the course's group,
+    add the teacher (the QR code of their chat contact, uploaded by the institution), or
+    read the institution's message."""
+
+    GROUP = "group"
+    TEACHER = "teacher"
+    MESSAGE = "message"
+
+
+NEXT_STEP_LABELS = {
+    NextStep.GROUP: _l("Join the course's group (when it has one)"),
+    NextStep.TEACHER: _l("Add the teacher's contact (a QR code you upload)"),
+    NextStep.MESSAGE: _l("Read a message from you"),
+}
+
+
 class Course(TenantScoped, Base):
     """A course parents can register for from its public page at /<institution>/c/<code>."""
 
@@ -49,6 +67,11 @@ class Course(TenantScoped, Base):
     capacity: Mapped[int]  # seats per lesson
     is_open: Mapped[bool] = mapped_column(default=True)  # taking registrations
     view_count: Mapped[int] = mapped_column(default=0)  # written back from Redis
+    next_step: Mapped[NextStep] = mapped_column(str_enum(NextStep), default=NextStep.GROUP)
+    next_step_text: Mapped[str | None] = mapped_column(Text)  # shown with any next step
+    teacher_qr: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    teacher_qr_content_type: Mapped[str | None] = mapped_column(String(32))
+    teacher_qr_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -67,6 +90,10 @@ class Course(TenantScoped, Base):
     @property
     def has_cover(self) -> bool:
         return self.cover_updated_at is not None
+
+    @property
+    def has_teacher_qr(self) -> bool:
+        return self.teacher_qr_updated_at is not None
 
     def upcoming_lessons(self, now: datetime) -> list[Lesson]:
         return [lesson for lesson in self.lessons if lesson.is_bookable(now)]

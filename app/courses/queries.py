@@ -216,6 +216,11 @@ def enrolment_of(course: Course, student_id: int) -> Enrolment | None:
     )
 
 
+def enrolment_by_id(enrolment_id: int | None) -> Enrolment | None:
+    """The enrolment a campaign's place or order made (None before it is paid)."""
+    return None if enrolment_id is None else db.session.get(Enrolment, enrolment_id)
+
+
 def enrolment_by_code(course: Course, code: str) -> Enrolment | None:
     return db.session.scalar(
         select(Enrolment).where(Enrolment.course_id == course.id, Enrolment.code == code)
@@ -234,3 +239,15 @@ def family_seat(contact: Contact, seat_id: int) -> Seat | None:
     if seat is None or seat.enrolment.contact_id != contact.id:
         return None
     return seat
+
+
+def course_titles(institution_id: int, codes: list[str]) -> dict[str, str]:
+    """{course code: title} of the institution's courses among `codes`."""
+    if not codes:
+        return {}
+    rows = db.session.execute(
+        select(Course.code, Course.title).where(
+            Course.institution_id == institution_id, Course.code.in_(codes)
+        )
+    )
+    return dict(rows.all())

@@ -29,6 +29,7 @@ from app.courses.models import (
     EnrolmentStatus,
     Lesson,
     LessonStatus,
+    NextStep,
     Seat,
     SeatStatus,
 )
@@ -77,6 +78,16 @@ def save_course(institution, course: Course | None, **values) -> Course:
     db.session.flush()
     _page_changed(course)
     return course
+
+
+def check_next_step(course: Course) -> None:
+    """A course whose families are asked to add the teacher has the teacher's QR code."""
+    if course.next_step == NextStep.TEACHER and not course.has_teacher_qr:
+        raise ServiceError(
+            _l("Upload the QR code of the teacher's contact, or choose another next step."),
+            field="teacher_qr",
+            code="no_teacher_qr",
+        )
 
 
 def _page_changed(course: Course) -> None:
@@ -593,3 +604,14 @@ def mark_attendance(seat: Seat, attendance: Attendance, actor) -> None:
     if attendance != Attendance.ABSENT and lesson.course.kind == CourseKind.TRIAL:
         leads.advance_lead(contact, Stage.TRIAL_ATTENDED, actor)
     db.session.flush()
+
+
+def mark_all_present(lesson: Lesson, actor) -> int:
+    """Mark every child with a booked seat in the lesson present (the roll call's "all
+    present": most children come, and the few who did not are changed one by one after).
+    Every booked seat, also one marked late or absent before, as the button says. Returns
+    how many children were marked."""
+    seats = queries.roll(lesson)
+    for seat in seats:
+        mark_attendance(seat, Attendance.PRESENT, actor)
+    return len(seats)

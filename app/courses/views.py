@@ -4,11 +4,12 @@ from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from icalendar import Calendar, Event
 from wtforms import SelectChoice
 
-from app import pagecache
+from app import pagecache, sharing
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.contacts.models import SourceKind
@@ -32,18 +33,20 @@ from app.courses.models import (
     CourseKind,
     Enrolment,
     Lesson,
+    NextStep,
     Seat,
     SeatStatus,
 )
 from app.csvfile import csv_response
 from app.db import utcnow
 from app.errors import ServiceError, form_status, report
-from app.extensions import db, limiter
+from app.extensions import db, limiter, limits_reads
 from app.forms import ConfirmForm, member_choices
 from app.groups import queries as group_queries
-from app.images import image_response, qr_response, update_cover
+from app.images import image_response, qr_response, update_picture
 from app.localtime import from_local, to_local
-from app.money import to_major, to_minor
+from app.loyalty import queries as loyalty_queries
+from app.money import format_money, to_major, to_minor
 from app.paging import paginate
 from app.payments import checkout
 from app.payments import services as payments
@@ -110,8 +113,17 @@ def _save_course(course: Course | None):
                 price_amount=to_minor(form.price.data, institution.currency),
                 capacity=form.capacity.data,
                 is_open=form.is_open.data,
+                next_step=NextStep(form.next_step.data),
+                next_step_text=form.next_step_text.data or None,
             )
-            update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
+            update_picture(saved, remove=form.remove_cover.data, upload=form.cover.data)
+            update_picture(
+                saved,
+                remove=form.remove_teacher_qr.data,
+                upload=form.teacher_qr.data,
+                picture="teacher_qr",
+            )
+            services.check_next_step(saved)
         except ServiceError as error:
             report(error, form)
         else:
@@ -314,6 +326,23 @@ def roll_call(lesson_id: int):
     )
 
 
+@staff.post("/lessons/<int:lesson_id>/roll-call/all-present")
+def roll_call_all_present(lesson_id: int):
+    """Every child with a seat marked present in one go; the roll call then changes the
+    few who did not come."""
+    lesson = get_or_404(Lesson, lesson_id)
+    if ConfirmForm().validate_on_submit():
+        marked = services.mark_all_present(lesson, current_user)
+        db.session.commit()
+        flash(
+            ngettext(
+                "%(num)s child marked present.", "All %(num)s children marked present.", marked
+            ),
+            "success",
+        )
+    return redirect(url_for(".roll_call", lesson_id=lesson.id))
+
+
 @staff.post("/seats/<int:seat_id>/cancel")
 @require_role(*MANAGERS)
 def seat_cancel(seat_id: int):
@@ -481,9 +510,51 @@ def calendar(code: str, enrolment_code: str):
     return response
 
 
+@public.get("/c/<code>/poster.png")
+@limits_reads
+@limiter.limit(lambda: current_app.config["POSTER_LIMIT_PER_IP"])
+def course_poster(code: str):
+    """The course's share poster (app.sharing): the seats left, counted as its page counts
+    them, of the fullest upcoming lesson (never more than any lesson has)."""
+    course = queries.course_by_code(current_institution(), code) or abort(404)
+    lessons = course.upcoming_lessons(utcnow())
+    seats = min((course.capacity - lesson.taken_seats for lesson in lessons), default=0)
+    if not lessons or not course.is_open:
+        badge = None
+    elif seats > 0:
+        badge = ngettext("%(num)s seat left", "%(num)s seats left", seats)
+    else:
+        badge = None if course.is_free else _("Full")
+    is_trial = course.kind == CourseKind.TRIAL
+    return sharing.poster_response(
+        current_institution(),
+        link=_share_url(course),
+        family_by_ref=loyalty_queries.contact_by_referral_code,
+        title=course.title,
+        subtitle=course.grade_range,
+        price_label=_("Trial price") if is_trial and not course.is_free else None,
+        price=_("Free") if course.is_free else format_money(course.price_amount, course.currency),
+        badge=badge,
+        cover=lambda: course.cover,
+        cover_version=course.cover_updated_at if course.has_cover else None,
+    )
+
+
 @public.get("/c/<code>/cover")
 def course_cover(code: str):
     course = queries.course_by_code(current_institution(), code)
     if course is None or not course.has_cover:
         abort(404)
     return image_response(course.cover, course.cover_content_type, course.cover_updated_at)
+
+
+@public.get("/c/<code>/teacher-qr")
+def teacher_qr(code: str):
+    """The QR code of the teacher's chat contact, the next step of the course's
+    confirmation pages."""
+    course = queries.course_by_code(current_institution(), code)
+    if course is None or not course.has_teacher_qr:
+        abort(404)
+    return image_response(
+        course.teacher_qr, course.teacher_qr_content_type, course.teacher_qr_updated_at
+    )

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from zoneinfo import available_timezones
+from datetime import datetime
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from babel import Locale
+from babel.dates import get_timezone_location
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from wtforms import (
@@ -22,12 +24,49 @@ from app.institutions.models import CURRENCIES, LOCALES, slug_problem
 LOCALE_NAMES = {"zh_CN": "简体中文", "en": "English"}
 
 
-def timezone_choices():
-    return [
-        SelectChoice(zone, zone.replace("_", " "))
-        for zone in sorted(available_timezones())
-        if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "posix/", "right/"))
-    ]
+# The zones our institutions are most likely in, offered first (then every zone).
+LIKELY_ZONES = (
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Macau",
+    "Asia/Taipei",
+    "Asia/Singapore",
+    "Asia/Kuala_Lumpur",
+    "Asia/Tokyo",
+    "Europe/London",
+    "America/Los_Angeles",
+    "America/New_York",
+    "Australia/Sydney",
+)
+
+
+def _zone_label(zone: str, locale) -> str:
+    """ "中国（上海）时间 · UTC+08:00", in the page's language."""
+    try:
+        place = get_timezone_location(zone, locale=locale)
+    except LookupError:
+        place = zone.replace("_", " ")
+    offset = datetime.now(ZoneInfo(zone)).strftime("%z")
+    return f"{place} · UTC{offset[:3]}:{offset[3:]}"
+
+
+def timezone_choices() -> dict:
+    """The likely zones first, then all of them (both groups named in the page's
+    language), each labelled by its place and its offset today."""
+    locale = get_locale() or Locale("en")
+    every = sorted(
+        zone
+        for zone in available_timezones()
+        if "/" in zone
+        and zone not in LIKELY_ZONES
+        and not zone.startswith(("Etc/", "SystemV/", "posix/", "right/"))
+    )
+    return {
+        str(_l("Most used")): [SelectChoice(z, _zone_label(z, locale)) for z in LIKELY_ZONES],
+        str(_l("Other time zones")): [
+            SelectChoice(z, f"{z.replace('_', ' ')} · {_zone_label(z, locale)}") for z in every
+        ],
+    }
 
 
 def currency_choices():

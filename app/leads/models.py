@@ -162,6 +162,15 @@ class Stage(enum.StrEnum):
         return self in (Stage.ENROLLED, Stage.LOST)
 
 
+# The sources our own code writes on a lead (campaigns' and courses' `ensure_lead`, a
+# form's "direct" visit), in words; any other source is a link's utm_source.
+SOURCE_WORDS = {
+    "direct": _l("Direct"),
+    "group_buy": _l("Group buy"),
+    "flash_sale": _l("Flash sale"),
+    "course": _l("Course page"),
+}
+
 STAGE_LABELS = {
     Stage.NEW: _l("New"),
     Stage.CONTACTED: _l("Contacted"),
@@ -207,6 +216,18 @@ class Lead(TenantScoped, Base):
     contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
     owner: Mapped[User | None] = relationship()
     form: Mapped[LeadForm | None] = relationship(foreign_keys=[form_id])
+
+    @property
+    def source_label(self) -> str:
+        """Where the lead came from as staff read it: the form's title, else what brought
+        the family (a campaign, a course) or the link's utm_source as the institution wrote
+        it; never one of our own codes."""
+        if self.form is not None:
+            label = self.form.title
+            if self.source and self.source != "direct":
+                label = f"{label} · {SOURCE_WORDS.get(self.source, self.source)}"
+            return label
+        return str(SOURCE_WORDS.get(self.source or "", self.source or "–"))
 
     def is_overdue(self, now: datetime) -> bool:
         return (

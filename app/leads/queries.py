@@ -134,3 +134,27 @@ def round_robin_user_ids(institution) -> list[int]:
             select(LeadAssignee.user_id).where(LeadAssignee.institution_id == institution.id)
         )
     )
+
+
+def form_titles(institution_id: int, codes: list[str]) -> dict[str, str]:
+    """{form code: title} of the institution's forms among `codes` (what a contact's
+    touches name)."""
+    if not codes:
+        return {}
+    rows = db.session.execute(
+        select(LeadForm.code, LeadForm.title).where(
+            LeadForm.institution_id == institution_id, LeadForm.code.in_(codes)
+        )
+    )
+    return dict(rows.all())
+
+
+def contact_leads(contact) -> list[Lead]:
+    """The family's leads, newest first (one open at most, and the closed ones)."""
+    return list(
+        db.session.scalars(
+            select(Lead)
+            .where(Lead.institution_id == contact.institution_id, Lead.contact_id == contact.id)
+            .order_by(Lead.created_at.desc(), Lead.id.desc())
+        )
+    )

@@ -3,12 +3,22 @@ from __future__ import annotations
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from app import pagecache
+from app import pagecache, sharing
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.contacts import queries as contact_queries
@@ -16,10 +26,10 @@ from app.contacts.models import SOURCE_LABELS, SourceKind
 from app.contacts.services import Touch
 from app.csvfile import csv_response
 from app.db import utcnow
-from app.errors import ServiceError, form_status, report
-from app.extensions import db, limiter
+from app.errors import ServiceError, form_status, report, wants_json
+from app.extensions import db, limiter, limits_reads
 from app.forms import member_choices
-from app.images import image_response, qr_response, update_cover
+from app.images import image_response, qr_response, update_picture
 from app.leads import queries, services
 from app.leads.forms import (
     CUSTOM_SLOTS,
@@ -33,8 +43,9 @@ from app.leads.forms import (
     PublicForm,
     StageForm,
 )
-from app.leads.models import BUILTIN_FIELDS, Lead, LeadForm, Stage
+from app.leads.models import BUILTIN_FIELDS, SOURCE_WORDS, Lead, LeadForm, Stage
 from app.localtime import from_local, to_local
+from app.loyalty import queries as loyalty_queries
 from app.paging import paginate
 from app.tenancy import (
     current_institution,
@@ -144,7 +155,7 @@ def _save_builder(lead_form: LeadForm | None):
                 closes_at=from_local(form.closes_at.data, current_institution().zone),
                 submission_cap=form.submission_cap.data,
             )
-            update_cover(saved, remove=form.remove_cover.data, upload=form.cover.data)
+            update_picture(saved, remove=form.remove_cover.data, upload=form.cover.data)
         except ServiceError as error:
             report(error, form)
         else:
@@ -201,6 +212,7 @@ def form_detail(form_id: int):
         submissions=queries.submissions(lead_form, limit=100),
         closed_reason=lead_form.closed_reason(utcnow()),
         field_labels=_field_labels(lead_form),
+        source_words=SOURCE_WORDS,
     )
 
 
@@ -325,6 +337,34 @@ def _render_form(code, lead_form=None, public_form=None, errors=None, closed_rea
     ), status
 
 
+@public.get("/f/<code>/poster.png")
+@limits_reads
+@limiter.limit(lambda: current_app.config["POSTER_LIMIT_PER_IP"])
+def form_poster(code: str):
+    """The form's share poster (app.sharing): its QR code carries the link's UTM
+    parameters and `ref` (a family's code, or a staff member's)."""
+    lead_form = queries.form_by_code(current_institution(), code) or abort(404)
+    if lead_form.closed_reason(utcnow()) is not None:
+        abort(404)
+    params = {
+        key: request.args[key][:100]
+        for key in ("utm_source", "utm_medium", "utm_campaign")
+        if request.args.get(key)
+    }
+    link = external_url(
+        "lead_forms_public.form_page", institution_slug=current_institution().slug, code=code
+    )
+    return sharing.poster_response(
+        current_institution(),
+        link=f"{link}?{urlencode(params)}" if params else link,
+        family_by_ref=loyalty_queries.contact_by_referral_code,
+        title=lead_form.title,
+        subtitle=lead_form.intro,
+        cover=lambda: lead_form.cover,
+        cover_version=lead_form.cover_updated_at if lead_form.has_cover else None,
+    )
+
+
 @public.get("/f/<code>/cover")
 def form_cover(code: str):
     lead_form = queries.form_by_code(current_institution(), code)
@@ -394,6 +434,7 @@ def lead_board():
         args={k: v for k, v in request.args.items() if v},
         now=utcnow(),
         stage_form=StageForm(),
+        lost_reasons=services.lost_reason_names(current_institution()),
     )
 
 
@@ -465,9 +506,13 @@ def lead_detail(lead_id: int):
 
 @staff.post("/leads/<int:lead_id>/stage")
 def lead_stage(lead_id: int):
+    """Move a lead: the form of the lead page and of a board card, and a card dropped on
+    another column (static/js/board.js sends that card's form asking for JSON, and puts
+    the card back with the message when the answer is a refusal)."""
     lead = get_or_404(Lead, lead_id)
     form = StageForm()
     form.lost_reason.choices = _lost_reason_choices()
+    refusal = None
     if form.validate_on_submit():
         try:
             services.move_lead(
@@ -477,13 +522,23 @@ def lead_stage(lead_id: int):
                 lost_reason=form.lost_reason.data or None,
             )
         except ServiceError as error:
-            report(error, form)
+            refusal = error
         else:
             db.session.commit()
-            flash(_("Moved to %(stage)s.", stage=lead.stage.label), "success")
+            message = _("Moved to %(stage)s.", stage=lead.stage.label)
+            if wants_json():
+                return jsonify(stage=lead.stage.value, label=str(lead.stage.label), message=message)
+            flash(message, "success")
             if request.form.get("back") == "board":
                 return redirect(url_for("leads.lead_board"))
             return redirect(url_for("leads.lead_detail", lead_id=lead.id))
+    if wants_json():
+        db.session.rollback()
+        if refusal is None:
+            refusal = ServiceError(next(iter(form.errors.values()))[0])
+        return jsonify(error=refusal.code, field=refusal.field, message=str(refusal.message)), 422
+    if refusal is not None:
+        report(refusal, form)
     return _lead_page(get_or_404(Lead, lead_id), stage_form=form, status=422)
 
 

@@ -70,6 +70,8 @@ def test_team_of_three_fills_and_every_hold_is_captured_exactly_once_even_when_s
     assert (team.status, team.member_count) == (TeamStatus.SUCCEEDED, 3)
     assert [m.status for m in members(team)] == [MemberStatus.AUTHORISED] * 3
     assert all(intent(m.payment.intent_id)["status"] == "requires_capture" for m in members(team))
+    held = {lead.stage for lead in db.session.scalars(select(Lead))}
+    assert held == {Stage.TRIAL_BOOKED}  # a place held in a team is a booking, not a new lead
 
     run_burst()  # the settlement queued when the third hold succeeded
     settle_team(institution.id, team.id)  # and again, as the sweeper might
@@ -265,7 +267,9 @@ def test_public_pages_mask_names_and_carry_preview_tags(client, institution):
 
     html = team_page.get_data(as_text=True)
     assert "W**" in html and "Wang Fang" not in html
-    assert "2 seats left" in html
+    assert "2 more families needed" in html
+    assert '<progress class="team-progress" max="3" value="1">' in html
+    assert "Buy alone" in html and "Join the team" in html  # the bar's two choices
     assert 'property="og:title"' in html and "data-server-now" in html
     assert f"/t/{team.code}" in campaign  # a stranger sees the team to join
     assert (

@@ -19,8 +19,8 @@ from app.contacts.services import (
 )
 from app.errors import ServiceError
 from app.extensions import db
-from tests.factories import make_member
-from tests.helpers import login
+from tests.factories import make_group_buy, make_member
+from tests.helpers import login, open_team
 
 
 def arrive(institution, phone, name="Parent", touch=None, **details):
@@ -283,3 +283,24 @@ def test_staff_add_contacts_notes_and_children(owner_client, institution):
     page = owner_client.get(f"{base}/{contact.id}").get_data(as_text=True)
     assert "&lt;b&gt;Called&lt;/b&gt;" in page and "<b>Called" not in page
     assert "Tom" in page and "walk-in" in page
+
+
+def test_a_contact_page_shows_leads_places_and_payments_in_words_not_codes(
+    owner_client, client, institution
+):
+    """What the family did, as staff read it: the group buy's title (not its code), the
+    lead's stage and source in words, the team place and its payment; the phone written
+    as people write it."""
+    group_buy = make_group_buy(institution, team_size=3)
+    open_team(client, institution, group_buy, 1, phone="138 0013 8000")
+    contact = db.session.scalar(select(Contact))
+
+    page = owner_client.get(f"/staff/{institution.slug}/contacts/{contact.id}")
+    html = page.get_data(as_text=True)
+
+    assert page.status_code == 200
+    assert "138 0013 8000" in html and ">+8613800138000<" not in html
+    assert f"Campaign · {group_buy.title}" in html and group_buy.code not in html
+    assert "Trial booked" in html and "Group buy" in html and "group_buy" not in html
+    assert "Group-buy places" in html and "Held" in html
+    assert "Payments" in html and "CN¥199.00" in html

@@ -11,6 +11,9 @@ from tests.helpers import PHONE, members, only_team
 
 
 def _fill_and_pay(page, name: str, phone_number: str, child: str) -> None:
+    """The choice in the bottom bar first (the form shows only after it), then the form."""
+    assert page.is_hidden("#parent_name")
+    page.click(".buy-bar .button-primary")
     page.fill("#parent_name", name)
     page.fill("#phone", phone_number)
     page.fill("#student_name", child)
@@ -29,10 +32,13 @@ def test_a_team_opens_fills_from_its_share_link_and_succeeds(
     assert "¥199.00" in phone.inner_text(".gb-prices")
     assert phone.get_attribute("meta[property='og:title']", "content") == group_buy.title
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "单独购买" in phone.inner_text(".buy-bar") and "发起拼团" in phone.inner_text(".buy-bar")
+    assert "已拼" not in phone.inner_text(".gb-status")  # nothing sold yet: not "0"
     _fill_and_pay(phone, "王芳", "138 0013 8000", "乐乐")
     phone.wait_for_url("**/t/**")
-    assert "参团成功" in phone.inner_text(".flashes")
-    assert "剩余2个名额" in phone.inner_text(".team-headline")
+    assert "开团成功" in phone.inner_text(".flashes")
+    assert "还差2人成团" in phone.inner_text(".team-headline")
+    assert phone.get_attribute("progress.team-progress", "value") == "1"
     countdown = phone.inner_text(".countdown")
     assert countdown.count(":") == 2 and countdown.startswith("23:")  # server time, 24 h team
     share_url = phone.inner_text(".share-url code")
@@ -45,6 +51,7 @@ def test_a_team_opens_fills_from_its_share_link_and_succeeds(
         friend = context.new_page()
         friend.goto(share_url.replace("http://localhost", live_server))
         assert "王**" in friend.inner_text(".members")
+        assert "参与拼团" in friend.inner_text(".buy-bar")
         _fill_and_pay(friend, name, number, child)
         friend.wait_for_url("**/t/**")
         assert "参团成功" in friend.inner_text(".flashes")

@@ -9,34 +9,15 @@ import pytest
 from sqlalchemy import select
 
 from app.accounts.models import Role
-from app.contacts.models import ContactEvent, EventKind, SourceKind
-from app.contacts.services import ContactDetails, Touch, find_or_create_contact
+from app.contacts.models import ContactEvent, EventKind
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.leads import services
 from app.leads.forms import OPTIONAL_BUILTINS
-from app.leads.models import Lead, LeadForm, Stage
-from app.tenancy import bound
-from tests.factories import make_member
-from tests.helpers import login, png_bytes
-
-
-def new_lead(institution, phone="13800138000", name="Wang Fang") -> Lead:
-    with bound(institution):
-        contact, _ = find_or_create_contact(
-            institution,
-            phone=phone,
-            details=ContactDetails(parent_name=name),
-            touch=Touch(SourceKind.FORM),
-        )
-        lead = services.create_lead(institution, contact)
-        db.session.commit()
-    return lead
-
-
-def base(institution) -> str:
-    return f"/staff/{institution.slug}"
+from app.leads.models import LeadForm, Stage
+from tests.factories import make_lead, make_member
+from tests.helpers import login, png_bytes, staff_base
 
 
 def test_builder_creates_a_form_with_custom_questions(owner_client, institution):
@@ -61,7 +42,7 @@ def test_builder_creates_a_form_with_custom_questions(owner_client, institution)
         "consent_text": "OK to call me",
         "closes_at": "2030-06-01T18:00",
     }
-    response = owner_client.post(f"{base(institution)}/forms/new", data=data)
+    response = owner_client.post(f"{staff_base(institution)}/forms/new", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
     form = db.session.scalar(select(LeadForm))
     keys = [(f["key"], f.get("label")) for f in form.fields]
@@ -76,13 +57,15 @@ def test_builder_creates_a_form_with_custom_questions(owner_client, institution)
     assert form.fields[-1]["choices"] == ["S", "M", "L"]
     assert form.closes_at.isoformat() == "2030-06-01T10:00:00+00:00"  # 18:00 in Shanghai
 
-    edit = owner_client.get(f"{base(institution)}/forms/{form.id}/edit").get_data(as_text=True)
+    edit = owner_client.get(f"{staff_base(institution)}/forms/{form.id}/edit").get_data(
+        as_text=True
+    )
     assert "Shirt size" in edit and "Allergies" in edit
 
 
 def test_builder_refuses_a_choice_question_without_choices(owner_client, institution):
     response = owner_client.post(
-        f"{base(institution)}/forms/new",
+        f"{staff_base(institution)}/forms/new",
         data={
             "title": "T",
             "custom-0-caption": "Pick",
@@ -96,13 +79,15 @@ def test_builder_refuses_a_choice_question_without_choices(owner_client, institu
 
 
 def test_share_link_and_qr_codes_carry_ref_and_utm(owner_client, institution, owner):
-    owner_client.post(f"{base(institution)}/forms/new", data={"title": "Open day"})
+    owner_client.post(f"{staff_base(institution)}/forms/new", data={"title": "Open day"})
     form = db.session.scalar(select(LeadForm))
     query = f"?utm_source=poster&ref=staff-{owner.id}"
-    page = owner_client.get(f"{base(institution)}/forms/{form.id}{query}").get_data(as_text=True)
+    page = owner_client.get(f"{staff_base(institution)}/forms/{form.id}{query}").get_data(
+        as_text=True
+    )
     assert f"http://localhost/{institution.slug}/f/{form.code}?utm_source=poster&amp;ref=" in page
-    svg = owner_client.get(f"{base(institution)}/forms/{form.id}/qr.svg{query}")
-    png = owner_client.get(f"{base(institution)}/forms/{form.id}/qr.png{query}")
+    svg = owner_client.get(f"{staff_base(institution)}/forms/{form.id}/qr.svg{query}")
+    png = owner_client.get(f"{staff_base(institution)}/forms/{form.id}/qr.png{query}")
     assert svg.headers["Content-Type"].startswith("image/svg+xml") and b"<svg" in svg.data
     assert png.headers["Content-Type"] == "image/png" and png.data[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -110,8 +95,8 @@ def test_share_link_and_qr_codes_carry_ref_and_utm(owner_client, institution, ow
 def test_stage_changes_are_recorded_with_who_and_need_a_lost_reason(
     owner_client, institution, owner
 ):
-    lead = new_lead(institution)
-    url = f"{base(institution)}/leads/{lead.id}/stage"
+    lead = make_lead(institution)
+    url = f"{staff_base(institution)}/leads/{lead.id}/stage"
     assert owner_client.post(url, data={"stage": "contacted"}).status_code == 302
     refused = owner_client.post(url, data={"stage": "lost", "lost_reason": "Because"})
     assert refused.status_code == 422
@@ -129,7 +114,7 @@ def test_stage_changes_are_recorded_with_who_and_need_a_lost_reason(
 
 
 def test_enrolled_is_final_and_advance_only_moves_forward(institution, owner, tenant):
-    lead = new_lead(institution)
+    lead = make_lead(institution)
     services.advance_lead(lead.contact, Stage.TRIAL_ATTENDED)
     services.advance_lead(lead.contact, Stage.TRIAL_BOOKED)  # behind: no change
     assert lead.stage == Stage.TRIAL_ATTENDED
@@ -140,37 +125,39 @@ def test_enrolled_is_final_and_advance_only_moves_forward(institution, owner, te
 
 def test_follow_up_sets_next_contact_and_shows_due_and_overdue(client, institution):
     staff = make_member(institution)
-    lead = new_lead(institution)
+    lead = make_lead(institution)
     lead.owner_id = staff.id
     db.session.commit()
     login(client, staff)
     soon = (utcnow() + timedelta(minutes=5)).astimezone(institution.zone)
     response = client.post(
-        f"{base(institution)}/leads/{lead.id}/follow-up",
+        f"{staff_base(institution)}/leads/{lead.id}/follow-up",
         data={"text": "Called, wants Saturday", "next_contact_at": soon.strftime("%Y-%m-%dT%H:%M")},
     )
     assert response.status_code == 302
     db.session.refresh(lead)
     assert lead.stage == Stage.CONTACTED and lead.next_contact_at is not None
-    due = client.get(f"{base(institution)}/leads/due").get_data(as_text=True)
+    due = client.get(f"{staff_base(institution)}/leads/due").get_data(as_text=True)
     assert "Wang Fang" in due and "Overdue" not in due
 
     lead.next_contact_at = utcnow() - timedelta(hours=1)
     db.session.commit()
-    due = client.get(f"{base(institution)}/leads/due").get_data(as_text=True)
+    due = client.get(f"{staff_base(institution)}/leads/due").get_data(as_text=True)
     assert "Overdue" in due
-    board = client.get(f"{base(institution)}/leads/board").get_data(as_text=True)
+    board = client.get(f"{staff_base(institution)}/leads/board").get_data(as_text=True)
     assert "Wang Fang" in board and "overdue" in board
 
 
 def test_owner_assignment_by_hand_in_bulk_and_round_robin(owner_client, institution, owner):
     a, b = make_member(institution), make_member(institution)
-    lead1, lead2 = new_lead(institution), new_lead(institution, "13900139000", "Li Na")
-    owner_client.post(f"{base(institution)}/leads/{lead1.id}/owner", data={"owner_id": str(a.id)})
+    lead1, lead2 = make_lead(institution), make_lead(institution, "13900139000", "Li Na")
+    owner_client.post(
+        f"{staff_base(institution)}/leads/{lead1.id}/owner", data={"owner_id": str(a.id)}
+    )
     db.session.refresh(lead1)
     assert lead1.owner_id == a.id
     owner_client.post(
-        f"{base(institution)}/leads/assign",
+        f"{staff_base(institution)}/leads/assign",
         data={"owner_id": str(b.id), "lead_ids": [lead1.id, lead2.id]},
     )
     db.session.refresh(lead1)
@@ -178,23 +165,23 @@ def test_owner_assignment_by_hand_in_bulk_and_round_robin(owner_client, institut
     assert (lead1.owner_id, lead2.owner_id) == (b.id, b.id)
 
     owner_client.post(
-        f"{base(institution)}/leads/settings",
+        f"{staff_base(institution)}/leads/settings",
         data={"lost_reasons": "Price\nToo far", "round_robin": [str(a.id), str(b.id)]},
     )
-    owners = [new_lead(institution, f"1370013{n:04d}", f"P{n}").owner_id for n in range(4)]
+    owners = [make_lead(institution, f"1370013{n:04d}", f"P{n}").owner_id for n in range(4)]
     assert sorted(owners) == sorted([a.id, b.id, a.id, b.id])
     assert owners[0] != owners[1] and owners[2] != owners[3]
     assert services.lost_reason_names(institution) == ["Price", "Too far"]
 
 
 def test_list_filters_by_stage_owner_and_source(owner_client, institution, owner):
-    lead1 = new_lead(institution)
-    new_lead(institution, "13900139000", "Li Na")
+    lead1 = make_lead(institution)
+    make_lead(institution, "13900139000", "Li Na")
     lead1.owner_id = owner.id
     lead1.stage = Stage.CONTACTED
     lead1.source = "poster"
     db.session.commit()
-    url = f"{base(institution)}/leads"
+    url = f"{staff_base(institution)}/leads"
 
     def names(query: str) -> set[str]:
         page = owner_client.get(f"{url}?{query}").get_data(as_text=True)
@@ -210,19 +197,19 @@ def test_list_filters_by_stage_owner_and_source(owner_client, institution, owner
 
 def test_staff_cannot_build_forms_or_change_pipeline_settings(client, institution):
     login(client, make_member(institution, Role.STAFF))
-    assert client.get(f"{base(institution)}/forms/new").status_code == 403
-    assert client.get(f"{base(institution)}/leads/settings").status_code == 403
-    assert client.get(f"{base(institution)}/leads").status_code == 200
+    assert client.get(f"{staff_base(institution)}/forms/new").status_code == 403
+    assert client.get(f"{staff_base(institution)}/leads/settings").status_code == 403
+    assert client.get(f"{staff_base(institution)}/leads").status_code == 200
 
 
 def test_cover_picture_is_checked_served_and_previewed(owner_client, client, institution):
     fake = owner_client.post(
-        f"{base(institution)}/forms/new",
+        f"{staff_base(institution)}/forms/new",
         data={"title": "Camp", "cover": (io.BytesIO(b"<svg onload=alert(1)>"), "cover.png")},
     )
     assert fake.status_code == 422 and db.session.scalar(select(LeadForm)) is None
     ok = owner_client.post(
-        f"{base(institution)}/forms/new",
+        f"{staff_base(institution)}/forms/new",
         data={"title": "Camp", "cover": (io.BytesIO(png_bytes()), "cover.png")},
     )
     assert ok.status_code == 302

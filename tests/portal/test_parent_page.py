@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import time_machine
 from sqlalchemy import select
@@ -12,8 +14,9 @@ from app.db import utcnow
 from app.extensions import db
 from app.jobs import run_burst
 from app.notifications.models import OutboxMessage, OutboxStatus
-from tests.factories import make_course
-from tests.helpers import link_in, register
+from app.payments.models import Payment, PaymentStatus
+from tests.factories import local_time, make_course, make_group_buy
+from tests.helpers import link_in, open_team, register
 
 
 def test_the_link_in_the_confirmation_opens_the_familys_page(client, institution, mail_server):
@@ -105,3 +108,54 @@ def test_links_expire_and_forged_links_are_refused(client, institution, mail_ser
     assert client.get(path + "x").status_code == 400
     with time_machine.travel(utcnow() + timedelta(days=31)):
         assert client.get(path).status_code == 400
+
+
+def test_the_page_shows_the_week_day_by_day_then_the_rest_teams_and_receipts(
+    client, institution, mail_server
+):
+    """Lessons of the next 7 days under their day (today, tomorrow, then dates), the later
+    ones folded; the family's group-buy teams with what is still needed and a countdown;
+    its payments with a receipt; messages whose links are short words, not tokens."""
+    course = make_course(institution, starts=[local_time(institution, d) for d in (1, 3, 20)])
+    register(client, institution, course)
+    group_buy = make_group_buy(institution, team_size=3)
+    open_team(client, institution, group_buy, 1, phone="138 0013 8000", student_name="Leo")
+    run_burst()
+    client.get(link_in(mail_server.to("wang.fang@example.com")[0]))
+
+    page = client.get(f"/{institution.slug}/me").get_data(as_text=True)
+    week = page[page.index('id="lessons"') : page.index("more lesson after that")]
+    payment = db.session.scalar(select(Payment))
+    receipt = client.get(f"/{institution.slug}/me/payments/{payment.id}/receipt")
+    stranger = client.application.test_client()
+
+    assert "Tomorrow · " in week and week.count("19:00") == 2
+    assert "1 more lesson after that" in page
+    assert "Group buys" not in week and "2 more families needed" in page
+    assert 'class="countdown"' in page[page.index('id="teams"') :]
+    assert "Payments and receipts" in page and "Group buy" in page
+    assert "http://localhost" not in re.sub(r'href="[^"]*"', "", page)  # no raw links
+    assert "Open the link" in page
+    assert payment.status == PaymentStatus.AUTHORISED  # a hold has no receipt yet
+    assert receipt.status_code == 404
+    assert stranger.get(f"/{institution.slug}/me/payments/{payment.id}/receipt").status_code == 404
+
+
+def test_a_one_time_link_opens_the_page_in_one_tap_and_the_phone_stays_signed_in(
+    client, institution, mail_server
+):
+    course = make_course(institution)
+    register(client, institution, course)
+    run_burst()
+    mail_server.clear()
+    client.post(f"/{institution.slug}/me", data={"phone": "13800138000", "channel": "email"})
+    run_burst()
+    path = link_in(mail_server.to("wang.fang@example.com")[0])
+
+    opened = client.get(path).get_data(as_text=True)
+    signed_in = client.post(path)
+
+    assert "data-send-at-once" in opened and "open_page.js" in opened  # sent by the page
+    cookie = signed_in.headers["Set-Cookie"]
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie)[1])
+    assert timedelta(days=29) < expires - utcnow() <= timedelta(days=30)
