@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from app.campaigns.models import MemberStatus, TeamStatus
 from app.extensions import db
+from app.groups import services as groups
+from app.groups.models import GroupKind
 from app.jobs import run_burst
+from app.tenancy import bound
 from tests.factories import make_group_buy
 from tests.helpers import PHONE, members, only_team
 
@@ -27,6 +30,12 @@ def test_a_team_opens_fills_from_its_share_link_and_succeeds(
     institution.locale = "zh_CN"
     db.session.commit()
     group_buy = make_group_buy(institution, team_size=3)
+    with bound(institution):  # the course's class group, offered once the team is paid
+        group = groups.create_group(
+            institution, title="寒假班家长群", kind=GroupKind.CLASS, course_id=group_buy.course_id
+        )
+        groups.create_invite(institution, group)
+        db.session.commit()
 
     phone.goto(f"{live_server}/{institution.slug}/gb/{group_buy.code}?utm_source=wechat")
     assert "¥199.00" in phone.inner_text(".gb-prices")
@@ -68,5 +77,11 @@ def test_a_team_opens_fills_from_its_share_link_and_succeeds(
     phone.reload()
     assert "已支付" in phone.inner_text(".my-place")
     assert "乐乐已报名" in phone.inner_text(".my-place")
+    # The success page leads on: the lessons with their time and place, a calendar file,
+    # the class group (the purchase put the family in it), the family's page.
+    next_step = phone.inner_text(".next-step")
+    assert next_step.count("Room 3") == 2 and "添加到日历" in next_step
+    assert "进入班级群" in next_step and "我的课程和订单" in next_step  # already in it
+    phone.screenshot(path=str(tmp_path / "success.png"), full_page=True)
     for context in contexts:
         context.close()
