@@ -214,11 +214,14 @@ def build_school(institution, owner, *, small: bool = False) -> dict:
 
 @pytest.fixture
 def school(institution, owner):
-    other = make_institution()
-    db.session.commit()
-    other_owner = make_member(other, Role.OWNER)
-    build_school(other, other_owner, small=True)
-    return build_school(institution, owner)
+    """The school as built, seen at 15:00 of its day (the follow-up of 09:00 is then
+    overdue and the one of 20:00 due), whatever hour the suite runs at."""
+    with time_machine.travel(at(institution, 0, time(15, 0)), tick=False):
+        other = make_institution()
+        db.session.commit()
+        other_owner = make_member(other, Role.OWNER)
+        build_school(other, other_owner, small=True)
+        yield build_school(institution, owner)
 
 
 def figure(page: str, name: str) -> str:
