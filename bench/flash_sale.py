@@ -189,7 +189,7 @@ def main() -> None:
 
     print(
         f"flash-sale attempts: {args.attempts} from {args.families} families on "
-        f"{args.seats} seats (limit 1 a family), winners paying by card (localstripe)"
+        f"{args.seats} seats (limit 1 a family); then each winner pays by card (localstripe)"
     )
     print(settings_line(args))
     print_table(
