@@ -6,17 +6,16 @@ import secrets
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    EmailField,
     HiddenField,
     IntegerField,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.campaigns.models import MAX_TEAM_HOURS
-from app.contacts.forms import FamilyForm
+from app.contacts.forms import FamilyForm, ParentForm
 from app.forms import (
     CardFields,
     CohortForm,
@@ -24,7 +23,6 @@ from app.forms import (
     Honeypot,
     MoneyField,
     local_datetime_field,
-    phone_field,
     strip_filter,
 )
 
@@ -154,22 +152,9 @@ class FlashPayForm(CardFields, CohortForm):
     button leads to the Payment Element)."""
 
 
-class FlashRemindForm(Honeypot, CohortForm):
+class FlashRemindForm(Honeypot, ParentForm):
     """A parent asking to be told when a sale starts."""
 
-    parent_name = StringField(
-        _l("Parent's name"),
-        filters=[strip_filter],
-        validators=[DataRequired(), Length(max=80)],
-        render_kw={"autocomplete": "name"},
-    )
-    phone = phone_field(_l("Phone"))
-    email = EmailField(
-        _l("E-mail (optional, for reminders)"),
-        filters=[strip_filter],
-        validators=[Optional(), Email(), Length(max=254)],
-        render_kw={"autocomplete": "email"},
-    )
     consent = BooleanField(
         validators=[DataRequired(_l("Please agree so that we can contact you."))]
     )

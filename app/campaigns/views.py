@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from urllib.parse import urlencode
 
 import redis
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
@@ -718,7 +716,6 @@ FLASH_SESSION_KEY = "flash_orders"  # {sale code: [order codes]}: this browser's
 # While a sale is live its page shows the seats left; a kept page says so for at most this
 # long (a page is also dropped at once when a seat is paid for or given back).
 SEATS_SHOWN_FOR = timedelta(seconds=5)
-_REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _buy_form(blank: bool = False) -> FlashBuyForm:
@@ -817,8 +814,7 @@ def _shown_phase(sale: FlashSale, now) -> FlashPhase:
 
 def _share_link(sale: FlashSale, ref: str | None = None) -> str:
     """The sale's link, carrying a family's referral code (`?ref=`) when given one."""
-    url = services.flash_url(sale)
-    return f"{url}?{urlencode({'ref': ref})}" if ref and _REF.match(ref) else url
+    return sharing.with_ref(services.flash_url(sale), ref)
 
 
 def _render_flash(

@@ -19,10 +19,9 @@ from app.forms import CohortForm, phone_field, strip_filter
 from app.leads.models import Stage
 
 
-class FamilyForm(CohortForm):
-    """Who the family is, as a parent says it on a public page (registering for a course,
-    joining a group buy) and as staff type it when they enrol a child by hand. The
-    contacts service finds or creates the family from it (services.find_family)."""
+class ParentForm(CohortForm):
+    """The parent: name, phone and an optional e-mail (a flash sale's "remind me" asks
+    for no more; `FamilyForm` adds the child)."""
 
     parent_name = StringField(
         _l("Parent's name"),
@@ -37,6 +36,13 @@ class FamilyForm(CohortForm):
         validators=[Optional(), Email(), Length(max=254)],
         render_kw={"autocomplete": "email"},
     )
+
+
+class FamilyForm(ParentForm):
+    """Who the family is, as a parent says it on a public page (registering for a course,
+    joining a group buy) and as staff type it when they enrol a child by hand. The
+    contacts service finds or creates the family from it (services.find_family)."""
+
     student_name = StringField(
         _l("Child's name"), filters=[strip_filter], validators=[DataRequired(), Length(max=80)]
     )

@@ -5,7 +5,7 @@ templates/loyalty/_family_points.html)."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
     abort,
@@ -20,6 +20,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app import sharing
 from app.accounts import queries as account_queries
 from app.accounts.models import MANAGERS
 from app.campaigns import queries as campaign_queries
@@ -312,10 +313,11 @@ def invite_qr():
 
 
 def _with_ref(path: str, code: str) -> str:
+    """The page at `path` on PUBLIC_URL, carrying the family's referral code."""
     parts = urlsplit(path)
-    query = urlencode([*parse_qsl(parts.query), ("ref", code)])
     public = urlsplit(current_app.config["PUBLIC_URL"])
-    return urlunsplit((public.scheme, public.netloc, parts.path, query, ""))
+    url = urlunsplit((public.scheme, public.netloc, parts.path, parts.query, ""))
+    return sharing.with_ref(url, code)
 
 
 def share_paths(institution, contact) -> list[tuple[str, str]]:
