@@ -25,6 +25,14 @@ def downgrade(database_url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+def revision_module(revision: str):
+    """The module of one revision, for what it defines beside its upgrade (a backfill that
+    the benchmarks run on generated data, and the tests compare with the services)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_revision(revision).module
+
+
 def grant(database_url: str, *roles: str) -> None:
     """Let `roles` (the application's and the platform's, which the database's
     administrator created: README, "Database roles") read and write every table of the

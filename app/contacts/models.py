@@ -181,6 +181,85 @@ class ContactTouch(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# How a first touch's referrer is grouped in the funnel: the first family whose host names
+# one appears in the address (lowercased); no referrer is "direct", any other "other".
+REFERRER_FAMILIES = (
+    ("wechat", ("weixin.qq.com", "wx.qq.com", "servicewechat.com", "weixin")),
+    ("douyin", ("douyin.com", "iesdouyin.com")),
+    ("xiaohongshu", ("xiaohongshu.com", "xhslink.com")),
+    ("weibo", ("weibo.com", "weibo.cn")),
+    ("qq", ("qq.com",)),
+    ("baidu", ("baidu.com",)),
+    ("google", ("google.",)),
+    ("bing", ("bing.com",)),
+)
+
+
+def referrer_family(referrer: str | None) -> str:
+    if not referrer:
+        return "direct"
+    lowered = referrer.lower()
+    return next(
+        (name for name, hosts in REFERRER_FAMILIES if any(host in lowered for host in hosts)),
+        "other",
+    )
+
+
+# The funnel's stages after the first touch, in order: a family that reached stage number n
+# (1 to 5) reached every stage before it too.
+PROGRESS_STAGES = ("lead_at", "contacted_at", "booked_at", "attended_at", "enrolled_at")
+# Where a family came from, as the funnel breaks families down.
+PROGRESS_SOURCE = (
+    "channel",
+    "form",
+    "campaign",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer",
+)
+
+
+class FamilyProgress(TenantScoped, Base):
+    """Where a family came from and how far it has come, one row per contact: what the
+    staff dashboard's funnel reads (a range of `first_seen_at` of one institution) instead
+    of every lead event's JSON and every first touch.
+
+    The row is written with the contact, from its first touch (`first_seen_at` is the
+    contact's `created_at`); the leads domain moves it on through `record_progress` in the
+    statement that records each stage change or handover; a merge folds the duplicate's
+    row into the survivor's. Times are the first time each stage was reached (a lost lead
+    keeps them; a later lead of the same family can only add to them); `rank` is the
+    furthest stage reached (0: none)."""
+
+    __tablename__ = "family_progress"
+    __table_args__ = (
+        Index("ix_family_progress_institution_seen", "institution_id", "first_seen_at"),
+    )
+
+    contact_id: Mapped[int] = parent_id("contacts", ondelete="CASCADE", primary_key=True)
+    first_seen_at: Mapped[datetime]
+    # The first touch, as the funnel breaks it down: the channel (its kind, or "referral"
+    # when a family's code came with it), the form's or campaign's code, UTM ("" for none)
+    # and the referrer's family (REFERRER_FAMILIES).
+    channel: Mapped[str] = mapped_column(String(16), default="")
+    form: Mapped[str | None] = mapped_column(String(64))
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    utm_source: Mapped[str] = mapped_column(String(100), default="")
+    utm_medium: Mapped[str] = mapped_column(String(100), default="")
+    utm_campaign: Mapped[str] = mapped_column(String(100), default="")
+    referrer: Mapped[str] = mapped_column(String(16), default="direct")
+    rank: Mapped[int] = mapped_column(default=0)
+    lead_at: Mapped[datetime | None]
+    contacted_at: Mapped[datetime | None]
+    booked_at: Mapped[datetime | None]
+    attended_at: Mapped[datetime | None]
+    enrolled_at: Mapped[datetime | None]
+    # The family's newest lead, and the staff member who owns it.
+    lead_id: Mapped[int | None]
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
 class ContactEvent(TenantScoped, Base):
     """A line on a contact's timeline."""
 

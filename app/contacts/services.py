@@ -12,20 +12,26 @@ from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, event, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import tokens
 from app.contacts.models import (
     MERGEABLE_FIELDS,
+    PROGRESS_SOURCE,
+    PROGRESS_STAGES,
     Contact,
     ContactEvent,
     ContactTouch,
     EventKind,
     FamilyDetails,
+    FamilyProgress,
     SourceKind,
     Student,
     Tag,
+    referrer_family,
 )
 from app.contacts.queries import contact_by_phone
 from app.db import Base, utcnow
@@ -68,6 +74,19 @@ class Touch:
             utm_campaign=arg("utm_campaign"),
             referrer=clean_line(referrer or "")[:500] or None,
         )
+
+    def dimensions(self) -> dict:
+        """This touch as the funnel breaks families down (FamilyProgress's columns)."""
+        is_referral = self.referral_code is not None or self.kind == SourceKind.REFERRAL
+        return {
+            "channel": "referral" if is_referral else self.kind.value,
+            "form": self.ref if self.kind == SourceKind.FORM else None,
+            "campaign": self.ref if self.kind == SourceKind.CAMPAIGN else None,
+            "utm_source": self.utm_source or "",
+            "utm_medium": self.utm_medium or "",
+            "utm_campaign": self.utm_campaign or "",
+            "referrer": referrer_family(self.referrer),
+        }
 
 
 @dataclass
@@ -139,6 +158,7 @@ def find_or_create_contact(
             created = True
             set_committed_value(contact, "students", [])
             add_event(contact, EventKind.CREATED, {"source": touch.kind.value}, actor)
+            _start_progress(contact, touch)
     if created:
         _add_students(contact, details.students)
     else:
@@ -266,6 +286,105 @@ def add_event(
     return event
 
 
+_NEW_PROGRESS = "cohort_new_progress"  # session.info: the rows of families new in it
+
+
+def _start_progress(contact: Contact, touch: Touch) -> None:
+    """The funnel's row of a family seen for the first time, written just before the
+    transaction commits (`_write_new_progress`) with every stage it reached meanwhile: a
+    family's first visit writes it once rather than once and again at each stage."""
+    db.session.info.setdefault(_NEW_PROGRESS, {})[contact.id] = FamilyProgress(
+        institution_id=contact.institution_id,
+        contact_id=contact.id,
+        first_seen_at=contact.created_at,
+        rank=0,
+        **touch.dimensions(),
+    )
+
+
+@event.listens_for(Session, "before_commit")
+def _write_new_progress(session: Session) -> None:
+    new = session.info.pop(_NEW_PROGRESS, None)
+    if new:
+        session.add_all(new.values())
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_new_progress(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_NEW_PROGRESS, None)
+
+
+def record_progress(
+    contact: Contact, *, stage: int = 0, lead_id: int | None = None, owner_id: int | None = None
+) -> None:
+    """The family reached funnel stage number `stage` now (1 lead, 2 contacted, 3 trial
+    booked, 4 trial attended, 5 enrolled: each stage before it counts as reached now too,
+    unless it was earlier); with `lead_id`, its lead `lead_id` is owned by `owner_id`, which
+    is the family's owner in the funnel if that lead is its newest. A family new in this
+    transaction has its row changed before it is written; any other in one UPDATE,
+    whatever changes (see FamilyProgress)."""
+    now = utcnow()
+    new = db.session.info.get(_NEW_PROGRESS, {}).get(contact.id)
+    if new is not None:
+        for column in PROGRESS_STAGES[:stage]:
+            if getattr(new, column) is None or getattr(new, column) > now:
+                setattr(new, column, now)
+        new.rank = max(new.rank, stage)
+        if lead_id is not None and (new.lead_id is None or new.lead_id <= lead_id):
+            new.lead_id, new.owner_id = lead_id, owner_id
+        return
+    progress = FamilyProgress.__table__.c
+    at = bindparam("now", now, type_=progress.lead_at.type)
+    values: dict = {}
+    for column in PROGRESS_STAGES[:stage]:
+        earlier = or_(progress[column].is_(None), progress[column] > at)
+        values[column] = case((earlier, at), else_=progress[column])
+    if stage:
+        values["rank"] = case((progress.rank < stage, stage), else_=progress.rank)
+    if lead_id is not None:
+        newest = or_(progress.lead_id.is_(None), progress.lead_id <= lead_id)
+        values["lead_id"] = case((newest, lead_id), else_=progress.lead_id)
+        values["owner_id"] = case((newest, owner_id), else_=progress.owner_id)
+    if values:
+        db.session.execute(
+            update(FamilyProgress.__table__)
+            .where(
+                progress.institution_id == contact.institution_id,
+                progress.contact_id == contact.id,
+            )
+            .values(values)
+        )
+
+
+def _fold_progress(survivor: Contact, duplicate: Contact, duplicate_touch_won: bool) -> None:
+    """The survivor's funnel row after a merge: the stages either family reached, each at
+    the earlier time, the owner of the newer lead, and where it came from by the first
+    touch the survivor keeps; the duplicate's row goes."""
+    kept = db.session.get(FamilyProgress, survivor.id)
+    gone = db.session.get(FamilyProgress, duplicate.id)
+    if gone is None:
+        return
+    if kept is None:  # a contact from before the funnel had rows: the duplicate's moves
+        kept = FamilyProgress(
+            institution_id=survivor.institution_id,
+            contact_id=survivor.id,
+            first_seen_at=survivor.created_at,
+        )
+        db.session.add(kept)
+        duplicate_touch_won = True
+    for column in PROGRESS_STAGES:
+        times = [t for t in (getattr(kept, column), getattr(gone, column)) if t is not None]
+        setattr(kept, column, min(times, default=None))
+    kept.rank = max(kept.rank or 0, gone.rank or 0)
+    if gone.lead_id is not None and (kept.lead_id is None or gone.lead_id > kept.lead_id):
+        kept.lead_id, kept.owner_id = gone.lead_id, gone.owner_id
+    if duplicate_touch_won:
+        for column in PROGRESS_SOURCE:
+            setattr(kept, column, getattr(gone, column))
+    db.session.delete(gone)
+
+
 def update_contact(contact: Contact, actor, *, phone: str, institution, **fields) -> None:
     """A staff edit. Edited fields are remembered, so public actions never overwrite them."""
     number = normalise_phone(institution, phone)
@@ -347,14 +466,27 @@ def merge_contacts(survivor: Contact, duplicate: Contact, actor) -> None:
     if duplicate.notes:
         survivor.notes = "\n\n".join(filter(None, [survivor.notes, duplicate.notes]))
     set_tags(survivor, [tag.name for tag in (*survivor.tags, *duplicate.tags)])
-    if duplicate.first_touch and (
+    duplicate_touch_won = duplicate.first_touch is not None and (
         survivor.first_touch is None
         or duplicate.first_touch.created_at < survivor.first_touch.created_at
-    ):
+    )
+    if duplicate_touch_won:
         survivor.first_touch = duplicate.first_touch
     duplicate.first_touch = duplicate.latest_touch = None
+    _fold_progress(survivor, duplicate, duplicate_touch_won)
     db.session.flush()
-    _repoint_references(duplicate.id, survivor.id)
+    try:
+        with db.session.begin_nested():
+            _repoint_references(duplicate.id, survivor.id)
+    except IntegrityError as error:  # a row a family may hold once, held by both
+        raise ServiceError(
+            _l(
+                "Both families have something a family can hold only once (an open lead, "
+                "a place in the same group or team). Close or remove one of them, then "
+                "merge."
+            ),
+            code="merge_conflict",
+        ) from error
     db.session.expire(survivor, ["students"])
     db.session.delete(duplicate)
     add_event(survivor, EventKind.MERGED, snapshot, actor)

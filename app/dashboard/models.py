@@ -1,8 +1,10 @@
 """The dashboard keeps no rows of its own: every figure is an aggregate over the other
-domains' tables, read when the page is asked for, so nothing can drift out of date and no
-job has to run first. What it adds are the indexes those aggregates need, declared here
-beside the reason for each (and created by the migration 20261202_3c1f0a9d2b7e): every one
-starts with `institution_id`, so an aggregate reads the rows of one institution only.
+domains' tables, read when the page is asked for, so no job has to run first. (The funnel
+reads the one rollup there is, contacts' FamilyProgress, which the contacts and leads
+services keep in the statements that change a family's stage.) What it adds are the
+indexes those aggregates need, declared here beside the reason for each (and created by
+the migration 20261202_3c1f0a9d2b7e): every one starts with `institution_id`, so an
+aggregate reads the rows of one institution only.
 
 Periods are runs of the institution's local days; `Period.utc_bounds` turns one into the
 UTC instants the indexed timestamp columns are compared with.
@@ -17,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Index
 
 from app.campaigns.models import Team
-from app.contacts.models import Contact, ContactEvent
+from app.contacts.models import Contact
 from app.courses.models import Lesson, Seat
 from app.groups.models import MemberActivity
 from app.leads.models import Lead
@@ -27,14 +29,6 @@ from app.payments.models import Payment, PaymentTransition
 INDEXES = (
     # New contacts per day, and the funnel's cohort: the families first seen in a period.
     Index("ix_contacts_institution_created", Contact.institution_id, Contact.created_at),
-    # The funnel: the lead events (stage changes) since the period began, of which the
-    # cohort's are joined by contact (rather than every event of every family, by contact).
-    Index(
-        "ix_contact_events_institution_kind_created",
-        ContactEvent.institution_id,
-        ContactEvent.kind,
-        ContactEvent.created_at,
-    ),
     # New leads per day and today's.
     Index("ix_leads_institution_created", Lead.institution_id, Lead.created_at),
     # Enrolments per day: leads that reached `enrolled`, on the day they did.

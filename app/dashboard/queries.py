@@ -24,12 +24,10 @@ from sqlalchemy import (
     func,
     literal,
     null,
-    or_,
     select,
     text,
     union_all,
 )
-from sqlalchemy.orm import aliased
 
 from app.accounts import queries as account_queries
 from app.campaigns import queries as campaign_queries
@@ -42,7 +40,12 @@ from app.campaigns.models import (
     TeamStatus,
 )
 from app.camps.models import Camp, CampChild, CheckIn
-from app.contacts.models import Contact, ContactEvent, ContactTouch, EventKind, SourceKind
+from app.contacts.models import (
+    PROGRESS_SOURCE,
+    PROGRESS_STAGES,
+    Contact,
+    FamilyProgress,
+)
 from app.courses.models import (
     Attendance,
     Course,
@@ -76,13 +79,23 @@ def _on_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def without_jit() -> None:
-    """For the rest of the transaction, PostgreSQL plans without JIT compilation: the
-    funnel's statement is costed high enough to be compiled, which took 240 ms of its 650
-    on the benchmark's school (bench/dashboard.py) to save nothing. A SET LOCAL: it ends
-    with the request's transaction."""
+def plan_as_reports() -> None:
+    """For the rest of the transaction (SET LOCAL: it ends with the request's), PostgreSQL
+    plans the dashboard's aggregates
+
+    - without JIT compilation: the funnel's statement was costed high enough to be
+      compiled, which took 240 ms of its 650 on the benchmark's school
+      (bench/dashboard.py) to save nothing;
+    - with random reads costed as on an SSD (1.1 for the default 4, which assumes a
+      spinning disk): otherwise a trial's attended seats, a few thousand found by lesson
+      through an index, were read by scanning the whole seats table, every institution's
+      rows of it, in three times the time."""
     if _on_postgresql():
-        db.session.execute(text("SET LOCAL jit = off"))
+        db.session.execute(
+            text(
+                "SELECT set_config('jit', 'off', true), set_config('random_page_cost', '1.1', true)"
+            )
+        )
 
 
 def local_today(institution: Institution, now: datetime) -> date:
@@ -117,12 +130,20 @@ def per_day(
     return dict(counts)
 
 
+def same_institution(a, b):
+    """Part of the join of two tenant tables: their rows are one institution's (as the
+    schema's composite foreign keys say). With the institution named for one side in the
+    WHERE clause, the planner then knows it for the other too, and reads only that
+    institution's rows of it by its index rather than every institution's."""
+    return a.institution_id == b.institution_id
+
+
 # --- this period -----------------------------------------------------------------------------
 
 SERIES = ("contacts", "leads", "trials_booked", "trials_attended", "enrolments", "revenue")
-TRIAL_SEATS = Seat.__table__.join(Lesson, Lesson.id == Seat.lesson_id).join(
-    Course, Course.id == Lesson.course_id
-)
+TRIAL_SEATS = Seat.__table__.join(
+    Lesson, and_(Lesson.id == Seat.lesson_id, same_institution(Lesson, Seat))
+).join(Course, and_(Course.id == Lesson.course_id, same_institution(Course, Lesson)))
 PRESENT = (Attendance.PRESENT, Attendance.LATE)
 
 
@@ -149,7 +170,11 @@ def daily_series(institution: Institution, period: Period) -> dict[str, dict[dat
         Payment.currency == institution.currency,
         value=Payment.amount,
         source=PaymentTransition.__table__.join(
-            Payment, Payment.id == PaymentTransition.payment_id
+            Payment,
+            and_(
+                Payment.id == PaymentTransition.payment_id,
+                same_institution(Payment, PaymentTransition),
+            ),
         ),
     )
     captured = per_day(
@@ -219,7 +244,7 @@ class PeriodFigures:
 def period_figures(institution: Institution, period: Period) -> PeriodFigures:
     """The period's figures by day and in total, with the previous period's totals (one
     query per series covers both periods)."""
-    without_jit()
+    plan_as_reports()
     previous = period.previous()
     by_day = daily_series(institution, Period(previous.start, period.end))
     figures = PeriodFigures(period, previous, by_day)
@@ -269,6 +294,7 @@ EXPIRING_WITHIN = timedelta(hours=24)
 
 def today(institution: Institution, user_id: int, now: datetime) -> Today:
     """What needs doing today: see `Today`."""
+    plan_as_reports()
     i = institution.id
     day = local_today(institution, now)
     start = local_day_start(day, institution.zone)
@@ -284,8 +310,8 @@ def today(institution: Institution, user_id: int, now: datetime) -> Today:
             func.count(Seat.id).filter(Seat.attendance.is_not(None)),
             func.count(Seat.id).filter(Seat.attendance.in_(PRESENT)),
         )
-        .join(Course, Course.id == Lesson.course_id)
-        .outerjoin(Seat, Seat.lesson_id == Lesson.id)
+        .join(Course, and_(Course.id == Lesson.course_id, same_institution(Course, Lesson)))
+        .outerjoin(Seat, and_(Seat.lesson_id == Lesson.id, same_institution(Seat, Lesson)))
         .where(
             Lesson.institution_id == i,
             Lesson.starts_at >= start,
@@ -320,7 +346,7 @@ def today(institution: Institution, user_id: int, now: datetime) -> Today:
     )
     teams = db.session.execute(
         select(GroupBuy.id, GroupBuy.title, func.count(Team.id))
-        .join(GroupBuy, GroupBuy.id == Team.group_buy_id)
+        .join(GroupBuy, and_(GroupBuy.id == Team.group_buy_id, same_institution(GroupBuy, Team)))
         .where(
             Team.institution_id == i,
             Team.status == TeamStatus.FORMING,
@@ -333,7 +359,7 @@ def today(institution: Institution, user_id: int, now: datetime) -> Today:
     ).all()
     held = db.session.execute(
         select(Group.id, Group.title, func.count(Post.id))
-        .join(Group, Group.id == Post.group_id)
+        .join(Group, and_(Group.id == Post.group_id, same_institution(Group, Post)))
         .where(Post.institution_id == i, Post.status == PostStatus.HELD)
         .group_by(Group.id, Group.title)
         .order_by(Group.id)
@@ -458,139 +484,31 @@ def next_steps(institution: Institution) -> dict[str, bool]:
 
 # The stages in order; a family "reached" a stage when its lead went there or further.
 STAGES = ("first_touch", "lead", "contacted", "trial_booked", "trial_attended", "enrolled")
-# The rank each lead event's destination stands for (a lost lead keeps the rank it had).
-_RANKS = {
-    Stage.NEW.value: 1,
-    Stage.CONTACTED.value: 2,
-    Stage.TRIAL_BOOKED.value: 3,
-    Stage.TRIAL_ATTENDED.value: 4,
-    Stage.ENROLLED.value: 5,
-}
-_AT = ("touch_at", "lead_at", "contacted_at", "booked_at", "attended_at", "enrolled_at")
-
-REFERRER_FAMILIES = (
-    ("wechat", ("weixin.qq.com", "wx.qq.com", "servicewechat.com", "weixin")),
-    ("douyin", ("douyin.com", "iesdouyin.com")),
-    ("xiaohongshu", ("xiaohongshu.com", "xhslink.com")),
-    ("weibo", ("weibo.com", "weibo.cn")),
-    ("qq", ("qq.com",)),
-    ("baidu", ("baidu.com",)),
-    ("google", ("google.",)),
-    ("bing", ("bing.com",)),
-)
+_AT = ("touch_at", *PROGRESS_STAGES)
 # The breakdowns of the funnel, in the page's order.
-DIMENSIONS = (
-    "channel",
-    "form",
-    "campaign",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "referrer",
-    "owner",
-)
-
-
-def _referrer_family(referrer):
-    lowered = func.lower(referrer)
-    whens = [
-        (or_(*[lowered.contains(host, autoescape=True) for host in hosts]), literal(name))
-        for name, hosts in REFERRER_FAMILIES
-    ]
-    return case(
-        (or_(referrer.is_(None), referrer == ""), literal("direct")), *whens, else_=literal("other")
-    )
+DIMENSIONS = ("channel", *PROGRESS_SOURCE[1:], "owner")
 
 
 def families(institution: Institution, period: Period):
     """One row per family first seen in the period (the funnel's cohort): where it came
-    from (its first touch), the owner of its latest lead, and when it first reached each
-    stage, taken from the lead events of its timeline (`rank`: the furthest stage, 0 for
-    none)."""
+    from (its first touch), the owner of its newest lead, and when it first reached each
+    stage (`rank`: the furthest stage, 0 for none). Read from the families' progress rows
+    (contacts' FamilyProgress, kept as leads move), found by the institution's index on
+    the day they were first seen."""
     start, end = period.utc_bounds(institution.zone)
-    i = institution.id
-    # First the earliest event of each family and destination (the JSON is read once per
-    # event: it is the costly part), then the family's rank and stage times from those.
-    to = ContactEvent.data["to"].as_string()
-    firsts = (
-        select(
-            ContactEvent.contact_id.label("contact_id"),
-            to.label("stage"),
-            func.min(ContactEvent.created_at).label("at"),
-        )
-        .join(
-            Contact,
-            and_(
-                Contact.id == ContactEvent.contact_id,
-                Contact.institution_id == ContactEvent.institution_id,
-            ),
-        )
-        .where(
-            Contact.institution_id == i,
-            Contact.created_at >= start,
-            Contact.created_at < end,
-            ContactEvent.institution_id == i,
-            ContactEvent.kind == EventKind.LEAD,
-            # A family's lead events follow its first touch, so none is older than the
-            # period: the range keeps the scan to the period's events.
-            ContactEvent.created_at >= start,
-        )
-        .group_by(ContactEvent.contact_id, to)
-        .subquery("firsts")
-    )
-    rank = case(*[(firsts.c.stage == stage, n) for stage, n in _RANKS.items()], else_=0)
-    progress = (
-        select(
-            firsts.c.contact_id,
-            func.max(rank).label("rank"),
-            *[func.min(case((rank >= n, firsts.c.at))).label(_AT[n]) for n in range(1, 6)],
-        )
-        .group_by(firsts.c.contact_id)
-        .subquery("progress")
-    )
-    # The staff member who owns the family's latest lead (leads are handed out and moved
-    # between staff on the lead, not on the contact).
-    owner = (
-        select(Lead.owner_id)
-        .where(Lead.institution_id == i, Lead.contact_id == Contact.id)
-        .order_by(Lead.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    touch = aliased(ContactTouch)
-    channel = case(
-        (
-            or_(touch.referral_code.is_not(None), touch.kind == SourceKind.REFERRAL),
-            literal("referral"),
-        ),
-        else_=func.coalesce(cast(touch.kind, String), literal("")),
-    )
     return (
         select(
-            Contact.id.label("contact_id"),
-            owner.label("owner_id"),
-            channel.label("channel"),
-            case((touch.kind == SourceKind.FORM, touch.ref)).label("form"),
-            case((touch.kind == SourceKind.CAMPAIGN, touch.ref)).label("campaign"),
-            func.coalesce(touch.utm_source, "").label("utm_source"),
-            func.coalesce(touch.utm_medium, "").label("utm_medium"),
-            func.coalesce(touch.utm_campaign, "").label("utm_campaign"),
-            _referrer_family(touch.referrer).label("referrer"),
-            func.coalesce(progress.c.rank, 0).label("rank"),
-            Contact.created_at.label("touch_at"),
-            *[progress.c[name] for name in _AT[1:]],
+            FamilyProgress.contact_id,
+            FamilyProgress.owner_id,
+            *[FamilyProgress.__table__.c[name] for name in PROGRESS_SOURCE],
+            FamilyProgress.rank,
+            FamilyProgress.first_seen_at.label("touch_at"),
+            *[FamilyProgress.__table__.c[name] for name in PROGRESS_STAGES],
         )
-        .outerjoin(
-            touch,
-            # The institution named as a value, not only through the join: the planner then
-            # reads this institution's touches by index rather than every institution's.
-            and_(touch.id == Contact.first_touch_id, touch.institution_id == i),
-        )
-        .outerjoin(progress, progress.c.contact_id == Contact.id)
         .where(
-            Contact.institution_id == i,
-            Contact.created_at >= start,
-            Contact.created_at < end,
+            FamilyProgress.institution_id == institution.id,
+            FamilyProgress.first_seen_at >= start,
+            FamilyProgress.first_seen_at < end,
         )
         .cte("families")
     )
@@ -637,7 +555,7 @@ def funnel(institution: Institution, period: Period) -> Funnel:
     """The families first seen in the period and how far they went, in total and by each
     of DIMENSIONS (one statement: the cohort is computed once, then grouped each way),
     the median time between stages, and the cohort's lost leads by reason."""
-    without_jit()
+    plan_as_reports()
     cohort = families(institution, period)
     on_postgresql = _on_postgresql()
     # The medians come with the total's row on PostgreSQL (percentile_cont); the other
@@ -719,7 +637,7 @@ def lost_reasons(institution: Institution, period: Period) -> list[tuple[str, in
         select(reason, func.count())
         .join(
             Contact,
-            and_(Contact.id == Lead.contact_id, Contact.institution_id == Lead.institution_id),
+            and_(Contact.id == Lead.contact_id, same_institution(Contact, Lead)),
         )
         .where(
             Lead.institution_id == institution.id,
@@ -754,7 +672,7 @@ def funnel_families(
     breakdown's `key`, or with a lost lead of reason `key` for dimension "lost") that
     reached stage number `stage` (an index of STAGES); newest first, at most
     FAMILIES_LIMIT."""
-    without_jit()
+    plan_as_reports()
     cohort = families(institution, period)
     query = (
         select(Contact.id, Contact.parent_name, Contact.phone, cohort.c.touch_at, cohort.c.rank)
@@ -838,7 +756,7 @@ class GroupHealth:
 
 
 def group_health(institution: Institution, period: Period) -> list[GroupHealth]:
-    without_jit()
+    plan_as_reports()
     i = institution.id
     groups = db.session.execute(
         select(Group.id, Group.title).where(Group.institution_id == i).order_by(Group.id)
@@ -919,7 +837,10 @@ def group_health(institution: Institution, period: Period) -> list[GroupHealth]:
     reads = dict(
         db.session.execute(
             select(Post.group_id, func.count(AnnouncementRead.id))
-            .join(AnnouncementRead, AnnouncementRead.post_id == Post.id)
+            .join(
+                AnnouncementRead,
+                and_(AnnouncementRead.post_id == Post.id, same_institution(AnnouncementRead, Post)),
+            )
             .where(in_period, AnnouncementRead.institution_id == i)
             .group_by(Post.group_id)
         ).all()
@@ -963,6 +884,7 @@ class CampDay:
 def camp_days(institution: Institution, period: Period) -> list[CampDay]:
     """For each camp running in the period, each of its days in the period (up to the
     period's end): children checked in, of the children taking part."""
+    plan_as_reports()
     camps = list(
         db.session.scalars(
             select(Camp)
@@ -1031,6 +953,7 @@ def join_cohorts(institution: Institution, today_: date) -> list[JoinCohort]:
     """Families who joined a group in each of the last COHORT_WEEKS weeks (local weeks from
     Monday, the current one included), and how many of them were active in a group they
     joined in each week after their join week: the retention triangle."""
+    plan_as_reports()
     this_week = today_ - timedelta(days=today_.weekday())
     first_week = this_week - timedelta(weeks=COHORT_WEEKS - 1)
     zone = institution.zone
@@ -1048,7 +971,13 @@ def join_cohorts(institution: Institution, today_: date) -> list[JoinCohort]:
     if week_of:
         activity = db.session.execute(
             select(MemberActivity.member_id, MemberActivity.day)
-            .join(GroupMember, GroupMember.id == MemberActivity.member_id)
+            .join(
+                GroupMember,
+                and_(
+                    GroupMember.id == MemberActivity.member_id,
+                    same_institution(GroupMember, MemberActivity),
+                ),
+            )
             .where(
                 MemberActivity.institution_id == institution.id,
                 MemberActivity.day >= first_week + timedelta(weeks=1),

@@ -162,6 +162,16 @@ class Stage(enum.StrEnum):
         return self in (Stage.ENROLLED, Stage.LOST)
 
 
+# The funnel's number of each stage a lead goes to (contacts.record_progress); `lost` is
+# none: a lost family keeps the stages it reached.
+FUNNEL_STAGES = {
+    Stage.NEW: 1,
+    Stage.CONTACTED: 2,
+    Stage.TRIAL_BOOKED: 3,
+    Stage.TRIAL_ATTENDED: 4,
+    Stage.ENROLLED: 5,
+}
+
 # The sources our own code writes on a lead (campaigns' and courses' `ensure_lead`, a
 # form's "direct" visit), in words; any other source is a link's utm_source.
 SOURCE_WORDS = {

@@ -32,6 +32,7 @@ from app.leads.models import (
     ALWAYS_ON,
     BUILTIN_FIELDS,
     DEFAULT_LOST_REASONS,
+    FUNNEL_STAGES,
     MAX_ANSWER,
     OPEN_LEAD_INDEX_WHERE,
     OPEN_STAGES,
@@ -495,6 +496,9 @@ def create_lead(
     if contact.owner_id is None and owner_id is not None:
         contact.owner_id = owner_id
     contacts.add_event(contact, EventKind.LEAD, {"lead": lead.id, "to": Stage.NEW.value}, actor)
+    contacts.record_progress(
+        contact, stage=FUNNEL_STAGES[Stage.NEW], lead_id=lead.id, owner_id=owner_id
+    )
     return lead
 
 
@@ -571,6 +575,8 @@ def _set_stage(lead: Lead, previous: Stage, stage: Stage, actor) -> None:
         {"lead": lead.id, "from": previous.value, "to": stage.value, "reason": lead.lost_reason},
         actor,
     )
+    if stage in FUNNEL_STAGES:  # a lost lead keeps the stages it reached
+        contacts.record_progress(lead.contact, stage=FUNNEL_STAGES[stage])
 
 
 def advance_lead(
@@ -597,6 +603,7 @@ def assign_leads(leads: list[Lead], owner: User | None, actor) -> None:
     for lead in leads:
         if lead.owner_id != (owner.id if owner else None):
             lead.owner_id = owner.id if owner else None
+            contacts.record_progress(lead.contact, lead_id=lead.id, owner_id=lead.owner_id)
             contacts.add_event(
                 lead.contact,
                 EventKind.LEAD,

@@ -246,6 +246,27 @@ def test_merge_by_phone_from_the_contact_page(owner_client, institution):
     assert done.status_code == 302 and count(Contact) == 1
 
 
+def test_two_families_with_open_leads_are_not_merged_half_way(owner_client, institution):
+    from app.leads import services as leads
+    from app.leads.models import Lead
+
+    survivor, _ = arrive(institution, "13800138000", "Wang Fang")
+    duplicate, _ = arrive(institution, "13900139000", "Wang F.")
+    for contact in (survivor, duplicate):
+        leads.create_lead(institution, contact, source="test")
+    db.session.commit()
+    url = f"/staff/{institution.slug}/contacts/{survivor.id}/merge"
+    refused = owner_client.post(url, data={"phone": "13900139000", "confirm": "yes"})
+    assert refused.status_code == 422
+    assert "can hold only once (an open lead" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert count(Contact) == 2 and count(Lead) == 2
+    assert {lead.contact_id for lead in db.session.scalars(select(Lead))} == {
+        survivor.id,
+        duplicate.id,
+    }
+
+
 def test_edit_refuses_a_phone_of_another_contact(owner_client, institution):
     a, _ = arrive(institution, "13800138000", "A")
     arrive(institution, "13900139000", "B")

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.accounts.models import Role
 from app.campaigns.models import MemberStatus, Team, TeamMember
 from app.contacts import services as contacts
-from app.contacts.models import SourceKind
+from app.contacts.models import FamilyProgress, SourceKind
 from app.courses import services as courses
 from app.courses.models import Attendance, CourseKind, Seat
 from app.dashboard import queries
@@ -34,6 +34,7 @@ from app.groups import services as groups
 from app.groups.models import PostStatus
 from app.leads import services as leads
 from app.leads.models import Lead, Stage
+from app.migrate import revision_module
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentStatus
 from app.tenancy import bound
@@ -41,6 +42,7 @@ from tests.factories import make_course, make_form, make_group_buy, make_institu
 from tests.helpers import login
 
 PRICE = 19900
+FAMILY_PROGRESS_REVISION = "c36f80082ad2"  # the funnel's rows, and their backfill
 
 
 def at(institution, days: int, clock: time) -> datetime:
@@ -448,3 +450,34 @@ def test_lead_rows_of_the_school_are_as_built(institution, school):
         select(Lead.stage).where(Lead.institution_id == institution.id)
     ).all()
     assert stages.count(Stage.ENROLLED) == 4 and stages.count(Stage.LOST) == 5
+
+
+def test_the_funnel_rows_kept_as_families_move_are_those_the_upgrade_computes(
+    institution, owner, school
+):
+    """Each family's funnel row (FamilyProgress), kept by the services through the school's
+    story and a merge of two families, equals the row the migration's backfill computes
+    from the timeline, the first touch and the newest lead, as it does for the families
+    that were there before the upgrade."""
+    fam = school["families"]
+    survivor, duplicate = fam["G10"][0], fam["F1"][0]  # new from the group buy; enrolled
+    with bound(institution):
+        reached = db.session.get(FamilyProgress, duplicate.id).rank
+        contacts.merge_contacts(survivor, duplicate, owner)
+        db.session.commit()
+
+        def rows() -> list[tuple]:
+            table = FamilyProgress.__table__
+            query = select(table).where(table.c.institution_id == institution.id)
+            return sorted(tuple(row) for row in db.session.execute(query))
+
+        kept = rows()
+        assert len(kept) == 54 + 2 - 1  # the school, the previous period's two, one merged
+        assert db.session.get(FamilyProgress, duplicate.id) is None
+        assert db.session.get(FamilyProgress, survivor.id).rank == reached == 5
+        db.session.execute(
+            delete(FamilyProgress).where(FamilyProgress.institution_id == institution.id)
+        )
+        revision_module(FAMILY_PROGRESS_REVISION).backfill(db.session.connection(), institution.id)
+        assert rows() == kept
+        db.session.rollback()
