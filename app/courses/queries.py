@@ -227,10 +227,12 @@ def enrolment_by_code(course: Course, code: str) -> Enrolment | None:
     )
 
 
-def seat_of(lesson_id: int, enrolment_id: int) -> Seat | None:
-    return db.session.scalar(
-        select(Seat).where(Seat.lesson_id == lesson_id, Seat.enrolment_id == enrolment_id)
+def seats_of(enrolment_id: int, lesson_ids: list[int]) -> dict[int, Seat]:
+    """The enrolment's places in these lessons, by lesson id."""
+    seats = db.session.scalars(
+        select(Seat).where(Seat.enrolment_id == enrolment_id, Seat.lesson_id.in_(lesson_ids))
     )
+    return {seat.lesson_id: seat for seat in seats}
 
 
 def family_seat(contact: Contact, seat_id: int) -> Seat | None:

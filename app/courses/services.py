@@ -261,7 +261,7 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
         manual_capture=False,
     )
     # The seats last, each one conditional UPDATE of its lesson's counter: the lessons'
-    # rows are locked from here to the commit only. In id order, like take_seat: no
+    # rows are locked from here to the commit only. In id order, like take_seats: no
     # deadlock between two rushes.
     for lesson_id in wanted:
         lesson = db.session.get(Lesson, lesson_id)
@@ -367,46 +367,62 @@ def enrol(
 
 
 def take_seats(institution, enrolment: Enrolment, lessons: list[Lesson]) -> list[Seat]:
-    """A seat for the enrolment in each lesson if one is free, else a waitlist place, and
-    the reminders of the booked ones.
+    """The enrolment's seat in each lesson if one is free, else a waitlist place (a place
+    it already holds stays as it is), and the reminders of the booked ones.
 
-    Seats last: a lesson's counter row stays locked from its claim to the commit, so
-    everything pending is written first and the seats right after the claims. Lessons
-    are claimed in id order, so two registrations for the same lessons cannot deadlock."""
+    Seats last: the lessons' counter rows stay locked from their claim to the commit, so
+    everything pending is written first, then every lesson is claimed in one statement
+    (`_claim_seats`) and the new seats are written in one INSERT right after."""
     db.session.flush()
     in_order = sorted(lessons, key=lambda each: each.id)
+    held = {}
+    if not created_in_this_transaction(enrolment):  # a new enrolment has no seats yet
+        held = queries.seats_of(enrolment.id, [lesson.id for lesson in in_order])
+    wanted = [
+        lesson
+        for lesson in in_order
+        if lesson.id not in held or held[lesson.id].status == SeatStatus.CANCELLED
+    ]
     with db.session.no_autoflush:  # the claims first, then the new seats in one INSERT
-        seats = [take_seat(enrolment, lesson) for lesson in in_order]
+        free = _claim_seats([lesson.id for lesson in wanted], enrolment.course.capacity)
+        for lesson in wanted:
+            status = SeatStatus.BOOKED if lesson.id in free else SeatStatus.WAITLISTED
+            held[lesson.id] = _occupy(enrolment, lesson, held.get(lesson.id), status)
     db.session.flush()
+    seats = [held[lesson.id] for lesson in in_order]
     for seat in seats:
         if seat.status == SeatStatus.BOOKED:
             schedule_reminders(institution, seat)
     return seats
 
 
-def take_seat(enrolment: Enrolment, lesson: Lesson) -> Seat:
-    """The enrolment's seat in the lesson if one is free, else a waitlist place. A seat is
-    claimed by one conditional UPDATE of the lesson's counter (`_claim_seat`), which is
-    what makes capacity hold, and locks the lesson's row only from then to the commit."""
-    seat = None
-    if not created_in_this_transaction(enrolment):  # a new enrolment has no seats yet
-        seat = queries.seat_of(lesson.id, enrolment.id)
-    if seat is not None and seat.status != SeatStatus.CANCELLED:
-        return seat
-    free = _claim_seat(lesson, lesson.course.capacity)
-    return _occupy(enrolment, lesson, seat, SeatStatus.BOOKED if free else SeatStatus.WAITLISTED)
+def _claim_seats(lesson_ids: list[int], capacity: int) -> set[int]:
+    """One more taken seat in each of the lessons that has one free, in one conditional
+    UPDATE of their counters (which is what makes capacity hold): the ids of those
+    claimed. The rows are locked in id order (the sub-select's FOR UPDATE ... ORDER BY),
+    so two registrations for the same lessons cannot deadlock."""
+    if not lesson_ids:
+        return set()
+    free = (
+        select(Lesson.id)
+        .where(Lesson.id.in_(lesson_ids), Lesson.taken_seats < capacity)
+        .order_by(Lesson.id)
+        .with_for_update()
+    )
+    return set(
+        db.session.scalars(
+            update(Lesson)
+            .where(Lesson.id.in_(free), Lesson.taken_seats < capacity)
+            .values(taken_seats=Lesson.taken_seats + 1)
+            .returning(Lesson.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def _claim_seat(lesson: Lesson, capacity: int) -> bool:
     """One more taken seat in the lesson if it has one free: True if claimed."""
-    claimed = db.session.scalar(
-        update(Lesson)
-        .where(Lesson.id == lesson.id, Lesson.taken_seats < capacity)
-        .values(taken_seats=Lesson.taken_seats + 1)
-        .returning(Lesson.id)
-        .execution_options(synchronize_session=False)
-    )
-    return claimed is not None
+    return lesson.id in _claim_seats([lesson.id], capacity)
 
 
 def _free_seat(lesson: Lesson) -> None:
