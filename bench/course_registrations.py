@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from data import load
 from harness import (
@@ -61,9 +61,16 @@ def prepare(args, price_amount: int = 0, **config) -> tuple[str, str, list[int]]
                 capacity=args.capacity,
                 price_amount=price_amount,
             )
+            # At 10:00 local, whatever the hour of the run: each seat then has its three
+            # reminders (the morning one, on the lesson's day, comes before it).
+            today = utcnow().astimezone(institution.zone).date()
             ids = [
                 courses.add_lesson(
-                    course, starts_at=utcnow() + timedelta(days=2 + n), duration_minutes=60
+                    course,
+                    starts_at=datetime.combine(
+                        today + timedelta(days=2 + n), time(10), tzinfo=institution.zone
+                    ),
+                    duration_minutes=60,
                 ).id
                 for n in range(args.lessons)
             ]
