@@ -141,7 +141,7 @@ def main() -> None:
     print_table("", [("trial registration POST", figures)], hello, "post")
     counts = count_rows(args.database, CHECKS, cap=args.capacity)
     print_counts(counts)
-    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     places = args.families * args.lessons
     booked = min(args.families, args.capacity) * args.lessons
     ok = (

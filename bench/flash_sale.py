@@ -200,7 +200,7 @@ def main() -> None:
     )
     counts = count_rows(args.database, CHECKS, sale=sale_id, seats=args.seats)
     print_counts({**counts, **{f"HTTP {k}": v for k, v in sorted(figures.statuses.items())}})
-    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     ok = (
         sum(figures.statuses.values()) == args.attempts
         and sum(paid.statuses.values()) == len(payments)

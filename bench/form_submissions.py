@@ -125,7 +125,7 @@ def main() -> None:
     print_table("", [("lead form POST", figures)], hello, "post")
     counts = count_rows(args.database, CHECKS)
     print_counts(counts)
-    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     expected = min(args.families, args.requests)
     ok = (
         figures.statuses == Counter({302: args.requests})

@@ -168,7 +168,7 @@ def main() -> None:
     winners = min(seats, args.families)
     joined = statuses[302]  # held a card: won a seat, or lost the race and was released
     print_counts({**counts, "refused before any hold (team full)": statuses[422]})
-    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     ok = (
         set(statuses) <= {302, 422}
         and sum(statuses.values()) == args.families

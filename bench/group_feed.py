@@ -194,7 +194,7 @@ def main() -> None:
         " a statement needs one, so this is the statements' bound)"
     )
     print(f"posts published: {published} (posted: {posted})")
-    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     ok = (
         set(unchanged.statuses) == {304}
         and begun == 0

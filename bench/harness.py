@@ -1,10 +1,11 @@
 """What the benchmarks share: a throwaway PostgreSQL database with the schema, Cohort and
-the hello-world yardstick under the same gunicorn settings, load from `wrk`, and one table
+the hello-world yardstick under the same server settings, load from `wrk`, and one table
 of figures per run.
 
 Every figure comes with the hello-world app's figure from the same run on the same server
-settings (gunicorn, --workers x --threads, gthread) and the same number of connections,
-and the ratio of the two: what the machine and the framework can do at most is the
+settings (gunicorn, --workers x --threads, gthread; or, with --server granian, granian's
+WSGI interface with --workers x --threads blocking threads) and the same number of
+connections, and the ratio of the two: what the machine and the framework can do at most is the
 yardstick, so the figures read the same on a faster or slower machine.
 
 Load comes from `wrk` (apt-get install wrk), which costs the machine far less than the
@@ -57,7 +58,13 @@ def argument_parser(doc: str, connections: int = 16) -> argparse.ArgumentParser:
     )
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--redis", default=DEFAULT_REDIS)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "granian"),
+        default="gunicorn",
+        help="the WSGI server of both apps (granian: pip install granian)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--connections", type=int, default=connections)
     parser.add_argument(
@@ -102,7 +109,8 @@ def free_port() -> int:
 
 
 class Server:
-    """A WSGI app under gunicorn (gthread) on a free port, for a `with` block."""
+    """A WSGI app under gunicorn (gthread) or granian (--server) on a free port, for a
+    `with` block."""
 
     def __init__(self, target: str, args, env: dict | None = None, ready_path: str = "/"):
         self.target, self.args, self.env, self.ready_path = target, args, env or {}, ready_path
@@ -110,9 +118,17 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Server:
-        command = [sys.executable, "-m", "gunicorn", "-w", str(self.args.workers)]
-        command += ["-k", "gthread", "--threads", str(self.args.threads)]
-        command += ["-b", f"127.0.0.1:{self.port}", "--log-level", "warning", self.target]
+        workers, threads = str(self.args.workers), str(self.args.threads)
+        if self.args.server == "granian":
+            command = [sys.executable, "-m", "granian", "--interface", "wsgi"]
+            command += ["--workers", workers, "--blocking-threads", threads]
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+            target = self.target.removesuffix("()")
+            command += ["--factory", target] if target != self.target else [target]
+        else:
+            command = [sys.executable, "-m", "gunicorn", "-w", workers]
+            command += ["-k", "gthread", "--threads", threads]
+            command += ["-b", f"127.0.0.1:{self.port}", "--log-level", "warning", self.target]
         # Output to DEVNULL: a pipe nobody reads would block the server once it fills.
         self.process = subprocess.Popen(  # noqa: S603
             command,
@@ -131,7 +147,7 @@ class Server:
         raise SystemExit(f"{self.target} did not start")
 
     def memory_mib(self) -> list[float]:
-        """Resident memory of each gunicorn worker."""
+        """Resident memory of each worker process."""
         children = subprocess.run(  # noqa: S603
             ["pgrep", "-P", str(self.process.pid)],  # noqa: S607
             capture_output=True,
@@ -272,15 +288,21 @@ def send_posts(base: str, posts: list[Prepared], connections: int) -> Figures:
 
 
 def hello_world(args) -> Figures:
-    """The yardstick: hello-world Flask under the same gunicorn settings and connections."""
+    """The yardstick: hello-world Flask under the same server settings and connections."""
     with Server("bench.hello:app", args) as server:
         load_get(server.base + "/", args.connections, 2)  # warm up
         return load_get(server.base + "/", args.connections, args.seconds)
 
 
+def server_line(args) -> str:
+    if args.server == "granian":
+        return f"granian {args.workers} workers x {args.threads} blocking threads (WSGI)"
+    return f"gunicorn {args.workers} workers x {args.threads} threads (gthread)"
+
+
 def settings_line(args) -> str:
     return (
-        f"gunicorn {args.workers} workers x {args.threads} threads (gthread), "
+        f"{server_line(args)}, "
         f"{args.connections} connections, data x{args.scale}, {args.others} other institutions"
     )
 

@@ -84,7 +84,7 @@ def main() -> None:
     print_table("", [("paid registration POST", figures)], hello, "post")
     counts = count_rows(args.database, CHECKS, cap=args.capacity)
     print_counts(counts)
-    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     winners = min(args.families, args.capacity)
     ok = (
         figures.statuses == +Counter({302: winners, 422: args.families - winners})

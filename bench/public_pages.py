@@ -115,7 +115,7 @@ def main() -> None:
             **{k: v for k, v in counted.items() if k.startswith("lead")},
         }
     )
-    print(f"gunicorn worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     ok = all(set(f.statuses) == {200} and not f.socket_errors for _n, f in rows)
     print("all answered 200" if ok else "NOT ALL ANSWERED 200")
     sys.exit(0 if ok else 1)
