@@ -79,9 +79,19 @@ def _svg(chart, label: str) -> Markup:
     return Markup(svg)  # noqa: S704 - pygal's own output, every label escaped by it
 
 
+# Past a month of days the lines go without a dot per day: at 400 px they would touch,
+# and each is an element with its value (a quarter's chart was 140 kB and 47 ms of the page).
+MAX_DOTS = 31
+
+
 def line_chart(label: str, x_labels: list[str], series: list[tuple[str, list]]) -> Markup:
     """Lines over the days of a period, one per series (values may be None: no point)."""
-    chart = pygal.Line(**OPTIONS, show_legend=len(series) > 1, fill=False)
+    chart = pygal.Line(
+        **OPTIONS,
+        show_legend=len(series) > 1,
+        fill=False,
+        show_dots=len(x_labels) <= MAX_DOTS,
+    )
     chart.x_labels = x_labels
     for name, values in series:
         chart.add(name, values)
