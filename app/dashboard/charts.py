@@ -9,6 +9,7 @@ taken out of each chart, and the same rules are served once as a stylesheet of o
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from functools import lru_cache
@@ -65,6 +66,19 @@ _INLINE = re.compile(r"<style[^>]*>.*?</style>|<script[^>]*>.*?</script>|<!--.*?
 _STYLE_ATTRIBUTE = re.compile(r'\sstyle="[^"]*"')
 
 
+def _whole_numbers(chart, series: list[tuple[str, list]]) -> None:
+    """A chart of counts is labelled in whole numbers, at 1, 2 or 5 times a power of ten
+    (pygal would put 0.2, 0.4 ... between 0 and 1 families)."""
+    values = [value for _name, values in series for value in values if value is not None]
+    if not all(isinstance(value, int) for value in values):
+        return
+    top = max(values, default=0)
+    rough = max(top / 5, 1)
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(n * power for n in (1, 2, 5, 10) if n * power >= rough)
+    chart.y_labels = list(range(0, max(top, 1) + step, step))
+
+
 def _svg(chart, label: str) -> Markup:
     svg = chart.render(is_unicode=True)
     svg = _STYLE_ATTRIBUTE.sub("", _INLINE.sub("", svg))
@@ -93,6 +107,7 @@ def line_chart(label: str, x_labels: list[str], series: list[tuple[str, list]]) 
         show_dots=len(x_labels) <= MAX_DOTS,
     )
     chart.x_labels = x_labels
+    _whole_numbers(chart, series)
     for name, values in series:
         chart.add(name, values)
     return _svg(chart, label)
@@ -101,6 +116,7 @@ def line_chart(label: str, x_labels: list[str], series: list[tuple[str, list]]) 
 def bar_chart(label: str, x_labels: list[str], series: list[tuple[str, list]]) -> Markup:
     chart = pygal.Bar(**OPTIONS, show_legend=len(series) > 1)
     chart.x_labels = x_labels
+    _whole_numbers(chart, series)
     for name, values in series:
         chart.add(name, values)
     return _svg(chart, label)
@@ -112,6 +128,7 @@ def funnel_chart(label: str, stages: list[str], counts: list[int]) -> Markup:
         **{**OPTIONS, "height": 260, "show_minor_x_labels": True}, show_legend=False
     )
     chart.x_labels = list(reversed(stages))
+    _whole_numbers(chart, [(label, counts)])
     chart.add(label, list(reversed(counts)))
     return _svg(chart, label)
 
