@@ -185,6 +185,9 @@ class Stack:
             ],
             stdout=self._log("redis"),
             stderr=subprocess.STDOUT,
+            # Its own process group, as every process here: `stop` signals the group (a
+            # redis-server in ours was never stopped, and kept answering on its port).
+            start_new_session=True,
         )
         client = redis.Redis(port=self.redis_port)
         for _ in range(100):

@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 
+import pytest
+import redis
 from sqlalchemy import text
 
 from app.devtools.stack import Visitor
@@ -113,6 +115,8 @@ def test_redis_stopped_for_five_seconds_under_load(stack, mail_server):
         thread.start()
     time.sleep(2)
     stack.stop_redis()
+    with pytest.raises(redis.ConnectionError):  # gone indeed, not still answering
+        stack.redis().ping()
     time.sleep(5)
     stack.start_redis()
     time.sleep(3)
