@@ -50,21 +50,22 @@ def poster_response(
     link: str,
     family_by_ref: Callable[[int, str], object | None],
     title: str,
-    cover: Callable[[], bytes | None] | None = None,
-    cover_version: object = None,
+    cover_of: object | None = None,
     **words,
 ):
     """The share poster of a page whose link is `link`, for the sharer the request's
-    `ref` names (`family_by_ref(institution id, code)` finds the family, or None). `cover`
-    loads the object's picture (only when the poster is drawn); `words` are the
-    `posters.Poster` fields the page chose (price, badge, ...). `?download=1` answers it
-    as a file to save."""
+    `ref` names (`family_by_ref(institution id, code)` finds the family, or None).
+    `cover_of` is the object whose cover picture it shows, if it has one (`has_cover`,
+    `cover_updated_at`; its `cover` is loaded only when the poster is drawn); `words` are
+    the `posters.Poster` fields the page chose (price, badge, ...). `?download=1` answers
+    it as a file to save."""
     ref = clean_ref(request.args.get("ref"))
     family = family_by_ref(institution.id, ref) if ref else None
     sharer = None
     if family is not None:
         sharer = _("%(name)s invites you", name=masked_name(family.parent_name))
-    has_cover = cover is not None and cover_version is not None
+    has_cover = cover_of is not None and cover_of.has_cover
+    cover_version = cover_of.cover_updated_at if has_cover else ""
     logo_version = institution.logo_updated_at if institution.has_logo else None
     poster = posters.Poster(
         title=title,
@@ -72,15 +73,15 @@ def poster_response(
         institution=institution.name,
         scan_hint=_("Long-press the picture to scan the QR code"),
         sharer=sharer,
-        pictures_version=f"{cover_version if has_cover else ''}|{logo_version or ''}",
+        pictures_version=f"{cover_version}|{logo_version or ''}",
         **words,
     )
-    return _png_response(poster, lambda: _with_pictures(poster, institution, cover, has_cover))
+    return _png_response(poster, lambda: _with_pictures(poster, institution, cover_of, has_cover))
 
 
-def _with_pictures(poster, institution, cover, has_cover):
+def _with_pictures(poster, institution, cover_of, has_cover):
     if has_cover:
-        picture = cover()
+        picture = cover_of.cover
         if picture:
             return replace(poster, cover=picture)
     return replace(poster, logo=institution.logo if institution.has_logo else None)

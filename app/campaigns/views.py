@@ -483,8 +483,7 @@ def _group_buy_poster(group_buy: GroupBuy, link: str, badge: str | None):
         price=format_money(group_buy.group_price_amount, group_buy.currency),
         list_price=format_money(group_buy.list_price_amount, group_buy.currency),
         badge=badge,
-        cover=lambda: group_buy.cover,
-        cover_version=group_buy.cover_updated_at if group_buy.has_cover else None,
+        cover_of=group_buy,
     )
 
 
@@ -1041,8 +1040,7 @@ def flash_poster(code: str):
         price=format_money(sale.sale_price_amount, sale.currency),
         list_price=format_money(sale.list_price_amount, sale.currency),
         badge=badge,
-        cover=lambda: sale.cover,
-        cover_version=sale.cover_updated_at if sale.has_cover else None,
+        cover_of=sale,
     )
 
 

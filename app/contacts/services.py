@@ -360,23 +360,14 @@ def record_progress(
 def _fold_progress(survivor: Contact, duplicate: Contact, duplicate_touch_won: bool) -> None:
     """The survivor's funnel row after a merge: the stages either family reached, each at
     the earlier time, the owner of the newer lead, and where it came from by the first
-    touch the survivor keeps; the duplicate's row goes."""
+    touch the survivor keeps; the duplicate's row goes. (Every family has its row: written
+    with it, or by the migration that brought them for the families before.)"""
     kept = db.session.get(FamilyProgress, survivor.id)
     gone = db.session.get(FamilyProgress, duplicate.id)
-    if gone is None:
-        return
-    if kept is None:  # a contact from before the funnel had rows: the duplicate's moves
-        kept = FamilyProgress(
-            institution_id=survivor.institution_id,
-            contact_id=survivor.id,
-            first_seen_at=survivor.created_at,
-        )
-        db.session.add(kept)
-        duplicate_touch_won = True
     for column in PROGRESS_STAGES:
         times = [t for t in (getattr(kept, column), getattr(gone, column)) if t is not None]
         setattr(kept, column, min(times, default=None))
-    kept.rank = max(kept.rank or 0, gone.rank or 0)
+    kept.rank = max(kept.rank, gone.rank)
     if gone.lead_id is not None and (kept.lead_id is None or gone.lead_id > kept.lead_id):
         kept.lead_id, kept.owner_id = gone.lead_id, gone.owner_id
     if duplicate_touch_won:

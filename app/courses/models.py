@@ -124,7 +124,7 @@ class Lesson(TenantScoped, Base):
         str_enum(LessonStatus), default=LessonStatus.SCHEDULED
     )
     # Booked and held seats, kept by conditional UPDATEs as seats are taken and given up
-    # (app.courses.services._claim_seat): the count capacity is checked against.
+    # (app.courses.services._claim_seats): the count capacity is checked against.
     taken_seats: Mapped[int] = mapped_column(default=0)
     # Goes up each time the lesson moves: reminders carry it in their dedupe keys, so the
     # reminders for the new time are new messages even if the lesson moves back.

@@ -237,15 +237,8 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
             _l("A payment for this child is already in progress. Finish it or try again later."),
             code="payment_in_progress",
         )
-    existing = {
-        seat.lesson_id: seat
-        for seat in db.session.scalars(select(Seat).where(Seat.enrolment_id == enrolment.id))
-    }
-    wanted = [
-        lesson_id
-        for lesson_id in lesson_ids
-        if lesson_id not in existing or existing[lesson_id].status == SeatStatus.CANCELLED
-    ]
+    existing = queries.seats_of(enrolment.id, lesson_ids)
+    wanted = _not_held(existing, lesson_ids)
     if not wanted:
         raise ServiceError(
             _l("%(name)s is already registered for these lessons.", name=enrolment.student.name),
@@ -260,12 +253,13 @@ def hold_seats(institution, enrolment: Enrolment, lesson_ids: list[int]) -> Paym
         contact_id=enrolment.contact_id,
         manual_capture=False,
     )
-    # The seats last, each one conditional UPDATE of its lesson's counter: the lessons'
-    # rows are locked from here to the commit only. In id order, like take_seats: no
-    # deadlock between two rushes.
+    # The seats last, claimed in one conditional UPDATE of their lessons' counters: the
+    # lessons' rows are locked from here to the commit only (in id order: no deadlock
+    # between two rushes).
+    free = _claim_seats(wanted, course.capacity)
     for lesson_id in wanted:
         lesson = db.session.get(Lesson, lesson_id)
-        if not _claim_seat(lesson, course.capacity):
+        if lesson_id not in free:
             raise ServiceError(
                 _l(
                     "%(when)s is full. Please choose another lesson.",
@@ -375,25 +369,33 @@ def take_seats(institution, enrolment: Enrolment, lessons: list[Lesson]) -> list
     (`_claim_seats`) and the new seats are written in one INSERT right after."""
     db.session.flush()
     in_order = sorted(lessons, key=lambda each: each.id)
+    lessons_by_id = {lesson.id: lesson for lesson in in_order}
     held = {}
     if not created_in_this_transaction(enrolment):  # a new enrolment has no seats yet
-        held = queries.seats_of(enrolment.id, [lesson.id for lesson in in_order])
-    wanted = [
-        lesson
-        for lesson in in_order
-        if lesson.id not in held or held[lesson.id].status == SeatStatus.CANCELLED
-    ]
+        held = queries.seats_of(enrolment.id, list(lessons_by_id))
+    wanted = _not_held(held, list(lessons_by_id))
     with db.session.no_autoflush:  # the claims first, then the new seats in one INSERT
-        free = _claim_seats([lesson.id for lesson in wanted], enrolment.course.capacity)
-        for lesson in wanted:
-            status = SeatStatus.BOOKED if lesson.id in free else SeatStatus.WAITLISTED
-            held[lesson.id] = _occupy(enrolment, lesson, held.get(lesson.id), status)
+        free = _claim_seats(wanted, enrolment.course.capacity)
+        for lesson_id in wanted:
+            status = SeatStatus.BOOKED if lesson_id in free else SeatStatus.WAITLISTED
+            lesson = lessons_by_id[lesson_id]
+            held[lesson_id] = _occupy(enrolment, lesson, held.get(lesson_id), status)
     db.session.flush()
     seats = [held[lesson.id] for lesson in in_order]
     for seat in seats:
         if seat.status == SeatStatus.BOOKED:
             schedule_reminders(institution, seat)
     return seats
+
+
+def _not_held(held: dict[int, Seat], lesson_ids: list[int]) -> list[int]:
+    """The lessons (of `lesson_ids`, in their order) where the enrolment has no place, or
+    one it gave up; `held`: its places by lesson id."""
+    return [
+        lesson_id
+        for lesson_id in lesson_ids
+        if lesson_id not in held or held[lesson_id].status == SeatStatus.CANCELLED
+    ]
 
 
 def _claim_seats(lesson_ids: list[int], capacity: int) -> set[int]:
@@ -418,11 +420,6 @@ def _claim_seats(lesson_ids: list[int], capacity: int) -> set[int]:
             .execution_options(synchronize_session=False)
         )
     )
-
-
-def _claim_seat(lesson: Lesson, capacity: int) -> bool:
-    """One more taken seat in the lesson if it has one free: True if claimed."""
-    return lesson.id in _claim_seats([lesson.id], capacity)
 
 
 def _free_seat(lesson: Lesson) -> None:
@@ -558,7 +555,7 @@ def _promote_first_waiting(institution, lesson: Lesson) -> Seat | None:
     """The freed seat to the family first on the waitlist (under the lesson's lock, taken
     by the caller, so the seat cannot go to a newcomer first)."""
     waiting = queries.seats_of_lesson(lesson, SeatStatus.WAITLISTED)
-    if not waiting or not _claim_seat(lesson, lesson.course.capacity):
+    if not waiting or lesson.id not in _claim_seats([lesson.id], lesson.course.capacity):
         return None
     seat = waiting[0]
     seat.status = SeatStatus.BOOKED

@@ -535,8 +535,7 @@ def course_poster(code: str):
         price_label=_("Trial price") if is_trial and not course.is_free else None,
         price=_("Free") if course.is_free else format_money(course.price_amount, course.currency),
         badge=badge,
-        cover=lambda: course.cover,
-        cover_version=course.cover_updated_at if course.has_cover else None,
+        cover_of=course,
     )
 
 

@@ -360,8 +360,7 @@ def form_poster(code: str):
         family_by_ref=loyalty_queries.contact_by_referral_code,
         title=lead_form.title,
         subtitle=lead_form.intro,
-        cover=lambda: lead_form.cover,
-        cover_version=lead_form.cover_updated_at if lead_form.has_cover else None,
+        cover_of=lead_form,
     )
 
 
