@@ -5,8 +5,11 @@ and small helpers."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 
+from babel import support
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, MultipleFileField
@@ -22,6 +25,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.i18n import messages_path
 from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
@@ -42,24 +46,42 @@ class CleanMeta(DefaultMeta):
     clean_text for text areas. Passwords are left exactly as typed."""
 
     def bind_field(self, form, unbound_field, options):
-        field_class = unbound_field.field_class
-        cleaner = None
-        if issubclass(field_class, TextAreaField):
-            cleaner = clean_text
-        elif issubclass(field_class, StringField) and not issubclass(field_class, PasswordField):
-            cleaner = clean_line
-        if cleaner is not None:
-            kwargs = dict(unbound_field.kwargs)
-            kwargs["filters"] = [cleaner, *kwargs.get("filters", ())]
-            unbound_field = unbound_field.field_class(*unbound_field.args, **kwargs)
-        return super().bind_field(form, unbound_field, options)
+        return super().bind_field(form, _cleaning(unbound_field), options)
+
+
+@functools.cache
+def _cleaning(unbound_field):
+    """The field as declared, with its cleaner first among its filters: made once per
+    declared field (a form class's fields are made once), not at every form a request
+    builds."""
+    field_class = unbound_field.field_class
+    cleaner = None
+    if issubclass(field_class, TextAreaField):
+        cleaner = clean_text
+    elif issubclass(field_class, StringField) and not issubclass(field_class, PasswordField):
+        cleaner = clean_line
+    if cleaner is None:
+        return unbound_field
+    kwargs = dict(unbound_field.kwargs)
+    kwargs["filters"] = [cleaner, *kwargs.get("filters", ())]
+    return unbound_field.field_class(*unbound_field.args, **kwargs)
+
+
+@functools.cache
+def _wtforms_messages(locale: str) -> support.Translations:
+    """WTForms' own messages ("Not a valid choice.") in a language, read from their
+    catalogue once per process; Flask-WTF would read and parse the file again for every
+    request that builds a form."""
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
 
 
 class CohortForm(FlaskForm):
-    """The base of every form of Cohort: CSRF (Flask-WTF) and cleaned text (CleanMeta)."""
+    """The base of every form of Cohort: CSRF (Flask-WTF), cleaned text (CleanMeta) and
+    WTForms' messages in the visitor's language."""
 
     class Meta(CleanMeta):
-        pass
+        def get_translations(self, form):
+            return _wtforms_messages(str(get_locale()))
 
 
 # What a datetime-local input sends, and what people type where the browser has none.

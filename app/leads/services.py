@@ -503,23 +503,37 @@ def create_lead(
 
 
 def _next_assignee_id(institution) -> int | None:
-    """Round-robin: the chosen staff member who was given a lead longest ago. Rows that
-    concurrent requests hold are skipped (each rush request takes the next one along);
-    only when every one is held does this wait for one."""
-    waiting_order = (LeadAssignee.last_assigned_at.asc().nulls_first(), LeadAssignee.id)
-    query = (
-        select(LeadAssignee)
-        .where(LeadAssignee.institution_id == institution.id)
-        .order_by(*waiting_order)
+    """Round-robin: the chosen staff member who was given a lead longest ago, moved to the
+    back of the queue in the same statement. Rows that concurrent requests hold are
+    skipped (each rush request takes the next one along); only when every one is held does
+    this wait for one."""
+    user_id = db.session.scalar(_take_assignee(institution.id, skip_locked=True))
+    if user_id is None and db.session.scalar(
+        select(
+            select(LeadAssignee.id).where(LeadAssignee.institution_id == institution.id).exists()
+        )
+    ):  # every one of them is held by a concurrent request
+        user_id = db.session.scalar(_take_assignee(institution.id, skip_locked=False))
+    return user_id
+
+
+def _take_assignee(institution_id: int, skip_locked: bool):
+    """UPDATE ... RETURNING of the staff member whose turn it is (see _next_assignee_id)."""
+    turn = (
+        select(LeadAssignee.id)
+        .where(LeadAssignee.institution_id == institution_id)
+        .order_by(LeadAssignee.last_assigned_at.asc().nulls_first(), LeadAssignee.id)
         .limit(1)
+        .with_for_update(skip_locked=skip_locked)
+        .scalar_subquery()
     )
-    assignee = db.session.scalar(query.with_for_update(skip_locked=True))
-    if assignee is None:
-        assignee = db.session.scalar(query.with_for_update())
-    if assignee is None:
-        return None
-    assignee.last_assigned_at = utcnow()
-    return assignee.user_id
+    return (
+        update(LeadAssignee)
+        .where(LeadAssignee.id == turn)
+        .values(last_assigned_at=utcnow())
+        .returning(LeadAssignee.user_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def set_round_robin(institution, user_ids: list[int]) -> None:

@@ -3,13 +3,17 @@ form never takes more than its cap."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from sqlalchemy import func, select
 
 from app.contacts.models import Contact
 from app.extensions import db
+from app.leads import services
 from app.leads.models import FormSubmission, Lead, LeadForm
-from tests.factories import make_form
+from app.tenancy import bound
+from tests.factories import make_form, make_member
 from tests.helpers import committed_data, committed_institution, run_in_parallel
 
 ANSWERS = {"parent_name": "Wang Fang", "child_name": "Leo", "subject": "Maths", "consent": "y"}
@@ -74,3 +78,30 @@ def test_a_capped_form_never_takes_more_than_its_cap(app):
             )
         )
         assert total == 5
+
+
+@pytest.mark.committed
+def test_a_rush_of_new_families_is_shared_among_the_round_robin(app):
+    with committed_data() as made:
+        institution = committed_institution(made)
+        staff = [make_member(institution).id for _ in range(3)]
+        made["users"].extend(staff)
+        with bound(institution):
+            services.set_round_robin(institution, staff)
+        institution_id, url = institution.id, f"/{institution.slug}/f/{make_form(institution).code}"
+        db.session.commit()
+        db.session.remove()
+
+        # More families at once than there are staff: some requests find every one of
+        # them held by another request and wait for one.
+        results = run_in_parallel(
+            12, lambda n: post(app, url, {**ANSWERS, "phone": f"1370013{n:04d}"}, n).status_code
+        )
+
+        assert results == [302] * 12
+        db.session.expire_all()
+        owners = Counter(
+            db.session.scalars(select(Lead.owner_id).where(Lead.institution_id == institution_id))
+        )
+        assert sum(owners.values()) == 12
+        assert set(owners) == set(staff)
