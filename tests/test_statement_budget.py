@@ -97,6 +97,25 @@ def test_a_group_buy_join(app):
         assert len(sent) <= 49
 
 
+def test_a_join_refused_by_a_full_team(app):
+    with committed_data() as made:
+        institution = committed_institution(made)
+        group_buy = make_group_buy(institution, team_size=4)
+        url = f"/{institution.slug}/gb/{group_buy.code}"
+        db.session.remove()
+        team_url = post(app, url, parent(1), 1).headers["Location"]
+        for n in (2, 3, 4):
+            assert post(app, team_url, parent(n), n).status_code in (302, 303)
+        with statements() as sent:
+            response = post(app, team_url, parent(5), 5)
+        show(sent)
+        assert response.status_code == 422
+        assert response.get_data(as_text=True).count('class="avatar"') == 4
+        # the team's page with the refusal: its four families' names in one query, not
+        # one query each (was 13; a rush is mostly refusals once the teams fill)
+        assert len(sent) <= 9
+
+
 def test_a_flash_sale_purchase(app):
     """A seat taken (paid for next, in a request of its own), and an attempt refused by
     Redis: the sale read, and the row context set and cleared."""

@@ -4,11 +4,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.campaigns.models import (
     ACTIVE_FLASH_ORDER,
     ACTIVE_MEMBER,
+    SEATED_MEMBER,
     CampaignStatus,
     FlashOrder,
     FlashOrderStatus,
@@ -34,6 +35,19 @@ def group_buy_by_code(institution, code: str) -> GroupBuy | None:
 def team_by_code(group_buy: GroupBuy, team_code: str) -> Team | None:
     return db.session.scalar(
         select(Team).where(Team.group_buy_id == group_buy.id, Team.code == team_code)
+    )
+
+
+def seated_members(team: Team) -> list[TeamMember]:
+    """The team's members who hold a seat, in the order they came, each with the family
+    whose masked name the team's page shows: one query, not one per member."""
+    return list(
+        db.session.scalars(
+            select(TeamMember)
+            .where(TeamMember.team_id == team.id, TeamMember.status.in_(SEATED_MEMBER))
+            .order_by(TeamMember.id)
+            .options(joinedload(TeamMember.contact))
+        )
     )
 
 

@@ -441,7 +441,7 @@ def _render_team(code: str, team_code: str, form: JoinForm):
         "campaigns/public_team.html",
         group_buy=group_buy,
         team=team,
-        members=[m for m in team.members if m.has_seat],
+        members=queries.seated_members(team),
         mine=mine,
         group_offer=group_offer,
         enrolment=enrolment,
