@@ -79,14 +79,18 @@ def test_a_trial_registration(app):
         assert len(sent) <= 22
 
 
+def open_a_team(app, made, team_size: int) -> str:
+    """A committed group buy whose first family (parent 1) opened a team: its URL."""
+    institution = committed_institution(made)
+    group_buy = make_group_buy(institution, team_size=team_size)
+    url = f"/{institution.slug}/gb/{group_buy.code}"
+    db.session.remove()
+    return post(app, url, parent(1), 1).headers["Location"]
+
+
 def test_a_group_buy_join(app):
     with committed_data() as made:
-        institution = committed_institution(made)
-        group_buy = make_group_buy(institution, team_size=5)
-        url = f"/{institution.slug}/gb/{group_buy.code}"
-        db.session.remove()
-        opened = post(app, url, parent(1), 1)
-        team_url = opened.headers["Location"]
+        team_url = open_a_team(app, made, team_size=5)
         with statements() as sent:
             response = post(app, team_url, parent(2), 2)
         show(sent)
@@ -99,11 +103,7 @@ def test_a_group_buy_join(app):
 
 def test_a_join_refused_by_a_full_team(app):
     with committed_data() as made:
-        institution = committed_institution(made)
-        group_buy = make_group_buy(institution, team_size=4)
-        url = f"/{institution.slug}/gb/{group_buy.code}"
-        db.session.remove()
-        team_url = post(app, url, parent(1), 1).headers["Location"]
+        team_url = open_a_team(app, made, team_size=4)
         for n in (2, 3, 4):
             assert post(app, team_url, parent(n), n).status_code in (302, 303)
         with statements() as sent:
