@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from app.contacts.models import Contact
-from app.db import assign, utcnow
+from app.db import assign, created_in_this_transaction, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.jobs import enqueue_after_commit
@@ -347,7 +347,14 @@ def credit_referral(institution, contact: Contact, event: ReferralEvent, source:
 
 def referral_after_commit(institution, contact: Contact, event: ReferralEvent, source: str):
     """Credit the referral in a job after this transaction commits: the events it follows
-    (a seat, a team place) end on a contended row, which is not held for this."""
+    (a seat, a team place) end on a contended row, which is not held for this. A family
+    that arrived in this transaction without a referral code has nobody to credit (its
+    touches are all in this session): no job, which is most of a rush."""
+    if created_in_this_transaction(contact) and not any(
+        touch is not None and touch.referral_code
+        for touch in (contact.first_touch, contact.latest_touch)
+    ):
+        return
     enqueue_after_commit(
         "loyalty.credit_referral",
         institution.id,

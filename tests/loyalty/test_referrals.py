@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+from rq.job import Job
 from sqlalchemy import func, select
 
 from app.contacts.models import Contact
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.groups import services as groups
 from app.groups.models import GroupMember, JoinVia
 from app.jobs import run_burst
@@ -73,6 +74,30 @@ def test_a_family_that_refers_itself_or_uses_an_unknown_code_earns_nothing(clien
 
     assert db.session.scalar(select(func.count()).select_from(Referral)) == 0
     assert referral_points(family) == 0
+
+
+def test_a_new_family_without_a_code_queues_no_referral_job(client, institution):
+    referrer = make_family(institution, 1)
+    db.session.commit()
+    course = make_course(institution)
+    data = {**FAMILY, "lessons": [lesson.id for lesson in course.lessons]}
+
+    plain = client.post(f"/{institution.slug}/c/{course.code}", data=data)
+    referred = client.post(
+        f"/{institution.slug}/c/{course.code}?ref={referrer.referral_code}",
+        data={**data, "phone": "13700137000", "parent_name": "Zhao Min"},
+    )
+
+    assert plain.status_code == referred.status_code == 302
+    families = {c.parent_name: c.id for c in db.session.scalars(select(Contact))}
+    queued = {
+        name: Job.exists(
+            f"referral-{institution.id}-{families[name]}-registration",
+            connection=redis_connection.client,
+        )
+        for name in (FAMILY["parent_name"], "Zhao Min")
+    }
+    assert queued == {FAMILY["parent_name"]: False, "Zhao Min": True}
 
 
 def test_a_second_family_cannot_claim_a_friend_already_credited_for_the_same_step(
