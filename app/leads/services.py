@@ -506,13 +506,17 @@ def _next_assignee_id(institution) -> int | None:
     """Round-robin: the chosen staff member who was given a lead longest ago, moved to the
     back of the queue in the same statement. Rows that concurrent requests hold are
     skipped (each rush request takes the next one along); only when every one is held does
-    this wait for one."""
-    user_id = db.session.scalar(_take_assignee(institution.id, skip_locked=True))
-    if user_id is None and db.session.scalar(
-        select(
-            select(LeadAssignee.id).where(LeadAssignee.institution_id == institution.id).exists()
-        )
-    ):  # every one of them is held by a concurrent request
+    this wait for one. On PostgreSQL the same round trip says whether the institution has
+    a round-robin at all (most have none), so a lead costs one statement either way."""
+    take = _take_assignee(institution.id, skip_locked=True)
+    anyone = select(LeadAssignee.id).where(LeadAssignee.institution_id == institution.id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        taken = select(take.cte("taken").c.user_id).scalar_subquery()
+        user_id, has_round_robin = db.session.execute(select(taken, anyone.exists())).one()
+    else:  # SQLite has no UPDATE inside WITH
+        user_id = db.session.scalar(take)
+        has_round_robin = user_id is not None or db.session.scalar(select(anyone.exists()))
+    if user_id is None and has_round_robin:  # every one of them is held by another request
         user_id = db.session.scalar(_take_assignee(institution.id, skip_locked=False))
     return user_id
 
