@@ -206,7 +206,13 @@ def register(
         db.session.scalar(select(Contact.id).where(Contact.id == contact.id).with_for_update())
     lead = None
     if course.kind == CourseKind.TRIAL or not course.is_free:
-        lead = leads.ensure_lead(institution, contact, source=touch.utm_source or "course")
+        booked_now = course.kind == CourseKind.TRIAL and course.is_free
+        lead = leads.ensure_lead(
+            institution,
+            contact,
+            source=touch.utm_source or "course",
+            opened_at=Stage.TRIAL_BOOKED if booked_now else Stage.NEW,
+        )
     enrolment = enrol(institution, course, contact, student, EnrolmentSource.FORM)
     if not course.is_free:
         hold_seats(institution, enrolment, chosen)

@@ -459,12 +459,21 @@ def open_lead(contact: Contact) -> Lead | None:
 
 
 def ensure_lead(
-    institution, contact: Contact, *, source: str | None, form: LeadForm | None = None
+    institution,
+    contact: Contact,
+    *,
+    source: str | None,
+    form: LeadForm | None = None,
+    opened_at: Stage = Stage.NEW,
 ) -> Lead:
     """The family's open lead, or a new one if they have none: every public action (a form
-    submission, a registration, a group-buy join) puts the family in the pipeline once."""
+    submission, a registration, a group-buy join) puts the family in the pipeline once. A
+    new one is opened at `opened_at` (a trial registration's lead is booked at once);
+    an existing one is left where it is, for the caller to `advance_lead`."""
     lead = None if created_in_this_transaction(contact) else open_lead(contact)
-    return lead or create_lead(institution, contact, form=form, source=(source or "")[:100] or None)
+    return lead or create_lead(
+        institution, contact, form=form, source=(source or "")[:100] or None, stage=opened_at
+    )
 
 
 def create_lead(
@@ -474,16 +483,19 @@ def create_lead(
     form: LeadForm | None = None,
     source: str | None = None,
     actor=None,
+    stage: Stage = Stage.NEW,
 ) -> Lead:
     """Open a lead for `contact`, owned by the contact's owner, else the next staff member
-    in the round-robin, else nobody (managers are told instead)."""
+    in the round-robin, else nobody (managers are told instead). A lead opened further on
+    than `new` is written there at once, with the timeline and funnel of a lead opened as
+    new and moved (no UPDATE of the row just inserted)."""
     owner_id = contact.owner_id or _next_assignee_id(institution)
     lead = db.insert_unless_exists(
         Lead,
         {
             "institution_id": institution.id,
             "contact_id": contact.id,
-            "stage": Stage.NEW,
+            "stage": stage,
             "owner_id": owner_id,
             "form_id": form.id if form else None,
             "source": source,
@@ -499,6 +511,8 @@ def create_lead(
     contacts.record_progress(
         contact, stage=FUNNEL_STAGES[Stage.NEW], lead_id=lead.id, owner_id=owner_id
     )
+    if stage != Stage.NEW:
+        _record_stage(lead, Stage.NEW, stage, actor)
     return lead
 
 
@@ -587,6 +601,11 @@ def move_lead(lead: Lead, stage: Stage, actor, lost_reason: str | None = None) -
 def _set_stage(lead: Lead, previous: Stage, stage: Stage, actor) -> None:
     lead.stage = stage
     lead.closed_at = utcnow() if stage.is_closed else None
+    _record_stage(lead, previous, stage, actor)
+
+
+def _record_stage(lead: Lead, previous: Stage, stage: Stage, actor) -> None:
+    """The lead's move on the family's timeline and in its funnel row."""
     contacts.add_event(
         lead.contact,
         EventKind.LEAD,
