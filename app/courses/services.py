@@ -342,17 +342,20 @@ def enrol(
     if not created_in_this_transaction(student):  # a new child has no enrolment yet
         existing = queries.enrolment_of(course, student.id)
     if existing is None:
-        enrolment = db.insert_unless_exists(
-            Enrolment,
-            {
-                "institution_id": institution.id,
-                "course_id": course.id,
-                "contact_id": contact.id,
-                "student_id": student.id,
-                "source": source,
-            },
-            ["course_id", "student_id"],
-        )
+        # Nothing pending bears on the (course, student) key, so it stays pending: the
+        # family's timeline rows of this request go in one INSERT later, not one per flush.
+        with db.session.no_autoflush:
+            enrolment = db.insert_unless_exists(
+                Enrolment,
+                {
+                    "institution_id": institution.id,
+                    "course_id": course.id,
+                    "contact_id": contact.id,
+                    "student_id": student.id,
+                    "source": source,
+                },
+                ["course_id", "student_id"],
+            )
         if enrolment is not None:
             set_committed_value(enrolment, "seats", [])
             contacts.add_event(
