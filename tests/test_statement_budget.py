@@ -135,5 +135,7 @@ def test_a_flash_sale_purchase(app):
             sold_out = post(app, url, parent(3), 3)
         show(refused)
         assert (response.status_code, sold_out.status_code) == (302, 302)
-        assert len(sent) <= 21
+        # one transaction: the redirect and the message are read before the commit (21
+        # when they were read after it, reloading the sale and the order)
+        assert len(sent) <= 17
         assert len(refused) <= 3

@@ -912,17 +912,20 @@ def _buy(sale: FlashSale, form: FlashBuyForm):
         report(error, form)
         return None
     _remember_order(sale, order)
+    # Read before the commit expires them: reading them after would begin a transaction
+    # (and reload the sale and the order) in every winner's request.
+    order_url, pay_minutes = f"{page_url}#order-{order.code}", sale.pay_minutes
     if created_in_this_transaction(order):  # not the same tap again (its order, as it is)
         db.session.commit()
         flash(
             ngettext(
                 "Seat taken! Pay within %(num)s minute or it goes back on sale.",
                 "Seat taken! Pay within %(num)s minutes or it goes back on sale.",
-                sale.pay_minutes,
+                pay_minutes,
             ),
             "success",
         )
-    return redirect(f"{page_url}#order-{order.code}")
+    return redirect(order_url)
 
 
 @public.post("/fs/<code>/orders/<order_code>/pay")
