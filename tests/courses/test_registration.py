@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.contacts.models import Contact
+from app.contacts.models import Contact, ContactEvent, EventKind, FamilyProgress
 from app.courses.models import Enrolment, EnrolmentSource, Seat, SeatStatus
 from app.devtools.mailsink import body_text
 from app.extensions import db
@@ -94,6 +94,19 @@ def test_registration_moves_the_family_to_trial_booked(client, institution):
     register(client, institution, course)
     lead = db.session.scalar(select(Lead))
     assert lead.stage == Stage.TRIAL_BOOKED
+    # A new family's lead is written booked at once, with the trail of one opened and moved.
+    moves = [
+        (event.data.get("from"), event.data["to"])
+        for event in db.session.scalars(
+            select(ContactEvent)
+            .where(ContactEvent.kind == EventKind.LEAD)
+            .order_by(ContactEvent.id)
+        )
+    ]
+    assert moves == [(None, "new"), ("new", "trial_booked")]
+    progress = db.session.get(FamilyProgress, lead.contact_id)
+    assert progress.lead_at is not None and progress.booked_at is not None
+    assert progress.lead_id == lead.id
     enrolment = db.session.scalar(select(Enrolment))
     assert enrolment.source == EnrolmentSource.FORM
     assert enrolment.student.name == "Leo" and enrolment.contact.phone == "+8613800138000"
