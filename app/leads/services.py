@@ -521,7 +521,7 @@ def _next_assignee_id(institution) -> int | None:
     back of the queue in the same statement. Rows that concurrent requests hold are
     skipped (each rush request takes the next one along); only when every one is held does
     this wait for one. On PostgreSQL the same round trip says whether the institution has
-    a round-robin at all (most have none), so a lead costs one statement either way."""
+    a round-robin at all (it may have none), so a lead costs one statement either way."""
     take = _take_assignee(institution.id, skip_locked=True)
     anyone = select(LeadAssignee.id).where(LeadAssignee.institution_id == institution.id)
     if db.session.get_bind().dialect.name == "postgresql":
