@@ -17,6 +17,7 @@ to a file, and has wrk send each of them exactly once (bench/wrk.lua).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -167,21 +168,45 @@ class Server:
         self.process.wait(timeout=30)
 
 
+def cohort_env(args, **env) -> dict[str, str]:
+    """Cohort's settings in a benchmark: its database and Redis, rate limits off (every
+    request of a benchmark comes from one address), and `env`."""
+    return {
+        "DATABASE_URL": args.database,
+        "REDIS_URL": args.redis,
+        "RATELIMIT_ENABLED": "0",
+        "SECRET_KEY": SECRET_KEY,
+        **{key: str(value) for key, value in env.items()},
+    }
+
+
 def cohort_server(args, **env) -> Server:
-    """Cohort under gunicorn with rate limits off (every request of a benchmark comes from
-    one address)."""
-    return Server(
-        "app:create_app()",
-        args,
-        env={
-            "DATABASE_URL": args.database,
-            "REDIS_URL": args.redis,
-            "RATELIMIT_ENABLED": "0",
-            "SECRET_KEY": SECRET_KEY,
-            **{key: str(value) for key, value in env.items()},
-        },
-        ready_path="/healthz",
+    """Cohort under gunicorn (or granian) with `cohort_env`."""
+    return Server("app:create_app()", args, env=cohort_env(args, **env), ready_path="/healthz")
+
+
+def background_process(env: dict[str, str], *arguments: str) -> subprocess.Popen:
+    """`python worker.py *arguments` (an RQ worker, the deliverer) with `env`, in a
+    session of its own (so it and its work horses are stopped together: `stop_process`)."""
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, str(ROOT / "worker.py"), *arguments],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a `background_process` and whatever it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @dataclass

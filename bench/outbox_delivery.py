@@ -27,14 +27,21 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from harness import ROOT, SECRET_KEY, argument_parser, count_rows, fresh_app, hello_world
+from harness import (
+    argument_parser,
+    background_process,
+    cohort_env,
+    count_rows,
+    fresh_app,
+    hello_world,
+    stop_process,
+)
 
 LEASE_SECONDS = 5
 
@@ -86,17 +93,6 @@ def empty_outbox(app) -> None:
         db.session.commit()
 
 
-def deliverer(args, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, str(ROOT / "worker.py"), "--deliver"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 def _cpu_seconds(pid: int) -> float:
     """CPU time a live process has used (user + system)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -115,16 +111,10 @@ def run_wave(args, app, channel: str, wave: int, sink_env: dict, received) -> di
     from app.extensions import db, redis_connection
 
     queue_wave(app, args.messages, channel, wave)
-    env = {
-        "DATABASE_URL": args.database,
-        "REDIS_URL": args.redis,
-        "SECRET_KEY": SECRET_KEY,
-        "OUTBOX_LEASE_SECONDS": str(LEASE_SECONDS),
-        **sink_env,
-    }
+    env = cohort_env(args, OUTBOX_LEASE_SECONDS=LEASE_SECONDS, **sink_env)
     with app.app_context():
         db.engine.dispose()
-    processes = [deliverer(args, env) for _ in range(args.deliverers)]
+    processes = [background_process(env, "--deliver") for _ in range(args.deliverers)]
     started = time.perf_counter()
     killed = False
     try:
@@ -137,7 +127,7 @@ def run_wave(args, app, channel: str, wave: int, sink_env: dict, received) -> di
                 processes[0].wait()
                 with app.app_context():
                     redis_connection.client.flushall()
-                processes[0] = deliverer(args, env)
+                processes[0] = background_process(env, "--deliver")
                 killed = True
             if time.perf_counter() - started > args.timeout:
                 break
@@ -146,9 +136,7 @@ def run_wave(args, app, channel: str, wave: int, sink_env: dict, received) -> di
         cpu = sum(_cpu_seconds(process.pid) for process in processes)
     finally:
         for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
+            stop_process(process)
     time.sleep(0.5)  # the last messages' receipts
     counts = count_rows(args.database, COUNTS)
     received = received()
