@@ -11,6 +11,7 @@ import enum
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from copy import copy
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -368,6 +369,28 @@ def _drop_after_commit(session: Session, previous_transaction) -> None:
         session.info.pop(_AFTER_COMMIT_KEY, None)
         for callback in session.info.pop(_AFTER_ROLLBACK_KEY, []):
             callback()
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A savepoint for a `with` block whose failure the transaction survives. What the
+    block left in `session.info` for the commit (callbacks, outbox messages, a new
+    family's progress row, pages gone stale: lists, dicts and sets, by this module's and
+    the domains' hooks) goes
+    with its rows, so a block rolled back leaves nothing behind that names them."""
+    kept = {key: copy(value) for key, value in session.info.items() if _accumulates(value)}
+    try:
+        with session.begin_nested():
+            yield
+    except BaseException:
+        for key in [k for k, v in session.info.items() if _accumulates(v) and k not in kept]:
+            del session.info[key]
+        session.info.update(kept)
+        raise
+
+
+def _accumulates(value) -> bool:
+    return isinstance(value, list | dict | set)
 
 
 # --- rows made in this transaction ------------------------------------------------------------

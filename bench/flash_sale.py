@@ -7,16 +7,19 @@ localstripe, publishes a sale that is live (in a school with --scale units of da
 bench/data.py, and --others other schools), has each family open the sale's share link
 (untimed: a session and a CSRF token each), then has wrk send every attempt once from
 --connections connections, each family's attempts spread through the run (a parent
-tapping again and again). An attempt that wins a seat writes the order; every other one
-is refused (sold out, or the family's limit) by Redis before the database is asked, or,
-once a web process has seen the sale sold out, in front of Flask. Then each family that
-took a seat pays for it with the test card at localstripe (its own POST, as the parent
-does on the page within the payment minutes), timed as a second line.
+tapping again and again). An attempt that wins a seat queues its order in Redis, and an
+RQ worker (`python worker.py --queues payments`, running through the run as in
+production, on the same two cores) writes the queued orders to the database; every other
+attempt is refused (sold out, or the family's limit) by Redis before the database is
+asked, or, once a web process has seen the sale sold out, in front of Flask. Once every
+order is written (timed from the last attempt's answer), each family that took a seat
+pays for it with the test card at localstripe (its own POST, as the parent does on the
+page within the payment minutes), timed as a second line.
 
 Prints one table (attempts and payments per second, latency percentiles, the hello-world
-app's figure and the ratio) and the counts that must hold: orders created equal to the
-seats, no seat oversold (must be 0), no family over its limit (must be 0), every order
-paid.
+app's figure and the ratio), how long the worker took to write the orders after the last
+attempt, and the counts that must hold: orders created equal to the seats, no seat
+oversold (must be 0), no family over its limit (must be 0), every order paid.
 
     python bench/flash_sale.py --attempts 10000 --families 2000 --seats 100
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import random
 import sys
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -37,6 +41,8 @@ from harness import (
     TEST_CARD,
     Prepared,
     argument_parser,
+    background_process,
+    cohort_env,
     cohort_server,
     count_rows,
     fresh_app,
@@ -46,6 +52,7 @@ from harness import (
     print_table,
     send_posts,
     settings_line,
+    stop_process,
     stripe_config,
 )
 
@@ -108,6 +115,29 @@ CHECKS = {
     ),
     "sale's sold + reserved": ("SELECT sold + reserved FROM flash_sales WHERE id = :sale"),
 }
+
+
+def wait_for_orders(args, sale_id: int, timeout: float = 120) -> float:
+    """Seconds from now until the worker has written every order the attempts queued
+    (the queue in Redis is empty and the orders holding a seat are all there)."""
+    import redis
+    from sqlalchemy import create_engine, text
+
+    client = redis.Redis.from_url(args.redis)
+    engine = create_engine(args.database)
+    expected = min(args.seats, args.families)
+    started = time.perf_counter()
+    with engine.connect() as connection:
+        while time.perf_counter() - started < timeout:
+            held = connection.execute(
+                text(CHECKS["orders holding a seat"]), {"sale": sale_id}
+            ).scalar()
+            connection.rollback()
+            if held >= expected and not client.llen(f"fs:{{{sale_id}}}:queue"):
+                break
+            time.sleep(0.005)
+    engine.dispose()
+    return time.perf_counter() - started
 
 
 def payments_of(database: str, sale_id: int, code: str, visitors, families) -> list[Prepared]:
@@ -173,18 +203,25 @@ def main() -> None:
         )
         for n in range(args.families)
     ]
-    with cohort_server(args, **stripe_config(stripe.url)) as server:
-        visitors = prepare_posts(server.base, families)  # one browser per family
-        rng = random.Random(20261201)
-        attempts = []
-        for n in range(args.attempts):
-            visitor = visitors[n % len(visitors)]
-            attempts.append(replace(visitor, body=f"{visitor.body}&attempt=bench-{n}"))
-        rng.shuffle(attempts)
-        figures = send_posts(server.base, attempts, args.connections)
-        payments = payments_of(args.database, sale_id, code, visitors, families)
-        paid = send_posts(server.base, payments, args.connections)
-        memory = server.memory_mib()
+    worker = background_process(
+        cohort_env(args, **stripe_config(stripe.url)), "--queues", "payments"
+    )
+    try:
+        with cohort_server(args, **stripe_config(stripe.url)) as server:
+            visitors = prepare_posts(server.base, families)  # one browser per family
+            rng = random.Random(20261201)
+            attempts = []
+            for n in range(args.attempts):
+                visitor = visitors[n % len(visitors)]
+                attempts.append(replace(visitor, body=f"{visitor.body}&attempt=bench-{n}"))
+            rng.shuffle(attempts)
+            figures = send_posts(server.base, attempts, args.connections)
+            writing = wait_for_orders(args, sale_id)
+            payments = payments_of(args.database, sale_id, code, visitors, families)
+            paid = send_posts(server.base, payments, args.connections)
+            memory = server.memory_mib()
+    finally:
+        stop_process(worker)
     stripe.stop()
 
     print(
@@ -199,6 +236,7 @@ def main() -> None:
         "post",
     )
     counts = count_rows(args.database, CHECKS, sale=sale_id, seats=args.seats)
+    print(f"the worker wrote the last order {writing * 1000:.0f} ms after the last attempt")
     print_counts({**counts, **{f"HTTP {k}": v for k, v in sorted(figures.statuses.items())}})
     print(f"{args.server} worker memory: {', '.join(f'{m:.0f} MiB' for m in memory)}")
     ok = (

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
@@ -393,12 +394,43 @@ class FlashSale(TenantScoped, Base):
 
     def is_open(self, now: datetime) -> bool:
         """Taking attempts now (stock is Redis's and the database's to decide)."""
-        return self.status == FlashSaleStatus.SCHEDULED and self.starts_at <= now < self.ends_at
+        return _taking_attempts(self, now)
 
     def next_change(self, now: datetime) -> datetime | None:
         if now < self.starts_at:
             return self.starts_at
         return self.ends_at if now < self.ends_at else None
+
+
+def _taking_attempts(sale: FlashSale | FlashTerms, now: datetime) -> bool:
+    return sale.status == FlashSaleStatus.SCHEDULED and sale.starts_at <= now < sale.ends_at
+
+
+@dataclass(frozen=True)
+class FlashTerms:
+    """What deciding an attempt needs of a sale, as plain values: kept in each web
+    process's memory while the sale's page version stands (app.campaigns.services
+    .flash_terms), so the crowd's taps ask nothing of the database."""
+
+    id: int
+    institution_id: int
+    code: str
+    status: FlashSaleStatus
+    starts_at: datetime
+    ends_at: datetime
+    per_family_limit: int
+    pay_minutes: int
+
+    @classmethod
+    def of(cls, sale: FlashSale) -> FlashTerms:
+        return cls(**{field.name: getattr(sale, field.name) for field in fields(cls)})
+
+    @property
+    def is_published(self) -> bool:
+        return self.status != FlashSaleStatus.DRAFT
+
+    def is_open(self, now: datetime) -> bool:
+        return _taking_attempts(self, now)
 
 
 class FlashOrderStatus(enum.StrEnum):

@@ -14,6 +14,7 @@ from app.campaigns.models import (
     FlashOrder,
     FlashOrderStatus,
     FlashSale,
+    FlashTerms,
     GroupBuy,
     MemberStatus,
     Team,
@@ -258,27 +259,31 @@ def all_flash_sales(institution) -> list[FlashSale]:
     )
 
 
-def flash_counts(sale: FlashSale) -> tuple[int, dict[str, int], list[tuple[str, str]]]:
+def flash_counts(sale: FlashSale | FlashTerms) -> tuple[int, dict[str, int], list[tuple[str, str]]]:
     """What the sale's Redis counters are built from: the seats left, the seats each
-    family's phone holds, and the attempts that hold one (pending and paid orders)."""
+    family's phone holds, and (attempt, order code) of the orders that hold one (pending
+    and paid)."""
     row = db.session.execute(
         select(FlashSale.stock, FlashSale.sold, FlashSale.reserved).where(FlashSale.id == sale.id)
     ).one()
     orders = db.session.execute(
-        select(FlashOrder.phone, FlashOrder.attempt_key).where(
+        select(FlashOrder.phone, FlashOrder.attempt_key, FlashOrder.code).where(
             FlashOrder.flash_sale_id == sale.id, FlashOrder.status.in_(ACTIVE_FLASH_ORDER)
         )
     ).all()
     held: dict[str, int] = {}
-    for phone, _attempt in orders:
+    for phone, _attempt, _code in orders:
         held[phone] = held.get(phone, 0) + 1
-    return row.stock - row.sold - row.reserved, held, [(a, p) for p, a in orders]
+    return row.stock - row.sold - row.reserved, held, [(a, c) for _p, a, c in orders]
 
 
-def flash_order_by_attempt(sale: FlashSale, attempt_key: str) -> FlashOrder | None:
-    return db.session.scalar(
-        select(FlashOrder).where(
-            FlashOrder.flash_sale_id == sale.id, FlashOrder.attempt_key == attempt_key
+def flash_order_codes(sale: FlashSale, codes: list[str]) -> set[str]:
+    """Those of these order codes that the sale's orders have."""
+    return set(
+        db.session.scalars(
+            select(FlashOrder.code).where(
+                FlashOrder.flash_sale_id == sale.id, FlashOrder.code.in_(codes)
+            )
         )
     )
 
@@ -358,6 +363,18 @@ def flash_orders_past_deadline(now: datetime) -> list[tuple[int, int]]:
         db.session.execute(
             select(FlashOrder.institution_id, FlashOrder.id).where(
                 FlashOrder.status == FlashOrderStatus.PENDING, FlashOrder.pay_by <= now
+            )
+        ).all()
+    )
+
+
+def flash_sales_selling_since(since: datetime, now: datetime) -> list[tuple[int, int]]:
+    """(institution id, sale id) of every sale open at some time between `since` and `now`,
+    across institutions (the sweeper's, for orders queued in Redis whose writer was lost)."""
+    return list(
+        db.session.execute(
+            select(FlashSale.institution_id, FlashSale.id).where(
+                FlashSale.starts_at <= now, FlashSale.ends_at > since
             )
         ).all()
     )

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+import redis
 import stripe
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
@@ -44,23 +46,25 @@ from app.campaigns.models import (
     FlashReminder,
     FlashSale,
     FlashSaleStatus,
+    FlashTerms,
     GroupBuy,
     MemberStatus,
     ReleaseReason,
     Team,
     TeamMember,
     TeamStatus,
+    new_code,
 )
 from app.contacts import services as contacts
-from app.contacts.models import Contact, EventKind, FamilyDetails
+from app.contacts.models import Contact, EventKind, FamilyDetails, SourceKind
 from app.courses import services as courses
 from app.courses.models import Course, EnrolmentSource
-from app.db import after_commit, after_rollback, assign, created_in_this_transaction, utcnow
+from app.db import after_commit, assign, created_in_this_transaction, savepoint, utcnow
 from app.errors import ServiceError
 from app.extensions import db
 from app.groups import services as groups
 from app.groups.models import JoinVia
-from app.jobs import enqueue_after_commit
+from app.jobs import enqueue, enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
 from app.loyalty import services as loyalty
@@ -732,6 +736,7 @@ LOCKED_WHEN_PUBLISHED = ("sale_price_amount", "list_price_amount", "course_id", 
 SOLD_OUT = _l("Sorry, every seat is taken.")
 FLASH_CLOSED = _l("This sale is not open right now.")
 OVER_LIMIT = _l("Your family already has as many seats in this sale as a family may buy.")
+BUSY = _l("Too many people at once. Please try again.")
 
 
 def save_flash_sale(institution, sale: FlashSale | None, **values) -> FlashSale:
@@ -820,6 +825,31 @@ def _locked_sale(sale_id: int) -> FlashSale:
     )
 
 
+_TERMS_KEPT = 1000  # sales a web process keeps the terms of (few are on sale at once)
+_terms: dict[tuple[int, str], tuple[int, FlashTerms]] = {}
+
+
+def flash_terms(institution, code: str) -> FlashTerms | None:
+    """The sale's terms for deciding an attempt, from this process's memory while the
+    sale's page version (app.pagecache: bumped by every change of the sale, the notice
+    reaching every web process within milliseconds) is the one they were read under;
+    else read from the database and kept. None if there is no such sale."""
+    version = pagecache.current_version(institution.id, "flash_sale", code)
+    key = (institution.id, code)
+    kept = _terms.get(key)
+    if version is not None and kept is not None and kept[0] == version:
+        return kept[1]
+    sale = queries.flash_sale_by_code(institution, code)
+    if sale is None:
+        return None
+    terms = FlashTerms.of(sale)
+    if version is not None:  # (read before the sale: a change since bumps it again)
+        if len(_terms) >= _TERMS_KEPT:
+            _terms.clear()
+        _terms[key] = (version, terms)
+    return terms
+
+
 def _flash_page_changed(sale: FlashSale) -> None:
     """The sale's public page is out of date once this transaction commits."""
     pagecache.changed(sale.institution_id, "flash_sale", sale.code)
@@ -830,52 +860,138 @@ def stock_after_commit(sale_id: int) -> None:
     after_commit(db.session(), lambda: stock.forget(sale_id))
 
 
-def _reserve(sale: FlashSale, phone: str, attempt_key: str, now) -> stock.Outcome:
+def _reserve(
+    sale: FlashSale | FlashTerms, phone: str, attempt_key: str, now, order: stock.QueuedOrder
+):
     """The Lua script's answer. Only when Redis has lost the sale's counters (the script
     says so) are they built from the database, and the attempt decided again: the crowd's
     attempts cost one round trip."""
     now_ms = int(now.timestamp() * 1000)
-    outcome = stock.reserve(sale, phone, attempt_key, now_ms)
-    if outcome == stock.Outcome.NOT_READY:
+    answer = stock.reserve(sale, phone, attempt_key, now_ms, order.code, order.dumps())
+    if answer[0] == stock.Outcome.NOT_READY:
         stock.ensure_ready(sale, lambda: queries.flash_counts(sale))
-        outcome = stock.reserve(sale, phone, attempt_key, now_ms)
-    return outcome
+        answer = stock.reserve(sale, phone, attempt_key, now_ms, order.code, order.dumps())
+    return answer
 
 
-def attempt_flash_purchase(
+@dataclass(frozen=True)
+class SeatTaken:
+    """A seat an attempt holds: its order's code, and whether this attempt took it now
+    (not a repeated tap of an earlier one)."""
+
+    order_code: str
+    new: bool
+
+
+def take_flash_seat(
     institution,
-    sale: FlashSale,
+    sale: FlashSale | FlashTerms,
     details: FamilyDetails,
     touch: contacts.Touch,
     attempt_key: str,
-) -> FlashOrder:
-    """A family's attempt to buy a seat: decided first by Redis (one Lua script: the
-    window, a seat left, the family's limit, a repeated tap), then written as an order
-    waiting for payment, behind a conditional UPDATE of the sale (the last statement, so
-    the sale's row is locked for milliseconds) that the database refuses past the stock.
-    Whatever refuses after Redis said yes gives the seat back to Redis. The caller
-    commits, then takes the payment (payments' checkout)."""
+) -> SeatTaken:
+    """A family's attempt to buy a seat, decided by Redis in one Lua script (the window, a
+    seat left, the family's limit, a repeated tap) that also queues the order. The request
+    asks nothing of the database: a writer job writes the order (`write_flash_orders`),
+    and the family's page shows it once written, or why the database refused it."""
     now = utcnow()
     if not sale.is_open(now):
         raise ServiceError(FLASH_CLOSED, code="closed")
     phone = contacts.normalise_phone(institution, details.phone)
-    outcome = _reserve(sale, phone, attempt_key, now)
+    order = stock.QueuedOrder(
+        code=new_code(),
+        attempt_key=attempt_key,
+        phone=phone,
+        reserved_at=now.isoformat(),
+        details=asdict(details),
+        touch={**asdict(touch), "kind": touch.kind.value},
+    )
+    outcome, code, wake = _reserve(sale, phone, attempt_key, now, order)
     if outcome == stock.Outcome.REPEATED:
-        order = queries.flash_order_by_attempt(sale, attempt_key)
-        if order is not None:
-            return order
-        raise ServiceError(_l("This attempt was already made. Please try again."), code="repeated")
+        return SeatTaken(code, new=False)
     if outcome != stock.Outcome.RESERVED:
         raise ServiceError(*_REFUSALS[outcome])
-    give_back = _giving_back(sale, phone, attempt_key)
+    if wake:
+        _wake_writer(institution.id, sale.id)
+    return SeatTaken(code, new=True)
+
+
+def _wake_writer(institution_id: int, sale_id: int) -> None:
     try:
-        order = _write_flash_order(institution, sale, details, touch, phone, attempt_key, now)
-    except BaseException:
-        give_back()
-        raise
-    # Should the commit itself fail, the seat goes back to Redis too.
-    after_rollback(db.session(), give_back)
-    return order
+        job_id = writer_job_id(sale_id)
+        enqueue("campaigns.write_flash_orders", institution_id, sale_id, job_id=job_id)
+    except redis.RedisError:
+        # Queued with the seat, so not lost: the sweeper wakes a writer for it.
+        log.exception("flash sale %s: could not wake its writer", sale_id)
+
+
+def writer_job_id(sale_id: int) -> str:
+    return f"flash-writer-{sale_id}"
+
+
+_REFUSALS = {
+    stock.Outcome.SOLD_OUT: (SOLD_OUT, None, "sold_out"),
+    stock.Outcome.OVER_LIMIT: (OVER_LIMIT, None, "over_limit"),
+    stock.Outcome.CLOSED: (FLASH_CLOSED, None, "closed"),
+    stock.Outcome.NOT_READY: (BUSY, None, "busy"),
+}
+WRITE_BATCH = 50  # queued orders written in one transaction
+
+
+def write_flash_orders(institution, sale_id: int) -> int:
+    """Write the sale's queued orders, oldest first, WRITE_BATCH to a transaction, until
+    the queue is empty; one writer a sale at a time (another that finds the lock taken
+    leaves the queue to it). An order the database refuses (the family's limit, no seat
+    left by its count: Redis was rebuilt while the order waited) gives its seat back to
+    Redis and its refusal to the family's page. Written orders leave the queue only once
+    committed, so a writer that dies leaves them to the next, which skips any already
+    written. Returns how many orders this writer wrote."""
+    sale = db.session.get(FlashSale, sale_id)
+    if sale is None:
+        return 0
+    written = 0
+    with stock.writing(sale_id) as token:
+        while token is not None:
+            batch = stock.queued(sale_id, WRITE_BATCH)
+            if not batch:
+                if stock.finish(sale_id, token):
+                    break
+                continue
+            done = queries.flash_order_codes(sale, [queued.code for queued in batch])
+            refused = [
+                (queued, reason, _giving_back(sale, queued.phone, queued.attempt_key))
+                for queued in batch
+                if queued.code not in done  # a writer that died after its commit wrote it
+                and (reason := _write_queued(institution, sale, queued)) is not None
+            ]
+            db.session.commit()
+            stock.written(sale_id, len(batch))
+            written += len(batch) - len(done) - len(refused)
+            for queued, reason, give_back in refused:
+                stock.refuse(sale_id, queued.code, reason)
+                give_back()
+    return written
+
+
+def _write_queued(institution, sale: FlashSale, queued: stock.QueuedOrder) -> str | None:
+    """Write one queued order in a savepoint; None if written, else the refusal's code."""
+    touch = contacts.Touch(**{**queued.touch, "kind": SourceKind(queued.touch["kind"])})
+    try:
+        with savepoint(db.session()):
+            _write_flash_order(
+                institution,
+                sale,
+                FamilyDetails(**queued.details),
+                touch,
+                queued,
+            )
+    except ServiceError as error:
+        return error.code or "busy"
+    except Exception:
+        # A queued order this code cannot write must not stop the ones behind it.
+        log.exception("flash sale %s: order %s could not be written", sale.id, queued.code)
+        return "busy"
+    return None
 
 
 def _giving_back(sale: FlashSale, phone: str, attempt_key: str) -> Callable[[], None]:
@@ -891,31 +1007,31 @@ def _giving_back(sale: FlashSale, phone: str, attempt_key: str) -> Callable[[], 
     return give_back
 
 
-_REFUSALS = {
-    stock.Outcome.SOLD_OUT: (SOLD_OUT, None, "sold_out"),
-    stock.Outcome.OVER_LIMIT: (OVER_LIMIT, None, "over_limit"),
-    stock.Outcome.CLOSED: (FLASH_CLOSED, None, "closed"),
-    stock.Outcome.NOT_READY: (_l("Too many people at once. Please try again."), None, "busy"),
-}
-
-
-def _write_flash_order(institution, sale, details, touch, phone, attempt_key, now) -> FlashOrder:
+def _write_flash_order(institution, sale, details, touch, queued: stock.QueuedOrder) -> FlashOrder:
+    reserved_at = datetime.fromisoformat(queued.reserved_at)
+    if sale.ended_at is not None and reserved_at >= sale.ended_at:
+        # Staff ended the sale as the seat was taken: the web process that took it had
+        # not heard yet (its terms are kept until the notice comes, milliseconds).
+        raise ServiceError(FLASH_CLOSED, code="closed")
     contact, student = contacts.find_family(institution, details, touch)
     if not created_in_this_transaction(contact):
-        # The family's row lock serialises its own attempts; then the database's count of
-        # its seats holds the limit whatever Redis said.
+        # The family's row lock serialises its own orders (one writer a sale, but a
+        # family's orders of other sales, and its payments, take it too).
         db.session.scalar(select(Contact.id).where(Contact.id == contact.id).with_for_update())
-        if queries.family_flash_seats(sale, contact) >= sale.per_family_limit:
-            raise ServiceError(OVER_LIMIT, code="over_limit")
+    # The database's count of its seats holds the limit whatever Redis said (counted for
+    # a family new in this transaction too: an earlier order of the batch may be theirs).
+    if queries.family_flash_seats(sale, contact) >= sale.per_family_limit:
+        raise ServiceError(OVER_LIMIT, code="over_limit")
     order = FlashOrder(
         institution_id=institution.id,
         flash_sale_id=sale.id,
         contact_id=contact.id,
         student_id=student.id,
-        attempt_key=attempt_key,
-        phone=phone,
+        code=queued.code,
+        attempt_key=queued.attempt_key,
+        phone=queued.phone,
         price_amount=sale.sale_price_amount,
-        pay_by=now + timedelta(minutes=sale.pay_minutes),
+        pay_by=reserved_at + timedelta(minutes=sale.pay_minutes),
     )
     db.session.add(order)
     db.session.flush()
@@ -930,13 +1046,6 @@ def _write_flash_order(institution, sale, details, touch, phone, attempt_key, no
     )
     order.payment_id = payment.id
     leads.ensure_lead(institution, contact, source=touch.utm_source or "flash_sale")
-    enqueue_after_commit(
-        "campaigns.expire_flash_order",
-        institution.id,
-        order.id,
-        job_id=f"flash-order-{order.id}",
-        at=order.pay_by,
-    )
     # The hot row, last: the database refuses to oversell whatever Redis said.
     claimed = db.session.execute(
         update(FlashSale)
@@ -946,6 +1055,13 @@ def _write_flash_order(institution, sale, details, touch, phone, attempt_key, no
     ).rowcount
     if not claimed:
         raise ServiceError(SOLD_OUT, code="sold_out")
+    enqueue_after_commit(
+        "campaigns.expire_flash_order",
+        institution.id,
+        order.id,
+        job_id=f"flash-order-{order.id}",
+        at=order.pay_by,
+    )
     return order
 
 

@@ -1,11 +1,13 @@
-"""Campaign jobs: a team's deadline, its settlement, a flash order's deadline, and the
-sweepers that find any of them whose job was lost."""
+"""Campaign jobs: a team's deadline, its settlement, a flash sale's queued orders, a flash
+order's deadline, and the sweepers that find any of them whose job was lost."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
-from app.campaigns import queries, services
+from app.campaigns import queries, services, stock
 from app.campaigns.models import FlashOrder, Team
 from app.db import utcnow
 from app.extensions import db
@@ -62,12 +64,29 @@ def expire_flash_order(institution, order_id: int) -> bool:
     return order is not None and services.expire_flash_order(institution, order)
 
 
+@job(queue="payments", timeout=600, retries=5)
+def write_flash_orders(institution, sale_id: int) -> int:
+    """Write a flash sale's orders queued in Redis by the winning attempts (woken by the
+    first of them; safe to run twice: one writer a sale at a time)."""
+    return services.write_flash_orders(institution, sale_id)
+
+
 @periodic("SWEEP_INTERVAL_SECONDS")
 @platform_job(queue="payments", timeout=300)
 def sweep_flash_orders() -> int:
-    """Enqueue the deadline of every flash order past it and still unpaid, unless its job
-    is on its way."""
-    return sum(
+    """Enqueue the deadline of every flash order past it and still unpaid, and a writer
+    for every sale with orders queued in Redis, unless their job is on its way."""
+    now = utcnow()
+    enqueued = sum(
         redrive(expire_flash_order, institution_id, order_id, job_id=f"flash-order-{order_id}")
-        for institution_id, order_id in queries.flash_orders_past_deadline(utcnow())
+        for institution_id, order_id in queries.flash_orders_past_deadline(now)
     )
+    for institution_id, sale_id in queries.flash_sales_selling_since(now - timedelta(days=1), now):
+        if stock.queue_length(sale_id):
+            enqueued += redrive(
+                write_flash_orders,
+                institution_id,
+                sale_id,
+                job_id=services.writer_job_id(sale_id),
+            )
+    return enqueued

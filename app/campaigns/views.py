@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
@@ -33,6 +34,7 @@ from app.campaigns.models import (
     FlashOrderStatus,
     FlashPhase,
     FlashSale,
+    FlashTerms,
     GroupBuy,
     MemberStatus,
     ReleaseReason,
@@ -44,7 +46,7 @@ from app.contacts.models import SourceKind
 from app.contacts.services import ContactDetails, Touch, find_or_create_contact
 from app.courses import queries as course_queries
 from app.csvfile import csv_response
-from app.db import created_in_this_transaction, utcnow
+from app.db import utcnow
 from app.errors import ServiceError, form_status, report
 from app.extensions import db, limiter, limits_reads
 from app.forms import ConfirmForm
@@ -712,6 +714,9 @@ def flash_orders_csv(flash_sale_id: int):
 # --- flash sales (秒杀): the public page -------------------------------------------------------
 
 FLASH_SESSION_KEY = "flash_orders"  # {sale code: [order codes]}: this browser's family's
+FLASH_TAKEN_KEY = "flash_taken"  # {order code: when its seat was taken}: until it is written
+# An order queued this long ago, neither written nor refused, was lost with Redis's data.
+WRITE_WAIT = timedelta(minutes=2)
 # While a sale is live its page shows the seats left; a kept page says so for at most this
 # long (a page is also dropped at once when a seat is paid for or given back).
 SEATS_SHOWN_FOR = timedelta(seconds=5)
@@ -739,16 +744,80 @@ def _flash_codes(code: str) -> list[str]:
     return list((session.get(FLASH_SESSION_KEY) or {}).get(code, []))
 
 
-def _remember_order(sale: FlashSale, order: FlashOrder) -> None:
+def _remember_order(sale: FlashSale, order_code: str, taken_now: bool) -> None:
+    """Keep the order's code in this browser's session (and, for a seat taken now, when:
+    its order is being written)."""
     kept = {
         code: codes
         for code, codes in (session.get(FLASH_SESSION_KEY) or {}).items()
         if code != sale.code
     }
-    codes = [c for c in _flash_codes(sale.code) if c != order.code]
+    codes = [c for c in _flash_codes(sale.code) if c != order_code]
     while len(kept) >= 10:  # a browser rarely takes part in more sales at once
         kept.pop(next(iter(kept)))
-    session[FLASH_SESSION_KEY] = {**kept, sale.code: [*codes, order.code][-10:]}
+    session[FLASH_SESSION_KEY] = {**kept, sale.code: [*codes, order_code][-10:]}
+    if taken_now:
+        taken = dict(list((session.get(FLASH_TAKEN_KEY) or {}).items())[-9:])
+        session[FLASH_TAKEN_KEY] = {**taken, order_code: int(utcnow().timestamp())}
+
+
+def _forget_orders(sale: FlashSale, order_codes: set[str]) -> None:
+    """Forget orders that were never written (refused, or lost with Redis's data)."""
+    orders = dict(session.get(FLASH_SESSION_KEY) or {})
+    orders[sale.code] = [c for c in orders.get(sale.code, []) if c not in order_codes]
+    session[FLASH_SESSION_KEY] = orders
+    _written(order_codes)
+
+
+def _written(order_codes: set[str]) -> None:
+    taken = session.get(FLASH_TAKEN_KEY) or {}
+    if order_codes & taken.keys():
+        session[FLASH_TAKEN_KEY] = {c: t for c, t in taken.items() if c not in order_codes}
+
+
+@dataclass(frozen=True)
+class Unwritten:
+    """A seat this browser's family took whose order is not in the database: being
+    written (`refusal` None), or refused."""
+
+    code: str
+    refusal: str | None = None
+
+
+_QUEUED_REFUSALS = {
+    "sold_out": services.SOLD_OUT,
+    "over_limit": services.OVER_LIMIT,
+    "closed": services.FLASH_CLOSED,
+}
+
+
+def _unwritten(sale: FlashSale, codes: list[str], mine: list[FlashOrder]) -> list[Unwritten]:
+    """The family's seats whose orders the writer has not written (app.campaigns.stock):
+    still waiting, or refused by the database, or lost with Redis's data (queued longer
+    than WRITE_WAIT ago). Those refused or lost are told once, then forgotten."""
+    written = {order.code for order in mine}
+    _written(written)
+    missing = [code for code in codes if code not in written]
+    if not missing:
+        return []
+    try:
+        refused = stock.refusals(sale.id, missing)
+    except redis.RedisError:
+        refused = {}
+    taken = session.get(FLASH_TAKEN_KEY) or {}
+    oldest = (utcnow() - WRITE_WAIT).timestamp()
+    unwritten = []
+    for code in missing:
+        if code in refused:
+            reason = _QUEUED_REFUSALS.get(refused[code], services.BUSY)
+        elif taken.get(code, 0) < oldest:
+            reason = _("We could not confirm this seat. Please try again.")
+        else:
+            unwritten.append(Unwritten(code))
+            continue
+        unwritten.append(Unwritten(code, str(reason)))
+    _forget_orders(sale, {u.code for u in unwritten if u.refusal})
+    return unwritten
 
 
 def _has_flash_orders() -> bool:
@@ -830,8 +899,11 @@ def _render_flash(
     pagecache.fresh_until(sale.next_change(now))
     if phase == FlashPhase.LIVE:
         pagecache.fresh_until(now + SEATS_SHOWN_FOR)
-    mine = [] if preview else queries.flash_orders_of(sale, _flash_codes(sale.code))
-    held = [order for order in mine if order.status in ACTIVE_FLASH_ORDER]
+    codes = [] if preview else _flash_codes(sale.code)
+    mine = queries.flash_orders_of(sale, codes)
+    unwritten = _unwritten(sale, codes, mine)
+    waiting = [seat for seat in unwritten if seat.refusal is None]
+    held = [order for order in mine if order.status in ACTIVE_FLASH_ORDER] + waiting
     paid = [order for order in mine if order.status == FlashOrderStatus.PAID]
     # The class group the purchase put the family in (or one to join), and their own link
     # to share: theirs only, on a page rendered for them (never a kept one).
@@ -842,6 +914,8 @@ def _render_flash(
         phase=phase,
         seats=seats,
         mine=mine,
+        unwritten=unwritten,
+        waiting=waiting,
         pay_form=pay_form,
         at_limit=len(held) >= sale.per_family_limit,
         group_offer=group_queries.offer_for_course(sale.course, family, now) if family else None,
@@ -866,21 +940,26 @@ def flash_page(code: str):
     """A flash sale: before the start a countdown and "remind me", during it the seats
     left and buying, after it a clear "sold out" or "ended". Kept in the cache for every
     visitor without orders of their own in it."""
-    sale = _public_flash_sale(code)
     if request.method == "POST" and "remind-phone" in request.form:
-        return _remind(sale, _remind_form())
+        return _remind(_public_flash_sale(code), _remind_form())
     form = _buy_form()
-    if form.validate_on_submit():
-        response = _buy(sale, form)
-        if response is not None:
-            return response
-    return _render_flash(sale, form, _remind_form(blank=True))
+    if request.method == "POST":
+        # A tap on "buy" is decided on the sale's terms kept in memory and by Redis: the
+        # crowd's taps, the winners' too, ask nothing of the database.
+        terms = services.flash_terms(current_institution(), code)
+        if terms is None or not terms.is_published:
+            abort(404)
+        if form.validate_on_submit():
+            response = _buy(terms, form)
+            if response is not None:
+                return response
+    return _render_flash(_public_flash_sale(code), form, _remind_form(blank=True))
 
 
-def _buy(sale: FlashSale, form: FlashBuyForm):
-    """Take a seat (Redis first, then the database) and commit the order; the family pays
-    for it next (`flash_pay`), within the sale's minutes. Returns a response, or None to
-    show the form again with its errors."""
+def _buy(sale: FlashTerms, form: FlashBuyForm):
+    """Take a seat (in Redis, which queues its order for the writer job); the family pays
+    for it next (`flash_pay`), within the sale's minutes, once the page shows the order.
+    Returns a response, or None to show the form again with its errors."""
     institution = current_institution()
     if form.is_bot():
         return bot_answer()
@@ -889,9 +968,7 @@ def _buy(sale: FlashSale, form: FlashBuyForm):
     page_url = url_for(".flash_page", code=sale.code)
     since = pagecache.generation()
     try:
-        order = services.attempt_flash_purchase(
-            institution, sale, details, touch, form.attempt_key()
-        )
+        seat = services.take_flash_seat(institution, sale, details, touch, form.attempt_key())
     except ServiceError as error:
         if error.code == "sold_out" or (error.code == "closed" and utcnow() >= sale.starts_at):
             # The page itself says "sold out" or "ended": a short answer, the same for
@@ -911,21 +988,17 @@ def _buy(sale: FlashSale, form: FlashBuyForm):
             return redirect(page_url)
         report(error, form)
         return None
-    _remember_order(sale, order)
-    # Read before the commit expires them: reading them after would begin a transaction
-    # (and reload the sale and the order) in every winner's request.
-    order_url, pay_minutes = f"{page_url}#order-{order.code}", sale.pay_minutes
-    if created_in_this_transaction(order):  # not the same tap again (its order, as it is)
-        db.session.commit()
+    _remember_order(sale, seat.order_code, taken_now=seat.new)
+    if seat.new:  # not the same tap again (its order, as it is)
         flash(
             ngettext(
                 "Seat taken! Pay within %(num)s minute or it goes back on sale.",
                 "Seat taken! Pay within %(num)s minutes or it goes back on sale.",
-                pay_minutes,
+                sale.pay_minutes,
             ),
             "success",
         )
-    return redirect(order_url)
+    return redirect(f"{page_url}#order-{seat.order_code}")
 
 
 @public.post("/fs/<code>/orders/<order_code>/pay")

@@ -43,10 +43,18 @@ def family(n: int) -> FamilyDetails:
     return FamilyDetails(parent_name=f"家长{n}", phone=f"1390013{n:04d}", student_name=f"孩子{n}")
 
 
-def attempt(institution, sale, n: int, key: str | None = None) -> FlashOrder:
-    return services.attempt_flash_purchase(
+def take(institution, sale, n: int, key: str | None = None) -> services.SeatTaken:
+    """An attempt as the request makes it: decided in Redis, its order queued."""
+    return services.take_flash_seat(
         institution, sale, family(n), Touch(SourceKind.CAMPAIGN), key or uuid.uuid4().hex
     )
+
+
+def attempt(institution, sale, n: int, key: str | None = None) -> FlashOrder:
+    """An attempt, then its order written as the writer job writes it."""
+    seat = take(institution, sale, n, key)
+    services.write_flash_orders(institution, sale.id)
+    return db.session.scalar(select(FlashOrder).where(FlashOrder.code == seat.order_code))
 
 
 def orders(sale, *statuses) -> list[FlashOrder]:
@@ -57,17 +65,15 @@ def orders(sale, *statuses) -> list[FlashOrder]:
 
 
 def attempt_in_own_request(app, institution_id: int, sale_id: int, n: int, key=None) -> str:
-    """One attempt as a request makes it: its own app context, session and commit."""
+    """One attempt as a request makes it, in its own app context and session."""
     with app.app_context():
         institution = institution_by_id(institution_id)
         with bound(institution):
             sale = db.session.get(FlashSale, sale_id)
             try:
-                attempt(institution, sale, n, key)
-                db.session.commit()
+                take(institution, sale, n, key)
                 return "ok"
             except ServiceError as error:
-                db.session.rollback()
                 return error.code
             finally:
                 db.session.remove()
@@ -86,9 +92,12 @@ def test_two_hundred_parallel_attempts_on_five_seats_make_exactly_five_orders(ap
         db.session.remove()
 
         results = run_in_parallel(200, lambda n: attempt_in_own_request(app, *ids, n))
+        assert stock.queue_length(ids[1]) == 5
+        run_burst()  # the writer job the first winner woke
 
         assert sorted(set(results)) == ["ok", "sold_out"], set(results)
         assert results.count("ok") == 5
+        assert stock.queue_length(ids[1]) == 0
         sale = db.session.get(FlashSale, ids[1])
         assert (sale.reserved, sale.sold, len(orders(sale))) == (5, 0, 5)
         assert stock.seats_left(sale.id) == 0
@@ -104,6 +113,7 @@ def test_one_family_sending_ten_parallel_attempts_gets_one_order(app):
         db.session.remove()
 
         results = run_in_parallel(10, lambda _i: attempt_in_own_request(app, *ids, 7))
+        run_burst()
 
         assert results.count("ok") == 1 and set(results) == {"ok", "over_limit"}, results
         sale = db.session.get(FlashSale, ids[1])
@@ -289,6 +299,93 @@ def test_after_a_redis_flushall_mid_sale_no_seat_is_sold_twice(tenant):
     db.session.refresh(sale)
     assert (sale.reserved, len(orders(sale))) == (5, 5)
     assert stock.seats_left(sale.id) == 0
+
+
+def test_orders_still_queued_when_redis_is_flushed_are_lost_with_their_seats_never_sold_twice(
+    tenant,
+):
+    sale = make_flash_sale(tenant, stock_=3, limit=1)
+    attempt(tenant, sale, 0)  # written
+    lost = [take(tenant, sale, n) for n in (1, 2)]  # queued, not yet written
+    db.session.commit()
+
+    redis_connection.client.flushall()
+    results = [attempt(tenant, sale, n) for n in (3, 4)]
+    with pytest.raises(ServiceError) as sold_out:
+        take(tenant, sale, 5)
+
+    assert sold_out.value.code == "sold_out"
+    assert all(order.status == FlashOrderStatus.PENDING for order in results)
+    db.session.refresh(sale)
+    assert (sale.reserved, len(orders(sale)), stock.seats_left(sale.id)) == (3, 3, 0)
+    written = {order.code for order in orders(sale)}
+    assert not written & {seat.order_code for seat in lost}
+
+
+# --- the writer ----------------------------------------------------------------------------------
+
+
+def test_the_request_only_queues_the_order_and_the_writer_job_writes_it(tenant):
+    sale = make_flash_sale(tenant, stock_=5)
+
+    seat = take(tenant, sale, 1)
+
+    assert seat.new and orders(sale) == []
+    assert (stock.queue_length(sale.id), stock.seats_left(sale.id)) == (1, 4)
+    run_burst()  # the job the attempt woke
+    (order,) = orders(sale)
+    assert (order.code, order.status, order.phone) == (seat.order_code, "pending", "+8613900130001")
+    assert order.payment is not None and order.contact.parent_name == "家长1"
+    assert stock.queue_length(sale.id) == 0
+    db.session.refresh(sale)
+    assert sale.reserved == 1
+
+
+def test_an_order_the_database_refuses_gives_its_seat_back_and_its_family_is_told(tenant):
+    sale = make_flash_sale(tenant, stock_=2)
+    seat = take(tenant, sale, 1)
+    # The database's count says otherwise than Redis's (as after a rebuild from a moment
+    # when the order that took the seat had not been committed yet).
+    sale.reserved = 2
+    db.session.commit()
+
+    assert services.write_flash_orders(tenant, sale.id) == 0
+
+    assert orders(sale) == [] and stock.queue_length(sale.id) == 0
+    assert stock.refusals(sale.id, [seat.order_code]) == {seat.order_code: "sold_out"}
+    assert stock.seats_left(sale.id) == 2  # the seat Redis took is back
+    db.session.refresh(sale)
+    assert sale.reserved == 2  # the database's own count, untouched
+
+
+def test_a_writer_that_died_after_its_commit_writes_no_order_twice(tenant):
+    sale = make_flash_sale(tenant, stock_=5)
+    seat = take(tenant, sale, 1)
+    (queued,) = stock.queued(sale.id, 10)
+    services.write_flash_orders(tenant, sale.id)
+    # What a writer killed between its commit and taking its orders off the queue leaves.
+    redis_connection.client.rpush(f"fs:{{{sale.id}}}:queue", queued.dumps())
+
+    services.write_flash_orders(tenant, sale.id)
+
+    (order,) = orders(sale)
+    assert order.code == seat.order_code and stock.queue_length(sale.id) == 0
+    db.session.refresh(sale)
+    assert sale.reserved == 1 and stock.seats_left(sale.id) == 4
+
+
+def test_the_sweeper_wakes_a_writer_for_orders_whose_job_was_lost(tenant):
+    sale = make_flash_sale(tenant, stock_=5)
+    take(tenant, sale, 1)
+    lost = f"rq:job:{services.writer_job_id(sale.id)}"
+    assert redis_connection.client.delete("rq:queue:payments", lost) == 2  # the woken job
+
+    run_burst()
+    assert orders(sale) == []
+    sweep_flash_orders()
+    run_burst()
+
+    assert len(orders(sale)) == 1 and stock.queue_length(sale.id) == 0
 
 
 # --- the reminder --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app import pagecache
 from app.accounts.models import Role
-from app.campaigns import services, stock
+from app.campaigns import services, stock, views
 from app.campaigns.models import (
     FlashOrder,
     FlashOrderStatus,
@@ -28,6 +28,7 @@ from app.contacts.services import Touch
 from app.courses.models import Enrolment
 from app.db import utcnow
 from app.extensions import db, redis_connection
+from app.jobs import run_burst
 from app.notifications.models import OutboxMessage
 from app.pagecache import in_memory
 from app.payments.models import Payment, PaymentStatus
@@ -49,12 +50,24 @@ def page_of(institution, sale) -> str:
     return f"/{institution.slug}/fs/{sale.code}"
 
 
-def buy(client, institution, sale, n: int = 1, *, pay: bool = True, **overrides):
-    """Family n taps "buy" and, if it took a seat and `pay`, pays for it with the card in
-    `overrides` (the test card by default); the last answer."""
+def buy(
+    client,
+    institution,
+    sale,
+    n: int = 1,
+    *,
+    pay: bool = True,
+    run_writer: bool = True,
+    **overrides,
+):
+    """Family n taps "buy", the writer job writes the order of a seat taken (unless not
+    `run_writer`), and, if `pay`, the family pays for it with the card in `overrides` (the
+    test card by default); the last answer."""
     data = {"attempt": uuid.uuid4().hex, **parent(n, **overrides)}
     address = {"REMOTE_ADDR": f"10.50.{n // 250}.{n % 250}"}
     taken = client.post(page_of(institution, sale), data=data, environ_base=address)
+    if run_writer:
+        run_burst()
     return pay_for(client, institution, sale, taken, n, **overrides) if pay else taken
 
 
@@ -82,15 +95,15 @@ def orders(sale) -> list[FlashOrder]:
 def reserve_a_seat(institution, sale, phone: str = "13900139999") -> FlashOrder:
     """A family takes a seat and has not paid yet (as if it were on the checkout page)."""
     with bound(institution):
-        order = services.attempt_flash_purchase(
+        seat = services.take_flash_seat(
             institution,
             sale,
             FamilyDetails(parent_name="P", phone=phone, student_name="C"),
             Touch(SourceKind.CAMPAIGN),
             uuid.uuid4().hex,
         )
-        db.session.commit()
-    return order
+        services.write_flash_orders(institution, sale.id)
+        return db.session.scalar(select(FlashOrder).where(FlashOrder.code == seat.order_code))
 
 
 def sale_form(course, **overrides) -> dict:
@@ -381,6 +394,7 @@ def test_the_same_tap_sent_twice_is_one_order(client, institution):
 
     first = client.post(page_of(institution, sale), data=data)
     second = client.post(page_of(institution, sale), data=data)
+    run_burst()
 
     assert first.status_code == second.status_code == 302
     assert first.headers["Location"] == second.headers["Location"]
@@ -388,9 +402,91 @@ def test_the_same_tap_sent_twice_is_one_order(client, institution):
     assert orders(sale)[0].status == FlashOrderStatus.PENDING  # paid for next
 
 
+def test_the_family_sees_its_seat_being_written_then_the_pay_button(client, institution):
+    sale = make_flash_sale(institution, stock=5)
+
+    taken = buy(client, institution, sale, pay=False, run_writer=False)
+    waiting = client.get(page_of(institution, sale)).get_data(as_text=True)
+    run_burst()
+    written = client.get(page_of(institution, sale)).get_data(as_text=True)
+
+    code = taken.headers["Location"].rsplit("#order-", 1)[1]
+    assert f'id="order-{code}" aria-busy="true"' in waiting
+    assert "its order is being written" in waiting
+    assert f'http-equiv="refresh" content="1; url={page_of(institution, sale)}"' in waiting
+    assert "flash-pay" not in waiting and "flash-buy" not in waiting  # at its limit of 1
+    assert f'id="order-{code}"' in written and "flash-pay" in written
+    assert "being written" not in written and 'http-equiv="refresh"' not in written
+
+
+def test_a_seat_the_database_refuses_or_redis_lost_is_told_once(client, institution):
+    sale = make_flash_sale(institution, stock=5)
+    refused = buy(client, institution, sale, n=1, pay=False, run_writer=False)
+    with bound(institution):
+        sale.reserved = 5  # the database's count says no seat is left
+        db.session.commit()
+    run_burst()
+
+    told = client.get(page_of(institution, sale)).get_data(as_text=True)
+    again = client.get(page_of(institution, sale)).get_data(as_text=True)
+
+    code = refused.headers["Location"].rsplit("#order-", 1)[1]
+    assert f'id="order-{code}"' in told and "Sorry, every seat is taken." in told
+    assert f'id="order-{code}"' not in again and orders(sale) == []
+    with bound(institution):
+        sale.reserved = 0
+        db.session.commit()
+
+    lost = buy(client, institution, sale, n=2, pay=False, run_writer=False)
+    redis_connection.client.flushall()  # the queued order with it
+    with time_machine.travel(utcnow() + views.WRITE_WAIT + timedelta(seconds=1)):
+        page = client.get(page_of(institution, sale)).get_data(as_text=True)
+
+    code = lost.headers["Location"].rsplit("#order-", 1)[1]
+    assert f'id="order-{code}"' in page and "We could not confirm this seat" in page
+    assert "flash-buy" in page  # and they may try again
+
+
+def test_a_tap_after_staff_end_the_sale_is_refused_though_the_terms_were_kept(client, institution):
+    sale = make_flash_sale(institution, stock=5)
+    buy(client, institution, sale, n=1, pay=False)  # this process keeps the sale's terms
+    with bound(institution):
+        services.end_flash_sale(institution, sale)
+        db.session.commit()
+
+    refused = buy(client, institution, sale, n=2, pay=False)
+
+    assert refused.status_code == 302 and "#order-" not in refused.headers["Location"]
+    assert len(orders(sale)) == 1
+    page = client.get(page_of(institution, sale)).get_data(as_text=True)
+    assert "This sale has ended" in page
+
+
+def test_a_seat_taken_as_staff_end_the_sale_is_not_written(client, institution):
+    sale = make_flash_sale(institution, stock=5)
+    with bound(institution):
+        terms = services.flash_terms(institution, sale.code)  # as a web process keeps them
+        services.end_flash_sale(institution, sale)
+        db.session.commit()
+        # a web process that has not heard of the end yet takes a seat on the old terms
+        with time_machine.travel(utcnow() + timedelta(milliseconds=5)):
+            seat = services.take_flash_seat(
+                institution,
+                terms,
+                FamilyDetails(parent_name="P", phone="13900139999", student_name="C"),
+                Touch(SourceKind.CAMPAIGN),
+                uuid.uuid4().hex,
+            )
+    run_burst()
+
+    assert orders(sale) == []
+    assert stock.refusals(sale.id, [seat.order_code]) == {seat.order_code: "closed"}
+
+
 def test_without_an_attempt_key_the_server_makes_one(client, institution):
     sale = make_flash_sale(institution, stock=5)
     response = client.post(page_of(institution, sale), data=parent(1))  # no script ran
+    run_burst()
     (order,) = orders(sale)
     assert response.status_code == 302 and len(order.attempt_key) >= 16
 

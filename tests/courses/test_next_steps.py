@@ -8,6 +8,7 @@ import re
 
 from app.courses.models import Course, NextStep
 from app.extensions import db
+from app.jobs import run_burst
 from tests.factories import make_course, make_flash_sale
 from tests.helpers import login, parent, png_bytes, register
 
@@ -77,6 +78,7 @@ def test_a_flash_sale_paid_for_leads_to_the_lessons_and_the_familys_page(client,
     sale = make_flash_sale(institution, stock=3)
     page_path = f"/{institution.slug}/fs/{sale.code}"
     taken = client.post(page_path, data=parent(1))
+    run_burst()  # the writer job writes the order
     order_code = taken.headers["Location"].rsplit("#order-", 1)[1]
     paid = client.post(f"{page_path}/orders/{order_code}/pay", data=parent(1))
 

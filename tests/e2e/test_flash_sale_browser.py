@@ -1,6 +1,7 @@
 """A parent on a phone: the flash sale's page counts down to the start on the server's
 clock, the buy button opens when it gets there, the parent takes a seat, pays for it with
-the test card and sees the child enrolled."""
+the test card (once the worker wrote the order, which the page waits for) and sees the
+child enrolled."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app.campaigns.models import FlashOrder, FlashOrderStatus
 from app.courses.models import Enrolment
 from app.db import utcnow
 from app.extensions import db
+from app.jobs import run_burst
 from tests.factories import make_flash_sale
 
 
@@ -52,6 +54,10 @@ def test_the_countdown_reaches_the_start_then_the_parent_buys_and_sees_the_enrol
         phone.click("button.flash-buy")
 
     assert "抢到名额了！请在10分钟内支付" in phone.inner_text(".flashes")
+    assert "正在生成订单" in phone.inner_text(".my-place")  # the writer job has not run yet
+    phone.screenshot(path=str(tmp_path / "being-written.png"), full_page=True)
+    run_burst()  # the worker's writer job; the page reloads itself and shows the order
+    phone.wait_for_selector("button.flash-pay", timeout=10_000)
     assert "剩余支付时间" in phone.inner_text(".my-place")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.screenshot(path=str(tmp_path / "to-pay.png"), full_page=True)
