@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -802,6 +803,19 @@ def publish_flash_sale(institution, sale: FlashSale) -> None:
     sale.published_at = utcnow()
     db.session.flush()
     _flash_page_changed(sale)
+    _counters_after_commit(sale)
+
+
+def _counters_after_commit(sale: FlashSale) -> None:
+    """Build the sale's Redis counters once this transaction commits, so the crowd's first
+    taps find them (else the first tap builds them, and the others wait for it)."""
+    terms, counts = FlashTerms.of(sale), queries.flash_counts(sale)
+
+    def build() -> None:
+        with suppress(redis.RedisError):  # the first tap builds them then
+            stock.rebuild(terms, *counts)
+
+    after_commit(db.session(), build)
 
 
 def end_flash_sale(institution, sale: FlashSale) -> None:

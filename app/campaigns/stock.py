@@ -196,7 +196,7 @@ def rebuild(sale, seats_left: int, held: dict[str, int], attempts: list[tuple[st
     return True
 
 
-def ensure_ready(sale, build: Callable[[], tuple], tries: int = 50) -> None:
+def ensure_ready(sale, build: Callable[[], tuple], tries: int = 500) -> None:
     """Make sure the sale's counters exist: build them (`build` reads the database) or
     wait for the process that does."""
     client = redis_connection.client
@@ -205,7 +205,7 @@ def ensure_ready(sale, build: Callable[[], tuple], tries: int = 50) -> None:
             return
         if rebuild(sale, *build()):
             return
-        time.sleep(0.05)  # another process is building them
+        time.sleep(0.005)  # another process is building them (milliseconds)
     raise TimeoutError(f"flash sale {sale.id}: its counters were not rebuilt")
 
 

@@ -219,9 +219,11 @@ def test_staff_publish_then_end_a_sale_and_its_page_follows(client, institution,
     preview = client.get(f"{detail}/preview").get_data(as_text=True)
     assert "Preview: this is how parents see the page" in preview
     assert stranger.get(page_of(institution, sale)).status_code == 404
+    assert stock.seats_left(sale.id) is None
     assert client.post(f"{detail}/publish").status_code == 302
     db.session.refresh(sale)
     assert sale.status == FlashSaleStatus.SCHEDULED
+    assert stock.seats_left(sale.id) == sale.stock  # the counters, ready for the first tap
     page = stranger.get(page_of(institution, sale))
     assert page.status_code == 200 and "Starts in" in page.get_data(as_text=True)
     shown = client.get(detail).get_data(as_text=True)
