@@ -31,6 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,31 +287,39 @@ def prepare_posts(base: str, posts: list[tuple[str, str, dict]]) -> list[Prepare
         return list(pool.map(one, posts))
 
 
+@contextlib.contextmanager
+def _request_files(lines: list[str], threads: int) -> Iterator[str]:
+    """The requests, one a line, dealt round to `threads` files (`<name>.1` ... `<name>.N`,
+    the N-th for wrk's N-th thread); yields `<name>`. Each thread reads only its own, so
+    wrk's start costs the machine little whatever the number of threads."""
+    directory = tempfile.mkdtemp(prefix="wrk-")
+    name = os.path.join(directory, "requests.tsv")
+    try:
+        for n in range(threads):
+            with open(f"{name}.{n + 1}", "w") as file:
+                file.writelines(lines[n::threads])
+        yield name
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def poll_gets(base: str, gets: list[Prepared], connections: int, seconds: int, etag: str):
     """GET each prepared path with its cookie, round and round for `seconds`, as open pages
     asking for updates do (If-None-Match of the newest ETag: bench/wrk.lua's cycle)."""
     threads = min(2, connections)
-    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as file:
-        for get in gets:
-            file.write(f"GET\t{get.path}\t{get.cookie}\t\n")
-    try:
+    lines = [f"GET\t{get.path}\t{get.cookie}\t\n" for get in gets]
+    with _request_files(lines, threads) as name:
         arguments = [f"-t{threads}", f"-c{connections}", f"-d{seconds}s", base]
-        return _wrk([*arguments, "--", file.name, str(threads), "cycle", etag])
-    finally:
-        os.unlink(file.name)
+        return _wrk([*arguments, "--", name, str(threads), "cycle", etag])
 
 
 def send_posts(base: str, posts: list[Prepared], connections: int) -> Figures:
     """Send each prepared POST once, from `connections` connections (one wrk thread each)."""
     connections = min(connections, len(posts))
-    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as file:
-        for post in posts:
-            file.write(f"POST\t{post.path}\t{post.cookie}\t{post.body}\n")
-    try:
+    lines = [f"POST\t{post.path}\t{post.cookie}\t{post.body}\n" for post in posts]
+    with _request_files(lines, connections) as name:
         arguments = [f"-t{connections}", f"-c{connections}", "-d3600s", base]
-        return _wrk([*arguments, "--", file.name, str(connections)], connections)
-    finally:
-        os.unlink(file.name)
+        return _wrk([*arguments, "--", name, str(connections)], connections)
 
 
 def hello_world(args) -> Figures:

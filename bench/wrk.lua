@@ -1,10 +1,10 @@
 -- wrk script for bench/harness.py: prints one JSON line of figures at the end.
 --
--- Without arguments wrk sends its URL for the duration (-d). With a file of requests
--- (`wrk ... -s bench/wrk.lua URL -- FILE`, one request a line: METHOD<TAB>PATH<TAB>
--- COOKIE<TAB>BODY, the body form-encoded) each thread sends its share of the file once
--- (run one connection a thread: -t N -c N), says DONE on stderr and stops: every
--- prepared POST goes exactly once, as a parent's browser would send it.
+-- Without arguments wrk sends its URL for the duration (-d). With files of requests
+-- (`wrk ... -s bench/wrk.lua URL -- FILE THREADS`: thread N reads FILE.N, one request a
+-- line: METHOD<TAB>PATH<TAB>COOKIE<TAB>BODY, the body form-encoded) each thread sends its
+-- file once (run one connection a thread: -t N -c N), says DONE on stderr and stops:
+-- every prepared POST goes exactly once, as a parent's browser would send it.
 --
 -- With "cycle" after the file (`-- FILE THREADS cycle ETAG`), each thread sends GETs of its
 -- lines' paths and cookies round and round for the duration, as open pages asking for
@@ -33,25 +33,20 @@ function init(args)
   if file == nil then
     return
   end
-  local total_threads = tonumber(args[2])
   cycle = args[3] == "cycle"
   etag = args[4]
   mine = {}
-  local n = 0
-  for line in io.lines(file) do
-    if n % total_threads == number - 1 then
-      local method, path, cookie, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-      local headers = {["Cookie"] = cookie}
-      if method == "POST" then
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-      end
-      if cycle then
-        table.insert(mine, {path = path, cookie = cookie})
-      else
-        table.insert(mine, wrk.format(method, path, headers, body))
-      end
+  for line in io.lines(file .. "." .. number) do
+    local method, path, cookie, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+    local headers = {["Cookie"] = cookie}
+    if method == "POST" then
+      headers["Content-Type"] = "application/x-www-form-urlencoded"
     end
-    n = n + 1
+    if cycle then
+      table.insert(mine, {path = path, cookie = cookie})
+    else
+      table.insert(mine, wrk.format(method, path, headers, body))
+    end
   end
   if number == 1 then
     -- wrk calls the first thread's request() once before the run, to look at a request
