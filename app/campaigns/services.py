@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import redis
@@ -917,8 +917,8 @@ def take_flash_seat(
         attempt_key=attempt_key,
         phone=phone,
         reserved_at=now.isoformat(),
-        details=asdict(details),
-        touch={**asdict(touch), "kind": touch.kind.value},
+        details=_values(details),
+        touch={**_values(touch), "kind": touch.kind.value},
     )
     outcome, code, wake = _reserve(sale, phone, attempt_key, now, order)
     if outcome == stock.Outcome.REPEATED:
@@ -928,6 +928,12 @@ def take_flash_seat(
     if wake:
         _wake_writer(institution.id, sale.id)
     return SeatTaken(code, new=True)
+
+
+def _values(flat) -> dict:
+    """A flat dataclass's fields (dataclasses.asdict deep-copies each: a fifth of a
+    millisecond of every winning tap)."""
+    return {field.name: getattr(flat, field.name) for field in fields(flat)}
 
 
 def _wake_writer(institution_id: int, sale_id: int) -> None:
