@@ -744,9 +744,10 @@ def _flash_codes(code: str) -> list[str]:
     return list((session.get(FLASH_SESSION_KEY) or {}).get(code, []))
 
 
-def _remember_order(sale: FlashSale, order_code: str, taken_now: bool) -> None:
-    """Keep the order's code in this browser's session (and, for a seat taken now, when:
-    its order is being written)."""
+def _remember_order(sale: FlashSale | FlashTerms, order_code: str) -> None:
+    """Keep the order's code in this browser's session, and when it was first kept (its
+    order may still be being written: the same tap sent twice answers the second with the
+    first's code, perhaps before its order is written)."""
     kept = {
         code: codes
         for code, codes in (session.get(FLASH_SESSION_KEY) or {}).items()
@@ -756,9 +757,10 @@ def _remember_order(sale: FlashSale, order_code: str, taken_now: bool) -> None:
     while len(kept) >= 10:  # a browser rarely takes part in more sales at once
         kept.pop(next(iter(kept)))
     session[FLASH_SESSION_KEY] = {**kept, sale.code: [*codes, order_code][-10:]}
-    if taken_now:
-        taken = dict(list((session.get(FLASH_TAKEN_KEY) or {}).items())[-9:])
-        session[FLASH_TAKEN_KEY] = {**taken, order_code: int(utcnow().timestamp())}
+    taken = session.get(FLASH_TAKEN_KEY) or {}
+    if order_code not in taken:
+        kept_times = dict(list(taken.items())[-9:])
+        session[FLASH_TAKEN_KEY] = {**kept_times, order_code: int(utcnow().timestamp())}
 
 
 def _forget_orders(sale: FlashSale, order_codes: set[str]) -> None:
@@ -988,7 +990,7 @@ def _buy(sale: FlashTerms, form: FlashBuyForm):
             return redirect(page_url)
         report(error, form)
         return None
-    _remember_order(sale, seat.order_code, taken_now=seat.new)
+    _remember_order(sale, seat.order_code)
     if seat.new:  # not the same tap again (its order, as it is)
         flash(
             ngettext(
