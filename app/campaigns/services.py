@@ -978,12 +978,9 @@ def write_flash_orders(institution, sale_id: int) -> int:
                     break
                 continue
             done = queries.flash_order_codes(sale, [queued.code for queued in batch])
-            refused = [
-                (queued, reason, _giving_back(sale, queued.phone, queued.attempt_key))
-                for queued in batch
-                if queued.code not in done  # a writer that died after its commit wrote it
-                and (reason := _write_queued(institution, sale, queued)) is not None
-            ]
+            # (an order already written: a writer that died after its commit wrote it)
+            todo = [queued for queued in batch if queued.code not in done]
+            refused = _write_batch(institution, sale, todo)
             db.session.commit()
             stock.written(sale_id, len(batch))
             written += len(batch) - len(done) - len(refused)
@@ -993,8 +990,50 @@ def write_flash_orders(institution, sale_id: int) -> int:
     return written
 
 
-def _write_queued(institution, sale: FlashSale, queued: stock.QueuedOrder) -> str | None:
-    """Write one queued order in a savepoint; None if written, else the refusal's code."""
+def _write_batch(institution, sale: FlashSale, todo: list[stock.QueuedOrder]) -> list[tuple]:
+    """Write the orders, then claim all their seats in one conditional UPDATE of the sale,
+    the last statement before the commit, so the sale's row (which payments and expiries
+    update too) is locked for milliseconds, not for the batch. Should the database not
+    have the seats for all of them (it and Redis disagree: a rebuild raced an order),
+    the batch is written again order by order, each claiming its own seat. Returns
+    (order, refusal, give back) for each order refused."""
+    refused = _write_each(institution, sale, todo, claim=False)
+    claimed = len(todo) - len(refused)
+    if claimed and not _claim_seats(sale.id, claimed):
+        db.session.rollback()
+        refused = _write_each(institution, sale, todo, claim=True)
+    return refused
+
+
+def _write_each(institution, sale, todo: list[stock.QueuedOrder], claim: bool) -> list[tuple]:
+    return [
+        (queued, reason, _giving_back(sale, queued.phone, queued.attempt_key))
+        for queued in todo
+        if (reason := _write_queued(institution, sale, queued, claim)) is not None
+    ]
+
+
+def _claim_seats(sale_id: int, seats: int) -> bool:
+    """Take `seats` of the sale's stock, unless fewer are left: the database refuses to
+    oversell whatever Redis said."""
+    return bool(
+        db.session.execute(
+            update(FlashSale)
+            .where(
+                FlashSale.id == sale_id,
+                FlashSale.sold + FlashSale.reserved + seats <= FlashSale.stock,
+            )
+            .values(reserved=FlashSale.reserved + seats)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def _write_queued(
+    institution, sale: FlashSale, queued: stock.QueuedOrder, claim: bool
+) -> str | None:
+    """Write one queued order in a savepoint (with its seat if `claim`); None if written,
+    else the refusal's code."""
     touch = contacts.Touch(**{**queued.touch, "kind": SourceKind(queued.touch["kind"])})
     try:
         with savepoint(db.session()):
@@ -1004,6 +1043,7 @@ def _write_queued(institution, sale: FlashSale, queued: stock.QueuedOrder) -> st
                 FamilyDetails(**queued.details),
                 touch,
                 queued,
+                claim,
             )
     except ServiceError as error:
         return error.code or "busy"
@@ -1027,7 +1067,11 @@ def _giving_back(sale: FlashSale, phone: str, attempt_key: str) -> Callable[[], 
     return give_back
 
 
-def _write_flash_order(institution, sale, details, touch, queued: stock.QueuedOrder) -> FlashOrder:
+def _write_flash_order(
+    institution, sale, details, touch, queued: stock.QueuedOrder, claim: bool
+) -> FlashOrder:
+    """The order, its payment and the family's lead; and its seat if `claim` (else the
+    caller claims the batch's seats at once: `_claim_seats`)."""
     reserved_at = datetime.fromisoformat(queued.reserved_at)
     if sale.ended_at is not None and reserved_at >= sale.ended_at:
         # Staff ended the sale as the seat was taken: the web process that took it had
@@ -1066,14 +1110,7 @@ def _write_flash_order(institution, sale, details, touch, queued: stock.QueuedOr
     )
     order.payment_id = payment.id
     leads.ensure_lead(institution, contact, source=touch.utm_source or "flash_sale")
-    # The hot row, last: the database refuses to oversell whatever Redis said.
-    claimed = db.session.execute(
-        update(FlashSale)
-        .where(FlashSale.id == sale.id, FlashSale.sold + FlashSale.reserved < FlashSale.stock)
-        .values(reserved=FlashSale.reserved + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
+    if claim and not _claim_seats(sale.id, 1):  # the hot row, last
         raise ServiceError(SOLD_OUT, code="sold_out")
     enqueue_after_commit(
         "campaigns.expire_flash_order",

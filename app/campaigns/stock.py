@@ -3,8 +3,8 @@
 One Lua script decides an attempt in one step (the sale's window, a seat left, the
 family's limit, an attempt not seen before), takes the seat and queues the order to be
 written. The winner's request ends there: a writer job (`write_flash_orders`, one per sale
-at a time) writes the queued orders to the database in batches, each behind a conditional
-UPDATE, and a seat the database refuses is given back here (`give_back`) and the refusal
+at a time) writes the queued orders to the database in batches, their seats claimed by a
+conditional UPDATE, and a seat the database refuses is given back here (`give_back`) and the refusal
 kept for the family's page (`refuse`). So Redis turns away the crowd cheaply, the winners'
 taps cost what the losers' do, and PostgreSQL keeps the truth.
 

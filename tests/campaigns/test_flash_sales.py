@@ -358,6 +358,22 @@ def test_an_order_the_database_refuses_gives_its_seat_back_and_its_family_is_tol
     assert sale.reserved == 2  # the database's own count, untouched
 
 
+def test_a_batch_the_database_has_not_every_seat_for_is_written_order_by_order(tenant):
+    sale = make_flash_sale(tenant, stock_=3)
+    first, second = take(tenant, sale, 1), take(tenant, sale, 2)
+    sale.reserved = 2  # the database has one seat left where Redis counted two
+    db.session.commit()
+
+    assert services.write_flash_orders(tenant, sale.id) == 1
+
+    (order,) = orders(sale)
+    assert order.code == first.order_code and order.status == FlashOrderStatus.PENDING
+    assert stock.refusals(sale.id, [second.order_code]) == {second.order_code: "sold_out"}
+    db.session.refresh(sale)
+    assert sale.reserved == 3  # the database's 2, and the first order's seat
+    assert stock.seats_left(sale.id) == 2  # Redis's own 1 left, and the second's given back
+
+
 def test_a_writer_that_died_after_its_commit_writes_no_order_twice(tenant):
     sale = make_flash_sale(tenant, stock_=5)
     seat = take(tenant, sale, 1)
