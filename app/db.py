@@ -378,14 +378,18 @@ def savepoint(session: Session) -> Iterator[None]:
     family's progress row, pages gone stale: lists, dicts and sets, by this module's and
     the domains' hooks) goes
     with its rows, so a block rolled back leaves nothing behind that names them."""
-    kept = {key: copy(value) for key, value in session.info.items() if _accumulates(value)}
+    kept = {key: (value, copy(value)) for key, value in session.info.items() if _accumulates(value)}
     try:
         with session.begin_nested():
             yield
     except BaseException:
         for key in [k for k, v in session.info.items() if _accumulates(v) and k not in kept]:
             del session.info[key]
-        session.info.update(kept)
+        for key, (value, before) in kept.items():
+            # The same object, as it was (callbacks registered before may hold it).
+            value.clear()
+            value.update(before) if isinstance(value, dict | set) else value.extend(before)
+            session.info[key] = value
         raise
 
 

@@ -73,6 +73,8 @@ import redis
 from flask import Flask, current_app, g, make_response, request, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request
@@ -261,12 +263,15 @@ def _version_key(institution_id: int, kind: str, ref: str) -> str:
     return f"page:{institution_id}:{kind}:{ref}:v"
 
 
+_STALE = "cohort_stale_pages"  # session.info: the pages this transaction has made stale
+
+
 def changed(institution_id: int, kind: str, ref: str = "") -> None:
     """The pages that show this object (or, for INSTITUTION, every public page of the
     institution) are out of date once the current transaction commits."""
     key = _version_key(institution_id, kind, ref)
     session_ = db.session()
-    stale = session_.info.setdefault("cohort_stale_pages", set())
+    stale = session_.info.setdefault(_STALE, set())
     if key in stale:
         return
     stale.add(key)
@@ -276,6 +281,14 @@ def changed(institution_id: int, kind: str, ref: str = "") -> None:
         _bump(key)
 
     after_commit(session_, bump)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _nothing_made_stale(session: Session, previous_transaction) -> None:
+    """A transaction rolled back made no page stale (its bumps were dropped with it): the
+    next transaction of the session marks them again."""
+    if previous_transaction.parent is None:
+        session.info.pop(_STALE, None)
 
 
 def changed_now(institution_id: int, kind: str, ref: str = "") -> None:

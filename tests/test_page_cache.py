@@ -337,3 +337,36 @@ def test_a_visitor_who_chose_a_language_gets_it_and_the_next_one_the_default(app
     assert "报名" in page(chinese, path)
     assert "Register" in page(app.test_client(), path)
     assert "报名" in page(chinese, path)  # now both are kept
+
+
+def test_a_change_marked_again_after_a_rollback_is_published(institution):
+    key = f"page:{institution.id}:course:abc:v"
+    before = int(redis_connection.client.get(key) or 0)
+    with bound(institution):
+        pagecache.changed(institution.id, "course", "abc")
+        db.session.rollback()  # its bump goes with it
+        pagecache.changed(institution.id, "course", "abc")
+        db.session.commit()
+
+    assert int(redis_connection.client.get(key) or 0) == before + 1
+
+
+def test_a_savepoint_rolled_back_keeps_the_changes_marked_before_it(institution):
+    from app.db import savepoint
+
+    key = f"page:{institution.id}:course:def:v"
+    before = int(redis_connection.client.get(key) or 0)
+    with bound(institution):
+        pagecache.changed(institution.id, "course", "def")
+        try:
+            with savepoint(db.session()):
+                pagecache.changed(institution.id, "course", "ghi")
+                raise RuntimeError("refused")
+        except RuntimeError:
+            pass
+        db.session.commit()
+        pagecache.changed(institution.id, "course", "def")  # a later transaction's change
+        db.session.commit()
+
+    assert int(redis_connection.client.get(key) or 0) == before + 2
+    assert redis_connection.client.get(f"page:{institution.id}:course:ghi:v") is None
