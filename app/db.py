@@ -388,7 +388,10 @@ def savepoint(session: Session) -> Iterator[None]:
         for key, (value, before) in kept.items():
             # The same object, as it was (callbacks registered before may hold it).
             value.clear()
-            value.update(before) if isinstance(value, dict | set) else value.extend(before)
+            if isinstance(value, list):
+                value.extend(before)
+            else:
+                value.update(before)
             session.info[key] = value
         raise
 

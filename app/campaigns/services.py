@@ -813,7 +813,7 @@ def _counters_after_commit(sale: FlashSale) -> None:
 
     def build() -> None:
         with suppress(redis.RedisError):  # the first tap builds them then
-            stock.rebuild(terms, *counts)
+            stock.rebuild(terms, lambda: counts)
 
     after_commit(db.session(), build)
 
@@ -880,11 +880,11 @@ def _reserve(
     """The Lua script's answer. Only when Redis has lost the sale's counters (the script
     says so) are they built from the database, and the attempt decided again: the crowd's
     attempts cost one round trip."""
-    now_ms = int(now.timestamp() * 1000)
-    answer = stock.reserve(sale, phone, attempt_key, now_ms, order.code, order.dumps())
+    now_ms, queued = int(now.timestamp() * 1000), order.dumps()
+    answer = stock.reserve(sale, phone, attempt_key, now_ms, order.code, queued)
     if answer[0] == stock.Outcome.NOT_READY:
         stock.ensure_ready(sale, lambda: queries.flash_counts(sale))
-        answer = stock.reserve(sale, phone, attempt_key, now_ms, order.code, order.dumps())
+        answer = stock.reserve(sale, phone, attempt_key, now_ms, order.code, queued)
     return answer
 
 

@@ -4,9 +4,9 @@ One Lua script decides an attempt in one step (the sale's window, a seat left, t
 family's limit, an attempt not seen before), takes the seat and queues the order to be
 written. The winner's request ends there: a writer job (`write_flash_orders`, one per sale
 at a time) writes the queued orders to the database in batches, their seats claimed by a
-conditional UPDATE, and a seat the database refuses is given back here (`give_back`) and the refusal
-kept for the family's page (`refuse`). So Redis turns away the crowd cheaply, the winners'
-taps cost what the losers' do, and PostgreSQL keeps the truth.
+conditional UPDATE, and a seat the database refuses is given back here (`give_back`) and
+the refusal kept for the family's page (`refuse`). So Redis turns away the crowd
+cheaply, the winners' taps cost what the losers' do, and PostgreSQL keeps the truth.
 
 Every key of a sale shares the hash tag `{<sale id>}` (one Redis Cluster slot):
 
@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from app.extensions import redis_connection
 
@@ -162,9 +162,10 @@ def give_back(sale_id: int, phone: str, attempt: str = "") -> bool:
     return bool(_script("give_back", _GIVE_BACK)(keys=_keys(sale_id)[:4], args=[phone, attempt]))
 
 
-def rebuild(sale, seats_left: int, held: dict[str, int], attempts: list[tuple[str, str]]) -> bool:
-    """Write the counters from what the database says (`seats_left`, seats `held` per
-    phone, (attempt, order code) of the orders that hold a seat) and from the orders still
+def rebuild(sale, build: Callable[[], tuple[int, dict[str, int], list[tuple[str, str]]]]) -> bool:
+    """Write the counters from what the database says (`build()`, called only by the
+    process that takes the rebuild lock: the seats left, the seats held per phone,
+    (attempt, order code) of the orders that hold a seat) and from the orders still
     queued (stock changed while some were: theirs are taken too), unless another process is
     doing it. Returns whether this process did."""
     client = redis_connection.client
@@ -174,6 +175,7 @@ def rebuild(sale, seats_left: int, held: dict[str, int], attempts: list[tuple[st
     if client.exists(ready):  # built while this process waited for the lock: keep it
         client.delete(f"fs:{{{sale.id}}}:rebuilding")
         return True
+    seats_left, held, attempts = build()
     held, attempts = dict(held), list(attempts)
     for queued in map(QueuedOrder.loads, client.lrange(queue, 0, -1)):
         # (one the writer has just committed is counted twice until the next rebuild:
@@ -203,7 +205,7 @@ def ensure_ready(sale, build: Callable[[], tuple], tries: int = 500) -> None:
     for _ in range(tries):
         if client.exists(_keys(sale.id)[0]):
             return
-        if rebuild(sale, *build()):
+        if rebuild(sale, build):
             return
         time.sleep(0.005)  # another process is building them (milliseconds)
     raise TimeoutError(f"flash sale {sale.id}: its counters were not rebuilt")
@@ -230,7 +232,8 @@ class QueuedOrder:
     touch: dict
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # vars(), not asdict(): its fields are flat, and this is every winning tap's
+        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: bytes | str) -> QueuedOrder:
