@@ -82,7 +82,12 @@ from werkzeug.wrappers import Request
 from app import counters
 from app.db import after_commit, utcnow
 from app.extensions import db, redis_connection
-from app.tenancy import current_institution, public_institution_id, requested_slug
+from app.tenancy import (
+    current_institution,
+    public_institution_id,
+    requested_slug,
+    set_copies_in_memory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +240,7 @@ def init_app(app: Flask) -> None:
     runs after theirs, so a kept page is kept with them."""
     app.jinja_env.globals["visitor"] = visitor
     app.wsgi_app = ServeKeptPages(app)
+    set_copies_in_memory(in_memory)  # the institutions of public pages, kept as pages are
 
     @app.before_request
     def serve_kept_page():
@@ -561,6 +567,8 @@ class PagesInMemory:
         self._copies: dict[str, KeptPage] = {}
         self._versions: dict[str, tuple[int, float]] = {}  # version key: (version, fetched)
         self._institutions: dict[str, tuple[int, float]] = {}  # slug: (id, fetched)
+        # slug: (the columns of app.tenancy's copy, its version key, fetched)
+        self._institution_copies: dict[str, tuple[dict, str, float]] = {}
         self._refusals: dict[str, Refusal] = {}  # version key: the refusal it stands for
         self._refused: Counter = Counter()  # Redis key: refusals given, not yet added there
         self.generation = 0  # changes noticed: a copy fetched before one is not kept
@@ -580,6 +588,7 @@ class PagesInMemory:
                     self._pid, self._listening = os.getpid(), False
                     self._copies.clear()
                     self._versions.clear()
+                    self._institution_copies.clear()
                     self._counts.clear()
                     self._refusals.clear()
                     self._refused.clear()
@@ -661,6 +670,24 @@ class PagesInMemory:
             self._institutions[slug] = (institution_id, now)
         return institution_id
 
+    def institution_copy(self, slug: str) -> dict | None:
+        """The columns of the institution at this public address as a request of this
+        process read them (`keep_institution_copy`), while no change to it was noticed and
+        for at most PAGE_MEMORY_SECONDS (app.tenancy.institution_for_public_pages)."""
+        kept = self._institution_copies.get(slug) if self.started(current_app).listening else None
+        if kept is None or time.monotonic() >= kept[2] + self._seconds:
+            return None
+        return kept[0]
+
+    def keep_institution_copy(self, slug: str, columns: dict, generation: int) -> None:
+        with self._lock:
+            if not self._listening or generation != self.generation:
+                return  # a change was noticed while it was read: it may be older
+            if len(self._institution_copies) >= self.MOST:
+                self._institution_copies.clear()
+            version_key = _version_key(columns["id"], INSTITUTION, "")
+            self._institution_copies[slug] = (columns, version_key, time.monotonic())
+
     def drop(self, version_key: str) -> None:
         """Forget the copies that follow this version, and the version (it was bumped)."""
         with self._lock:
@@ -669,6 +696,9 @@ class PagesInMemory:
             self._refusals.pop(version_key, None)
             for key in [k for k, kept in self._copies.items() if version_key in kept.versions]:
                 del self._copies[key]
+            for slug, kept in list(self._institution_copies.items()):
+                if kept[1] == version_key:
+                    del self._institution_copies[slug]
 
     def clear(self) -> None:
         with self._lock:
@@ -676,6 +706,7 @@ class PagesInMemory:
             self._copies.clear()
             self._versions.clear()
             self._institutions.clear()
+            self._institution_copies.clear()
             self._refusals.clear()
 
     def count(self, institution_id: int, count: counters.Count) -> None:

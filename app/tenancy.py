@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import datetime
 from functools import wraps
+from typing import Protocol
 
 import redis
 from flask import Blueprint, Flask, abort, current_app, g
@@ -114,39 +115,88 @@ def institution_by_slug(slug: str):
 _PUBLIC_COLUMNS = None  # the Institution columns a public page reads (all but the logo)
 
 
+class CopiesInMemory(Protocol):
+    """Where a web process keeps the public copies of institutions that its requests read,
+    for as long as it knows them unchanged."""
+
+    generation: int  # changes noticed so far: read before reading a copy to keep
+
+    def institution_copy(self, slug: str) -> dict | None: ...
+
+    def keep_institution_copy(self, slug: str, columns: dict, generation: int) -> None: ...
+
+
+# app.pagecache provides it (it hears of every change within milliseconds, and knows when
+# it cannot), so this core module imports nothing above it; without one, each request
+# reads the copy in Redis.
+_copies_in_memory: CopiesInMemory | None = None
+
+
+def set_copies_in_memory(copies: CopiesInMemory | None) -> None:
+    global _copies_in_memory
+    _copies_in_memory = copies
+
+
 def institution_for_public_pages(slug: str):
-    """The institution of a public URL, from Redis when it is there: a shared link's
+    """The institution of a public URL, without a database query where a copy is kept: in
+    this process's memory (see `set_copies_in_memory`), else in Redis for
+    INSTITUTION_CACHE_SECONDS (forgotten when the institution changes); a shared link's
     pages are served without a database query (app.pagecache). The copy carries the
     columns but not the logo's bytes, and joins the session as a row already loaded, so
-    relationships and the logo load on first use as usual. Kept for
-    INSTITUTION_CACHE_SECONDS, and forgotten when the institution changes."""
+    relationships and the logo load on first use as usual."""
+    memory = _copies_in_memory
+    columns = memory.institution_copy(slug) if memory is not None else None
+    if columns is not None:
+        return _loaded(columns)
+    since = memory.generation if memory is not None else 0  # before what it reads
+    columns = _copy_in_redis(slug)
+    if columns is not None:
+        institution = _loaded(columns)
+    else:
+        institution = institution_by_slug(slug)
+        if institution is None:
+            return None
+        columns = {name: getattr(institution, name) for name in _public_columns()}
+        text = json.dumps(columns, default=lambda value: value.isoformat())
+        with suppress(redis.RedisError):
+            redis_connection.client.set(
+                f"institution:{slug}", text, ex=current_app.config["INSTITUTION_CACHE_SECONDS"]
+            )
+    if memory is not None:
+        memory.keep_institution_copy(slug, columns, since)
+    return institution
+
+
+def _public_columns() -> list[str]:
     from app.institutions.models import Institution
 
     global _PUBLIC_COLUMNS
     if _PUBLIC_COLUMNS is None:
         _PUBLIC_COLUMNS = [c.key for c in Institution.__mapper__.column_attrs if c.key != "logo"]
-    key = f"institution:{slug}"
+    return _PUBLIC_COLUMNS
+
+
+def _copy_in_redis(slug: str) -> dict | None:
     try:
-        cached = redis_connection.client.get(key)
+        cached = redis_connection.client.get(f"institution:{slug}")
     except redis.RedisError:
-        cached = None
-    if cached is not None:
-        values = json.loads(cached)
-        for name in ("created_at", "updated_at", "logo_updated_at"):
-            if values.get(name):
-                values[name] = datetime.fromisoformat(values[name])
-        institution = Institution(**values)
-        make_transient_to_detached(institution)
-        db.session.add(institution)  # no SQL: it is known to be in the database as it is
-        return institution
-    institution = institution_by_slug(slug)
-    if institution is not None:
-        values = {name: getattr(institution, name) for name in _PUBLIC_COLUMNS}
-        text = json.dumps(values, default=lambda value: value.isoformat())
-        with suppress(redis.RedisError):
-            redis_connection.client.set(
-                key, text, ex=current_app.config["INSTITUTION_CACHE_SECONDS"]
-            )
+        return None
+    if cached is None:
+        return None
+    columns = json.loads(cached)
+    for name in ("created_at", "updated_at", "logo_updated_at"):
+        if columns.get(name):
+            columns[name] = datetime.fromisoformat(columns[name])
+    return columns
+
+
+def _loaded(columns: dict):
+    """The institution of a copy's columns, in the session as a row already loaded."""
+    from app.institutions.models import Institution
+
+    institution = Institution(**columns)
+    make_transient_to_detached(institution)
+    db.session.add(institution)  # no SQL: it is known to be in the database as it is
     return institution
 
 

@@ -16,6 +16,7 @@ from app.counters import sweep_counts
 from app.courses.models import Course
 from app.db import utcnow
 from app.extensions import db, redis_connection
+from app.institutions.models import Institution
 from app.jobs import run_burst
 from app.leads.models import FormSourceStat
 from app.pagecache import in_memory
@@ -115,6 +116,43 @@ def test_a_copy_in_a_processs_memory_is_dropped_when_another_process_changes_the
         another_process.publish(pagecache.CHANGES, version)
 
         assert wait_until(lambda: "Renamed trial" in page(stranger, path))
+
+
+def test_the_institution_of_a_public_request_is_kept_in_memory_until_it_changes(app, institution):
+    """A public request that Flask handles (a form sent with a mistake, here) finds its
+    institution in the process's memory, not in Redis or the database, and a change of the
+    institution that another process publishes shows on the next one."""
+    form = make_form(institution)
+    path = f"/{institution.slug}/f/{form.code}"
+    parent = app.test_client()
+    wait_until(lambda: in_memory.listening)
+
+    def sent_with_a_mistake() -> str:
+        response = parent.post(path, data={"parent_name": ""})
+        assert response.status_code == 422
+        return response.get_data(as_text=True)
+
+    with time_machine.travel(utcnow(), tick=False):  # no copy runs out of time in here
+        sent_with_a_mistake()  # the institution read from the database, kept in Redis
+        sent_with_a_mistake()  # read from Redis, kept in memory
+        name, slug = institution.name, institution.slug
+        redis_connection.client.delete(f"institution:{slug}")
+        with statements() as sent:
+            assert name in sent_with_a_mistake()
+        assert [s for s in sent if "institutions.slug =" in s] == []  # from memory
+
+        # Another process renames the institution and publishes the change.
+        db.session.execute(
+            update(Institution).where(Institution.id == institution.id).values(name="Renamed")
+        )
+        db.session.commit()
+        another_process = redis.Redis.from_url(app.config["REDIS_URL"])
+        another_process.delete(f"institution:{institution.slug}")
+        version = pagecache._version_key(institution.id, pagecache.INSTITUTION, "")
+        another_process.incr(version)
+        another_process.publish(pagecache.CHANGES, version)
+
+        assert wait_until(lambda: "Renamed" in sent_with_a_mistake())
 
 
 def redis_calls(command: str) -> int:
