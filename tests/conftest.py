@@ -116,6 +116,9 @@ def app(mail_server, localstripe, database_url, tmp_path_factory):
             "PUBLIC_URL": "http://localhost",
             "WTF_CSRF_ENABLED": False,  # tests/test_security.py checks CSRF with it on
             "RATELIMIT_KEY_PREFIX": "cohort-test",
+            # A flash sale's writer writes at once (tests/campaigns/test_flash_sales.py
+            # checks its wait for the crowd with it on).
+            "FLASH_WRITER_QUIET_SECONDS": 0,
             "STRIPE_API_BASE": localstripe.url,
             "STRIPE_SECRET_KEY": "sk_test_cohort",
             "STRIPE_PUBLISHABLE_KEY": "pk_test_cohort",

@@ -24,6 +24,7 @@ The rules that matter, and where they are kept:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, fields
@@ -31,6 +32,7 @@ from datetime import datetime, timedelta
 
 import redis
 import stripe
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -971,6 +973,8 @@ def write_flash_orders(institution, sale_id: int) -> int:
         return 0
     written = 0
     with stock.writing(sale_id) as token:
+        if token is not None:
+            _after_the_rush(sale_id)
         while token is not None:
             batch = stock.queued(sale_id, WRITE_BATCH)
             if not batch:
@@ -988,6 +992,23 @@ def write_flash_orders(institution, sale_id: int) -> int:
                 stock.refuse(sale_id, queued.code, reason)
                 give_back()
     return written
+
+
+def _after_the_rush(sale_id: int) -> None:
+    """Wait while the crowd's taps are still queuing orders: at a sale's start the web
+    processes answer the taps with the machine to themselves, and the orders are written
+    after, in fuller batches. Waits FLASH_WRITER_QUIET_SECONDS at a time until a wait adds
+    nothing to the queue, FLASH_WRITER_WAIT_SECONDS at most. A family sees its order that
+    much later (its page says meanwhile that the seat is taken, and its minutes to pay
+    count from the tap)."""
+    quiet = current_app.config["FLASH_WRITER_QUIET_SECONDS"]
+    deadline = time.monotonic() + current_app.config["FLASH_WRITER_WAIT_SECONDS"]
+    length = stock.queue_length(sale_id)
+    while quiet and time.monotonic() < deadline:
+        time.sleep(quiet)
+        before, length = length, stock.queue_length(sale_id)
+        if length == before:
+            return
 
 
 def _write_batch(institution, sale: FlashSale, todo: list[stock.QueuedOrder]) -> list[tuple]:

@@ -341,6 +341,30 @@ def test_the_request_only_queues_the_order_and_the_writer_job_writes_it(tenant):
     assert sale.reserved == 1
 
 
+def test_the_writer_waits_while_taps_still_queue_orders_then_writes_them_together(
+    app, tenant, monkeypatch
+):
+    """At a sale's start the writer leaves the machine to the crowd's taps: it waits while
+    each wait adds orders to the queue, and writes them once one adds none."""
+    monkeypatch.setitem(app.config, "FLASH_WRITER_QUIET_SECONDS", 0.1)
+    sale = make_flash_sale(tenant, stock_=5)
+    take(tenant, sale, 1)  # the tap that woke the writer
+    waits = []
+
+    def the_crowd_taps_during_the_first_two_waits(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) <= 2:
+            take(tenant, sale, len(waits) + 1)
+
+    monkeypatch.setattr(services.time, "sleep", the_crowd_taps_during_the_first_two_waits)
+
+    assert services.write_flash_orders(tenant, sale.id) == 3
+
+    assert waits == [0.1, 0.1, 0.1]  # two that brought an order, then a quiet one
+    assert len(orders(sale, FlashOrderStatus.PENDING)) == 3
+    assert stock.queue_length(sale.id) == 0
+
+
 def test_an_order_the_database_refuses_gives_its_seat_back_and_its_family_is_told(tenant):
     sale = make_flash_sale(tenant, stock_=2)
     seat = take(tenant, sale, 1)
