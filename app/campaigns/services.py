@@ -1012,26 +1012,35 @@ def _after_the_rush(sale_id: int) -> None:
 
 
 def _write_batch(institution, sale: FlashSale, todo: list[stock.QueuedOrder]) -> list[tuple]:
-    """Write the orders, then claim all their seats in one conditional UPDATE of the sale,
-    the last statement before the commit, so the sale's row (which payments and expiries
-    update too) is locked for milliseconds, not for the batch. Should the database not
-    have the seats for all of them (it and Redis disagree: a rebuild raced an order),
-    the batch is written again order by order, each claiming its own seat. Returns
-    (order, refusal, give back) for each order refused."""
-    refused = _write_each(institution, sale, todo, claim=False)
-    claimed = len(todo) - len(refused)
-    if claimed and not _claim_seats(sale.id, claimed):
-        db.session.rollback()
-        refused = _write_each(institution, sale, todo, claim=True)
-    return refused
-
-
-def _write_each(institution, sale, todo: list[stock.QueuedOrder], claim: bool) -> list[tuple]:
+    """Write the orders one after the other, then claim all their seats in one conditional
+    UPDATE of the sale, the last statement before the commit, so the sale's row (which
+    payments and expiries update too) is locked for milliseconds, not for the batch. No
+    savepoint stands between the orders (one an order cost a third of its writing): should
+    one of them be refused or fail (the family's limit by the database's count, a sale
+    ended as it sold), or the database not have the seats for all of them (it and Redis
+    disagree: a rebuild raced an order), the batch is rolled back and written again order
+    by order, each in a savepoint of its own and claiming its own seat. Returns (order,
+    refusal, give back) for each order refused."""
+    if not todo:
+        return []
+    if _write_all(institution, sale, todo) and _claim_seats(sale.id, len(todo)):
+        return []
+    db.session.rollback()
     return [
         (queued, reason, _giving_back(sale, queued.phone, queued.attempt_key))
         for queued in todo
-        if (reason := _write_queued(institution, sale, queued, claim)) is not None
+        if (reason := _write_queued(institution, sale, queued)) is not None
     ]
+
+
+def _write_all(institution, sale: FlashSale, todo: list[stock.QueuedOrder]) -> bool:
+    """Every order, none claiming its seat; False at the first that cannot be written."""
+    try:
+        for queued in todo:
+            _write_flash_order(institution, sale, *_family_of(queued), queued, claim=False)
+    except Exception:  # a refusal or a failure: written again order by order, which tells
+        return False
+    return True
 
 
 def _claim_seats(sale_id: int, seats: int) -> bool:
@@ -1050,22 +1059,17 @@ def _claim_seats(sale_id: int, seats: int) -> bool:
     )
 
 
-def _write_queued(
-    institution, sale: FlashSale, queued: stock.QueuedOrder, claim: bool
-) -> str | None:
-    """Write one queued order in a savepoint (with its seat if `claim`); None if written,
-    else the refusal's code."""
+def _family_of(queued: stock.QueuedOrder) -> tuple[FamilyDetails, contacts.Touch]:
     touch = contacts.Touch(**{**queued.touch, "kind": SourceKind(queued.touch["kind"])})
+    return FamilyDetails(**queued.details), touch
+
+
+def _write_queued(institution, sale: FlashSale, queued: stock.QueuedOrder) -> str | None:
+    """Write one queued order, with its seat, in a savepoint; None if written, else the
+    refusal's code."""
     try:
         with savepoint(db.session()):
-            _write_flash_order(
-                institution,
-                sale,
-                FamilyDetails(**queued.details),
-                touch,
-                queued,
-                claim,
-            )
+            _write_flash_order(institution, sale, *_family_of(queued), queued, claim=True)
     except ServiceError as error:
         return error.code or "busy"
     except Exception:

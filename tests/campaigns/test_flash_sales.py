@@ -398,6 +398,25 @@ def test_a_batch_the_database_has_not_every_seat_for_is_written_order_by_order(t
     assert stock.seats_left(sale.id) == 2  # Redis's own 1 left, and the second's given back
 
 
+def test_an_order_the_database_refuses_in_a_batch_leaves_the_others_written(tenant):
+    """The database's count of a family's seats holds its limit whatever Redis said: the
+    batch, written in one go, is written again order by order, and only the order over
+    the limit is refused."""
+    sale = make_flash_sale(tenant, stock_=5, limit=1)
+    first = take(tenant, sale, 1)
+    sale.per_family_limit = 2  # the terms Redis decided on said two (not in the database)
+    second, other = take(tenant, sale, 1), take(tenant, sale, 2)
+    db.session.refresh(sale)
+
+    assert services.write_flash_orders(tenant, sale.id) == 2
+
+    assert {order.code for order in orders(sale)} == {first.order_code, other.order_code}
+    assert stock.refusals(sale.id, [second.order_code]) == {second.order_code: "over_limit"}
+    db.session.refresh(sale)
+    assert sale.reserved == 2
+    assert stock.seats_left(sale.id) == 3  # the refused order's seat is back
+
+
 def test_a_writer_that_died_after_its_commit_writes_no_order_twice(tenant):
     sale = make_flash_sale(tenant, stock_=5)
     seat = take(tenant, sale, 1)
