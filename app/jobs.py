@@ -50,7 +50,13 @@ def get_queue(name: str) -> Queue:
 
 
 def _declare(
-    fn: Callable, run: Callable, queue: str, timeout: int, retries: int, for_institution: bool
+    fn: Callable,
+    run: Callable,
+    queue: str,
+    timeout: int,
+    retries: int,
+    for_institution: bool,
+    in_process: bool = False,
 ) -> Callable:
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
@@ -60,6 +66,7 @@ def _declare(
     run.queue_name = queue
     run.timeout = timeout
     run.retries = retries
+    run.in_process = in_process
     JOBS[run.job_name] = run
     return run
 
@@ -74,11 +81,12 @@ def _unit_of_work() -> Iterator[None]:
         raise
 
 
-def job(queue: str = "default", timeout: int = 120, retries: int = 0):
+def job(queue: str = "default", timeout: int = 120, retries: int = 0, in_process: bool = False):
     """Declare a job for one institution: called as fn(institution_id, *args), it runs as
     fn(institution, *args) inside `bound(institution)`, as one unit of work (commit on
     success, rollback on error). A job for an institution that no longer exists does
-    nothing."""
+    nothing. `in_process`: the worker runs it in its own process, not in a work horse
+    forked for it (see `run_worker`)."""
 
     def decorator(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -93,7 +101,7 @@ def job(queue: str = "default", timeout: int = 120, retries: int = 0):
                     db.session.commit()
                 return result
 
-        return _declare(fn, run, queue, timeout, retries, for_institution=True)
+        return _declare(fn, run, queue, timeout, retries, True, in_process)
 
     return decorator
 
@@ -111,7 +119,7 @@ def platform_job(queue: str = "default", timeout: int = 120, retries: int = 0):
                 db.session.commit()
                 return result
 
-        return _declare(fn, run, queue, timeout, retries, for_institution=False)
+        return _declare(fn, run, queue, timeout, retries, False)
 
     return decorator
 
@@ -255,6 +263,7 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
     connections, so the engine's pool is discarded in the child right after the fork. The
     worker beats every JOB_MONITORING_SECONDS while a job runs, so the sweepers can tell a
     job whose worker was killed (app.jobs.job_is_alive) within JOB_LOST_AFTER_SECONDS.
+    A job declared `in_process` runs in the worker's own process instead (`_Worker`).
     """
     with app.app_context():
         config = app.config
@@ -265,7 +274,7 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
             worker = None
             try:
                 connection = redis_connection.client
-                worker = Worker(
+                worker = _Worker(
                     [Queue(name, connection=connection) for name in queues],
                     connection=connection,
                     worker_ttl=config["WORKER_TTL_SECONDS"],
@@ -282,6 +291,32 @@ def run_worker(app, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> No
                 log.warning("worker: %s; trying again in %.0f s", error, backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+
+class _Worker(Worker):
+    """RQ's worker, which forks a work horse for each job, but for a job declared
+    `in_process`: that one runs in the worker's own process, as RQ's SimpleWorker runs
+    every job. A fork costs the copies of the pages that the horse touches in a process of
+    a hundred MiB or more, around 150 ms of CPU: on a machine the worker shares with web
+    processes, a flash sale's writer woken by the first seat taken took it from the taps
+    at the start of the sale. Such a job gets no beats while it runs (the forking worker
+    beats while it waits for its horse), so the sweepers must know it on its way by
+    another sign (the flash writer's lock). The session is removed after it, as a horse's
+    goes with the horse."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if not getattr(job.func, "in_process", False):
+            super().execute_job(job, queue)
+            return
+        try:
+            SimpleWorker.execute_job(self, job, queue)
+        finally:
+            db.session.remove()
+
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        if getattr(job.func, "in_process", False):
+            return SimpleWorker.get_heartbeat_ttl(self, job)
+        return super().get_heartbeat_ttl(job)
 
 
 def _asked_to_stop(worker: Worker) -> bool:

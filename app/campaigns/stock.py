@@ -262,6 +262,11 @@ def writing(sale_id: int) -> Iterator[str | None]:
             client.delete(writer)
 
 
+def being_written(sale_id: int) -> bool:
+    """A writer holds the sale's lock (renewed with each batch it takes)."""
+    return bool(redis_connection.client.exists(_keys(sale_id)[7]))
+
+
 def queued(sale_id: int, most: int) -> list[QueuedOrder]:
     """The oldest `most` queued orders, left in the queue until `written` (a writer that
     dies leaves them to the next); the writer's lock is renewed."""

@@ -64,7 +64,7 @@ def expire_flash_order(institution, order_id: int) -> bool:
     return order is not None and services.expire_flash_order(institution, order)
 
 
-@job(queue="payments", timeout=600, retries=5)
+@job(queue="payments", timeout=600, retries=5, in_process=True)
 def write_flash_orders(institution, sale_id: int) -> int:
     """Write a flash sale's orders queued in Redis by the winning attempts (woken by the
     first of them; safe to run twice: one writer a sale at a time)."""
@@ -82,7 +82,9 @@ def sweep_flash_orders() -> int:
         for institution_id, order_id in queries.flash_orders_past_deadline(now)
     )
     for institution_id, sale_id in queries.flash_sales_selling_since(now - timedelta(days=1), now):
-        if stock.queue_length(sale_id):
+        # (a writer holding the sale's lock is on its way, whatever RQ says: it runs in
+        # the worker's own process, which does not beat while it runs)
+        if stock.queue_length(sale_id) and not stock.being_written(sale_id):
             enqueued += redrive(
                 write_flash_orders,
                 institution_id,

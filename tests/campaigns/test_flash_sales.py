@@ -447,6 +447,19 @@ def test_the_sweeper_wakes_a_writer_for_orders_whose_job_was_lost(tenant):
     assert len(orders(sale)) == 1 and stock.queue_length(sale.id) == 0
 
 
+def test_the_sweeper_leaves_the_queue_to_a_writer_that_holds_the_sales_lock(tenant):
+    """The writer runs in the worker's own process, which does not beat while it runs:
+    its lock, renewed with each batch, says it is on its way."""
+    sale = make_flash_sale(tenant, stock_=5)
+    take(tenant, sale, 1)
+    redis_connection.client.delete("rq:queue:payments", f"rq:job:{services.writer_job_id(sale.id)}")
+
+    with stock.writing(sale.id) as token:
+        assert token is not None
+        assert sweep_flash_orders() == 0
+    assert sweep_flash_orders() == 1  # the lock let go of, orders still queued
+
+
 # --- the reminder --------------------------------------------------------------------------------
 
 
