@@ -625,12 +625,17 @@ class PagesInMemory:
         return known[0]
 
     def remember_version(self, key: str, version: int, now: float, generation: int) -> None:
+        self._remember(self._versions, key, (version, now), generation, self.MOST * 10)
+
+    def _remember(self, store: dict, key: str, value, generation: int, most: int) -> None:
+        """Put `value` in `store` (emptied first when it holds `most`), unless a change was
+        noticed since `generation`: what it was read from may be older than the change."""
         with self._lock:
             if not self._listening or generation != self.generation:
                 return
-            if len(self._versions) >= self.MOST * 10:
-                self._versions.clear()
-            self._versions[key] = (version, now)
+            if len(store) >= most:
+                store.clear()
+            store[key] = value
 
     @property
     def has_refusals(self) -> bool:
@@ -646,12 +651,7 @@ class PagesInMemory:
         return refusal
 
     def remember_refusal(self, key: str, refusal: Refusal, generation: int) -> None:
-        with self._lock:
-            if not self._listening or generation != self.generation:
-                return  # a change was noticed since it was learnt: it may be over
-            if len(self._refusals) >= self.MOST:
-                self._refusals.clear()
-            self._refusals[key] = refusal
+        self._remember(self._refusals, key, refusal, generation, self.MOST)
 
     def institution_id(self, slug: str) -> int | None:
         """The id of the institution at this public address (from tenancy's copy in Redis,
@@ -680,13 +680,9 @@ class PagesInMemory:
         return kept[0]
 
     def keep_institution_copy(self, slug: str, columns: dict, generation: int) -> None:
-        with self._lock:
-            if not self._listening or generation != self.generation:
-                return  # a change was noticed while it was read: it may be older
-            if len(self._institution_copies) >= self.MOST:
-                self._institution_copies.clear()
-            version_key = _version_key(columns["id"], INSTITUTION, "")
-            self._institution_copies[slug] = (columns, version_key, time.monotonic())
+        version_key = _version_key(columns["id"], INSTITUTION, "")
+        kept = (columns, version_key, time.monotonic())
+        self._remember(self._institution_copies, slug, kept, generation, self.MOST)
 
     def drop(self, version_key: str) -> None:
         """Forget the copies that follow this version, and the version (it was bumped)."""
