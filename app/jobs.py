@@ -32,6 +32,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
+from rq.timeouts import BaseTimeoutException
 
 from app.db import after_commit
 from app.extensions import db, redis_connection
@@ -43,6 +44,12 @@ log = logging.getLogger(__name__)
 # Stripe) has a queue of its own, last, so that it never holds reminders back.
 QUEUES = ("payments", "notifications", "default", "reconcile")
 JOBS: dict[str, Callable] = {}  # "campaigns.settle_team" -> the job function
+# The import paths of the jobs declared `in_process` (what RQ records as a job's function):
+# the worker tells them by name, without importing what a job names before it forks.
+IN_PROCESS: set[str] = set()
+# A job that ran past its timeout (RQ raises it in the job): code that catches a job's
+# failures to go on must let it through.
+JobTimeout = BaseTimeoutException
 
 
 def get_queue(name: str) -> Queue:
@@ -66,8 +73,9 @@ def _declare(
     run.queue_name = queue
     run.timeout = timeout
     run.retries = retries
-    run.in_process = in_process
     JOBS[run.job_name] = run
+    if in_process:
+        IN_PROCESS.add(f"{fn.__module__}.{fn.__qualname__}")
     return run
 
 
@@ -305,7 +313,7 @@ class _Worker(Worker):
     goes with the horse."""
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        if not getattr(job.func, "in_process", False):
+        if not _in_process(job):
             super().execute_job(job, queue)
             return
         try:
@@ -314,9 +322,20 @@ class _Worker(Worker):
             db.session.remove()
 
     def get_heartbeat_ttl(self, job: Job) -> int:
-        if getattr(job.func, "in_process", False):
+        if _in_process(job):
             return SimpleWorker.get_heartbeat_ttl(self, job)
         return super().get_heartbeat_ttl(job)
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        if self.horse_pid:  # none for a job in process: not the worker's own group
+            super().kill_horse(sig)
+
+
+def _in_process(job: Job) -> bool:
+    try:
+        return job.func_name in IN_PROCESS
+    except Exception:  # a job whose data cannot be read fails in the horse, as any other
+        return False
 
 
 def _asked_to_stop(worker: Worker) -> bool:

@@ -90,15 +90,16 @@ def _same_but_clock(one: str, other: str) -> bool:
 
 
 def test_a_copy_in_a_processs_memory_is_dropped_when_another_process_changes_the_page(
-    app, institution
+    app, institution, monkeypatch
 ):
     """Each web process serves a page it fetched from its own memory (no Redis round trip),
     and drops it as soon as another process publishes a change of what it shows."""
     course = make_course(institution)
     path = f"/{institution.slug}/c/{course.code}"
     stranger = app.test_client()
-    wait_until(lambda: in_memory.listening)
-    with time_machine.travel(utcnow(), tick=False):  # no copy runs out of time in here
+    assert wait_until(lambda: in_memory.started(app).listening)
+    monkeypatch.setattr(in_memory, "_seconds", 600)  # only the notice can drop the copy
+    with time_machine.travel(utcnow(), tick=False):
         page(stranger, path)  # rendered and kept in Redis
         page(stranger, path)  # fetched from Redis and copied to memory
         fetches = redis_calls("evalsha")
@@ -118,21 +119,24 @@ def test_a_copy_in_a_processs_memory_is_dropped_when_another_process_changes_the
         assert wait_until(lambda: "Renamed trial" in page(stranger, path))
 
 
-def test_the_institution_of_a_public_request_is_kept_in_memory_until_it_changes(app, institution):
+def test_the_institution_of_a_public_request_is_kept_in_memory_until_it_changes(
+    app, institution, monkeypatch
+):
     """A public request that Flask handles (a form sent with a mistake, here) finds its
     institution in the process's memory, not in Redis or the database, and a change of the
     institution that another process publishes shows on the next one."""
     form = make_form(institution)
     path = f"/{institution.slug}/f/{form.code}"
     parent = app.test_client()
-    wait_until(lambda: in_memory.listening)
+    assert wait_until(lambda: in_memory.started(app).listening)
+    monkeypatch.setattr(in_memory, "_seconds", 600)  # only the notice can drop the copy
 
     def sent_with_a_mistake() -> str:
         response = parent.post(path, data={"parent_name": ""})
         assert response.status_code == 422
         return response.get_data(as_text=True)
 
-    with time_machine.travel(utcnow(), tick=False):  # no copy runs out of time in here
+    with time_machine.travel(utcnow(), tick=False):
         sent_with_a_mistake()  # the institution read from the database, kept in Redis
         sent_with_a_mistake()  # read from Redis, kept in memory
         name, slug = institution.name, institution.slug
@@ -152,7 +156,8 @@ def test_the_institution_of_a_public_request_is_kept_in_memory_until_it_changes(
         another_process.incr(version)
         another_process.publish(pagecache.CHANGES, version)
 
-        assert wait_until(lambda: "Renamed" in sent_with_a_mistake())
+        assert wait_until(lambda: in_memory.institution_copy(slug) is None)  # heard
+        assert "Renamed" in sent_with_a_mistake()
 
 
 def redis_calls(command: str) -> int:

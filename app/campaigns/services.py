@@ -24,11 +24,11 @@ The rules that matter, and where they are kept:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from time import monotonic, sleep
 
 import redis
 import stripe
@@ -67,7 +67,7 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.groups import services as groups
 from app.groups.models import JoinVia
-from app.jobs import enqueue, enqueue_after_commit
+from app.jobs import JobTimeout, enqueue, enqueue_after_commit
 from app.leads import services as leads
 from app.leads.models import Stage
 from app.loyalty import services as loyalty
@@ -1002,10 +1002,12 @@ def _after_the_rush(sale_id: int) -> None:
     much later (its page says meanwhile that the seat is taken, and its minutes to pay
     count from the tap)."""
     quiet = current_app.config["FLASH_WRITER_QUIET_SECONDS"]
-    deadline = time.monotonic() + current_app.config["FLASH_WRITER_WAIT_SECONDS"]
+    # (well inside the writer's lock, which the batches renew)
+    most = min(current_app.config["FLASH_WRITER_WAIT_SECONDS"], stock.WRITER_LOCK_SECONDS / 2)
+    deadline = monotonic() + most
     length = stock.queue_length(sale_id)
-    while quiet and time.monotonic() < deadline:
-        time.sleep(quiet)
+    while quiet and monotonic() < deadline:
+        sleep(quiet)
         before, length = length, stock.queue_length(sale_id)
         if length == before:
             return
@@ -1038,6 +1040,8 @@ def _write_all(institution, sale: FlashSale, todo: list[stock.QueuedOrder]) -> b
     try:
         for queued in todo:
             _write_flash_order(institution, sale, *_family_of(queued), queued, claim=False)
+    except JobTimeout:
+        raise
     except Exception:  # a refusal or a failure: written again order by order, which tells
         return False
     return True
@@ -1072,6 +1076,8 @@ def _write_queued(institution, sale: FlashSale, queued: stock.QueuedOrder) -> st
             _write_flash_order(institution, sale, *_family_of(queued), queued, claim=True)
     except ServiceError as error:
         return error.code or "busy"
+    except JobTimeout:  # the job's time is up: its orders stay queued for the next writer
+        raise
     except Exception:
         # A queued order this code cannot write must not stop the ones behind it.
         log.exception("flash sale %s: order %s could not be written", sale.id, queued.code)

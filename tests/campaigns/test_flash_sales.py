@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import func, select
 
 from app.campaigns import services, stock
@@ -356,7 +357,7 @@ def test_the_writer_waits_while_taps_still_queue_orders_then_writes_them_togethe
         if len(waits) <= 2:
             take(tenant, sale, len(waits) + 1)
 
-    monkeypatch.setattr(services.time, "sleep", the_crowd_taps_during_the_first_two_waits)
+    monkeypatch.setattr(services, "sleep", the_crowd_taps_during_the_first_two_waits)
 
     assert services.write_flash_orders(tenant, sale.id) == 3
 
@@ -396,6 +397,24 @@ def test_a_batch_the_database_has_not_every_seat_for_is_written_order_by_order(t
     db.session.refresh(sale)
     assert sale.reserved == 3  # the database's 2, and the first order's seat
     assert stock.seats_left(sale.id) == 2  # Redis's own 1 left, and the second's given back
+
+
+def test_a_writer_whose_time_is_up_stops_and_leaves_its_orders_queued(tenant, monkeypatch):
+    """RQ's timeout is not an order's failure: the seats stay taken, their orders queued
+    for the next writer."""
+    sale = make_flash_sale(tenant, stock_=5)
+    seat = take(tenant, sale, 1)
+
+    def times_up(*args, **kwargs):
+        raise JobTimeoutException("the job's time is up")
+
+    monkeypatch.setattr(services, "_write_flash_order", times_up)
+    with pytest.raises(JobTimeoutException):
+        services.write_flash_orders(tenant, sale.id)
+
+    assert stock.queue_length(sale.id) == 1
+    assert stock.refusals(sale.id, [seat.order_code]) == {}
+    assert stock.seats_left(sale.id) == 4
 
 
 def test_an_order_the_database_refuses_in_a_batch_leaves_the_others_written(tenant):
