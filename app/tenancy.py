@@ -149,7 +149,10 @@ def institution_for_public_pages(slug: str):
     if columns is not None:
         return _loaded(columns)
     since = memory.generation if memory is not None else 0  # before what it reads
-    columns = _copy_in_redis(slug)
+    try:
+        columns = _copy_in_redis(slug)
+    except redis.RedisError:
+        columns = None
     if columns is not None:
         institution = _loaded(columns)
     else:
@@ -160,7 +163,7 @@ def institution_for_public_pages(slug: str):
         text = json.dumps(columns, default=lambda value: value.isoformat())
         with suppress(redis.RedisError):
             redis_connection.client.set(
-                f"institution:{slug}", text, ex=current_app.config["INSTITUTION_CACHE_SECONDS"]
+                _copy_key(slug), text, ex=current_app.config["INSTITUTION_CACHE_SECONDS"]
             )
     if memory is not None:
         memory.keep_institution_copy(slug, columns, since)
@@ -176,11 +179,13 @@ def _public_columns() -> list[str]:
     return _PUBLIC_COLUMNS
 
 
+def _copy_key(slug: str) -> str:
+    return f"institution:{slug}"
+
+
 def _copy_in_redis(slug: str) -> dict | None:
-    try:
-        cached = redis_connection.client.get(f"institution:{slug}")
-    except redis.RedisError:
-        return None
+    """The columns of the institution's copy in Redis, or None. Raises redis.RedisError."""
+    cached = redis_connection.client.get(_copy_key(slug))
     if cached is None:
         return None
     columns = json.loads(cached)
@@ -203,8 +208,8 @@ def _loaded(columns: dict):
 def public_institution_id(slug: str) -> int | None:
     """The id of the institution at this public address if its copy is in Redis (see
     `institution_for_public_pages`), else None. Raises redis.RedisError."""
-    cached = redis_connection.client.get(f"institution:{slug}")
-    return json.loads(cached)["id"] if cached is not None else None
+    columns = _copy_in_redis(slug)
+    return columns["id"] if columns is not None else None
 
 
 def institution_changed(institution) -> None:
@@ -212,7 +217,7 @@ def institution_changed(institution) -> None:
 
     def forget() -> None:
         with suppress(redis.RedisError):  # else it expires by itself
-            redis_connection.client.delete(f"institution:{institution.slug}")
+            redis_connection.client.delete(_copy_key(institution.slug))
 
     after_commit(db.session(), forget)
 
