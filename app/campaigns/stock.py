@@ -99,8 +99,6 @@ if redis.call('GET', writer) == ARGV[1] then redis.call('DEL', writer) end
 return 1
 """
 
-_scripts: dict = {}
-
 
 def _keys(sale_id: int) -> list[str]:
     tag = f"fs:{{{sale_id}}}"
@@ -117,21 +115,13 @@ def _keys(sale_id: int) -> list[str]:
     ]
 
 
-def _script(name: str, source: str):
-    client = redis_connection.client
-    script = _scripts.get((name, id(client)))
-    if script is None:
-        script = _scripts[(name, id(client))] = client.register_script(source)
-    return script
-
-
 def reserve(
     sale, phone: str, attempt: str, now_ms: int, code: str, order: str
 ) -> tuple[Outcome, str | None, bool]:
     """Decide an attempt and, if a seat is left for this family, take it and queue `order`
     (the JSON the writer needs) under `code`. Returns the outcome, the order's code (this
     one, or the earlier one of a repeated attempt) and whether a writer must be woken."""
-    result = _script("reserve", _RESERVE)(
+    result = redis_connection.script(_RESERVE)(
         keys=_keys(sale.id)[:7],
         args=[
             now_ms,
@@ -159,7 +149,7 @@ def give_back(sale_id: int, phone: str, attempt: str = "") -> bool:
     expired). With `attempt`, only if that attempt still holds it, so a retry cannot give
     one seat back twice. Nothing to do if the counters are gone: they are rebuilt from
     the database, which already says the seat is free."""
-    return bool(_script("give_back", _GIVE_BACK)(keys=_keys(sale_id)[:4], args=[phone, attempt]))
+    return bool(redis_connection.script(_GIVE_BACK)(keys=_keys(sale_id)[:4], args=[phone, attempt]))
 
 
 def rebuild(sale, build: Callable[[], tuple[int, dict[str, int], list[tuple[str, str]]]]) -> bool:
@@ -286,7 +276,7 @@ def written(sale_id: int, count: int) -> None:
 def finish(sale_id: int, token: str) -> bool:
     """The queue is empty: the writer may stop (True), or orders came meanwhile (False)."""
     queue, woken, writer = _keys(sale_id)[5:8]
-    return bool(_script("finish", _FINISH)(keys=[queue, woken, writer], args=[token]))
+    return bool(redis_connection.script(_FINISH)(keys=[queue, woken, writer], args=[token]))
 
 
 def refuse(sale_id: int, code: str, reason: str) -> None:
