@@ -156,15 +156,13 @@ def institution_for_public_pages(slug: str):
     if columns is not None:
         institution = _loaded(columns)
     else:
+        changes = _changes_seen(slug)  # before the row is read
         institution = institution_by_slug(slug)
         if institution is None:
             return None
         columns = {name: getattr(institution, name) for name in _public_columns()}
-        text = json.dumps(columns, default=lambda value: value.isoformat())
-        with suppress(redis.RedisError):
-            redis_connection.client.set(
-                _copy_key(slug), text, ex=current_app.config["INSTITUTION_CACHE_SECONDS"]
-            )
+        if changes is not None:
+            _keep_copy_in_redis(slug, columns, changes)
     if memory is not None:
         memory.keep_institution_copy(slug, columns, since)
     return institution
@@ -181,6 +179,41 @@ def _public_columns() -> list[str]:
 
 def _copy_key(slug: str) -> str:
     return f"institution:{slug}"
+
+
+def _changes_key(slug: str) -> str:
+    """How many times the institution was changed (`institution_changed`): a copy read
+    from the database is kept in Redis only if it is still the number read before."""
+    return f"institution:{slug}:changes"
+
+
+# The copy is written only if no change was committed since its row was read: else a
+# request that read the row just before a change would keep the old one, after the change
+# had deleted it, for INSTITUTION_CACHE_SECONDS.
+_KEEP_IF_UNCHANGED = """
+if (redis.call('GET', KEYS[2]) or '') == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+end
+"""
+
+
+def _changes_seen(slug: str) -> str | None:
+    """The institution's change count as Redis has it ('' for none), or None if Redis
+    cannot be asked (then no copy is kept)."""
+    try:
+        seen = redis_connection.client.get(_changes_key(slug))
+    except redis.RedisError:
+        return None
+    return seen.decode() if seen is not None else ""
+
+
+def _keep_copy_in_redis(slug: str, columns: dict, changes: str) -> None:
+    text = json.dumps(columns, default=lambda value: value.isoformat())
+    seconds = current_app.config["INSTITUTION_CACHE_SECONDS"]
+    with suppress(redis.RedisError):  # then the next request reads the row again
+        redis_connection.script(_KEEP_IF_UNCHANGED)(
+            keys=[_copy_key(slug), _changes_key(slug)], args=[text, changes, seconds]
+        )
 
 
 def _copy_in_redis(slug: str) -> dict | None:
@@ -215,9 +248,16 @@ def public_institution_id(slug: str) -> int | None:
 def institution_changed(institution) -> None:
     """Forget the public pages' copy of the institution once the transaction commits."""
 
+    slug = institution.slug
+
     def forget() -> None:
         with suppress(redis.RedisError):  # else it expires by itself
-            redis_connection.client.delete(_copy_key(institution.slug))
+            pipe = redis_connection.client.pipeline(transaction=True)
+            pipe.incr(_changes_key(slug))
+            # (outlives any read in flight by far; expired, it reads as a change too)
+            pipe.expire(_changes_key(slug), 24 * 3600)
+            pipe.delete(_copy_key(slug))
+            pipe.execute()
 
     after_commit(db.session(), forget)
 

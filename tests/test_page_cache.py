@@ -11,7 +11,7 @@ import redis
 import time_machine
 from sqlalchemy import select, update
 
-from app import pagecache
+from app import pagecache, tenancy
 from app.counters import sweep_counts
 from app.courses.models import Course
 from app.db import utcnow
@@ -158,6 +158,39 @@ def test_the_institution_of_a_public_request_is_kept_in_memory_until_it_changes(
 
         assert wait_until(lambda: in_memory.institution_copy(slug) is None)  # heard
         assert "Renamed" in sent_with_a_mistake()
+
+
+def test_a_copy_of_the_institution_read_before_a_change_is_not_kept_after_it(
+    app, institution, monkeypatch
+):
+    """A request that read the institution's row just before a change committed (and
+    deleted the copy in Redis) does not put its old copy back there: the next requests
+    read the row again until one reads it after the change."""
+    monkeypatch.setattr(tenancy, "_copies_in_memory", None)  # Redis and the database only
+    form = make_form(institution)
+    path = f"/{institution.slug}/f/{form.code}"
+    slug = institution.slug
+    another_process = redis.Redis.from_url(app.config["REDIS_URL"])
+    read_row = tenancy.institution_by_slug
+
+    def read_just_before_a_change(slug: str):
+        row = read_row(slug)
+        # The change commits in another process: it counts itself and drops the copy.
+        another_process.incr(tenancy._changes_key(slug))
+        another_process.delete(tenancy._copy_key(slug))
+        return row
+
+    def sent_with_a_mistake() -> None:
+        assert app.test_client().post(path, data={"parent_name": ""}).status_code == 422
+
+    redis_connection.client.delete(tenancy._copy_key(slug))
+    monkeypatch.setattr(tenancy, "institution_by_slug", read_just_before_a_change)
+    sent_with_a_mistake()
+    assert tenancy._copy_in_redis(slug) is None
+
+    monkeypatch.setattr(tenancy, "institution_by_slug", read_row)
+    sent_with_a_mistake()  # read after the change: kept
+    assert tenancy._copy_in_redis(slug)["name"] == institution.name
 
 
 def redis_calls(command: str) -> int:
