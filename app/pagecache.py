@@ -735,6 +735,13 @@ class PagesInMemory:
         self._stopping.set()
         self.add_counts()
 
+    def _subscribed(self) -> None:
+        """From here on, no notice is missed; what was read before may have missed one
+        (read while nothing was listening), so it is not kept."""
+        with self._lock:
+            self.generation += 1
+            self._listening = True
+
     def _listen(self) -> None:
         """Drop the copies of what another process changed, as its notice comes."""
         while not self._stopping.is_set():
@@ -746,7 +753,7 @@ class PagesInMemory:
                     if notice is None:
                         pass
                     elif notice["type"] == "subscribe":
-                        self._listening = True  # from here on, no notice is missed
+                        self._subscribed()
                     elif notice["type"] == "message":
                         self.drop(notice["data"].decode())
                     self.add_counts()

@@ -193,6 +193,22 @@ def test_a_copy_of_the_institution_read_before_a_change_is_not_kept_after_it(
     assert tenancy._copy_in_redis(slug)["name"] == institution.name
 
 
+def test_nothing_read_before_the_listener_subscribed_is_kept_in_memory():
+    """A version read while a process was not listening for changes (starting, or after
+    losing its connection) may have missed a notice: it is not kept once the process
+    listens again, while one read after is."""
+    memory = pagecache.PagesInMemory()
+    memory._seconds = 600
+    now = utcnow().timestamp()
+    before = memory.generation  # read while not listening
+    memory._subscribed()
+    memory.remember_version("a version key", 1, now, before)
+    assert memory.version("a version key", now) is None
+
+    memory.remember_version("a version key", 2, now, memory.generation)
+    assert memory.version("a version key", now) == 2
+
+
 def redis_calls(command: str) -> int:
     stats = redis_connection.client.info("commandstats").get(f"cmdstat_{command}", {})
     return stats.get("calls", 0)
