@@ -67,6 +67,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
+from typing import TypeVar
 from urllib.parse import quote
 
 import redis
@@ -89,6 +90,7 @@ from app.tenancy import (
     set_copies_in_memory,
 )
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # \x1f never reaches a page from what people type (app.text removes control characters).
@@ -233,6 +235,30 @@ def current_version(institution_id: int, kind: str, ref: str) -> int | None:
         return None
     in_memory.remember_version(key, version, now, generation)
     return version
+
+
+_TERMS_KEPT = 1000  # objects a web process keeps the terms of (few are busy at once)
+_terms: dict[tuple[int, str, str], tuple[int, object]] = {}
+
+
+def kept_terms(institution_id: int, kind: str, ref: str, read: Callable[[], T | None]) -> T | None:
+    """What `read()` gives of an object (plain values, never a row: the terms a POST is
+    decided on), from this process's memory while the object's version (bumped by every
+    change of it, the notice reaching every web process within milliseconds) is the one
+    it was read under; else read again and kept. A crowd's POSTs then ask nothing of the
+    database for it. Nothing is kept for None (no such object), or while Redis does not
+    answer."""
+    version = current_version(institution_id, kind, ref)
+    key = (institution_id, kind, ref)
+    kept = _terms.get(key)
+    if version is not None and kept is not None and kept[0] == version:
+        return kept[1]
+    terms = read()
+    if terms is not None and version is not None:  # (read before it: a change since bumps it)
+        if len(_terms) >= _TERMS_KEPT:
+            _terms.clear()
+        _terms[key] = (version, terms)
+    return terms
 
 
 def init_app(app: Flask) -> None:

@@ -841,29 +841,16 @@ def _locked_sale(sale_id: int) -> FlashSale:
     )
 
 
-_TERMS_KEPT = 1000  # sales a web process keeps the terms of (few are on sale at once)
-_terms: dict[tuple[int, str], tuple[int, FlashTerms]] = {}
-
-
 def flash_terms(institution, code: str) -> FlashTerms | None:
-    """The sale's terms for deciding an attempt, from this process's memory while the
-    sale's page version (app.pagecache: bumped by every change of the sale, the notice
-    reaching every web process within milliseconds) is the one they were read under;
-    else read from the database and kept. None if there is no such sale."""
-    version = pagecache.current_version(institution.id, "flash_sale", code)
-    key = (institution.id, code)
-    kept = _terms.get(key)
-    if version is not None and kept is not None and kept[0] == version:
-        return kept[1]
-    sale = queries.flash_sale_by_code(institution, code)
-    if sale is None:
-        return None
-    terms = FlashTerms.of(sale)
-    if version is not None:  # (read before the sale: a change since bumps it again)
-        if len(_terms) >= _TERMS_KEPT:
-            _terms.clear()
-        _terms[key] = (version, terms)
-    return terms
+    """The sale's terms for deciding an attempt, kept in this process's memory while the
+    sale's page version stands (app.pagecache.kept_terms). None if there is no such
+    sale."""
+
+    def read() -> FlashTerms | None:
+        sale = queries.flash_sale_by_code(institution, code)
+        return FlashTerms.of(sale) if sale is not None else None
+
+    return pagecache.kept_terms(institution.id, "flash_sale", code, read)
 
 
 def _flash_page_changed(sale: FlashSale) -> None:
