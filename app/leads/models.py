@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import enum
 import secrets
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -90,17 +92,11 @@ class LeadForm(TenantScoped, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     def accepts_submissions(self, now: datetime) -> bool:
-        return self.closed_reason(now) is None
+        return _closed_reason(self, now) is None
 
     def closed_reason(self, now: datetime) -> str | None:
         """Why the form takes no submission now (a code), or None if it is open."""
-        if not self.is_open:
-            return "closed"
-        if self.closes_at is not None and now >= self.closes_at:
-            return "past_date"
-        if self.submission_cap is not None and self.submission_count >= self.submission_cap:
-            return "full"
-        return None
+        return _closed_reason(self, now)
 
     @property
     def has_cover(self) -> bool:
@@ -109,6 +105,47 @@ class LeadForm(TenantScoped, Base):
     @property
     def conversion_rate(self) -> float | None:
         return self.submission_count / self.view_count if self.view_count else None
+
+
+def _closed_reason(form: LeadForm | FormTerms, now: datetime) -> str | None:
+    if not form.is_open:
+        return "closed"
+    if form.closes_at is not None and now >= form.closes_at:
+        return "past_date"
+    if form.submission_cap is not None and form.submission_count >= form.submission_cap:
+        return "full"
+    return None
+
+
+@dataclass(frozen=True)
+class FormTerms:
+    """What deciding a submission needs of a form, as plain values: kept in each web
+    process's memory while the form's page version stands (app.leads.services
+    .form_terms), so a crowd's submissions do not read the form's row. Its submission
+    count is as it was read: a form that reaches its cap changes its version, and the
+    database's conditional count refuses one past the cap meanwhile."""
+
+    id: int
+    institution_id: int
+    code: str
+    title: str
+    fields: list
+    consent_text: str | None
+    redirect_url: str | None
+    is_open: bool
+    closes_at: datetime | None
+    submission_cap: int | None
+    submission_count: int
+
+    @classmethod
+    def of(cls, form: LeadForm) -> FormTerms:
+        return cls(**{field.name: getattr(form, field.name) for field in dataclass_fields(cls)})
+
+    def accepts_submissions(self, now: datetime) -> bool:
+        return _closed_reason(self, now) is None
+
+    def closed_reason(self, now: datetime) -> str | None:
+        return _closed_reason(self, now)
 
 
 class FormSourceStat(TenantScoped, Base):

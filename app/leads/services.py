@@ -28,6 +28,7 @@ from app.db import (
 )
 from app.errors import ServiceError
 from app.extensions import db
+from app.leads import queries
 from app.leads.models import (
     ALWAYS_ON,
     BUILTIN_FIELDS,
@@ -39,6 +40,7 @@ from app.leads.models import (
     FieldKind,
     FormSourceStat,
     FormSubmission,
+    FormTerms,
     Lead,
     LeadAssignee,
     LeadForm,
@@ -269,7 +271,7 @@ def _bump_stat(institution_id: int, form_id: int, source: str, column: str, by: 
         _bump_stat(institution_id, form_id, source, column, by)
 
 
-def validate_answers(form: LeadForm, raw: dict, consent_given: bool) -> dict:
+def validate_answers(form: LeadForm | FormTerms, raw: dict, consent_given: bool) -> dict:
     """The answers the form asks for, checked; SubmissionInvalid lists every problem."""
     answers, errors = {}, {}
     for field in form.fields:
@@ -310,9 +312,21 @@ def validate_answers(form: LeadForm, raw: dict, consent_given: bool) -> dict:
     return answers
 
 
+def form_terms(institution, code: str) -> FormTerms | None:
+    """The form's terms for deciding a submission, kept in this process's memory while
+    the form's page version stands (app.pagecache.kept_terms). None if there is no such
+    form."""
+
+    def read() -> FormTerms | None:
+        form = queries.form_by_code(institution, code)
+        return FormTerms.of(form) if form is not None else None
+
+    return pagecache.kept_terms(institution.id, "lead_form", code, read)
+
+
 def submit_form(
     institution,
-    form_id: int,
+    form: FormTerms,
     raw: dict,
     *,
     consent_given: bool,
@@ -330,8 +344,7 @@ def submit_form(
     the commit.
     """
     now = now or utcnow()
-    form = db.session.get(LeadForm, form_id)
-    if form is None or form.institution_id != institution.id or not form.accepts_submissions(now):
+    if form.institution_id != institution.id or not form.accepts_submissions(now):
         raise ServiceError(FORM_CLOSED, code="form_closed")
     answers = validate_answers(form, raw, consent_given)
     try:
@@ -380,7 +393,7 @@ def submit_form(
     return submission
 
 
-def _count_submission(form: LeadForm) -> None:
+def _count_submission(form: FormTerms) -> None:
     """One more submission of a form with a cap, within it: the last statement of a
     submission, so the form's row is locked for the moment before the commit only. A form
     without a cap is not touched (its count is kept by `add_views`)."""
@@ -400,7 +413,7 @@ def _count_submission(form: LeadForm) -> None:
 
 
 def _same_submission(
-    form: LeadForm, phone: str, answers: dict, now: datetime
+    form: FormTerms, phone: str, answers: dict, now: datetime
 ) -> FormSubmission | None:
     """The family's earlier submission of this form within the double-submit window that
     this one repeats (a second tap, a resent page), if any. One that names a child the
@@ -422,7 +435,7 @@ def _same_submission(
 
 
 def _notify_new_submission(
-    institution, form: LeadForm, lead: Lead, submission: FormSubmission
+    institution, form: FormTerms, lead: Lead, submission: FormSubmission
 ) -> None:
     recipients = [lead.owner] if lead.owner else account_queries.managers(institution)
     for user in recipients:
@@ -463,7 +476,7 @@ def ensure_lead(
     contact: Contact,
     *,
     source: str | None,
-    form: LeadForm | None = None,
+    form: LeadForm | FormTerms | None = None,
     opened_at: Stage = Stage.NEW,
 ) -> Lead:
     """The family's open lead, or a new one if they have none: every public action (a form
@@ -480,7 +493,7 @@ def create_lead(
     institution,
     contact: Contact,
     *,
-    form: LeadForm | None = None,
+    form: LeadForm | FormTerms | None = None,
     source: str | None = None,
     actor=None,
     stage: Stage = Stage.NEW,

@@ -43,7 +43,7 @@ from app.leads.forms import (
     PublicForm,
     StageForm,
 )
-from app.leads.models import BUILTIN_FIELDS, SOURCE_WORDS, Lead, LeadForm, Stage
+from app.leads.models import BUILTIN_FIELDS, SOURCE_WORDS, FormTerms, Lead, LeadForm, Stage
 from app.localtime import from_local, to_local
 from app.loyalty import queries as loyalty_queries
 from app.paging import paginate
@@ -261,7 +261,7 @@ def _form_key() -> str:
     return f"lead-form:{g.get('institution_slug')}:{request.view_args.get('code', '')}"
 
 
-def _raw_answers(lead_form: LeadForm) -> dict:
+def _raw_answers(lead_form: FormTerms) -> dict:
     answers = {}
     for field in lead_form.fields:
         if field["kind"] == "multi_choice":
@@ -286,20 +286,19 @@ def form_page(code: str):
     institution = current_institution()
     if request.method == "GET":
         return _render_form(code)
-    lead_form = queries.form_by_code(institution, code) or abort(404)
+    # Decided on the form's terms kept in memory: its row is read only to show it again.
+    terms = services.form_terms(institution, code) or abort(404)
     public_form = PublicForm()
-    touch = Touch.from_request(
-        SourceKind.FORM, lead_form.code, request.args, public_form.referrer.data
-    )
-    errors, closed_reason = {}, lead_form.closed_reason(utcnow())
+    touch = Touch.from_request(SourceKind.FORM, terms.code, request.args, public_form.referrer.data)
+    errors, closed_reason = {}, terms.closed_reason(utcnow())
     if closed_reason is None and public_form.validate_on_submit():
         if public_form.is_bot():
             return bot_answer()
         try:
             services.submit_form(
                 institution,
-                lead_form.id,
-                _raw_answers(lead_form),
+                terms,
+                _raw_answers(terms),
                 consent_given=public_form.consent.data,
                 touch=touch,
             )
@@ -310,9 +309,10 @@ def form_page(code: str):
             report(error)
             closed_reason = "closed"
         else:
-            redirect_url = lead_form.redirect_url or url_for(".form_thanks", code=code)
+            redirect_url = terms.redirect_url or url_for(".form_thanks", code=code)
             db.session.commit()
             return redirect(redirect_url)
+    lead_form = queries.form_by_code(institution, code) or abort(404)
     return _render_form(code, lead_form, public_form, errors, closed_reason)
 
 

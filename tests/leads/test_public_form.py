@@ -13,9 +13,12 @@ from app.counters import sweep_counts
 from app.db import utcnow
 from app.extensions import db
 from app.jobs import run_burst
+from app.leads import services as leads
 from app.leads.models import FormSourceStat, FormSubmission, Lead, Stage
 from app.pagecache import in_memory
+from app.tenancy import bound
 from tests.factories import make_form
+from tests.helpers import statements
 
 ANSWERS = {
     "parent_name": "Wang Fang",
@@ -181,3 +184,27 @@ def test_a_second_child_of_the_family_is_added_not_taken_for_a_repeat(
     contact = db.session.scalar(select(Contact))
     assert sorted(s.name for s in contact.students) == ["Leo", "Mia"]
     assert (count(FormSubmission), count(Lead)) == (2, 1)
+
+
+def test_a_form_is_decided_on_terms_kept_in_memory_until_staff_change_it(client, institution):
+    """A crowd's submissions do not read the form's row (its terms are kept in each web
+    process while its version stands), and staff closing it is heard on the next one."""
+    lead_form = make_form(institution)
+    path = url(institution, lead_form)
+    assert client.post(path, data=ANSWERS).status_code == 302
+    with statements() as sent:
+        again = {**ANSWERS, "phone": "13900139000"}
+        assert client.post(path, data=again).status_code == 302
+    assert [s for s in sent if "FROM lead_forms" in s] == []
+
+    changed = {
+        name: getattr(lead_form, name)
+        for name in ("title", "intro", "fields", "consent_text", "thank_you_message")
+        + ("redirect_url", "closes_at", "submission_cap")
+    }
+    with bound(institution):
+        leads.save_form(institution, lead_form, **changed, is_open=False)
+        db.session.commit()
+    late = {**ANSWERS, "phone": "13700137000"}
+    assert client.post(path, data=late).status_code == 410
+    assert count(FormSubmission) == 2
