@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
+from functools import cache
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, true, update
+from sqlalchemy import bindparam, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from app import counters, pagecache
@@ -535,24 +536,28 @@ def _next_assignee_id(institution) -> int | None:
     skipped (each rush request takes the next one along); only when every one is held does
     this wait for one. On PostgreSQL the same round trip says whether the institution has
     a round-robin at all (it may have none), so a lead costs one statement either way."""
-    take = _take_assignee(institution.id, skip_locked=True)
-    anyone = select(LeadAssignee.id).where(LeadAssignee.institution_id == institution.id)
+    turn = {"institution": institution.id, "now": utcnow()}
     if db.session.get_bind().dialect.name == "postgresql":
-        taken = select(take.cte("taken").c.user_id).scalar_subquery()
-        user_id, has_round_robin = db.session.execute(select(taken, anyone.exists())).one()
+        user_id, has_round_robin = db.session.execute(_turn_or_none(), turn).one()
     else:  # SQLite has no UPDATE inside WITH
-        user_id = db.session.scalar(take)
-        has_round_robin = user_id is not None or db.session.scalar(select(anyone.exists()))
+        user_id = db.session.scalar(_take_assignee(skip_locked=True), turn)
+        has_round_robin = user_id is not None or db.session.scalar(_has_round_robin(), turn)
     if user_id is None and has_round_robin:  # every one of them is held by another request
-        user_id = db.session.scalar(_take_assignee(institution.id, skip_locked=False))
+        user_id = db.session.scalar(_take_assignee(skip_locked=False), turn)
     return user_id
 
 
-def _take_assignee(institution_id: int, skip_locked: bool):
+# The round-robin's statements are built once (a new lead is on the way of every rush:
+# building them took as long as running them), with the institution and the time as
+# parameters.
+
+
+@cache
+def _take_assignee(skip_locked: bool):
     """UPDATE ... RETURNING of the staff member whose turn it is (see _next_assignee_id)."""
     turn = (
         select(LeadAssignee.id)
-        .where(LeadAssignee.institution_id == institution_id)
+        .where(LeadAssignee.institution_id == bindparam("institution"))
         .order_by(LeadAssignee.last_assigned_at.asc().nulls_first(), LeadAssignee.id)
         .limit(1)
         .with_for_update(skip_locked=skip_locked)
@@ -561,10 +566,26 @@ def _take_assignee(institution_id: int, skip_locked: bool):
     return (
         update(LeadAssignee)
         .where(LeadAssignee.id == turn)
-        .values(last_assigned_at=utcnow())
+        .values(last_assigned_at=bindparam("now"))
         .returning(LeadAssignee.user_id)
         .execution_options(synchronize_session=False)
     )
+
+
+@cache
+def _has_round_robin():
+    return select(
+        select(LeadAssignee.id)
+        .where(LeadAssignee.institution_id == bindparam("institution"))
+        .exists()
+    )
+
+
+@cache
+def _turn_or_none():
+    """PostgreSQL: (the user whose turn it is, or None; whether there is a round-robin)."""
+    taken = select(_take_assignee(skip_locked=True).cte("taken").c.user_id).scalar_subquery()
+    return select(taken, _has_round_robin().selected_columns[0])
 
 
 def set_round_robin(institution, user_ids: list[int]) -> None:
