@@ -238,26 +238,29 @@ def current_version(institution_id: int, kind: str, ref: str) -> int | None:
 
 
 _TERMS_KEPT = 1000  # objects a web process keeps the terms of (few are busy at once)
-_terms: dict[tuple[int, str, str], tuple[int, object]] = {}
+_terms: dict[tuple[int, str, str], tuple[int, float, object]] = {}  # (version, read, terms)
 
 
 def kept_terms(institution_id: int, kind: str, ref: str, read: Callable[[], T | None]) -> T | None:
     """What `read()` gives of an object (plain values, never a row: the terms a POST is
     decided on), from this process's memory while the object's version (bumped by every
     change of it, the notice reaching every web process within milliseconds) is the one
-    it was read under; else read again and kept. A crowd's POSTs then ask nothing of the
-    database for it. Nothing is kept for None (no such object), or while Redis does not
-    answer."""
+    it was read under, for at most PAGE_MEMORY_SECONDS (a bump that never reached Redis
+    is outlived by that much only); else read again and kept. A crowd's POSTs then ask
+    nothing of the database for it. Nothing is kept for None (no such object), or while
+    Redis does not answer."""
     version = current_version(institution_id, kind, ref)
     key = (institution_id, kind, ref)
+    now = utcnow().timestamp()
     kept = _terms.get(key)
-    if version is not None and kept is not None and kept[0] == version:
-        return kept[1]
+    seconds = current_app.config["PAGE_MEMORY_SECONDS"]
+    if version is not None and kept is not None and kept[0] == version and now < kept[1] + seconds:
+        return kept[2]
     terms = read()
-    if terms is not None and version is not None:  # (read before it: a change since bumps it)
+    if terms is not None and version is not None and seconds:  # (a change since bumps it)
         if len(_terms) >= _TERMS_KEPT:
             _terms.clear()
-        _terms[key] = (version, terms)
+        _terms[key] = (version, now, terms)
     return terms
 
 
@@ -719,13 +722,20 @@ class PagesInMemory:
                     del self._institution_copies[slug]
 
     def clear(self) -> None:
+        """Forget everything kept (the listener lost its connection: notices may have
+        been missed)."""
         with self._lock:
-            self.generation += 1
-            self._copies.clear()
-            self._versions.clear()
-            self._institutions.clear()
-            self._institution_copies.clear()
-            self._refusals.clear()
+            self._forget_everything()
+
+    def _forget_everything(self) -> None:
+        """(With the lock held.) A change is noticed, so nothing being read is kept."""
+        self.generation += 1
+        self._copies.clear()
+        self._versions.clear()
+        self._institutions.clear()
+        self._institution_copies.clear()
+        self._refusals.clear()
+        _terms.clear()
 
     def count(self, institution_id: int, count: counters.Count) -> None:
         with self._lock:
@@ -762,10 +772,11 @@ class PagesInMemory:
         self.add_counts()
 
     def _subscribed(self) -> None:
-        """From here on, no notice is missed; what was read before may have missed one
-        (read while nothing was listening), so it is not kept."""
+        """From here on, no notice is missed. What was kept or read before may have missed
+        one (redis-py subscribes again by itself after a dropped connection, and the
+        notices sent meanwhile are lost), so it is forgotten."""
         with self._lock:
-            self.generation += 1
+            self._forget_everything()
             self._listening = True
 
     def _listen(self) -> None:

@@ -140,7 +140,7 @@ def test_the_institution_of_a_public_request_is_kept_in_memory_until_it_changes(
         sent_with_a_mistake()  # the institution read from the database, kept in Redis
         sent_with_a_mistake()  # read from Redis, kept in memory
         name, slug = institution.name, institution.slug
-        redis_connection.client.delete(f"institution:{slug}")
+        redis_connection.client.delete(tenancy._copy_key(slug))
         with statements() as sent:
             assert name in sent_with_a_mistake()
         assert [s for s in sent if "institutions.slug =" in s] == []  # from memory
@@ -151,7 +151,7 @@ def test_the_institution_of_a_public_request_is_kept_in_memory_until_it_changes(
         )
         db.session.commit()
         another_process = redis.Redis.from_url(app.config["REDIS_URL"])
-        another_process.delete(f"institution:{institution.slug}")
+        another_process.delete(tenancy._copy_key(institution.slug))
         version = pagecache._version_key(institution.id, pagecache.INSTITUTION, "")
         another_process.incr(version)
         another_process.publish(pagecache.CHANGES, version)
@@ -170,14 +170,11 @@ def test_a_copy_of_the_institution_read_before_a_change_is_not_kept_after_it(
     form = make_form(institution)
     path = f"/{institution.slug}/f/{form.code}"
     slug = institution.slug
-    another_process = redis.Redis.from_url(app.config["REDIS_URL"])
     read_row = tenancy.institution_by_slug
 
     def read_just_before_a_change(slug: str):
         row = read_row(slug)
-        # The change commits in another process: it counts itself and drops the copy.
-        another_process.incr(tenancy._changes_key(slug))
-        another_process.delete(tenancy._copy_key(slug))
+        tenancy._forget_copy(slug)  # what a change of it does once committed, elsewhere
         return row
 
     def sent_with_a_mistake() -> None:
@@ -196,7 +193,8 @@ def test_a_copy_of_the_institution_read_before_a_change_is_not_kept_after_it(
 def test_nothing_read_before_the_listener_subscribed_is_kept_in_memory():
     """A version read while a process was not listening for changes (starting, or after
     losing its connection) may have missed a notice: it is not kept once the process
-    listens again, while one read after is."""
+    listens again, while one read after is; and what was kept before a dropped connection
+    (which redis-py subscribes again by itself) is forgotten when it is back."""
     memory = pagecache.PagesInMemory()
     memory._seconds = 600
     now = utcnow().timestamp()
@@ -207,6 +205,8 @@ def test_nothing_read_before_the_listener_subscribed_is_kept_in_memory():
 
     memory.remember_version("a version key", 2, now, memory.generation)
     assert memory.version("a version key", now) == 2
+    memory._subscribed()  # again, after a dropped connection
+    assert memory.version("a version key", now) is None
 
 
 def redis_calls(command: str) -> int:
