@@ -151,12 +151,12 @@ def institution_for_public_pages(slug: str):
     since = memory.generation if memory is not None else 0  # before what it reads
     try:
         columns = _copy_in_redis(slug)
-    except redis.RedisError:
-        columns = None
+        changes = None if columns is not None else _changes_seen(slug)  # before the row
+    except redis.RedisError:  # then the row, and no copy kept
+        columns = changes = None
     if columns is not None:
         institution = _loaded(columns)
     else:
-        changes = _changes_seen(slug)  # before the row is read
         institution = institution_by_slug(slug)
         if institution is None:
             return None
@@ -178,13 +178,13 @@ def _public_columns() -> list[str]:
 
 
 def _copy_key(slug: str) -> str:
-    return f"institution:{slug}"
+    return f"institution:{{{slug}}}"  # one Redis Cluster slot with its change count
 
 
 def _changes_key(slug: str) -> str:
     """How many times the institution was changed (`institution_changed`): a copy read
     from the database is kept in Redis only if it is still the number read before."""
-    return f"institution:{slug}:changes"
+    return f"institution:{{{slug}}}:changes"
 
 
 # The copy is written only if no change was committed since its row was read: else a
@@ -197,13 +197,10 @@ end
 """
 
 
-def _changes_seen(slug: str) -> str | None:
-    """The institution's change count as Redis has it ('' for none), or None if Redis
-    cannot be asked (then no copy is kept)."""
-    try:
-        seen = redis_connection.client.get(_changes_key(slug))
-    except redis.RedisError:
-        return None
+def _changes_seen(slug: str) -> str:
+    """The institution's change count as Redis has it ('' for none). Raises
+    redis.RedisError."""
+    seen = redis_connection.client.get(_changes_key(slug))
     return seen.decode() if seen is not None else ""
 
 
@@ -249,17 +246,19 @@ def institution_changed(institution) -> None:
     """Forget the public pages' copy of the institution once the transaction commits."""
 
     slug = institution.slug
+    after_commit(db.session(), lambda: _forget_copy(slug))
 
-    def forget() -> None:
-        with suppress(redis.RedisError):  # else it expires by itself
-            pipe = redis_connection.client.pipeline(transaction=True)
-            pipe.incr(_changes_key(slug))
-            # (outlives any read in flight by far; expired, it reads as a change too)
-            pipe.expire(_changes_key(slug), 24 * 3600)
-            pipe.delete(_copy_key(slug))
-            pipe.execute()
 
-    after_commit(db.session(), forget)
+def _forget_copy(slug: str) -> None:
+    """Delete the institution's copy in Redis and count the change, so a copy read before
+    it is not put back."""
+    with suppress(redis.RedisError):  # else it expires by itself
+        pipe = redis_connection.client.pipeline(transaction=True)
+        pipe.incr(_changes_key(slug))
+        # (outlives any read in flight by far; expired, it reads as a change too)
+        pipe.expire(_changes_key(slug), 24 * 3600)
+        pipe.delete(_copy_key(slug))
+        pipe.execute()
 
 
 def institution_by_id(institution_id: int):
