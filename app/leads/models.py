@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
+from types import MappingProxyType
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
@@ -129,7 +131,7 @@ class FormTerms:
     institution_id: int
     code: str
     title: str
-    fields: list
+    fields: tuple[Mapping, ...]
     consent_text: str | None
     redirect_url: str | None
     is_open: bool
@@ -139,7 +141,13 @@ class FormTerms:
 
     @classmethod
     def of(cls, form: LeadForm) -> FormTerms:
-        return cls(**{field.name: getattr(form, field.name) for field in dataclass_fields(cls)})
+        values = {field.name: getattr(form, field.name) for field in dataclass_fields(cls)}
+        # Shared by a process's threads: the questions as read-only copies.
+        values["fields"] = tuple(
+            MappingProxyType({k: tuple(v) if isinstance(v, list) else v for k, v in f.items()})
+            for f in form.fields
+        )
+        return cls(**values)
 
     def accepts_submissions(self, now: datetime) -> bool:
         return _closed_reason(self, now) is None

@@ -272,7 +272,7 @@ def _bump_stat(institution_id: int, form_id: int, source: str, column: str, by: 
         _bump_stat(institution_id, form_id, source, column, by)
 
 
-def validate_answers(form: LeadForm | FormTerms, raw: dict, consent_given: bool) -> dict:
+def validate_answers(form: FormTerms, raw: dict, consent_given: bool) -> dict:
     """The answers the form asks for, checked; SubmissionInvalid lists every problem."""
     answers, errors = {}, {}
     for field in form.fields:
@@ -396,20 +396,26 @@ def submit_form(
 
 def _count_submission(form: FormTerms) -> None:
     """One more submission of a form with a cap, within it: the last statement of a
-    submission, so the form's row is locked for the moment before the commit only. A form
-    without a cap is not touched (its count is kept by `add_views`)."""
+    submission, so the form's row is locked for the moment before the commit only. The
+    cap is the row's (the terms' may be a moment old: staff lowering it are obeyed at
+    once). A form without a cap is not touched (its count is kept by `add_views`)."""
     if not form.submission_cap:
         return
-    count = db.session.scalar(
+    counted = db.session.execute(
         update(LeadForm)
-        .where(LeadForm.id == form.id, LeadForm.submission_count < form.submission_cap)
+        .where(
+            LeadForm.id == form.id,
+            LeadForm.submission_cap.is_not(None),
+            LeadForm.submission_count < LeadForm.submission_cap,
+        )
         .values(submission_count=LeadForm.submission_count + 1)
-        .returning(LeadForm.submission_count)
+        .returning(LeadForm.submission_count, LeadForm.submission_cap)
         .execution_options(synchronize_session=False)
-    )
-    if count is None:  # another family took the last place a moment ago
+    ).one_or_none()
+    if counted is None:  # another family took the last place a moment ago
         raise ServiceError(FORM_CLOSED, code="form_closed")
-    if count >= form.submission_cap:
+    count, cap = counted
+    if count >= cap:
         pagecache.changed(form.institution_id, "lead_form", form.code)  # now full
 
 

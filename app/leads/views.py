@@ -261,9 +261,9 @@ def _form_key() -> str:
     return f"lead-form:{g.get('institution_slug')}:{request.view_args.get('code', '')}"
 
 
-def _raw_answers(lead_form: FormTerms) -> dict:
+def _raw_answers(terms: FormTerms) -> dict:
     answers = {}
-    for field in lead_form.fields:
+    for field in terms.fields:
         if field["kind"] == "multi_choice":
             answers[field["key"]] = request.form.getlist(field["key"])[:50]
         else:
@@ -306,6 +306,7 @@ def form_page(code: str):
             db.session.rollback()
             errors = error.errors
         except ServiceError as error:
+            db.session.rollback()  # (refused at the end: what it wrote goes)
             report(error)
             closed_reason = "closed"
         else:

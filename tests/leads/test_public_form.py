@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from app.contacts.models import Contact, ContactTouch
+from app.contacts.models import Contact, ContactTouch, SourceKind
+from app.contacts.services import Touch
 from app.counters import sweep_counts
 from app.db import utcnow
+from app.errors import ServiceError
 from app.extensions import db
 from app.jobs import run_burst
 from app.leads import services as leads
@@ -208,3 +211,30 @@ def test_a_form_is_decided_on_terms_kept_in_memory_until_staff_change_it(client,
     late = {**ANSWERS, "phone": "13700137000"}
     assert client.post(path, data=late).status_code == 410
     assert count(FormSubmission) == 2
+
+
+def test_a_cap_staff_lower_is_obeyed_by_terms_read_before_it(client, institution):
+    """Terms kept a moment before staff lower the cap still count against the new cap:
+    the database's, the last statement of the submission."""
+    lead_form = make_form(institution, submission_cap=5)
+    assert client.post(url(institution, lead_form), data=ANSWERS).status_code == 302
+    with bound(institution):
+        read_before = leads.form_terms(institution, lead_form.code)
+        assert read_before.submission_cap == 5
+        changed = {
+            name: getattr(lead_form, name)
+            for name in ("title", "intro", "fields", "consent_text", "thank_you_message")
+            + ("redirect_url", "is_open", "closes_at")
+        }
+        leads.save_form(institution, lead_form, **changed, submission_cap=1)
+        db.session.commit()
+        with pytest.raises(ServiceError):
+            leads.submit_form(
+                institution,
+                read_before,
+                {**ANSWERS, "phone": "13900139000"},
+                consent_given=True,
+                touch=Touch(kind=SourceKind.FORM, ref=lead_form.code),
+            )
+        db.session.rollback()
+    assert count(FormSubmission) == 1
