@@ -347,11 +347,15 @@ def submit_form(
     now = now or utcnow()
     if form.institution_id != institution.id or not form.accepts_submissions(now):
         raise ServiceError(FORM_CLOSED, code="form_closed")
-    answers = validate_answers(form, raw, consent_given)
     try:
-        phone = contacts.normalise_phone(institution, answers["phone"])
-    except ServiceError as error:
-        raise SubmissionInvalid({"phone": error.message}) from error
+        answers = validate_answers(form, raw, consent_given)
+    except SubmissionInvalid as invalid:
+        _check_phone(institution, raw.get("phone"), invalid.errors)  # named at once too
+        raise
+    problems: dict = {}
+    phone = _check_phone(institution, answers["phone"], problems)
+    if problems:
+        raise SubmissionInvalid(problems)
     lock_for_transaction(db.session(), f"lead-form:{form.id}:{phone}")
     earlier = _same_submission(form, phone, answers, now)
     if earlier is not None:
@@ -392,6 +396,19 @@ def submit_form(
     after_commit(db.session(), lambda: counters.bump(institution.id, submitted))
     _count_submission(form)
     return submission
+
+
+def _check_phone(institution, typed, problems: dict) -> str | None:
+    """The phone number typed, as E.164; None, with the problem added to `problems`, if it
+    is not one (nothing is added for a number not typed: that is the answers' problem)."""
+    typed = clean_line(typed if isinstance(typed, str) else "").strip()
+    if not typed or "phone" in problems:
+        return None
+    try:
+        return contacts.normalise_phone(institution, typed)
+    except ServiceError as error:
+        problems["phone"] = error.message
+        return None
 
 
 def _count_submission(form: FormTerms) -> None:

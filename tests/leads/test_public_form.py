@@ -107,6 +107,18 @@ def test_bad_answers_are_field_errors_and_write_nothing(client, institution, lea
     assert (count(Contact), count(Lead), count(FormSubmission)) == (0, 0, 0)
 
 
+def test_every_mistake_is_named_at_once_the_phone_number_too(client, institution, lead_form):
+    """A missing answer and a phone number that is not one are both marked on the first
+    try, not the phone only once the answer is mended."""
+    response = client.post(
+        url(institution, lead_form), data={**ANSWERS, "subject": "", "phone": "12345"}
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "This field is required." in page and "Enter a valid phone number." in page
+    assert count(Contact) == 0
+
+
 def test_answers_are_escaped_where_staff_read_them(client, owner_client, institution, lead_form):
     client.post(
         url(institution, lead_form), data={**ANSWERS, "parent_name": "<script>alert(1)</script>"}
