@@ -611,11 +611,8 @@ class PagesInMemory:
             with self._lock:
                 if self._pid != os.getpid():
                     self._pid, self._listening = os.getpid(), False
-                    self._copies.clear()
-                    self._versions.clear()
-                    self._institution_copies.clear()
-                    self._counts.clear()
-                    self._refusals.clear()
+                    self._forget_everything()  # the parent's, which it listened for
+                    self._counts.clear()  # the parent's views: it adds them itself
                     self._refused.clear()
                     self._seconds = app.config["PAGE_MEMORY_SECONDS"]
                     if self._seconds:
