@@ -36,7 +36,8 @@ institution or touches the database:
   showing that object are dropped within milliseconds, in the process that made the
   change before its request returns. A process whose listener is not connected keeps no
   copies; the seconds bound the rest (a notice lost with a dropped connection). Views
-  served from memory are counted in memory and added to Redis's counts once a second.
+  served from memory are counted in memory and added to Redis's counts four times a
+  second (COUNTS_ADDED_EVERY).
 - **Unchanged answers.** A view marked `@unchanged_since(kind, ref)` answers what changed
   in an object (a group's feed) to a page that asks every few seconds. A GET whose
   If-None-Match is the object's current version gets a 304 from `ServeKeptPages`, with the
@@ -47,9 +48,9 @@ institution or touches the database:
   object changes: "sold out", "ended". It tells this process with `remember_refusal()`;
   until the object's version is bumped (the notice drops it, as it drops page copies) and
   for at most PAGE_MEMORY_SECONDS, `ServeKeptPages` answers that view's POSTs with the
-  same redirect, in front of Flask, and counts each in Redis once a second. So the crowd
-  tapping a sold-out sale costs what a hello-world page does, and a seat given back is on
-  offer again as soon as its notice arrives.
+  same redirect, in front of Flask, and counts each in Redis within COUNTS_ADDED_EVERY. So
+  the crowd tapping a sold-out sale costs what a hello-world page does, and a seat given
+  back is on offer again as soon as its notice arrives.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ _NOT_KEPT = frozenset({"content-length", "set-cookie"})
 
 INSTITUTION = "institution"  # the kind whose version every page of an institution follows
 CHANGES = "page:changes"  # the channel changed() publishes bumped version keys on
+# Seconds between adding the views and refusals a web process counted in memory to Redis's
+# counts: a flash sale's writer watches the refusals arrive (app.campaigns.services).
+COUNTS_ADDED_EVERY = 0.25
 
 # The kept page if every version it was rendered at is still current and it is not past
 # its time (ARGV[1], our clock): [until, institution id, body, headers, versions], else
@@ -741,8 +745,8 @@ class PagesInMemory:
                 fields[f"{count.object_id}:{name}"] += 1
 
     def add_counts(self) -> None:
-        """Add the views and refusals counted here to Redis's counts (every second, and at
-        exit)."""
+        """Add the views and refusals counted here to Redis's counts (every
+        COUNTS_ADDED_EVERY, and at exit)."""
         with self._adding:  # a second caller returns once the first one's are in Redis
             with self._lock:
                 counts, self._counts = self._counts, defaultdict(Counter)
@@ -783,7 +787,7 @@ class PagesInMemory:
             try:
                 changes.subscribe(CHANGES)
                 while not self._stopping.is_set():
-                    notice = changes.get_message(timeout=1.0)
+                    notice = changes.get_message(timeout=COUNTS_ADDED_EVERY)
                     if notice is None:
                         pass
                     elif notice["type"] == "subscribe":

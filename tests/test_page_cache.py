@@ -223,7 +223,7 @@ def test_every_view_is_counted_once_whether_rendered_or_kept(client, institution
         page(client, f"/{institution.slug}/c/{course.code}")
         page(client, f"/{institution.slug}/f/{form.code}?utm_source=poster")
     page(client, f"/{institution.slug}/f/{form.code}")
-    in_memory.add_counts()  # what each web process does every second
+    in_memory.add_counts()  # what each web process does every COUNTS_ADDED_EVERY
 
     assert sweep_counts() == 2  # two kinds with counts waiting: courses' and forms'
     run_burst()

@@ -982,21 +982,22 @@ def write_flash_orders(institution, sale_id: int) -> int:
 
 
 def _after_the_rush(sale_id: int) -> None:
-    """Wait while the crowd's taps are still queuing orders: at a sale's start the web
-    processes answer the taps with the machine to themselves, and the orders are written
-    after, in fuller batches. Waits FLASH_WRITER_QUIET_SECONDS at a time until a wait adds
-    nothing to the queue, FLASH_WRITER_WAIT_SECONDS at most. A family sees its order that
-    much later (its page says meanwhile that the seat is taken, and its minutes to pay
-    count from the tap)."""
+    """Wait while the crowd is still tapping: at a sale's start the web processes answer
+    the taps with the machine to themselves, and the orders are written after, in fuller
+    batches. Waits FLASH_WRITER_QUIET_SECONDS at a time until a wait adds neither an order
+    to the queue nor an attempt to the sale's count (the refused ones count too: once the
+    seats are gone, the crowd still taps), FLASH_WRITER_WAIT_SECONDS at most. A family sees
+    its order that much later (its page says meanwhile that the seat is taken, and its
+    minutes to pay count from the tap)."""
     quiet = current_app.config["FLASH_WRITER_QUIET_SECONDS"]
     # (well inside the writer's lock, which the batches renew)
     most = min(current_app.config["FLASH_WRITER_WAIT_SECONDS"], stock.WRITER_LOCK_SECONDS / 2)
     deadline = monotonic() + most
-    length = stock.queue_length(sale_id)
+    seen = stock.crowd(sale_id)
     while quiet and monotonic() < deadline:
         sleep(quiet)
-        before, length = length, stock.queue_length(sale_id)
-        if length == before:
+        before, seen = seen, stock.crowd(sale_id)
+        if seen == before:
             return
 
 

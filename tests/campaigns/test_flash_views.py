@@ -651,7 +651,7 @@ def test_once_sold_out_the_crowds_taps_are_refused_in_front_of_flask_until_a_sea
         dispatched = flask_dispatches(client.application, monkeypatch)
         crowd = [buy(client.application.test_client(), institution, sale, n) for n in (3, 4)]
         refused_in_front = len(dispatched)
-        in_memory.add_counts()  # what each web process does every second
+        in_memory.add_counts()  # what each web process does every COUNTS_ADDED_EVERY
         counted = stock.attempts(sale.id)
 
         with bound(institution):

@@ -172,7 +172,7 @@ def test_views_and_submissions_are_counted_by_source(client, owner_client, insti
     # Views are counted in Redis; an uncapped form's submissions are recounted with them,
     # so a busy form's row is not written (and locked) by every submission.
     assert (lead_form.view_count, lead_form.submission_count) == (0, 0)
-    in_memory.add_counts()  # what each web process does every second
+    in_memory.add_counts()  # what each web process does every COUNTS_ADDED_EVERY
     assert sweep_counts() == 1  # what the scheduler runs every COUNTER_INTERVAL_SECONDS
     run_burst()
     db.session.refresh(lead_form)
