@@ -155,10 +155,10 @@ def load_config(overrides: dict | None = None, environ: os._Environ | dict | Non
         "FLASH_LIMIT_PER_IP": env.get("FLASH_LIMIT_PER_IP", "30 per minute;300 per hour"),
         "FLASH_LIMIT_PER_PHONE": env.get("FLASH_LIMIT_PER_PHONE", "6 per minute;30 per hour"),
         # A flash sale's orders are written once the crowd stops tapping: the writer waits
-        # while a wait of QUIET seconds adds orders or attempts, WAIT seconds at most
-        # (app.campaigns.services.write_flash_orders). QUIET is longer than the time a web
-        # process keeps the attempts it refused from memory before adding them to the count
-        # (app.pagecache.COUNTS_ADDED_EVERY). 0: it writes at once.
+        # while a wait of QUIET seconds adds attempts to the sale's count, WAIT seconds in
+        # all at most (app.campaigns.services.write_flash_orders). QUIET is at least twice
+        # the time a web process keeps the attempts it refused from memory before adding
+        # them to the count (app.pagecache.COUNTS_ADDED_EVERY). 0: it writes at once.
         "FLASH_WRITER_QUIET_SECONDS": float(env.get("FLASH_WRITER_QUIET_SECONDS", "0.5")),
         "FLASH_WRITER_WAIT_SECONDS": float(env.get("FLASH_WRITER_WAIT_SECONDS", "2")),
         # Share posters are drawn on the server (kept once drawn): per address.

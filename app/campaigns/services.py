@@ -984,19 +984,23 @@ def write_flash_orders(institution, sale_id: int) -> int:
 def _after_the_rush(sale_id: int) -> None:
     """Wait while the crowd is still tapping: at a sale's start the web processes answer
     the taps with the machine to themselves, and the orders are written after, in fuller
-    batches. Waits FLASH_WRITER_QUIET_SECONDS at a time until a wait adds neither an order
-    to the queue nor an attempt to the sale's count (the refused ones count too: once the
-    seats are gone, the crowd still taps), FLASH_WRITER_WAIT_SECONDS at most. A family sees
-    its order that much later (its page says meanwhile that the seat is taken, and its
-    minutes to pay count from the tap)."""
+    batches. Waits FLASH_WRITER_QUIET_SECONDS at a time until a wait adds no attempt to the
+    sale's count (every tap counts: one that takes a seat, and once the seats are gone
+    the crowd's refused taps), FLASH_WRITER_WAIT_SECONDS in all at most. A family sees its
+    order that much later (its page says meanwhile that the seat is taken, and its minutes
+    to pay count from the tap)."""
     quiet = current_app.config["FLASH_WRITER_QUIET_SECONDS"]
+    if quiet:
+        # Taps refused from memory reach the count once a web process adds them up: a
+        # shorter wait would take the gap between two additions for a quiet crowd.
+        quiet = max(quiet, 2 * pagecache.COUNTS_ADDED_EVERY)
     # (well inside the writer's lock, which the batches renew)
     most = min(current_app.config["FLASH_WRITER_WAIT_SECONDS"], stock.WRITER_LOCK_SECONDS / 2)
     deadline = monotonic() + most
-    seen = stock.crowd(sale_id)
-    while quiet and monotonic() < deadline:
-        sleep(quiet)
-        before, seen = seen, stock.crowd(sale_id)
+    seen = stock.attempts(sale_id)
+    while quiet and (left := deadline - monotonic()) > 0:
+        sleep(min(quiet, left))
+        before, seen = seen, stock.attempts(sale_id)
         if seen == before:
             return
 

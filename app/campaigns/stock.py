@@ -234,18 +234,6 @@ def queue_length(sale_id: int) -> int:
     return int(redis_connection.client.llen(_keys(sale_id)[5]))
 
 
-def crowd(sale_id: int) -> tuple[int, int]:
-    """(orders queued, attempts counted) in one round trip: what grows while the crowd is
-    still tapping, its taps refused too (by the script at once, and within
-    app.pagecache.COUNTS_ADDED_EVERY by a web process that refused them from memory)."""
-    _ready, _stock, _buyers, _tries, attempts, queue = _keys(sale_id)[:6]
-    pipe = redis_connection.client.pipeline(transaction=False)
-    pipe.llen(queue)
-    pipe.get(attempts)
-    queued, counted = pipe.execute()
-    return int(queued), int(counted or 0)
-
-
 @contextmanager
 def writing(sale_id: int) -> Iterator[str | None]:
     """The sale's writer lock for a `with` block: its token, or None if another writer
@@ -316,7 +304,8 @@ def seats_left(sale_id: int) -> int | None:
 
 def attempts_key(sale_id: int) -> str:
     """The key that counts attempts: the script's, and the web processes' for the attempts
-    they refuse from memory (app.pagecache.remember_refusal)."""
+    they refuse from memory (app.pagecache.remember_refusal, added to it every
+    app.pagecache.COUNTS_ADDED_EVERY). The writer job waits while it grows."""
     return _keys(sale_id)[4]
 
 
