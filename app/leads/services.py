@@ -420,11 +420,9 @@ def _count_submission(form: FormTerms) -> None:
         return
     counted = db.session.execute(
         update(LeadForm)
-        .where(
-            LeadForm.id == form.id,
-            LeadForm.submission_cap.is_not(None),
-            LeadForm.submission_count < LeadForm.submission_cap,
-        )
+        # (a cap staff removed meanwhile compares as NULL: no row, so the form is closed
+        # to this submission only, as its terms said it was capped)
+        .where(LeadForm.id == form.id, LeadForm.submission_count < LeadForm.submission_cap)
         .values(submission_count=LeadForm.submission_count + 1)
         .returning(LeadForm.submission_count, LeadForm.submission_cap)
         .execution_options(synchronize_session=False)
