@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import (
@@ -36,6 +37,7 @@ from sqlalchemy.orm import (
     ORMExecuteState,
     Session,
     declared_attr,
+    make_transient_to_detached,
     mapped_column,
     object_session,
     scoped_session,
@@ -245,6 +247,19 @@ class Database:
         row = session.scalars(statement).one_or_none()
         if row is not None:
             _created(session).add(row)
+        return row
+
+    def adopt(self, model, values: dict):
+        """A row that a statement of our own has just inserted (`values`: every column it
+        was given, its id too), as a persistent object of the session, counted as created
+        in this transaction: what one INSERT of several tables returns, without a SELECT
+        to load each row. A column not in `values` is NULL."""
+        columns = {attribute.key: None for attribute in sqlalchemy_inspect(model).column_attrs}
+        row = model(**{**columns, **values})
+        make_transient_to_detached(row)  # as if just loaded: nothing pending, nothing expired
+        session = self.session()
+        session.add(row)
+        _created(session).add(row)
         return row
 
     @contextmanager

@@ -276,13 +276,14 @@ def run_in_parallel(count: int, work: Callable[[int], object]) -> list:
 @contextmanager
 def database_down_from(first: str):
     """The database goes away in the middle of the work in the block: from the first
-    statement the app sends that starts with `first`, PostgreSQL drops the connection of
-    every statement (pg_terminate_backend, as in a restart), until the block ends."""
+    statement the app sends that holds `first` (a part of a WITH, say), PostgreSQL drops
+    the connection of every statement (pg_terminate_backend, as in a restart), until the
+    block ends."""
     down: list[str] = []
     killer = create_engine(db.engine.url, poolclass=NullPool)
 
     def drop(conn, cursor, statement, *args) -> None:
-        if down or statement.startswith(first):
+        if down or first in statement:
             down.append(statement)
             pid = conn.connection.dbapi_connection.info.backend_pid
             with killer.connect() as other:

@@ -176,7 +176,7 @@ def test_a_database_lost_in_the_middle_of_a_post_is_a_503_page_that_changed_noth
         institution_id = institution.id
         db.session.remove()
 
-        with database_down_from("INSERT INTO contacts"):
+        with database_down_from("INSERT INTO contacts ("):
             response = app.test_client().post(url, data=ANSWERS)
 
         assert response.status_code == 503

@@ -96,6 +96,78 @@ def test_first_and_latest_touch_are_recorded(institution):
     assert kinds == [EventKind.CREATED, EventKind.TOUCH, EventKind.TOUCH]
 
 
+def test_a_new_family_in_the_session_is_the_family_written(institution):
+    """A new family's contact, children and first touch are written together (one
+    statement on PostgreSQL): what the request goes on with is what the database holds."""
+    touch = Touch(
+        SourceKind.CAMPAIGN,
+        ref="summer",
+        referral_code="friend-1",
+        utm_source="wechat",
+        utm_medium="group",
+        utm_campaign="july",
+        referrer="https://weixin.qq.com/s/abc",
+    )
+    details = ContactDetails(
+        parent_name=" Wang Fang ",
+        email="wang@example.com",
+        consent_text="I agree.",
+        locale="zh",
+        students=[
+            StudentDetails("Leo ", "Grade 3", 2017, "No. 2 Primary"),
+            StudentDetails("  "),
+            StudentDetails("Mia"),
+        ],
+    )
+    contact, created = find_or_create_contact(
+        institution, phone="13800138000", details=details, touch=touch
+    )
+
+    def seen(contact):
+        first = contact.first_touch
+        return {
+            "contact": (
+                contact.parent_name,
+                contact.phone,
+                contact.email,
+                contact.consent_text,
+                contact.consent_at is not None,
+                contact.locale,
+                contact.referral_code,
+                contact.staff_edited,
+            ),
+            "children": [(s.name, s.grade, s.birth_year, s.school, s.id) for s in contact.students],
+            "touch": (
+                first.id,
+                first.kind,
+                first.ref,
+                first.referral_code,
+                first.utm_source,
+                first.utm_medium,
+                first.utm_campaign,
+                first.referrer,
+                contact.latest_touch.id,
+            ),
+        }
+
+    in_the_request = seen(contact)
+    db.session.commit()
+    db.session.expire_all()
+    assert created
+    assert seen(db.session.get(Contact, contact.id)) == in_the_request
+    assert in_the_request["contact"][:3] == ("Wang Fang", "+8613800138000", "wang@example.com")
+    assert [child[:4] for child in in_the_request["children"]] == [
+        ("Leo", "Grade 3", 2017, "No. 2 Primary"),
+        ("Mia", None, None, None),
+    ]
+    assert in_the_request["touch"][2:4] == ("summer", "friend-1")
+    # the family's own code to share, not the friend's it came with
+    assert in_the_request["contact"][6] not in (None, "friend-1")
+    kinds = [e.kind for e in db.session.scalars(select(ContactEvent).order_by(ContactEvent.id))]
+    assert kinds == [EventKind.CREATED, EventKind.TOUCH]
+    assert (count(Contact), count(Student), count(ContactTouch)) == (1, 2, 1)
+
+
 def test_staff_search_and_filters(owner_client, institution, owner):
     a, _ = arrive(
         institution,
