@@ -231,8 +231,9 @@ class Stack:
         self.processes[name] = process
         return process
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen:
-        return self._start(name)
+    def start_worker(self, name: str = "worker", queues: tuple[str, ...] = ()) -> subprocess.Popen:
+        """An RQ worker on every queue, or on `queues` (highest priority first)."""
+        return self._start(name, *(("--queues", *queues) if queues else ()))
 
     def start_scheduler(self, name: str = "scheduler") -> subprocess.Popen:
         return self._start(name, "--scheduler")

@@ -61,6 +61,10 @@ def wait_until(condition, seconds: float) -> float:
 def try_join_while_stripe_fails(stack, stripe_proxy, break_stripe) -> None:
     stack.start_web()
     stack.start_worker()
+    # Reconciliation has a worker of its own here: the one worker takes the reconcile
+    # queue last, and the sweeps every 2 s (minutes in production) kept it busy for the
+    # whole 30 s on a loaded machine.
+    stack.start_worker("reconciler", queues=("reconcile",))
     stack.start_deliverer()
     stack.start_scheduler()
     path = group_buy_path(stack)
