@@ -24,8 +24,16 @@ PURPOSE = "course_registration"  # the purpose of a paid registration's payments
 
 
 def course_by_code(institution, code: str) -> Course | None:
-    return db.session.scalar(
-        select(Course).where(Course.institution_id == institution.id, Course.code == code)
+    """The course with its lessons, in one statement: every public page of a course (and
+    every registration) goes through its lessons."""
+    return (
+        db.session.scalars(
+            select(Course)
+            .where(Course.institution_id == institution.id, Course.code == code)
+            .options(joinedload(Course.lessons))
+        )
+        .unique()
+        .one_or_none()
     )
 
 

@@ -462,7 +462,7 @@ def schedule_reminders(institution, seat: Seat) -> None:
     lesson's schedule version, so scheduling twice queues nothing new, and a moved lesson
     gets new messages rather than the cancelled ones back."""
     lesson = seat.lesson
-    settings = notifications.reminder_settings(institution.id)
+    settings = notifications.reminder_terms(institution.id)
     for key, send_at in notifications.reminder_times(
         settings, lesson.starts_at, institution.zone, utcnow()
     ):
@@ -474,7 +474,7 @@ def schedule_reminders(institution, seat: Seat) -> None:
             dedupe_key=f"reminder:{seat.id}:v{lesson.schedule_version}:{key}",
             send_at=send_at,
             topic=seat.topic,
-            channels_=settings.channels,
+            channels_=list(settings.channels),
         )
 
 

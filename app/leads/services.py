@@ -8,6 +8,7 @@ institution's managers) by e-mail, all in the caller's one transaction.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import date, datetime, timedelta
 from functools import cache
 
@@ -524,20 +525,24 @@ def create_lead(
     in the round-robin, else nobody (managers are told instead). A lead opened further on
     than `new` is written there at once, with the timeline and funnel of a lead opened as
     new and moved (no UPDATE of the row just inserted)."""
-    owner_id = contact.owner_id or _next_assignee_id(institution)
-    lead = db.insert_unless_exists(
-        Lead,
-        {
-            "institution_id": institution.id,
-            "contact_id": contact.id,
-            "stage": stage,
-            "owner_id": owner_id,
-            "form_id": form.id if form else None,
-            "source": source,
-        },
-        ["institution_id", "contact_id"],
-        where=OPEN_LEAD_INDEX_WHERE,
-    )
+    # A family new in this transaction has no lead that anything pending could bear on,
+    # so its timeline rows stay pending: they go in one INSERT with the lead's and the
+    # enrolment's later (see courses.services.enrol), not in a flush of their own here.
+    with db.session.no_autoflush if created_in_this_transaction(contact) else nullcontext():
+        owner_id = contact.owner_id or _next_assignee_id(institution)
+        lead = db.insert_unless_exists(
+            Lead,
+            {
+                "institution_id": institution.id,
+                "contact_id": contact.id,
+                "stage": stage,
+                "owner_id": owner_id,
+                "form_id": form.id if form else None,
+                "source": source,
+            },
+            ["institution_id", "contact_id"],
+            where=OPEN_LEAD_INDEX_WHERE,
+        )
     if lead is None:  # opened by a concurrent request for the same family
         return open_lead(contact)
     if contact.owner_id is None and owner_id is not None:

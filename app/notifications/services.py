@@ -20,13 +20,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from app import pagecache
 from app.contacts import services as contact_services
 from app.contacts.models import Contact
-from app.db import after_commit, once_per_transaction, utcnow
+from app.db import after_commit, once_per_transaction, transaction_memo, utcnow
 from app.errors import ServiceError
 from app.extensions import db, redis_connection
 from app.notifications import channels, kinds
 from app.notifications.models import (
+    DEFAULT_CHANNELS,
+    DEFAULT_MINUTES_BEFORE,
+    DEFAULT_MORNING_TIME,
     Channel,
     MessageTemplate,
     OutboxMessage,
@@ -453,13 +457,50 @@ def cancel_topic(institution_id: int, topic: str) -> int:
 # --- parent messages -------------------------------------------------------------------------
 
 
+REMINDER_TERMS = "reminder_settings"  # the kind app.pagecache keeps the reminder terms under
+
+
 def reminder_settings(institution_id: int) -> ReminderSettings:
-    """The institution's reminder settings, created with the defaults on first use; read
-    once per transaction."""
+    """The institution's reminder settings (the row, for staff to edit), created with the
+    defaults on first use; read once per transaction."""
     return once_per_transaction(
         db.session(),
         ("reminder_settings", institution_id),
         lambda: _reminder_settings(institution_id),
+    )
+
+
+@dataclass(frozen=True)
+class ReminderTerms:
+    """When an institution's reminders go out and on which channels, as plain values."""
+
+    morning_time: str | None
+    minutes_before: tuple[int, ...]
+    channels: tuple[str, ...]
+
+
+def reminder_terms(institution_id: int) -> ReminderTerms:
+    """The institution's reminder settings as every booked seat and parent message reads
+    them: kept in each web process's memory while they stand (app.pagecache.kept_terms;
+    `update_reminder_settings` makes them stale), so a rush of registrations does not read
+    the row each time. The defaults until staff first save them."""
+
+    def read() -> ReminderTerms:
+        settings = db.session.scalar(
+            select(ReminderSettings).where(ReminderSettings.institution_id == institution_id)
+        )
+        if settings is None:
+            return ReminderTerms(
+                DEFAULT_MORNING_TIME, tuple(DEFAULT_MINUTES_BEFORE), tuple(DEFAULT_CHANNELS)
+            )
+        return ReminderTerms(
+            settings.morning_time, tuple(settings.minutes_before), tuple(settings.channels)
+        )
+
+    return once_per_transaction(  # a job queuing a message per family asks Redis once
+        db.session(),
+        ("reminder_terms", institution_id),
+        lambda: pagecache.kept_terms(institution_id, REMINDER_TERMS, "", read),
     )
 
 
@@ -487,11 +528,13 @@ def update_reminder_settings(
     settings.minutes_before = sorted(set(minutes_before), reverse=True)
     settings.channels = [c.value for c in Channel if c.value in set(channels)]
     db.session.flush()
+    transaction_memo(db.session()).pop(("reminder_terms", institution_id), None)
+    pagecache.changed(institution_id, REMINDER_TERMS)  # and every process's, once committed
     return settings
 
 
 def reminder_times(
-    settings: ReminderSettings, starts_at: datetime, zone: ZoneInfo, now: datetime
+    settings: ReminderTerms, starts_at: datetime, zone: ZoneInfo, now: datetime
 ) -> list[tuple[str, datetime]]:
     """(key, UTC instant) of each reminder for a lesson starting at `starts_at`: the
     morning one on the lesson's local day (skipped if the lesson starts before it), then
@@ -524,7 +567,7 @@ def notify_contact(
     can be reached on (e-mail only with an address, SMS only with a gateway), in the
     family's language, with a link to their own page."""
     if channels_ is None:
-        channels_ = reminder_settings(institution.id).channels
+        channels_ = list(reminder_terms(institution.id).channels)
     locale = contact.locale or institution.locale
     context = {
         "institution_name": institution.name,

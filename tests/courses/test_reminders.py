@@ -49,6 +49,39 @@ def test_registration_schedules_three_reminders_at_the_right_utc_instants(client
     assert len(reminders(institution)) == 3
 
 
+def test_new_reminder_settings_apply_to_the_next_registration(client, institution, owner):
+    """The settings a registration schedules by are kept in the web process's memory; staff
+    saving new ones makes the next family's reminders follow them at once."""
+    with time_machine.travel(NOW, tick=False):
+        course = make_course(institution, starts=[LESSON])
+        register(client, institution, course)
+        staff = client.application.test_client()
+        login(staff, owner)
+        saved = staff.post(
+            f"/staff/{institution.slug}/notifications/reminders",
+            data={"morning_time": "07:30", "minutes_before": "120", "channels": ["email"]},
+        )
+        assert saved.status_code == 302
+        register(client.application.test_client(), institution, course, phone="13900139000")
+
+    by_family = {}
+    for message in reminders(institution):
+        by_family.setdefault(message.contact_id, []).append(message.send_at)
+    assert sorted(by_family.values()) == [
+        [
+            datetime(2026, 12, 2, 23, 30, tzinfo=UTC),  # 07:30 in Shanghai, the new settings
+            datetime(2026, 12, 3, 9, 0, tzinfo=UTC),  # two hours before
+        ],
+        [
+            datetime(2026, 12, 3, 0, 0, tzinfo=UTC),  # the first family's, as they were
+            datetime(2026, 12, 3, 10, 0, tzinfo=UTC),
+            datetime(2026, 12, 3, 10, 50, tzinfo=UTC),
+        ],
+    ]
+    # and on e-mail alone: nothing on the family's page for the second family
+    assert len(reminders(institution, Channel.INAPP)) == 3
+
+
 def test_moving_the_lesson_moves_the_reminders(client, institution, owner):
     with time_machine.travel(NOW, tick=False):
         course = make_course(institution, starts=[LESSON])
