@@ -251,11 +251,16 @@ class Database:
 
     def adopt(self, model, values: dict):
         """A row that a statement of our own has just inserted (`values`: every column it
-        was given, its id too), as a persistent object of the session, counted as created
-        in this transaction: what one INSERT of several tables returns, without a SELECT
-        to load each row. A column not in `values` is NULL."""
-        columns = {attribute.key: None for attribute in sqlalchemy_inspect(model).column_attrs}
-        row = model(**{**columns, **values})
+        was given, its id too; a column missing is an error, not a NULL), as a persistent
+        object of the session, counted as created in this transaction: what one INSERT of
+        several tables returns, without a SELECT to load each row. The session did not
+        insert it, so a rollback does not take it out of the session (its id is never
+        given to another row)."""
+        missing = {attribute.key for attribute in sqlalchemy_inspect(model).column_attrs}
+        missing -= values.keys()
+        if missing:
+            raise ValueError(f"{model.__name__} adopted without {sorted(missing)}")
+        row = model(**values)
         make_transient_to_detached(row)  # as if just loaded: nothing pending, nothing expired
         session = self.session()
         session.add(row)

@@ -252,7 +252,10 @@ def kept_terms(institution_id: int, kind: str, ref: str, read: Callable[[], T | 
     it was read under, for at most PAGE_MEMORY_SECONDS (a bump that never reached Redis
     is outlived by that much only); else read again and kept. A crowd's POSTs then ask
     nothing of the database for it. Nothing is kept for None (no such object), or while
-    Redis does not answer."""
+    Redis does not answer, or while this transaction has changed the object (`changed`:
+    what it reads is not committed yet)."""
+    if _version_key(institution_id, kind, ref) in db.session().info.get(_STALE, ()):
+        return read()
     version = current_version(institution_id, kind, ref)
     key = (institution_id, kind, ref)
     now = utcnow().timestamp()

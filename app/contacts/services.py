@@ -155,8 +155,9 @@ def find_or_create_contact(
 def _create_contact(
     institution, number: str, details: ContactDetails, touch: Touch, actor
 ) -> Contact | None:
-    """A new family's contact with its children and this first touch, every row written
-    and with its id; None if a concurrent request for the same number made it first."""
+    """A new family's contact with its children and this first touch, written, with their
+    ids (its timeline rows pending); None if a concurrent request for the same number made
+    it first."""
     values = {
         "institution_id": institution.id,
         "phone": number,
@@ -164,68 +165,68 @@ def _create_contact(
         **_details_of_a_new_contact(details),
     }
     if db.session.get_bind().dialect.name == "postgresql":
-        contact = _insert_family(values, details.students, touch)
+        contact = _insert_family(values, _named_children(details.students), touch)
         if contact is None:
             return None
-        add_event(contact, EventKind.CREATED, {"source": touch.kind.value}, actor)
-        _touch_event(contact, touch, actor)
     else:
         contact = db.insert_unless_exists(Contact, values, ["institution_id", "phone"])
         if contact is None:
             return None
         set_committed_value(contact, "students", [])
-        add_event(contact, EventKind.CREATED, {"source": touch.kind.value}, actor)
         _add_students(contact, details.students)
-        record_touch(contact, touch, actor)
+        _touch_row(contact, touch)
         db.session.flush()
+    add_event(contact, EventKind.CREATED, {"source": touch.kind.value}, actor)
+    _touch_event(contact, touch, actor)
     _start_progress(contact, touch)
     return contact
 
 
 # A new family in one statement on PostgreSQL: the contact (unless its number is taken),
 # its first touch, which the contact names (the touch's id is drawn first, and the
-# foreign keys are checked at the end of the statement), and its children. One INSERT
-# each, and an UPDATE to name the touch, cost a new family's request four round trips
-# and flushes more (issue 13).
+# foreign keys are checked at the end of the statement), and its children, whose ids are
+# drawn by their place in the list. One INSERT each, and an UPDATE to name the touch,
+# cost a new family's request four round trips and a flush more.
 _NEW_FAMILY = text(
     """
-    WITH touch AS (
+    WITH touch AS MATERIALIZED (
         SELECT nextval(pg_get_serial_sequence('contact_touches', 'id')) AS id
+    ), child_ids AS MATERIALIZED (
+        SELECT n, nextval(pg_get_serial_sequence('students', 'id')) AS id
+        FROM generate_series(1, cardinality(CAST(:names AS varchar[]))) AS n
     ), contact AS (
-        INSERT INTO contacts (institution_id, phone, parent_name, email, wechat_id,
-            consent_text, consent_at, locale, referral_code, staff_edited, created_at,
-            updated_at, first_touch_id, latest_touch_id)
-        SELECT :institution_id, :phone, :parent_name, :email, :wechat_id,
-            :consent_text, :consent_at, :locale, :referral_code, CAST('[]' AS json), :now,
-            :now, touch.id, touch.id
+        INSERT INTO contacts (institution_id, phone, parent_name, email, wechat_id, notes,
+            consent_text, consent_at, locale, owner_id, referral_code, staff_edited,
+            created_at, updated_at, first_touch_id, latest_touch_id)
+        SELECT :institution_id, :phone, :parent_name, :email, :wechat_id, NULL,
+            :consent_text, :consent_at, :locale, NULL, :referral_code, CAST('[]' AS json),
+            :now, :now, touch.id, touch.id
         FROM touch
         ON CONFLICT (institution_id, phone) DO NOTHING
         RETURNING id
     ), first_touch AS (
         INSERT INTO contact_touches (id, institution_id, contact_id, kind, ref,
             referral_code, utm_source, utm_medium, utm_campaign, referrer, created_at)
-        SELECT touch.id, :institution_id, contact.id, :kind, :ref, :touch_referral_code,
-            :utm_source, :utm_medium, :utm_campaign, :referrer, :now
+        SELECT touch.id, :institution_id, contact.id, :kind, :touch_ref, :touch_referral_code,
+            :touch_utm_source, :touch_utm_medium, :touch_utm_campaign, :touch_referrer, :now
         FROM touch, contact
         RETURNING id
     ), children AS (
-        INSERT INTO students (institution_id, contact_id, name, grade, birth_year, school,
-            created_at)
-        SELECT :institution_id, contact.id, child.name, child.grade, child.birth_year,
-            child.school, :now
+        INSERT INTO students (id, institution_id, contact_id, name, grade, birth_year,
+            school, created_at)
+        SELECT child_ids.id, :institution_id, contact.id, child.name, child.grade,
+            child.birth_year, child.school, :now
         FROM contact, unnest(CAST(:names AS varchar[]), CAST(:grades AS varchar[]),
             CAST(:birth_years AS integer[]), CAST(:schools AS varchar[]))
             WITH ORDINALITY AS child(name, grade, birth_year, school, n)
-        ORDER BY child.n
-        RETURNING id
+            JOIN child_ids ON child_ids.n = child.n
     )
-    SELECT contact.id, first_touch.id, ARRAY(SELECT id FROM children ORDER BY id)
+    SELECT contact.id, first_touch.id, ARRAY(SELECT id FROM child_ids ORDER BY n)
     FROM contact, first_touch
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("consent_at", type_=UTCDateTime()))
 
 _TOUCH_FIELDS = (
-    "kind",
     "ref",
     "referral_code",
     "utm_source",
@@ -233,54 +234,40 @@ _TOUCH_FIELDS = (
     "utm_campaign",
     "referrer",
 )
+_CHILD_FIELDS = ("name", "grade", "birth_year", "school")
 
 
-def _insert_family(values: dict, students: list[StudentDetails], touch: Touch) -> Contact | None:
-    """`_NEW_FAMILY`: the contact of `values`, its children and its first touch, in the
-    session as they were written; None if the number is taken."""
+def _insert_family(values: dict, children: list[dict], touch: Touch) -> Contact | None:
+    """`_NEW_FAMILY`: the contact of `values` (its staff edits none yet), its `children`
+    (`_named_children`) and its first touch, in the session as they were written; None if
+    the number is taken."""
     now = utcnow()
     contact_values = {
         **{name: None for name in MERGEABLE_FIELDS},
+        "notes": None,
         "consent_text": None,
         "consent_at": None,
         "locale": None,
+        "owner_id": None,
         **values,
         "referral_code": new_referral_code(),
         "created_at": now,
         "updated_at": now,
     }
     touch_values = {name: getattr(touch, name) for name in _TOUCH_FIELDS}
-    children = [
-        {
-            "name": child.name.strip(),
-            "grade": child.grade,
-            "birth_year": child.birth_year,
-            "school": child.school,
-        }
-        for child in students
-        if child.name and child.name.strip()
-    ]
     row = db.session.execute(
         _NEW_FAMILY,
         {
             **{key: value for key, value in contact_values.items() if key != "staff_edited"},
             "now": now,
             "kind": touch.kind.value,
-            "ref": touch.ref,
-            "touch_referral_code": touch.referral_code,
-            "utm_source": touch.utm_source,
-            "utm_medium": touch.utm_medium,
-            "utm_campaign": touch.utm_campaign,
-            "referrer": touch.referrer,
-            **{
-                f"{column}s": [child[column] for child in children]
-                for column in ("name", "grade", "birth_year", "school")
-            },
+            **{f"touch_{name}": value for name, value in touch_values.items()},
+            **{f"{name}s": [child[name] for child in children] for name in _CHILD_FIELDS},
         },
     ).one_or_none()
     if row is None:
         return None
-    contact_id, touch_id, student_ids = row
+    contact_id, touch_id, student_ids = row  # (a WITH's INSERT runs unread: children)
     institution_id = values["institution_id"]
     first_touch = db.adopt(
         ContactTouch,
@@ -288,6 +275,7 @@ def _insert_family(values: dict, students: list[StudentDetails], touch: Touch) -
             "id": touch_id,
             "institution_id": institution_id,
             "contact_id": contact_id,
+            "kind": touch.kind,
             **touch_values,
             "created_at": now,
         },
@@ -301,7 +289,7 @@ def _insert_family(values: dict, students: list[StudentDetails], touch: Touch) -
             "latest_touch_id": touch_id,
         },
     )
-    added = [
+    students = [
         db.adopt(
             Student,
             {
@@ -314,12 +302,26 @@ def _insert_family(values: dict, students: list[StudentDetails], touch: Touch) -
         )
         for student_id, child in zip(student_ids, children, strict=True)
     ]
-    for student in added:
+    for student in students:
         set_committed_value(student, "contact", contact)
-    set_committed_value(contact, "students", added)
+    set_committed_value(contact, "students", students)
     set_committed_value(contact, "first_touch", first_touch)
     set_committed_value(contact, "latest_touch", first_touch)
     return contact
+
+
+def _named_children(students: list[StudentDetails]) -> list[dict]:
+    """The children a family names (those with a name), as their columns."""
+    return [
+        {
+            "name": child.name.strip(),
+            "grade": child.grade,
+            "birth_year": child.birth_year,
+            "school": child.school,
+        }
+        for child in students
+        if child.name and child.name.strip()
+    ]
 
 
 def find_family(
@@ -376,43 +378,33 @@ def _merge_details(contact: Contact, details: ContactDetails) -> None:
 
 def _add_students(contact: Contact, students: list[StudentDetails]) -> None:
     known = {student.name.strip().lower(): student for student in contact.students}
-    for incoming in students:
-        if not incoming.name or not incoming.name.strip():
-            continue
-        student = known.get(incoming.name.strip().lower())
+    for incoming in _named_children(students):
+        student = known.get(incoming["name"].lower())
         if student is None:
-            contact.students.append(
-                Student(
-                    institution_id=contact.institution_id,
-                    name=incoming.name.strip(),
-                    grade=incoming.grade,
-                    birth_year=incoming.birth_year,
-                    school=incoming.school,
-                )
-            )
+            contact.students.append(Student(institution_id=contact.institution_id, **incoming))
         else:
-            student.grade = incoming.grade or student.grade
-            student.birth_year = incoming.birth_year or student.birth_year
-            student.school = incoming.school or student.school
+            student.grade = incoming["grade"] or student.grade
+            student.birth_year = incoming["birth_year"] or student.birth_year
+            student.school = incoming["school"] or student.school
 
 
 def record_touch(contact: Contact, touch: Touch, actor=None) -> ContactTouch:
+    row = _touch_row(contact, touch)
+    _touch_event(contact, touch, actor)
+    return row
+
+
+def _touch_row(contact: Contact, touch: Touch) -> ContactTouch:
     row = ContactTouch(
         institution_id=contact.institution_id,
         contact_id=contact.id,
         kind=touch.kind,
-        ref=touch.ref,
-        referral_code=touch.referral_code,
-        utm_source=touch.utm_source,
-        utm_medium=touch.utm_medium,
-        utm_campaign=touch.utm_campaign,
-        referrer=touch.referrer,
+        **{name: getattr(touch, name) for name in _TOUCH_FIELDS},
     )
     db.session.add(row)
     if contact.first_touch_id is None:
         contact.first_touch = row
     contact.latest_touch = row
-    _touch_event(contact, touch, actor)
     return row
 
 

@@ -23,18 +23,13 @@ from app.payments.models import Payment
 PURPOSE = "course_registration"  # the purpose of a paid registration's payments
 
 
-def course_by_code(institution, code: str) -> Course | None:
-    """The course with its lessons, in one statement: every public page of a course (and
-    every registration) goes through its lessons."""
-    return (
-        db.session.scalars(
-            select(Course)
-            .where(Course.institution_id == institution.id, Course.code == code)
-            .options(joinedload(Course.lessons))
-        )
-        .unique()
-        .one_or_none()
-    )
+def course_by_code(institution, code: str, with_lessons: bool = False) -> Course | None:
+    """The course; `with_lessons`, with its lessons in the same statement (its page, every
+    registration and its poster go through them)."""
+    statement = select(Course).where(Course.institution_id == institution.id, Course.code == code)
+    if with_lessons:
+        statement = statement.options(joinedload(Course.lessons))
+    return db.session.scalars(statement).unique().one_or_none()
 
 
 def all_courses(institution) -> list[Course]:

@@ -387,7 +387,7 @@ def _course_key() -> str:
 def course_page(code: str):
     """The course and its registration form; a paid course is paid for here too."""
     institution = current_institution()
-    course = queries.course_by_code(institution, code) or abort(404)
+    course = queries.course_by_code(institution, code, with_lessons=True) or abort(404)
     now = utcnow()
     lessons = course.upcoming_lessons(now)
     if lessons:  # the first lesson leaves the page when it starts
@@ -516,7 +516,7 @@ def calendar(code: str, enrolment_code: str):
 def course_poster(code: str):
     """The course's share poster (app.sharing): the seats left, counted as its page counts
     them, of the fullest upcoming lesson (never more than any lesson has)."""
-    course = queries.course_by_code(current_institution(), code) or abort(404)
+    course = queries.course_by_code(current_institution(), code, with_lessons=True) or abort(404)
     lessons = course.upcoming_lessons(utcnow())
     seats = min((course.capacity - lesson.taken_seats for lesson in lessons), default=0)
     if not lessons or not course.is_open:

@@ -525,9 +525,10 @@ def create_lead(
     in the round-robin, else nobody (managers are told instead). A lead opened further on
     than `new` is written there at once, with the timeline and funnel of a lead opened as
     new and moved (no UPDATE of the row just inserted)."""
-    # A family new in this transaction has no lead that anything pending could bear on,
-    # so its timeline rows stay pending: they go in one INSERT with the lead's and the
-    # enrolment's later (see courses.services.enrol), not in a flush of their own here.
+    # A family new in this transaction has no lead that anything pending could bear on
+    # (and nothing pending bears on the round-robin's rows), so the session's pending
+    # rows, this family's new timeline rows on PostgreSQL, are not flushed here: they go
+    # in one INSERT with the lead's and the enrolment's later (see courses.services.enrol).
     with db.session.no_autoflush if created_in_this_transaction(contact) else nullcontext():
         owner_id = contact.owner_id or _next_assignee_id(institution)
         lead = db.insert_unless_exists(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
@@ -137,3 +138,21 @@ class ReminderSettings(TenantScoped, Base):
     minutes_before: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_MINUTES_BEFORE))
     channels: Mapped[list] = mapped_column(JSON, default=lambda: list(DEFAULT_CHANNELS))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+@dataclass(frozen=True)
+class ReminderTerms:
+    """When an institution's reminders go out and on which channels, as plain values: kept
+    in each web process's memory while they stand (app.notifications.services
+    .reminder_terms), so a rush of registrations does not read the row for every seat."""
+
+    morning_time: str | None
+    minutes_before: tuple[int, ...]
+    channels: tuple[str, ...]
+
+    @classmethod
+    def of(cls, settings: ReminderSettings | None) -> ReminderTerms:
+        """The settings' terms; the defaults for an institution that never saved any."""
+        if settings is None:
+            return cls(DEFAULT_MORNING_TIME, tuple(DEFAULT_MINUTES_BEFORE), tuple(DEFAULT_CHANNELS))
+        return cls(settings.morning_time, tuple(settings.minutes_before), tuple(settings.channels))

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import redis
-from flask import current_app, render_template
+from flask import current_app, has_request_context, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from jinja2 import Template
@@ -28,14 +28,12 @@ from app.errors import ServiceError
 from app.extensions import db, redis_connection
 from app.notifications import channels, kinds
 from app.notifications.models import (
-    DEFAULT_CHANNELS,
-    DEFAULT_MINUTES_BEFORE,
-    DEFAULT_MORNING_TIME,
     Channel,
     MessageTemplate,
     OutboxMessage,
     OutboxStatus,
     ReminderSettings,
+    ReminderTerms,
 )
 
 log = logging.getLogger(__name__)
@@ -458,10 +456,11 @@ def cancel_topic(institution_id: int, topic: str) -> int:
 
 
 REMINDER_TERMS = "reminder_settings"  # the kind app.pagecache keeps the reminder terms under
+_TERMS_MEMO = "reminder_terms"  # the transaction's copy (db.once_per_transaction)
 
 
 def reminder_settings(institution_id: int) -> ReminderSettings:
-    """The institution's reminder settings (the row, for staff to edit), created with the
+    """The institution's reminder settings (the row, for staff to change), created with the
     defaults on first use; read once per transaction."""
     return once_per_transaction(
         db.session(),
@@ -470,44 +469,38 @@ def reminder_settings(institution_id: int) -> ReminderSettings:
     )
 
 
-@dataclass(frozen=True)
-class ReminderTerms:
-    """When an institution's reminders go out and on which channels, as plain values."""
-
-    morning_time: str | None
-    minutes_before: tuple[int, ...]
-    channels: tuple[str, ...]
-
-
 def reminder_terms(institution_id: int) -> ReminderTerms:
     """The institution's reminder settings as every booked seat and parent message reads
-    them: kept in each web process's memory while they stand (app.pagecache.kept_terms;
-    `update_reminder_settings` makes them stale), so a rush of registrations does not read
-    the row each time. The defaults until staff first save them."""
+    them, once per transaction. A request keeps them in its web process's memory while
+    they stand (app.pagecache.kept_terms; `update_reminder_settings` makes them stale), so
+    a rush of registrations does not read the row each time; a job, whose process does not
+    listen for changes, reads them."""
 
     def read() -> ReminderTerms:
-        settings = db.session.scalar(
-            select(ReminderSettings).where(ReminderSettings.institution_id == institution_id)
-        )
-        if settings is None:
-            return ReminderTerms(
-                DEFAULT_MORNING_TIME, tuple(DEFAULT_MINUTES_BEFORE), tuple(DEFAULT_CHANNELS)
-            )
-        return ReminderTerms(
-            settings.morning_time, tuple(settings.minutes_before), tuple(settings.channels)
-        )
+        return saved_reminder_terms(institution_id)
 
-    return once_per_transaction(  # a job queuing a message per family asks Redis once
-        db.session(),
-        ("reminder_terms", institution_id),
-        lambda: pagecache.kept_terms(institution_id, REMINDER_TERMS, "", read),
+    def kept_or_read() -> ReminderTerms:
+        if not has_request_context():
+            return read()
+        return pagecache.kept_terms(institution_id, REMINDER_TERMS, "", read)
+
+    return once_per_transaction(db.session(), (_TERMS_MEMO, institution_id), kept_or_read)
+
+
+def saved_reminder_terms(institution_id: int) -> ReminderTerms:
+    """The reminder settings as the database has them now (the settings page shows these,
+    never a copy kept in memory), without creating the row."""
+    return ReminderTerms.of(_settings_row(institution_id))
+
+
+def _settings_row(institution_id: int) -> ReminderSettings | None:
+    return db.session.scalar(
+        select(ReminderSettings).where(ReminderSettings.institution_id == institution_id)
     )
 
 
 def _reminder_settings(institution_id: int) -> ReminderSettings:
-    settings = db.session.scalar(
-        select(ReminderSettings).where(ReminderSettings.institution_id == institution_id)
-    )
+    settings = _settings_row(institution_id)
     if settings is None:
         settings = ReminderSettings(institution_id=institution_id)
         try:
@@ -528,8 +521,10 @@ def update_reminder_settings(
     settings.minutes_before = sorted(set(minutes_before), reverse=True)
     settings.channels = [c.value for c in Channel if c.value in set(channels)]
     db.session.flush()
-    transaction_memo(db.session()).pop(("reminder_terms", institution_id), None)
-    pagecache.changed(institution_id, REMINDER_TERMS)  # and every process's, once committed
+    # This transaction goes on with the new terms; every process's kept copy is dropped
+    # once they are committed (until then, kept_terms reads them without keeping them).
+    transaction_memo(db.session())[(_TERMS_MEMO, institution_id)] = ReminderTerms.of(settings)
+    pagecache.changed(institution_id, REMINDER_TERMS)
     return settings
 
 

@@ -98,7 +98,7 @@ def retry(message_id: int):
 @require_role(*MANAGERS)
 def reminder_settings():
     institution = current_institution()
-    settings = services.reminder_terms(institution.id)  # read only: a GET writes nothing
+    settings = services.saved_reminder_terms(institution.id)  # a GET writes nothing
     form = ReminderSettingsForm()
     if request.method == "GET":
         form.morning_time.data = settings.morning_time or ""

@@ -79,3 +79,17 @@ def test_reminder_settings_change_the_offsets_and_channels(owner_client, institu
         [120, 15],
         ["email"],
     )
+
+
+def test_the_transaction_that_saves_reminder_settings_goes_on_with_them(app, institution):
+    """Reminder terms are read once per transaction (and kept in a web process's memory);
+    the transaction that changes them goes on with its change, not the copy it read."""
+    from app.notifications.models import ReminderTerms
+    from app.notifications.services import reminder_terms, update_reminder_settings
+
+    with app.test_request_context(f"/{institution.slug}/"):
+        assert reminder_terms(institution.id) == ReminderTerms.of(None)  # the defaults
+        update_reminder_settings(
+            institution.id, morning_time=None, minutes_before=[30], channels=["email"]
+        )
+        assert reminder_terms(institution.id) == ReminderTerms(None, (30,), ("email",))
