@@ -72,7 +72,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 import redis
-from flask import Flask, current_app, g, make_response, request, session
+from flask import Flask, current_app, g, has_request_context, make_response, request, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import event
@@ -253,7 +253,10 @@ def kept_terms(institution_id: int, kind: str, ref: str, read: Callable[[], T | 
     is outlived by that much only); else read again and kept. A crowd's POSTs then ask
     nothing of the database for it. Nothing is kept for None (no such object), or while
     Redis does not answer, or while this transaction has changed the object (`changed`:
-    what it reads is not committed yet)."""
+    what it reads is not committed yet), or outside a request (a job's process, forked for
+    it, does not listen for changes)."""
+    if not has_request_context():
+        return read()
     if _version_key(institution_id, kind, ref) in db.session().info.get(_STALE, ()):
         return read()
     version = current_version(institution_id, kind, ref)

@@ -7,11 +7,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import redis
-from flask import current_app, has_request_context, render_template
+from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from jinja2 import Template
@@ -473,18 +474,13 @@ def reminder_terms(institution_id: int) -> ReminderTerms:
     """The institution's reminder settings as every booked seat and parent message reads
     them, once per transaction. A request keeps them in its web process's memory while
     they stand (app.pagecache.kept_terms; `update_reminder_settings` makes them stale), so
-    a rush of registrations does not read the row each time; a job, whose process does not
-    listen for changes, reads them."""
-
-    def read() -> ReminderTerms:
-        return saved_reminder_terms(institution_id)
-
-    def kept_or_read() -> ReminderTerms:
-        if not has_request_context():
-            return read()
-        return pagecache.kept_terms(institution_id, REMINDER_TERMS, "", read)
-
-    return once_per_transaction(db.session(), (_TERMS_MEMO, institution_id), kept_or_read)
+    a rush of registrations does not read the row each time."""
+    read = partial(saved_reminder_terms, institution_id)
+    return once_per_transaction(
+        db.session(),
+        (_TERMS_MEMO, institution_id),
+        lambda: pagecache.kept_terms(institution_id, REMINDER_TERMS, "", read),
+    )
 
 
 def saved_reminder_terms(institution_id: int) -> ReminderTerms:
